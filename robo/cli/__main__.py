@@ -1,0 +1,5 @@
+import sys
+
+from robo.cli import main
+
+sys.exit(main())
