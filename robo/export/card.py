@@ -1,0 +1,103 @@
+"""The policy card (``policy.json`` next to ``policy.onnx``): what a model expects and produces.
+
+Standard library only, so every consumer (runtime, ROS node, codegen, firmware) can read it
+without torch. :func:`load_card` refuses a card whose ONNX file is missing or whose sha256 does
+not match; :func:`check_io_names` refuses a model whose inputs/outputs differ from the card's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+CARD_FORMAT = "robo-policy-card/1"
+REQUIRED = ("format", "task", "observation", "action", "control_rate_hz", "recurrent_state", "onnx", "training")
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def card_path_for(path: str | Path) -> Path:
+    """``policy.onnx`` -> ``policy.json`` beside it; a ``.json`` path is returned as is."""
+    path = Path(path)
+    return path if path.suffix == ".json" else path.with_suffix(".json")
+
+
+def write_card(card: dict[str, Any], path: str | Path) -> Path:
+    """Write the card atomically."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(card, indent=2) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def load_card(path: str | Path, verify: bool = True) -> dict[str, Any]:
+    """Read the card for ``path`` (the .onnx or the .json) and check it against its ONNX file.
+
+    The returned dict gains ``"onnx_path"``: the model file the card vouches for.
+    Raises ValueError/OSError with a one-line reason when anything does not match.
+    """
+    card_file = card_path_for(path)
+    if not card_file.is_file():
+        raise OSError(f"policy card not found: {card_file} (write one with `robo export onnx`)")
+    try:
+        card = json.loads(card_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{card_file}: not valid JSON ({exc})") from None
+    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
+        raise ValueError(f"{card_file}: not a policy card (expected format {CARD_FORMAT!r})")
+    missing = [k for k in REQUIRED if k not in card]
+    if missing:
+        raise ValueError(f"{card_file}: policy card lacks {missing[0]!r}")
+    onnx_path = Path(path) if Path(path).suffix == ".onnx" else card_file.parent / card["onnx"]["file"]
+    if not onnx_path.is_file():
+        raise OSError(f"{card_file}: its model {onnx_path} does not exist")
+    if verify:
+        digest = sha256_file(onnx_path)
+        if digest != card["onnx"]["sha256"]:
+            raise ValueError(
+                f"{onnx_path}: sha256 {digest[:16]}... does not match its card {card_file} "
+                f"({card['onnx']['sha256'][:16]}...); the model was changed after export - export it again"
+            )
+    card["onnx_path"] = str(onnx_path)
+    return card
+
+
+def check_io_names(card: dict[str, Any], inputs: list[str], outputs: list[str]) -> None:
+    """Refuse a model whose graph inputs/outputs are not the ones the card names, in order."""
+    want_in = [t["name"] for t in card["onnx"]["inputs"]]
+    want_out = [t["name"] for t in card["onnx"]["outputs"]]
+    if list(inputs) != want_in or list(outputs) != want_out:
+        raise ValueError(
+            f"model inputs {list(inputs)} / outputs {list(outputs)} do not match the card's "
+            f"{want_in} / {want_out}"
+        )
+
+
+def obs_clip(card: dict[str, Any]) -> list[tuple[float, float] | None]:
+    """Per observation value: (lo, hi) or None."""
+    return [tuple(e["clip"]) if e.get("clip") else None for e in card["observation"]["layout"]]
+
+
+def action_clip(card: dict[str, Any]) -> tuple[float, float] | None:
+    clip = card["action"].get("clip")
+    return (float(clip[0]), float(clip[1])) if clip else None
+
+
+def fallback_action(card: dict[str, Any]) -> list[float]:
+    """What to output for a non-finite observation: the card's fallback, else the clip midpoint, else 0."""
+    fb = card["action"].get("fallback")
+    if fb is not None:
+        return [float(v) for v in fb]
+    clip = action_clip(card)
+    mid = 0.0 if clip is None else 0.5 * (clip[0] + clip[1])
+    return [mid] * int(card["action"]["size"])
