@@ -1,0 +1,212 @@
+"""The safety filter for thousands of environments at once, in torch (CPU or CUDA, same code).
+
+Same barriers, same HOCBF rows, same QP and the same fault rules as :class:`robo.safety.SafetyFilter`;
+the QP is solved by active-set enumeration (see :class:`robo.safety.qp.EnumerationQP`), which has
+no data-dependent iteration count and so maps onto batched tensor code: level by level, only the
+environments not yet solved go on, and each level is one batched Gram solve over all candidates.
+
+Not imported by ``robo.safety`` on purpose: the runtime uses the filter without torch.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import torch
+
+from robo.safety.barriers import BarrierSet
+from robo.safety.models import check_gain
+from robo.safety.qp import check_bounds
+
+PASS, MODIFIED, FAULT_INFEASIBLE, FAULT_INPUT = 0, 1, 2, 3
+
+
+def _combos(rows: int, size: int) -> list[torch.Tensor]:
+    levels = []
+    for k in range(1, size + 1):
+        keep = []
+        for c in combinations(range(rows + 2 * size), k):
+            axes = [(i - rows) % size for i in c if i >= rows]
+            if len(axes) == len(set(axes)):  # lower_i and upper_i are never active together
+                keep.append(c)
+        levels.append(torch.tensor(keep, dtype=torch.long).reshape(-1, k))
+    return levels
+
+
+def _solve_gram(gram: torch.Tensor, rhs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Solve (..., k, k) symmetric systems for k <= 3 in closed form (adjugate / determinant).
+
+    Batched LAPACK calls on millions of 3x3 matrices are far slower than these few elementwise
+    products. Returns (solution, determinant); the solution is garbage where the determinant is ~0.
+    """
+    k = gram.shape[-1]
+    if k == 1:
+        det = gram[..., 0, 0]
+        return rhs / torch.where(det > 0, det, 1.0)[..., None], det
+    if k == 2:
+        a, b, c = gram[..., 0, 0], gram[..., 0, 1], gram[..., 1, 1]
+        det = a * c - b * b
+        inv = 1.0 / torch.where(det > 0, det, 1.0)
+        r0, r1 = rhs[..., 0], rhs[..., 1]
+        return torch.stack([(c * r0 - b * r1) * inv, (a * r1 - b * r0) * inv], dim=-1), det
+    a, b, c = gram[..., 0, 0], gram[..., 0, 1], gram[..., 0, 2]
+    d, e, f = gram[..., 1, 1], gram[..., 1, 2], gram[..., 2, 2]
+    c00, c01, c02 = d * f - e * e, c * e - b * f, b * e - c * d
+    c11, c12, c22 = a * f - c * c, b * c - a * e, a * d - b * b
+    det = a * c00 + b * c01 + c * c02
+    inv = 1.0 / torch.where(det > 0, det, 1.0)
+    r0, r1, r2 = rhs[..., 0], rhs[..., 1], rhs[..., 2]
+    return torch.stack([(c00 * r0 + c01 * r1 + c02 * r2) * inv,
+                        (c01 * r0 + c11 * r1 + c12 * r2) * inv,
+                        (c02 * r0 + c12 * r1 + c22 * r2) * inv], dim=-1), det
+
+
+def solve_batched(A: torch.Tensor, b: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor,
+                  u_nom: torch.Tensor, *, slack_weight: float, levels: list[torch.Tensor],
+                  tol: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Solve B problems  min |u - u_nom|^2  s.t.  A u >= b, lower <= u <= upper.
+
+    A (B, m, n), b (B, m), lower/upper (n,), u_nom (B, n), n <= 3. Returns u (B, n) and a status
+    (B,) of PASS, MODIFIED or FAULT_INFEASIBLE (no solution, or a barrier multiplier above the
+    slack weight: the same test as the cvxpy path's slack). u is undefined where the status is a fault.
+    Everything works on the Gram matrix Q = G G' of the stacked rows G = [A; I; -I]: a candidate
+    u = u_nom + G_S' mu has row values G u - g = r + Q[:, S] mu.
+    """
+    B, m, n = A.shape
+    eye = torch.eye(n, dtype=A.dtype, device=A.device).expand(B, n, n)
+    G = torch.cat([A, eye, -eye], dim=1)                               # (B, M, n)
+    g = torch.cat([b, lower.expand(B, n), -upper.expand(B, n)], dim=1)  # (B, M)
+    r = torch.einsum("bmn,bn->bm", G, u_nom) - g
+    violated = r < -tol
+    # A row no input in the box can meet is infeasible at once (the common infeasible case).
+    reach = torch.maximum(A * lower, A * upper).sum(-1)
+    hopeless = (b > reach + tol).any(dim=1)
+    u = u_nom.clone()
+    status = torch.where(violated.any(dim=1), FAULT_INFEASIBLE, PASS)
+    pending = torch.nonzero(violated.any(dim=1) & ~hopeless).flatten()
+    for combos in levels:
+        if pending.numel() == 0:
+            break
+        Gp = G[pending]
+        Q = Gp @ Gp.transpose(1, 2)                                     # (P, M, M)
+        rp, vp = r[pending], violated[pending]
+        gram = Q[:, combos[:, :, None], combos[:, None, :]]             # (P, K, k, k)
+        mu, det = _solve_gram(gram, -rp[:, combos])                     # (P, K, k)
+        ok = (det > 1e-12) & vp[:, combos].any(-1) & (mu >= -tol).all(-1)
+        values = rp[:, None, :] + torch.einsum("pmkj,pkj->pkm", Q[:, :, combos], mu)   # (P, K, M)
+        candidate = ok & (values >= -tol).all(-1)
+        found = candidate.any(dim=1)
+        if found.any():
+            idx = pending[found]
+            mu_f = mu[found]
+            # Any KKT candidate is the optimum; the shortest step breaks ties from round-off.
+            step = torch.einsum("pkj,pkjn->pkn", mu_f, Gp[found][:, combos])
+            dist = torch.where(candidate[found], (step * step).sum(-1), torch.inf)
+            pick = dist.argmin(dim=1)
+            rows_f = torch.arange(len(idx), device=A.device)
+            u[idx] = u_nom[idx] + step[rows_f, pick]
+            lam = 2.0 * mu_f[rows_f, pick]                                 # (F, k)
+            barrier_lam = torch.where(combos[pick] < m, lam, torch.zeros_like(lam))
+            over = (barrier_lam > slack_weight).any(-1)
+            status[idx] = torch.where(over, FAULT_INFEASIBLE, MODIFIED)
+        pending = pending[~found]
+    return u, status
+
+
+class BatchedSafetyFilter:
+    """Filter (B, 6) double-integrator states (or (B, 3) single-integrator positions) at once.
+
+    Obstacles default to those of ``barriers``; ``centers``/``radii`` given per call (B, k, 3)/(B, k)
+    replace the round obstacles per environment (a randomised scene per env), as long as their
+    count matches. Gains may be (B, m) tensors, e.g. chosen by a policy.
+    """
+
+    def __init__(self, barriers: BarrierSet, model: str = "double_integrator", *, lower: Any, upper: Any,
+                 alpha1: float = 1.0, alpha2: float | None = None, slack_weight: float = 1e4,
+                 brake_gain: float = 2.0, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32, tol: float | None = None) -> None:
+        if model not in ("double_integrator", "single_integrator"):
+            raise ValueError(f"model: unknown {model!r} (known: single_integrator, double_integrator)")
+        if barriers.num_neighbours:
+            raise ValueError("separation: the batched filter does not take neighbours yet; "
+                             "use SafetyFilter per agent")
+        lower, upper = check_bounds(lower, upper, 3)
+        m = barriers.num_rows
+        check_gain("alpha1", alpha1, m)
+        check_gain("alpha2", alpha1 if alpha2 is None else alpha2, m)
+        if not np.isfinite(slack_weight) or slack_weight <= 0:
+            raise ValueError(f"slack_weight: must be finite and positive, got {slack_weight}")
+        self.double = model == "double_integrator"
+        self.barriers = barriers
+        self.rows = m
+        kw = {"dtype": dtype, "device": device}
+        self.lower, self.upper = torch.tensor(lower, **kw), torch.tensor(upper, **kw)
+        self.centers = torch.tensor(barriers._centers, **kw)
+        self.masks = torch.tensor(barriers._masks, **kw)
+        self.radii = torch.tensor(barriers._radii, **kw)
+        self.planes = torch.tensor(barriers._planes, **kw)
+        self.offsets = torch.tensor(barriers._offsets, **kw)
+        self.alpha1, self.alpha2 = float(alpha1), float(alpha1 if alpha2 is None else alpha2)
+        self.slack_weight, self.brake_gain = float(slack_weight), float(brake_gain)
+        # Round-off scales with the precision: float32 rows are only good to ~1e-6 relative.
+        self.tol = tol if tol is not None else (1e-9 if dtype == torch.float64 else 2e-5)
+        self.levels = [c.to(device) for c in _combos(m, 3)]
+        self.dtype, self.device = dtype, torch.device(device)
+
+    def rows_for(self, x: torch.Tensor, alpha1: torch.Tensor | float | None = None,
+                 alpha2: torch.Tensor | float | None = None, centers: torch.Tensor | None = None,
+                 radii: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(A, b, h) for a batch of states, the batched twin of SafetyFilter.rows."""
+        B = x.shape[0]
+        p = x[:, :3]
+        v = x[:, 3:6] if self.double else torch.zeros_like(p)
+        c = self.centers.expand(B, -1, -1) if centers is None else centers
+        rad = self.radii.expand(B, -1) if radii is None else radii
+        d = (p[:, None, :] - c) * self.masks
+        dist = torch.linalg.vector_norm(d, dim=-1)
+        safe = dist.clamp_min(1e-9)
+        n = d / safe[..., None]
+        vm = v[:, None, :] * self.masks
+        vn = (n * vm).sum(-1)
+        curv = ((vm * vm).sum(-1) - vn * vn).clamp_min(0.0) / safe
+        h = torch.cat([dist - rad, p @ self.planes.T - self.offsets], dim=1)
+        grad = torch.cat([n, self.planes.expand(B, -1, -1)], dim=1)
+        hdot = torch.cat([vn, v @ self.planes.T], dim=1)
+        curv = torch.cat([curv, torch.zeros_like(p[:, :0]).new_zeros(B, len(self.offsets))], dim=1)
+        a1 = self.alpha1 if alpha1 is None else alpha1
+        a2 = self.alpha2 if alpha2 is None else alpha2
+        b = -(curv + (a1 + a2) * hdot + a1 * a2 * h) if self.double else -a1 * h
+        return grad, b, h
+
+    def __call__(self, x: torch.Tensor, u_nom: torch.Tensor, *, alpha1: torch.Tensor | float | None = None,
+                 alpha2: torch.Tensor | float | None = None, centers: torch.Tensor | None = None,
+                 radii: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns (u (B, 3), status (B,) of PASS/MODIFIED/FAULT_*, h_min (B,))."""
+        x = x.to(self.dtype)
+        u_nom = u_nom.to(self.dtype)
+        bad = ~(torch.isfinite(x).all(1) & torch.isfinite(u_nom).all(1))
+        for name, gain in (("alpha1", alpha1), ("alpha2", alpha2)):
+            if isinstance(gain, torch.Tensor):
+                bad |= ~(torch.isfinite(gain) & (gain > 0)).reshape(len(x), -1).all(1)
+                if name == "alpha1":
+                    alpha1 = torch.where(torch.isfinite(gain) & (gain > 0), gain, 1.0)
+                else:
+                    alpha2 = torch.where(torch.isfinite(gain) & (gain > 0), gain, 1.0)
+        # Faulty rows are solved on zeros (never NaN in the batch), then overwritten.
+        x_ok = torch.where(bad[:, None], 0.0, x)
+        u_ok = torch.where(bad[:, None], 0.0, u_nom)
+        A, b, h = self.rows_for(x_ok, alpha1, alpha2, centers, radii)
+        u, status = solve_batched(A, b, self.lower, self.upper, u_ok, slack_weight=self.slack_weight,
+                                  levels=self.levels, tol=self.tol)
+        status = torch.where(bad, FAULT_INPUT, status)
+        fault = status >= FAULT_INFEASIBLE
+        if self.double:
+            v = torch.where(bad[:, None], 0.0, x[:, 3:6])
+            safe = torch.clamp(-self.brake_gain * v, self.lower, self.upper)
+        else:
+            safe = torch.clamp(torch.zeros_like(u), self.lower, self.upper)
+        u = torch.where(fault[:, None], safe, torch.clamp(u, self.lower, self.upper))
+        h_min = torch.where(bad, torch.nan, h.min(dim=1).values)
+        return u, status, h_min

@@ -1,0 +1,74 @@
+"""The batched torch filter equals the numpy filter, environment by environment."""
+
+import numpy as np
+import pytest
+import torch
+
+from robo.safety import SafetyFilter
+from robo.safety.batched import FAULT_INFEASIBLE, FAULT_INPUT, MODIFIED, PASS, BatchedSafetyFilter
+from robo.safety.closed_loop import ACCEL_LOWER, ACCEL_UPPER, random_barriers
+
+torch.set_num_threads(1)
+STATUS = {"pass": PASS, "modified": MODIFIED}
+
+
+def _states(rng, n):
+    return np.concatenate([rng.uniform(-4.5, 4.5, (n, 3)), rng.normal(size=(n, 3)) * 2.0], axis=1)
+
+
+@pytest.mark.parametrize("model", ["double_integrator", "single_integrator"])
+def test_batched_equals_numpy_filter(model):
+    rng = np.random.default_rng(1)
+    bs = random_barriers(rng)
+    kw = dict(lower=ACCEL_LOWER, upper=ACCEL_UPPER, alpha1=2.0, alpha2=3.0)
+    ref = SafetyFilter(bs, model, **kw)
+    batched = BatchedSafetyFilter(bs, model, dtype=torch.float64, **kw)
+    n = 400
+    x = _states(rng, n)[:, : 6 if model == "double_integrator" else 3]
+    u_nom = rng.normal(size=(n, 3)) * 8.0
+    u, status, h_min = batched(torch.tensor(x), torch.tensor(u_nom))
+    seen = set()
+    for i in range(n):
+        r = ref(x[i], u_nom[i])
+        expected = FAULT_INFEASIBLE if r.fault else STATUS[r.status]
+        assert int(status[i]) == expected, (i, r.status, r.reason)
+        np.testing.assert_allclose(u[i].numpy(), r.u, atol=1e-9)
+        assert h_min[i].item() == pytest.approx(r.h_min)
+        seen.add(expected)
+    assert seen == {PASS, MODIFIED, FAULT_INFEASIBLE}  # the sample covers every outcome
+
+
+def test_batched_float32_close_to_float64_and_bad_rows_isolated():
+    rng = np.random.default_rng(2)
+    bs = random_barriers(rng)
+    kw = dict(lower=ACCEL_LOWER, upper=ACCEL_UPPER, alpha1=2.0)
+    x = torch.tensor(_states(rng, 256))
+    u_nom = torch.tensor(rng.normal(size=(256, 3)) * 8.0)
+    x[3, 1] = float("nan")
+    u_nom[5, 2] = float("inf")
+    u64, s64, _ = BatchedSafetyFilter(bs, dtype=torch.float64, **kw)(x, u_nom)
+    u32, s32, _ = BatchedSafetyFilter(bs, dtype=torch.float32, **kw)(x, u_nom)
+    assert s64[3] == FAULT_INPUT and s64[5] == FAULT_INPUT
+    assert torch.isfinite(u64).all() and torch.isfinite(u32).all()
+    same = s64 == s32
+    assert same.float().mean() > 0.97  # only round-off-close cases may flip
+    np.testing.assert_allclose(u32[same].numpy(), u64[same].numpy(), atol=2e-3)
+
+
+def test_per_env_gains_and_obstacles():
+    rng = np.random.default_rng(3)
+    bs = random_barriers(rng, spheres=1, cylinders=0)
+    f = BatchedSafetyFilter(bs, lower=ACCEL_LOWER, upper=ACCEL_UPPER, dtype=torch.float64)
+    x = torch.zeros(2, 6, dtype=torch.float64)
+    x[:, :3] = torch.tensor([0.0, 0.0, 1.5])
+    x[:, 3] = 1.0
+    centers = torch.tensor([[[1.5, 0.0, 1.5]], [[-3.0, -3.0, 1.0]]], dtype=torch.float64)
+    radii = torch.tensor([[0.5], [0.5]], dtype=torch.float64)
+    u_nom = torch.tensor([[1.0, 0, 0], [1.0, 0, 0]], dtype=torch.float64)
+    gains = torch.full((2, bs.num_rows), 1.0, dtype=torch.float64)
+    u, status, _ = f(x, u_nom, alpha1=gains, centers=centers, radii=radii)
+    assert status.tolist() == [MODIFIED, PASS]
+    assert u[0, 0] <= -1.0 + 1e-9 and u[1, 0] == 1.0  # only env 0 has the sphere in its way
+    gains[0] = -1.0
+    _, status, _ = f(x, u_nom, alpha1=gains, centers=centers, radii=radii)
+    assert status[0] == FAULT_INPUT
