@@ -133,3 +133,13 @@ def test_closed_loop_stays_safe_short_run():
     assert result.min_barrier >= -1e-6
     assert result.interventions > 100  # the nominal controller really drives into obstacles
     assert result.faults == 0
+
+
+def test_safety_package_stays_torch_free():
+    # robo.runtime imports robo.safety and must not pull in torch (the batched path is separate).
+    import subprocess
+    import sys
+
+    code = "import sys, robo.safety, robo.safety.config, robo.safety.setpoint; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
