@@ -23,6 +23,7 @@ class Ctx(Protocol):
     def scratch(self) -> str: ...
     def const(self, array: np.ndarray, hint: str) -> str: ...
     def index_table(self, idx: np.ndarray) -> str: ...
+    def dense(self, w: str, b: str, x: str, y: str, rows: int, cols: int) -> str: ...
 
 
 @dataclass
@@ -184,7 +185,7 @@ def gemm(node: onnx.NodeProto, g: StaticGraph) -> Plan:
         lines = [f"/* Gemm {node.name}: [{m}x{k}] x [{k}x{n}] */"]
         for r in range(m):
             b_arg = f"{bn} + {r * n}" if bn else "0"
-            lines.append(f"robo_dense({wn}, {b_arg}, {c.ref(a_name)} + {r * k}, {c.ref(y)} + {r * n}, {n}, {k});")
+            lines.append(c.dense(wn, b_arg, f"{c.ref(a_name)} + {r * k}", f"{c.ref(y)} + {r * n}", n, k))
         if c_name and bias is None:
             lines += broadcast_loop((m, n), [(c.ref(c_name), g.shapes[c_name])],
                                     lambda o, ix: f"{c.ref(y)}[{o}] += {_fmt(beta)} * {c.ref(c_name)}[{ix[0]}];")
@@ -233,7 +234,7 @@ def matmul(node: onnx.NodeProto, g: StaticGraph) -> Plan:
     def emit(c: Ctx) -> list[str]:
         wn = c.const(w, "W")
         return [f"/* MatMul {node.name} */", f"{{ int r; for (r = 0; r < {rows}; ++r) "
-                f"robo_dense({wn}, 0, {c.ref(a_name)} + r * {k}, {c.ref(y)} + r * {n}, {n}, {k}); }}"]
+                + c.dense(wn, "0", f"{c.ref(a_name)} + r * {k}", f"{c.ref(y)} + r * {n}", n, k) + " }"]
     return Plan(allocs=[y], emit=emit)
 
 
@@ -283,19 +284,19 @@ def gru(node: onnx.NodeProto, g: StaticGraph) -> Plan:
                  "  int b, t, j; (void)rh;",
                  f"  for (b = 0; b < {batch}; ++b) {{", f"    {init}",
                  f"    for (t = 0; t < {t}; ++t) {{",
-                 f"      robo_dense({wn}, {wb}, {c.ref(x)} + (t * {batch} + b) * {i}, gx, {3 * h}, {i});"]
+                 "      " + c.dense(wn, wb, f"{c.ref(x)} + (t * {batch} + b) * {i}", "gx", 3 * h, i)]
         if lbr:
-            lines += [f"      robo_dense({rn}, {rb}, hc, gh, {3 * h}, {h});",
+            lines += ["      " + c.dense(rn, rb, "hc", "gh", 3 * h, h),
                       f"      for (j = 0; j < {h}; ++j) {{",
                       f"        float z = robo_sigmoid(gx[j] + gh[j]);",
                       f"        float rr = robo_sigmoid(gx[{h} + j] + gh[{h} + j]);",
                       f"        float n = robo_tanh(gx[{2 * h} + j] + rr * gh[{2 * h} + j]);",
                       "        hc[j] = n + z * (hc[j] - n);", "      }"]
         else:
-            lines += [f"      robo_dense({rn}, {rb}, hc, gh, {2 * h}, {h});",
+            lines += ["      " + c.dense(rn, rb, "hc", "gh", 2 * h, h),
                       f"      for (j = 0; j < {h}; ++j) {{ gh[j] = robo_sigmoid(gx[j] + gh[j]);",
                       f"        rh[j] = robo_sigmoid(gx[{h} + j] + gh[{h} + j]) * hc[j]; }}",
-                      f"      robo_dense({rn} + {2 * h * h}, {rb} + {2 * h}, rh, gh + {2 * h}, {h}, {h});",
+                      "      " + c.dense(f"{rn} + {2 * h * h}", f"{rb} + {2 * h}", "rh", f"gh + {2 * h}", h, h),
                       f"      for (j = 0; j < {h}; ++j) {{ float n = robo_tanh(gx[{2 * h} + j] + gh[{2 * h} + j]);",
                       "        hc[j] = n + gh[j] * (hc[j] - n); }"]
         if y:
@@ -338,8 +339,8 @@ def lstm(node: onnx.NodeProto, g: StaticGraph) -> Plan:
                  "  int b, t, j;", f"  for (b = 0; b < {batch}; ++b) {{",
                  f"    for (j = 0; j < {h}; ++j) {{ hc[j] = {init_h}; cc[j] = {init_c}; }}",
                  f"    for (t = 0; t < {t}; ++t) {{",
-                 f"      robo_dense({wn}, {bn}, {c.ref(x)} + (t * {batch} + b) * {i}, gx, {4 * h}, {i});",
-                 f"      robo_dense({rn}, 0, hc, gh, {4 * h}, {h});",
+                 "      " + c.dense(wn, bn, f"{c.ref(x)} + (t * {batch} + b) * {i}", "gx", 4 * h, i),
+                 "      " + c.dense(rn, "0", "hc", "gh", 4 * h, h),
                  f"      for (j = 0; j < {h}; ++j) {{",
                  f"        float ig = robo_sigmoid(gx[j] + gh[j]{pi});",
                  f"        float fg = robo_sigmoid(gx[{2 * h} + j] + gh[{2 * h} + j]{pf});",
