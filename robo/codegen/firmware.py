@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -260,7 +261,9 @@ def flash_command(info: dict[str, Any], probe: str) -> list[str]:
     b = board(info["board"])
     elf = info["elf"]
     if probe == "pyocd":
-        return ["pyocd", "flash", "--target", b.pyocd_target, "--format", "elf", elf]
+        # pyocd is a Python package (robo[flash]); prefer the one beside this interpreter.
+        beside = Path(sys.executable).parent / "pyocd"
+        return [str(beside) if beside.is_file() else "pyocd", "flash", "--target", b.pyocd_target, "--format", "elf", elf]
     if probe == "openocd":
         return ["openocd", "-f", "interface/stlink.cfg", "-f", b.openocd_target,
                 "-c", f"program {elf} verify reset exit"]
@@ -284,8 +287,8 @@ def flash(module_dir: str | Path, board_name: str, probe: str, dry_run: bool = F
         subprocess.run(["arm-none-eabi-objcopy", "-O", "binary", info["elf"], cmd[-1]], check=True)
     if dry_run:
         return cmd
-    tool = cmd[0]
-    if shutil.which(tool) is None:
+    tool = Path(cmd[0]).name
+    if shutil.which(cmd[0]) is None:
         hint = {"pyocd": "pip install pyocd (part of robo[flash])", "openocd": "sudo apt-get install openocd",
                 "dfu-util": "sudo apt-get install dfu-util"}[tool]
         raise RuntimeError(f"{tool} not found; install it: {hint}")

@@ -1,0 +1,69 @@
+"""robo export onnx: ONNX + policy card, torch vs ONNX Runtime, and the card/hash loader."""
+
+import json
+
+import onnx
+import pytest
+import torch
+
+from robo.cli import main
+from robo.export.card import check_io_names, load_card, sha256_file
+from robo.export.onnx_export import export_onnx
+from robo.nets.policy import RecurrentPolicy, generic_meta, quadrotor_student_meta, raptor_student, save_policy
+
+torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_recurrent_export_carries_state_explicitly(tmp_path, cell):
+    torch.manual_seed(0)
+    net = RecurrentPolicy(10, 3, embed=8, hidden=6, cell=cell)
+    card = export_onnx(net, generic_meta(10, 3, run="runs/r1"), tmp_path / "p.onnx")
+    names = ["h"] if cell == "gru" else ["h", "c"]
+    assert [s["name"] for s in card["recurrent_state"]] == names
+    model = onnx.load(tmp_path / "p.onnx")
+    assert [i.name for i in model.graph.input] == ["obs"] + [f"{n}_in" for n in names]
+    assert [o.name for o in model.graph.output] == ["action"] + [f"{n}_out" for n in names]
+    eq = card["export"]["equivalence"]
+    assert eq["steps"] == 500 and 0.0 <= eq["max_abs_error"] <= 1e-5
+    on_disk = json.loads((tmp_path / "p.json").read_text())
+    assert on_disk["onnx"]["sha256"] == sha256_file(tmp_path / "p.onnx")
+    assert on_disk["training"]["run"] == "runs/r1"
+
+
+def test_cli_exports_a_run_folder_and_the_card_has_every_field(tmp_path, capsys):
+    torch.manual_seed(0)
+    save_policy(tmp_path / "run" / "policy.pt", raptor_student(), quadrotor_student_meta(config={"a": 1}))
+    assert main(["export", "onnx", str(tmp_path / "run"), "-o", str(tmp_path / "out" / "policy.onnx")]) == 0
+    assert "max abs error" in capsys.readouterr().out
+    card = load_card(tmp_path / "out" / "policy.onnx")
+    for key in ("task", "observation", "action", "control_rate_hz", "recurrent_state", "onnx", "training"):
+        assert key in card
+    assert card["observation"]["layout"][3] == {"name": "R.00", "unit": "1", "clip": [-1.0, 1.0]}
+    assert card["action"]["clip"] == [-1.0, 1.0] and card["control_rate_hz"] == 100.0
+    assert card["recurrent_state"] == [{"name": "h", "size": 16, "input": "h_in", "output": "h_out",
+                                        "initial": "zeros"}]
+    assert card["training"]["config"] == {"a": 1}
+
+
+def test_card_refuses_a_changed_model_or_a_missing_card(tmp_path, capsys):
+    export_onnx(raptor_student(), quadrotor_student_meta(), tmp_path / "policy.onnx")
+    card = load_card(tmp_path / "policy.onnx")
+    with pytest.raises(ValueError, match="do not match the card"):
+        check_io_names(card, ["obs"], ["action", "h_out"])
+    with open(tmp_path / "policy.onnx", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ValueError, match="sha256"):
+        load_card(tmp_path / "policy.onnx")
+    assert main(["codegen", "c", str(tmp_path / "policy.onnx"), "-o", str(tmp_path / "c")]) == 1
+    assert "sha256" in capsys.readouterr().err
+    (tmp_path / "policy.json").unlink()
+    with pytest.raises(OSError, match="policy card not found"):
+        load_card(tmp_path / "policy.onnx")
+
+
+def test_cli_missing_checkpoint_is_a_one_line_error(tmp_path, capsys):
+    assert main(["export", "onnx", str(tmp_path / "nope"), "-o", str(tmp_path / "p.onnx")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("robo: error:") and "nope" in err
+    assert not (tmp_path / "p.onnx").exists()
