@@ -15,12 +15,12 @@ import numpy as np
 
 @dataclass(frozen=True)
 class MSDParams:
-    mass: float = 1.0          # kg
-    damping: float = 0.8       # N s/m
-    stiffness: float = 20.0    # N/m
-    cubic: float = 400.0       # N/m^3, hardening
+    mass: float = 1.0  # kg
+    damping: float = 0.8  # N s/m
+    stiffness: float = 20.0  # N/m
+    cubic: float = 400.0  # N/m^3, hardening
     force_limit: float = 15.0  # N, actuator saturation
-    dt: float = 0.01           # s, control period
+    dt: float = 0.01  # s, control period
     substeps: int = 4
 
 
@@ -57,8 +57,9 @@ def reference_path(t: np.ndarray) -> np.ndarray:
     return 0.08 * np.sin(2 * np.pi * 0.4 * t) + 0.04 * np.sin(2 * np.pi * 1.1 * t + 0.5)
 
 
-def sample_states(n: int, rng: np.random.Generator, x_max: float = 0.25, v_max: float = 1.5,
-                  p: MSDParams | None = None) -> tuple[np.ndarray, np.ndarray]:
+def sample_states(
+    n: int, rng: np.random.Generator, x_max: float = 0.25, v_max: float = 1.5, p: MSDParams | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Uniform random states and forces covering the operating range (training data for the model)."""
     p = p or MSDParams()
     states = np.stack([rng.uniform(-x_max, x_max, n), rng.uniform(-v_max, v_max, n)], axis=-1)

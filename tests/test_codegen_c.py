@@ -30,18 +30,34 @@ def exported_module(tmp, net, meta, name="policy"):
 def card_for(path, obs, act, states=(), clip=None):
     """A policy card for a hand-built ONNX graph (inputs obs + state inputs, outputs action + state)."""
     model = onnx.load(path)
-    shape = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
-             for v in list(model.graph.input) + list(model.graph.output)}
+    shape = {
+        v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in list(model.graph.input) + list(model.graph.output)
+    }
     card = {
-        "format": CARD_FORMAT, "task": "test",
-        "observation": {"size": obs, "layout": [{"name": f"o{i}", "unit": "1", "clip": None} for i in range(obs)]},
-        "action": {"size": act, "layout": [{"name": f"a{i}", "unit": "1"} for i in range(act)], "clip": clip,
-                   "mapping": "raw", "fallback": None},
+        "format": CARD_FORMAT,
+        "task": "test",
+        "observation": {
+            "size": obs,
+            "layout": [{"name": f"o{i}", "unit": "1", "clip": None} for i in range(obs)],
+        },
+        "action": {
+            "size": act,
+            "layout": [{"name": f"a{i}", "unit": "1"} for i in range(act)],
+            "clip": clip,
+            "mapping": "raw",
+            "fallback": None,
+        },
         "control_rate_hz": 100.0,
-        "recurrent_state": [{"name": s, "size": n, "input": f"{s}_in", "output": f"{s}_out"} for s, n in states],
-        "onnx": {"file": path.name, "sha256": sha256_file(path),
-                 "inputs": [{"name": v.name, "shape": shape[v.name]} for v in model.graph.input],
-                 "outputs": [{"name": v.name, "shape": shape[v.name]} for v in model.graph.output]},
+        "recurrent_state": [
+            {"name": s, "size": n, "input": f"{s}_in", "output": f"{s}_out"} for s, n in states
+        ],
+        "onnx": {
+            "file": path.name,
+            "sha256": sha256_file(path),
+            "inputs": [{"name": v.name, "shape": shape[v.name]} for v in model.graph.input],
+            "outputs": [{"name": v.name, "shape": shape[v.name]} for v in model.graph.output],
+        },
         "training": {},
     }
     write_card(card, path.with_suffix(".json"))
@@ -76,21 +92,31 @@ def test_generated_code_is_static_and_defines_the_api(student):
     assert "#include <math.h>" not in src
     assert "static const float" in src and "static float arena[" in src
     assert "void policy_reset(policy_state *st);" in header
-    assert "int policy_step(policy_state *st, const float obs[POLICY_OBS_SIZE], float act[POLICY_ACT_SIZE]);" \
+    assert (
+        "int policy_step(policy_state *st, const float obs[POLICY_OBS_SIZE], float act[POLICY_ACT_SIZE]);"
         in header
+    )
     assert "float h[16];" in header
     manifest = json.loads((student / "module.json").read_text())
     assert manifest["state"] == [{"name": "h", "size": 16}] and "GRU" in manifest["ops"]
 
 
-@pytest.mark.parametrize("net", [MLPPolicy(22, 4, hidden=(64, 64, 64)),
-                                 RecurrentPolicy(9, 3, embed=12, hidden=10, cell="lstm"),
-                                 MLPPolicy(5, 2, hidden=(7,), activation="tanh")],
-                         ids=["mlp3x64", "lstm", "tanh-mlp"])
+@pytest.mark.parametrize(
+    "net",
+    [
+        MLPPolicy(22, 4, hidden=(64, 64, 64)),
+        RecurrentPolicy(9, 3, embed=12, hidden=10, cell="lstm"),
+        MLPPolicy(5, 2, hidden=(7,), activation="tanh"),
+    ],
+    ids=["mlp3x64", "lstm", "tanh-mlp"],
+)
 def test_more_policies_match_onnxruntime(tmp_path, net):
     torch.manual_seed(0)
-    meta = quadrotor_student_meta() if net.arch["obs_dim"] == 22 else generic_meta(
-        net.arch["obs_dim"], net.arch["act_dim"])
+    meta = (
+        quadrotor_student_meta()
+        if net.arch["obs_dim"] == 22
+        else generic_meta(net.arch["obs_dim"], net.arch["act_dim"])
+    )
     module = exported_module(tmp_path, net, meta)
     assert compare_with_ort(module, tmp_path / "policy.onnx") <= 1e-5
 
@@ -98,8 +124,9 @@ def test_more_policies_match_onnxruntime(tmp_path, net):
 def test_fuzz_random_and_extreme_inputs_never_give_non_finite_actions(student):
     host = HostPolicy(student)
     rng = np.random.default_rng(0)
-    extremes = np.array([0.0, -0.0, 1e-45, -1e-38, 1e30, -1e30, 3.4e38, -3.4e38, np.inf, -np.inf, np.nan],
-                        np.float32)
+    extremes = np.array(
+        [0.0, -0.0, 1e-45, -1e-38, 1e30, -1e30, 3.4e38, -3.4e38, np.inf, -np.inf, np.nan], np.float32
+    )
     for k in range(3000):
         if k % 3 == 0:
             obs = rng.choice(extremes, 22)
@@ -128,9 +155,16 @@ def _f(name, *shape):
 
 def test_unsupported_op_is_an_error_naming_the_node(tmp_path, capsys):
     w = numpy_helper.from_array(np.ones((4, 3), np.float32), "w")
-    path = _save(tmp_path, [helper.make_node("MatMul", ["obs", "w"], ["y"], name="dense"),
-                            helper.make_node("Sin", ["y"], ["action"], name="weird_sine")],
-                 [_f("obs", 1, 4)], [_f("action", 1, 3)], [w])
+    path = _save(
+        tmp_path,
+        [
+            helper.make_node("MatMul", ["obs", "w"], ["y"], name="dense"),
+            helper.make_node("Sin", ["y"], ["action"], name="weird_sine"),
+        ],
+        [_f("obs", 1, 4)],
+        [_f("action", 1, 3)],
+        [w],
+    )
     card_for(path, 4, 3)
     assert main(["codegen", "c", str(path), "-o", str(tmp_path / "c")]) == 1
     err = capsys.readouterr().err
@@ -139,8 +173,12 @@ def test_unsupported_op_is_an_error_naming_the_node(tmp_path, capsys):
 
 
 def test_dynamic_shape_is_an_error_naming_the_tensor_and_node(tmp_path):
-    path = _save(tmp_path, [helper.make_node("Relu", ["obs"], ["action"], name="act_fn")],
-                 [_f("obs", "batch", 4)], [_f("action", "batch", 4)])
+    path = _save(
+        tmp_path,
+        [helper.make_node("Relu", ["obs"], ["action"], name="act_fn")],
+        [_f("obs", "batch", 4)],
+        [_f("action", "batch", 4)],
+    )
     card = card_for(path, 4, 4)
     with pytest.raises(ValueError, match=r"'obs'.*node 'act_fn'.*dynamic dimension 'batch'"):
         generate_c(onnx.load(path), card, tmp_path / "c")
@@ -150,38 +188,55 @@ def test_hand_built_graph_with_conv_concat_and_elementwise_ops(tmp_path):
     """Conv (1-D), Concat, MatMul, Add, Mul, Sub, Div, Tanh, Sigmoid, Clip, LeakyRelu, Gemm with
     broadcasting, checked against ONNX Runtime."""
     rng = np.random.default_rng(0)
-    inits = [numpy_helper.from_array(a.astype(np.float32), n) for n, a in [
-        ("cw", rng.normal(0, 0.5, (3, 2, 3))), ("cb", rng.normal(0, 0.1, 3)),
-        ("mw", rng.normal(0, 0.3, (18, 5))), ("scale", rng.normal(1, 0.1, (1, 5))),
-        ("gw", rng.normal(0, 0.3, (4, 13))), ("gb", rng.normal(0, 0.1, 4)), ("lo", np.array(-0.5)),
-        ("hi", np.array(0.7)), ("two", np.array([2.0])), ("half", np.array([[0.5], [0.25]]))]]
+    inits = [
+        numpy_helper.from_array(a.astype(np.float32), n)
+        for n, a in [
+            ("cw", rng.normal(0, 0.5, (3, 2, 3))),
+            ("cb", rng.normal(0, 0.1, 3)),
+            ("mw", rng.normal(0, 0.3, (18, 5))),
+            ("scale", rng.normal(1, 0.1, (1, 5))),
+            ("gw", rng.normal(0, 0.3, (4, 13))),
+            ("gb", rng.normal(0, 0.1, 4)),
+            ("lo", np.array(-0.5)),
+            ("hi", np.array(0.7)),
+            ("two", np.array([2.0])),
+            ("half", np.array([[0.5], [0.25]])),
+        ]
+    ]
     inits.append(numpy_helper.from_array(np.array([1, 2, 8], np.int64), "seq_shape"))
     inits.append(numpy_helper.from_array(np.array([1, 12], np.int64), "flat_shape"))
     nodes = [
         helper.make_node("Reshape", ["obs", "seq_shape"], ["seq"]),
         helper.make_node("Conv", ["seq", "cw", "cb"], ["conv"], pads=[1, 1], strides=[2], name="conv1d"),
-        helper.make_node("Reshape", ["conv", "flat_shape"], ["flat"]),                    # [1, 12]
-        helper.make_node("Slice", ["obs", "s0", "s1", "ax"], ["head"]),                  # [1, 6]
-        helper.make_node("Concat", ["flat", "head"], ["cat"], axis=1),                  # [1, 18]
-        helper.make_node("MatMul", ["cat", "mw"], ["mm"]),                              # [1, 5]
+        helper.make_node("Reshape", ["conv", "flat_shape"], ["flat"]),  # [1, 12]
+        helper.make_node("Slice", ["obs", "s0", "s1", "ax"], ["head"]),  # [1, 6]
+        helper.make_node("Concat", ["flat", "head"], ["cat"], axis=1),  # [1, 18]
+        helper.make_node("MatMul", ["cat", "mw"], ["mm"]),  # [1, 5]
         helper.make_node("Mul", ["mm", "scale"], ["mul"]),
         helper.make_node("Tanh", ["mul"], ["t"]),
         helper.make_node("Sigmoid", ["mm"], ["s"]),
         helper.make_node("Sub", ["t", "s"], ["d"]),
         helper.make_node("Div", ["d", "two"], ["q"]),
-        helper.make_node("Concat", ["q", "mul", "d"], ["cat2"], axis=1),                # [1, 15]
-        helper.make_node("Slice", ["cat2", "z0", "z1", "ax"], ["cut"]),                 # [1, 13]
-        helper.make_node("Gemm", ["cut", "gw", "gb"], ["g"], transB=1),                 # [1, 4]
+        helper.make_node("Concat", ["q", "mul", "d"], ["cat2"], axis=1),  # [1, 15]
+        helper.make_node("Slice", ["cat2", "z0", "z1", "ax"], ["cut"]),  # [1, 13]
+        helper.make_node("Gemm", ["cut", "gw", "gb"], ["g"], transB=1),  # [1, 4]
         helper.make_node("LeakyRelu", ["g"], ["lr"], alpha=0.2),
-        helper.make_node("Expand", ["lr", "e_shape"], ["ex"]),                          # [2, 4]
-        helper.make_node("Mul", ["ex", "half"], ["hm"]),                                # broadcast [2,1]
+        helper.make_node("Expand", ["lr", "e_shape"], ["ex"]),  # [2, 4]
+        helper.make_node("Mul", ["ex", "half"], ["hm"]),  # broadcast [2,1]
         helper.make_node("Add", ["hm", "lr"], ["sum"]),
         helper.make_node("Clip", ["sum", "lo", "hi"], ["clipped"]),
-        helper.make_node("Transpose", ["clipped"], ["tr"], perm=[1, 0]),                # [4, 2]
+        helper.make_node("Transpose", ["clipped"], ["tr"], perm=[1, 0]),  # [4, 2]
         helper.make_node("Reshape", ["tr", "out_shape"], ["action"]),
     ]
-    for n, v in [("s0", [0]), ("s1", [6]), ("ax", [1]), ("z0", [1]), ("z1", [14]), ("e_shape", [2, 4]),
-                 ("out_shape", [1, 8])]:
+    for n, v in [
+        ("s0", [0]),
+        ("s1", [6]),
+        ("ax", [1]),
+        ("z0", [1]),
+        ("z1", [14]),
+        ("e_shape", [2, 4]),
+        ("out_shape", [1, 8]),
+    ]:
         inits.append(numpy_helper.from_array(np.array(v, np.int64), n))
     path = _save(tmp_path, nodes, [_f("obs", 1, 16)], [_f("action", 1, 8)], inits)
     onnx.checker.check_model(onnx.load(path), full_check=True)
@@ -195,18 +250,26 @@ def test_gru_without_linear_before_reset(tmp_path):
     """PyTorch always exports linear_before_reset=1; the ONNX default (0) must work too."""
     rng = np.random.default_rng(1)
     h, i = 5, 3
-    inits = [numpy_helper.from_array(rng.normal(0, 0.5, s).astype(np.float32), n)
-             for n, s in [("W", (1, 3 * h, i)), ("R", (1, 3 * h, h)), ("B", (1, 6 * h))]]
-    inits += [numpy_helper.from_array(np.array(v, np.int64), n) for n, v in
-              [("x_shape", [1, 1, i]), ("h_shape", [1, 1, h]), ("o_shape", [1, h])]]
-    nodes = [helper.make_node("Reshape", ["obs", "x_shape"], ["x"]),
-             helper.make_node("Reshape", ["h_in", "h_shape"], ["h0"]),
-             helper.make_node("GRU", ["x", "W", "R", "B", "", "h0"], ["y", "yh"], hidden_size=h,
-                              linear_before_reset=0),
-             helper.make_node("Reshape", ["y", "o_shape"], ["action"]),
-             helper.make_node("Reshape", ["yh", "o_shape"], ["h_out"])]
-    path = _save(tmp_path, nodes, [_f("obs", 1, i), _f("h_in", 1, h)], [_f("action", 1, h), _f("h_out", 1, h)],
-                 inits)
+    inits = [
+        numpy_helper.from_array(rng.normal(0, 0.5, s).astype(np.float32), n)
+        for n, s in [("W", (1, 3 * h, i)), ("R", (1, 3 * h, h)), ("B", (1, 6 * h))]
+    ]
+    inits += [
+        numpy_helper.from_array(np.array(v, np.int64), n)
+        for n, v in [("x_shape", [1, 1, i]), ("h_shape", [1, 1, h]), ("o_shape", [1, h])]
+    ]
+    nodes = [
+        helper.make_node("Reshape", ["obs", "x_shape"], ["x"]),
+        helper.make_node("Reshape", ["h_in", "h_shape"], ["h0"]),
+        helper.make_node(
+            "GRU", ["x", "W", "R", "B", "", "h0"], ["y", "yh"], hidden_size=h, linear_before_reset=0
+        ),
+        helper.make_node("Reshape", ["y", "o_shape"], ["action"]),
+        helper.make_node("Reshape", ["yh", "o_shape"], ["h_out"]),
+    ]
+    path = _save(
+        tmp_path, nodes, [_f("obs", 1, i), _f("h_in", 1, h)], [_f("action", 1, h), _f("h_out", 1, h)], inits
+    )
     card = card_for(path, i, h, states=[("h", h)])
     generate_c(onnx.load(path), card, tmp_path / "c")
     assert compare_with_ort(tmp_path / "c", path, steps=200) <= 1e-5

@@ -9,7 +9,13 @@ import torch
 from robo.cli import main
 from robo.export.card import check_io_names, load_card, sha256_file
 from robo.export.onnx_export import export_onnx
-from robo.nets.policy import RecurrentPolicy, generic_meta, quadrotor_student_meta, raptor_student, save_policy
+from robo.nets.policy import (
+    RecurrentPolicy,
+    generic_meta,
+    quadrotor_student_meta,
+    raptor_student,
+    save_policy,
+)
 
 torch.set_num_threads(1)
 
@@ -41,8 +47,9 @@ def test_cli_exports_a_run_folder_and_the_card_has_every_field(tmp_path, capsys)
         assert key in card
     assert card["observation"]["layout"][3] == {"name": "R.00", "unit": "1", "clip": [-1.0, 1.0]}
     assert card["action"]["clip"] == [-1.0, 1.0] and card["control_rate_hz"] == 100.0
-    assert card["recurrent_state"] == [{"name": "h", "size": 16, "input": "h_in", "output": "h_out",
-                                        "initial": "zeros"}]
+    assert card["recurrent_state"] == [
+        {"name": "h", "size": 16, "input": "h_in", "output": "h_out", "initial": "zeros"}
+    ]
     assert card["training"]["config"] == {"a": 1}
 
 

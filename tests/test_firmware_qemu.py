@@ -51,7 +51,7 @@ def test_mlp_3x64_in_qemu_through_the_cli(tmp_path, capsys):
     assert "self-test passed" in out and "instructions per step" in out
     saved = json.loads((tmp_path / "run.json").read_text())
     assert saved["max_abs_error_vs_onnxruntime"] <= 1e-5
-    assert saved["instructions_per_step"] > 2 * 9856      # at least a load and a MAC per multiply-add
+    assert saved["instructions_per_step"] > 2 * 9856  # at least a load and a MAC per multiply-add
 
 
 def test_stm32f405_build_runs_on_the_emulated_f405(student):
@@ -66,9 +66,10 @@ def test_failing_self_test_on_the_target_is_an_error(tmp_path, student, capsys):
     shutil.copytree(student, broken, ignore=shutil.ignore_patterns("build"))
     src = (broken / "policy_selftest.c").read_text()
     head, tail = src.split("GOLDEN_ACT[GOLDEN_STEPS * POLICY_ACT_SIZE] = {\n    ", 1)
-    first, rest = tail.split(",", 1)
-    (broken / "policy_selftest.c").write_text(head + "GOLDEN_ACT[GOLDEN_STEPS * POLICY_ACT_SIZE] = {\n    "
-                                              + "0.123f" + "," + rest)
+    _, rest = tail.split(",", 1)
+    (broken / "policy_selftest.c").write_text(
+        head + "GOLDEN_ACT[GOLDEN_STEPS * POLICY_ACT_SIZE] = {\n    " + "0.123f" + "," + rest
+    )
     assert main(["firmware", "build", str(broken), "--steps", "10"]) == 0
     assert main(["firmware", "run", str(broken)]) == 1
     assert "self-test failed on the target (rc=1" in capsys.readouterr().err
@@ -82,7 +83,10 @@ def test_missing_toolchain_says_how_to_install(student, monkeypatch, tmp_path, c
 
 def test_flash_dry_run_and_no_probe(student, capsys):
     build(student, "stm32f405", steps=10)
-    assert main(["firmware", "flash", str(student), "--board", "stm32f405", "--probe", "openocd", "--dry-run"]) == 0
+    assert (
+        main(["firmware", "flash", str(student), "--board", "stm32f405", "--probe", "openocd", "--dry-run"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "openocd -f interface/stlink.cfg -f target/stm32f4x.cfg -c 'program " in out
     assert "build/stm32f405/app.elf verify reset exit'" in out
@@ -92,14 +96,25 @@ def test_flash_dry_run_and_no_probe(student, capsys):
 
 def test_any_c_module_with_its_own_main_runs_in_qemu(tmp_path, capsys):
     """The path other generated C (e.g. a safety filter) takes: module.json kind "app"."""
-    (tmp_path / "filter.c").write_text("float clamp01(float x) { return x < 0.0f ? 0.0f : (x > 1.0f ? 1.0f : x); }\n")
+    (tmp_path / "filter.c").write_text(
+        "float clamp01(float x) { return x < 0.0f ? 0.0f : (x > 1.0f ? 1.0f : x); }\n"
+    )
     (tmp_path / "driver.c").write_text(
         '#include <stdio.h>\n#include "robo_fw.h"\nfloat clamp01(float x);\n'
         "int main(void) { volatile float v = 2.5f; uint64_t t0; float r; robo_timer_start();\n"
         "  t0 = robo_timer_ticks(); r = clamp01(v); t0 = robo_timer_ticks() - t0;\n"
-        '  printf("ROBO result=%g ticks=%lu\\n", (double)r, (unsigned long)t0); return r == 1.0f ? 0 : 5; }\n')
-    (tmp_path / "module.json").write_text(json.dumps(
-        {"name": "filter", "kind": "app", "sources": ["filter.c", "driver.c"], "footprint_sources": ["filter.c"]}))
+        '  printf("ROBO result=%g ticks=%lu\\n", (double)r, (unsigned long)t0); return r == 1.0f ? 0 : 5; }\n'
+    )
+    (tmp_path / "module.json").write_text(
+        json.dumps(
+            {
+                "name": "filter",
+                "kind": "app",
+                "sources": ["filter.c", "driver.c"],
+                "footprint_sources": ["filter.c"],
+            }
+        )
+    )
     info = build(tmp_path, "qemu-mps2-an386")
     assert info["footprint"]["flash_bytes"] > 0 and not info["footprint"]["uses_heap"]
     result = run_qemu(tmp_path)

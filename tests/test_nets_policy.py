@@ -48,7 +48,7 @@ def test_checkpoint_roundtrip_keeps_weights_and_meta(tmp_path):
     x = torch.randn(5, 22)
     torch.testing.assert_close(net(x), net2(x))
     assert meta2["config"] == {"lr": 1e-3} and meta2["task"] == "quadrotor"
-    assert [p.name for p in tmp_path.iterdir()] == ["policy.pt"]   # no temporary file left behind
+    assert [p.name for p in tmp_path.iterdir()] == ["policy.pt"]  # no temporary file left behind
 
 
 def test_bad_checkpoints_and_meta_are_clear_errors(tmp_path):

@@ -27,8 +27,10 @@ from robo.export.reference import OrtPolicy
 from robo.nets.policy import MLPPolicy, generic_meta, quadrotor_student_meta, raptor_student
 from sim import mass_spring_damper as msd
 
-HELP = ("generated C vs ONNX Runtime on host and emulated Cortex-M4F (error, instructions, flash, RAM, heap) "
-        "and the nn4mc mass-spring-damper table (Newton-Raphson on a learned model vs PID)")
+HELP = (
+    "generated C vs ONNX Runtime on host and emulated Cortex-M4F (error, instructions, flash, RAM, heap) "
+    "and the nn4mc mass-spring-damper table (Newton-Raphson on a learned model vs PID)"
+)
 
 TARGETS = {"max_abs_error": 1e-5, "student_instructions": 8000, "flash_bytes": 12 * 1024, "ram_bytes": 1024}
 
@@ -108,6 +110,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 # --- policies ----------------------------------------------------------------------------------
 
+
 def bench_policy(net: torch.nn.Module, folder: Path, steps: int) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     card = export_onnx(net, quadrotor_student_meta(), folder / "policy.onnx", steps=steps)
@@ -130,29 +133,42 @@ def bench_policy(net: torch.nn.Module, folder: Path, steps: int) -> dict[str, An
         "qemu_max_abs_error": qemu["max_abs_error_vs_onnxruntime"],
         "qemu_selftest_rc": qemu["selftest_rc"],
         "instructions_per_step": round(qemu["instructions_per_step"], 1),
-        "flash_bytes": fp["flash_bytes"], "ram_bytes": fp["ram_bytes"], "code_bytes": fp["sections"]["text"],
-        "const_bytes": fp["sections"]["rodata"], "max_stack_frame_bytes": fp["max_stack_frame_bytes"],
-        "uses_heap": fp["uses_heap"], "undefined_symbols": fp["undefined_symbols"],
-        "steps": steps, "board": "qemu-mps2-an386 (Cortex-M4F)",
+        "flash_bytes": fp["flash_bytes"],
+        "ram_bytes": fp["ram_bytes"],
+        "code_bytes": fp["sections"]["text"],
+        "const_bytes": fp["sections"]["rodata"],
+        "max_stack_frame_bytes": fp["max_stack_frame_bytes"],
+        "uses_heap": fp["uses_heap"],
+        "undefined_symbols": fp["undefined_symbols"],
+        "steps": steps,
+        "board": "qemu-mps2-an386 (Cortex-M4F)",
     }
 
 
 def _print_policy_table(policies: dict[str, dict]) -> None:
     t = TARGETS
-    print(f"\n{'policy':<16}{'params':>8}{'host err':>11}{'QEMU err':>11}{'instr/step':>12}"
-          f"{'flash B':>9}{'RAM B':>7}{'heap':>6}")
+    print(
+        f"\n{'policy':<16}{'params':>8}{'host err':>11}{'QEMU err':>11}{'instr/step':>12}"
+        f"{'flash B':>9}{'RAM B':>7}{'heap':>6}"
+    )
     for name, r in policies.items():
-        print(f"{name:<16}{r['parameters']:>8}{r['host_max_abs_error']:>11.2e}{r['qemu_max_abs_error']:>11.2e}"
-              f"{r['instructions_per_step']:>12.0f}{r['flash_bytes']:>9}{r['ram_bytes']:>7}"
-              f"{'yes' if r['uses_heap'] else 'no':>6}")
+        print(
+            f"{name:<16}{r['parameters']:>8}{r['host_max_abs_error']:>11.2e}{r['qemu_max_abs_error']:>11.2e}"
+            f"{r['instructions_per_step']:>12.0f}{r['flash_bytes']:>9}{r['ram_bytes']:>7}"
+            f"{'yes' if r['uses_heap'] else 'no':>6}"
+        )
     s = policies["raptor_student"]
-    print(f"student vs targets: error {s['qemu_max_abs_error'] / t['max_abs_error']:.3f}x of 1e-5, "
-          f"instructions {s['instructions_per_step'] / t['student_instructions']:.3f}x of 8000, "
-          f"flash {s['flash_bytes'] / t['flash_bytes']:.3f}x of 12 KB, RAM {s['ram_bytes'] / t['ram_bytes']:.3f}x "
-          "of 1 KB (instructions, not cycles: QEMU counts executed instructions)")
+    print(
+        f"student vs targets: error {s['qemu_max_abs_error'] / t['max_abs_error']:.3f}x of 1e-5, "
+        f"instructions {s['instructions_per_step'] / t['student_instructions']:.3f}x of 8000, "
+        f"flash {s['flash_bytes'] / t['flash_bytes']:.3f}x of 12 KB, "
+        f"RAM {s['ram_bytes'] / t['ram_bytes']:.3f}x "
+        "of 1 KB (instructions, not cycles: QEMU counts executed instructions)"
+    )
 
 
 # --- nn4mc: mass-spring-damper -----------------------------------------------------------------
+
 
 def _params(cfg: NN4MCConfig) -> msd.MSDParams:
     return msd.MSDParams(**vars(cfg.msd))
@@ -238,17 +254,27 @@ def bench_nn4mc(cfg: NN4MCConfig, work: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     net, val_rms = train_forward_model(cfg)
     train_s = time.perf_counter() - t0
-    layout = [{"name": "x", "unit": "m", "clip": None}, {"name": "v", "unit": "m/s", "clip": None},
-              {"name": "u", "unit": "N", "clip": None}]
-    meta = generic_meta(3, 1, task="mass-spring-damper forward model", observation=layout,
-                        action=[{"name": "dx_horizon", "unit": "m"}], action_clip=None,
-                        control_rate_hz=1.0 / p.dt, config=json.loads(json.dumps(vars(cfg.model))))
+    layout = [
+        {"name": "x", "unit": "m", "clip": None},
+        {"name": "v", "unit": "m/s", "clip": None},
+        {"name": "u", "unit": "N", "clip": None},
+    ]
+    meta = generic_meta(
+        3,
+        1,
+        task="mass-spring-damper forward model",
+        observation=layout,
+        action=[{"name": "dx_horizon", "unit": "m"}],
+        action_clip=None,
+        control_rate_hz=1.0 / p.dt,
+        config=json.loads(json.dumps(vars(cfg.model))),
+    )
     export_onnx(net, meta, work / "msd_model.onnx")
     generate_from_file(work / "msd_model.onnx", work / "model", name="msd_model")
     app = _assemble_app(work)
     ctl = _Controllers(app / "host")
 
-    n = int(round(cfg.duration_s / p.dt))
+    n = round(cfg.duration_s / p.dt)
     t = np.arange(n + cfg.model.horizon_steps + 1) * p.dt
     ref = msd.reference_path(t)
     settle = int(cfg.settle_s / p.dt)
@@ -260,7 +286,9 @@ def bench_nn4mc(cfg: NN4MCConfig, work: Path) -> dict[str, Any]:
     for k in range(n):
         x, v, target = np.float32(s[0]), np.float32(s[1]), np.float32(ref[k + h])
         rec.append((x, v, target, np.float32(u_prev)))
-        u_prev = ctl.lib.nr_control(x, v, target, u_prev, cfg.nr.du, cfg.nr.tol, cfg.nr.max_iter, p.force_limit)
+        u_prev = ctl.lib.nr_control(
+            x, v, target, u_prev, cfg.nr.du, cfg.nr.tol, cfg.nr.max_iter, p.force_limit
+        )
         s = msd.step(s, u_prev, p)
         xs.append(s[0])
     nr_x, nr_u = np.array(xs), np.array([r[3] for r in rec[1:]] + [u_prev], np.float32)
@@ -292,18 +320,30 @@ def bench_nn4mc(cfg: NN4MCConfig, work: Path) -> dict[str, Any]:
     model_instr = _model_instructions(work / "model")
     fp = info["footprint"]
     return {
-        "model": {"hidden": cfg.model.hidden, "horizon_s": h * p.dt, "validation_rms_mm": val_rms * 1e3,
-                  "train_seconds": round(train_s, 1), "instructions_per_inference": round(model_instr, 1)},
+        "model": {
+            "hidden": cfg.model.hidden,
+            "horizon_s": h * p.dt,
+            "validation_rms_mm": val_rms * 1e3,
+            "train_seconds": round(train_s, 1),
+            "instructions_per_inference": round(model_instr, 1),
+        },
         "pid_gains": {"kp": kp, "ki": ki, "kd": kd},
-        "newton_raphson": {**_path_errors(nr_x, ref[: n + 1], settle),
-                           "instructions_per_step": round(nr_instr, 1),
-                           "rate_hz_at_mcu_clock": cfg.mcu_hz / nr_instr,
-                           "mcu_vs_host_max_force_diff_N": float(np.abs(mcu_nr - nr_u).max())},
-        "pid": {**_path_errors(pid_x, ref[: n + 1], settle), "instructions_per_step": round(pid_instr, 1),
-                "rate_hz_at_mcu_clock": cfg.mcu_hz / pid_instr,
-                "mcu_vs_host_max_force_diff_N": float(np.abs(mcu_pid - np.array(pid_u, np.float32)).max())},
-        "controller_flash_bytes": fp["flash_bytes"], "controller_ram_bytes": fp["ram_bytes"],
-        "uses_heap": fp["uses_heap"], "mcu_hz": cfg.mcu_hz,
+        "newton_raphson": {
+            **_path_errors(nr_x, ref[: n + 1], settle),
+            "instructions_per_step": round(nr_instr, 1),
+            "rate_hz_at_mcu_clock": cfg.mcu_hz / nr_instr,
+            "mcu_vs_host_max_force_diff_N": float(np.abs(mcu_nr - nr_u).max()),
+        },
+        "pid": {
+            **_path_errors(pid_x, ref[: n + 1], settle),
+            "instructions_per_step": round(pid_instr, 1),
+            "rate_hz_at_mcu_clock": cfg.mcu_hz / pid_instr,
+            "mcu_vs_host_max_force_diff_N": float(np.abs(mcu_pid - np.array(pid_u, np.float32)).max()),
+        },
+        "controller_flash_bytes": fp["flash_bytes"],
+        "controller_ram_bytes": fp["ram_bytes"],
+        "uses_heap": fp["uses_heap"],
+        "mcu_hz": cfg.mcu_hz,
         "note": "rates assume one instruction per cycle (an upper bound; FPU divides and loads take longer)",
     }
 
@@ -319,19 +359,29 @@ def _assemble_app(work: Path) -> Path:
     src = firmware_dir() / "apps" / "nn4mc"
     for f in ("nn4mc_control.c", "nn4mc_control.h", "nn4mc_main.c"):
         shutil.copyfile(src / f, app / f)
-    (app / "nn4mc_model.h").write_text('#include "msd_model.h"\n#define MODEL_STATE msd_model_state\n'
-                                       "#define MODEL_STEP msd_model_step\n")
-    (app / "module.json").write_text(json.dumps({
-        "format": "robo-c-module/1", "name": "nn4mc", "kind": "app",
-        "sources": ["msd_model.c", "nn4mc_control.c", "nn4mc_main.c"],
-        "footprint_sources": ["msd_model.c", "nn4mc_control.c"]}, indent=2))
+    (app / "nn4mc_model.h").write_text(
+        '#include "msd_model.h"\n#define MODEL_STATE msd_model_state\n#define MODEL_STEP msd_model_step\n'
+    )
+    (app / "module.json").write_text(
+        json.dumps(
+            {
+                "format": "robo-c-module/1",
+                "name": "nn4mc",
+                "kind": "app",
+                "sources": ["msd_model.c", "nn4mc_control.c", "nn4mc_main.c"],
+                "footprint_sources": ["msd_model.c", "nn4mc_control.c"],
+            },
+            indent=2,
+        )
+    )
     # The same controller sources for this computer, without the firmware's main().
     host = app / "host"
     host.mkdir()
     for f in ("msd_model.c", "msd_model.h", "nn4mc_control.c", "nn4mc_control.h", "nn4mc_model.h"):
         shutil.copyfile(app / f, host / f)
-    (host / "module.json").write_text(json.dumps({"name": "nn4mc_host", "kind": "app",
-                                                  "sources": ["msd_model.c", "nn4mc_control.c"]}))
+    (host / "module.json").write_text(
+        json.dumps({"name": "nn4mc_host", "kind": "app", "sources": ["msd_model.c", "nn4mc_control.c"]})
+    )
     return app
 
 
@@ -342,13 +392,26 @@ def _write_data_header(path: Path, rec, errs, cfg: NN4MCConfig, gains) -> None:
 
     cols = list(zip(*rec, strict=True))
     nr, lim, dt = cfg.nr, cfg.msd.force_limit, cfg.msd.dt
-    path.write_text("\n".join([
-        "/* Generated by robo bench codegen: recorded closed-loop inputs for the QEMU replay. */",
-        f"#define N_STEPS {len(rec)}", arr("NR_X", cols[0]), arr("NR_V", cols[1]), arr("NR_TARGET", cols[2]),
-        arr("NR_GUESS", cols[3]), arr("PID_ERR", errs),
-        f"#define NR_DU {nr.du!r}f", f"#define NR_TOL {nr.tol!r}f", f"#define NR_ITERS {nr.max_iter}",
-        f"#define U_MAX {float(lim)!r}f", f"#define DT {float(dt)!r}f",
-        *(f"#define {k} {float(g)!r}f" for k, g in zip(("KP", "KI", "KD"), gains, strict=True)), ""]))
+    path.write_text(
+        "\n".join(
+            [
+                "/* Generated by robo bench codegen: recorded closed-loop inputs for the QEMU replay. */",
+                f"#define N_STEPS {len(rec)}",
+                arr("NR_X", cols[0]),
+                arr("NR_V", cols[1]),
+                arr("NR_TARGET", cols[2]),
+                arr("NR_GUESS", cols[3]),
+                arr("PID_ERR", errs),
+                f"#define NR_DU {nr.du!r}f",
+                f"#define NR_TOL {nr.tol!r}f",
+                f"#define NR_ITERS {nr.max_iter}",
+                f"#define U_MAX {float(lim)!r}f",
+                f"#define DT {float(dt)!r}f",
+                *(f"#define {k} {float(g)!r}f" for k, g in zip(("KP", "KI", "KD"), gains, strict=True)),
+                "",
+            ]
+        )
+    )
 
 
 def _parse_forces(output: str) -> tuple[np.ndarray, np.ndarray]:
@@ -367,11 +430,18 @@ def _model_instructions(model_dir: Path) -> float:
 
 def _print_nn4mc_table(r: dict[str, Any]) -> None:
     nr, pid = r["newton_raphson"], r["pid"]
-    print(f"\nnn4mc mass-spring-damper (learned model {r['model']['hidden']} tanh, "
-          f"validation RMS {r['model']['validation_rms_mm']:.3f} mm; PID gains {r['pid_gains']})")
+    print(
+        f"\nnn4mc mass-spring-damper (learned model {r['model']['hidden']} tanh, "
+        f"validation RMS {r['model']['validation_rms_mm']:.3f} mm; PID gains {r['pid_gains']})"
+    )
     print(f"{'controller':<16}{'RMS mm':>9}{'max mm':>9}{'instr/step':>12}{'rate @168MHz':>15}")
     for name, row in (("Newton-Raphson", nr), ("PID", pid)):
-        print(f"{name:<16}{row['rms_mm']:>9.3f}{row['max_mm']:>9.3f}{row['instructions_per_step']:>12.0f}"
-              f"{row['rate_hz_at_mcu_clock'] / 1e3:>13.1f}kHz")
-    print(f"NR/PID: path error {nr['rms_mm'] / pid['rms_mm']:.2f}x, cost {nr['instructions_per_step'] / pid['instructions_per_step']:.0f}x; "
-          f"controller flash {r['controller_flash_bytes']} B, RAM {r['controller_ram_bytes']} B ({r['note']})")
+        print(
+            f"{name:<16}{row['rms_mm']:>9.3f}{row['max_mm']:>9.3f}{row['instructions_per_step']:>12.0f}"
+            f"{row['rate_hz_at_mcu_clock'] / 1e3:>13.1f}kHz"
+        )
+    print(
+        f"NR/PID: path error {nr['rms_mm'] / pid['rms_mm']:.2f}x, "
+        f"cost {nr['instructions_per_step'] / pid['instructions_per_step']:.0f}x; "
+        f"controller flash {r['controller_flash_bytes']} B, RAM {r['controller_ram_bytes']} B ({r['note']})"
+    )

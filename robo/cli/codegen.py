@@ -22,12 +22,20 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("codegen", help="generate static C99 from an exported policy",
-                            description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = sub.add_parser(
+        "codegen",
+        help="generate static C99 from an exported policy",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.set_defaults(_group_parser=parser)
     lang = parser.add_subparsers(dest="language", metavar="<language>", title="languages")
-    p = lang.add_parser("c", help="C99 for microcontrollers (nn4mc style)", description=DESCRIPTION,
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = lang.add_parser(
+        "c",
+        help="C99 for microcontrollers (nn4mc style)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("model", help="policy.onnx with policy.json beside it")
     p.add_argument("-o", "--output", required=True, help="folder for the generated module")
     p.add_argument("--name", default="policy", help="C prefix of the generated functions (default policy)")
@@ -40,7 +48,12 @@ def _codegen_c(args: argparse.Namespace) -> int:
     m = generate_from_file(args.model, args.output, name=args.name)
     print(f"wrote {args.output}/{{{', '.join(m['sources'] + [m['header']])}}} and module.json")
     state = ", ".join(f"{s['name']}[{s['size']}]" for s in m["state"]) or "none"
-    print(f"  obs {m['obs_size']} -> action {m['act_size']}, state {state}, "
-          f"arena {m['arena_floats']} floats, ops {', '.join(m['ops'])}")
-    print(f"  next: robo firmware build {args.output} --board qemu-mps2-an386 && robo firmware run {args.output}")
+    print(
+        f"  obs {m['obs_size']} -> action {m['act_size']}, state {state}, "
+        f"arena {m['arena_floats']} floats, ops {', '.join(m['ops'])}"
+    )
+    print(
+        f"  next: robo firmware build {args.output} --board qemu-mps2-an386 && "
+        f"robo firmware run {args.output}"
+    )
     return 0

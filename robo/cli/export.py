@@ -20,13 +20,23 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("export", help="export a trained policy to ONNX with its policy card",
-                            description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = sub.add_parser(
+        "export",
+        help="export a trained policy to ONNX with its policy card",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.set_defaults(_group_parser=parser)
     fmt = parser.add_subparsers(dest="format", metavar="<format>", title="formats")
-    p = fmt.add_parser("onnx", help="ONNX + policy card", description=DESCRIPTION,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("source", metavar="RUN_OR_CHECKPOINT", help="a run folder (with policy.pt) or a checkpoint")
+    p = fmt.add_parser(
+        "onnx",
+        help="ONNX + policy card",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "source", metavar="RUN_OR_CHECKPOINT", help="a run folder (with policy.pt) or a checkpoint"
+    )
     p.add_argument("-o", "--output", required=True, help="the .onnx file to write (card goes beside it)")
     p.add_argument("--steps", type=int, default=500, help="closed-loop steps for the equivalence check")
     p.add_argument("--tol", type=float, default=1e-5, help="max abs difference torch vs ONNX Runtime")
@@ -44,8 +54,13 @@ def _export_onnx(args: argparse.Namespace) -> int:
     eq = card["export"]["equivalence"]
     state = ", ".join(f"{s['name']}[{s['size']}]" for s in card["recurrent_state"]) or "none"
     print(f"wrote {args.output} and its card ({card['onnx']['sha256'][:12]}...)")
-    print(f"  task {card['task']}, obs {card['observation']['size']}, action {card['action']['size']}, "
-          f"recurrent state {state}")
-    print(f"  torch vs ONNX Runtime over {eq['steps']} closed-loop steps: max abs error {eq['max_abs_error']:.3g} "
-          f"(limit {eq['tolerance']:g})")
+    print(
+        f"  task {card['task']}, obs {card['observation']['size']}, action {card['action']['size']}, "
+        f"recurrent state {state}"
+    )
+    print(
+        f"  torch vs ONNX Runtime over {eq['steps']} closed-loop steps: "
+        f"max abs error {eq['max_abs_error']:.3g} "
+        f"(limit {eq['tolerance']:g})"
+    )
     return 0

@@ -26,14 +26,22 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("firmware", help="build, run (QEMU) or flash generated C",
-                            description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = sub.add_parser(
+        "firmware",
+        help="build, run (QEMU) or flash generated C",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.set_defaults(_group_parser=parser)
     cmd = parser.add_subparsers(dest="action", metavar="<action>", title="actions")
     from robo.codegen.firmware import BOARDS, PROBES
 
-    b = cmd.add_parser("build", help="cross-compile a module for a board", description=DESCRIPTION,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    b = cmd.add_parser(
+        "build",
+        help="cross-compile a module for a board",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     b.add_argument("module", help="folder written by `robo codegen c` (with module.json)")
     b.add_argument("--board", choices=list(BOARDS), default="qemu-mps2-an386")
     b.add_argument("--steps", type=int, default=500, help="observation steps the harness runs and times")
@@ -41,8 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--opt", default="-O2", help="optimisation flags (default -O2)")
     b.set_defaults(func=_build)
 
-    r = cmd.add_parser("run", help="boot the build in QEMU and check it against ONNX Runtime",
-                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r = cmd.add_parser(
+        "run",
+        help="boot the build in QEMU and check it against ONNX Runtime",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     r.add_argument("module")
     r.add_argument("--board", choices=list(BOARDS), default=None, help="default: the latest build")
     r.add_argument("--tol", type=float, default=1e-5, help="max abs error vs ONNX Runtime")
@@ -50,8 +62,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--json", help="also write the results here")
     r.set_defaults(func=_run)
 
-    f = cmd.add_parser("flash", help="flash a real board", description=DESCRIPTION,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    f = cmd.add_parser(
+        "flash",
+        help="flash a real board",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     f.add_argument("module")
     f.add_argument("--board", choices=[n for n in BOARDS if not n.startswith("qemu")], default="stm32f405")
     f.add_argument("--probe", choices=list(PROBES), required=True)
@@ -63,11 +79,15 @@ def _print_footprint(fp: dict | None) -> None:
     if not fp:
         return
     s = fp["sections"]
-    print(f"  policy flash {fp['flash_bytes']} B (code {s['text']} + const {s['rodata']} + data {s['data']}), "
-          f"RAM {fp['ram_bytes']} B (static {s['data'] + s['bss']} + state {fp['state_bytes']}), "
-          f"largest stack frame {fp['max_stack_frame_bytes']} B")
-    print(f"  heap: {'USES ' + ', '.join(fp['heap_symbols']) if fp['uses_heap'] else 'none'}; "
-          f"external symbols: {', '.join(fp['undefined_symbols']) or 'none'}")
+    print(
+        f"  policy flash {fp['flash_bytes']} B (code {s['text']} + const {s['rodata']} + data {s['data']}), "
+        f"RAM {fp['ram_bytes']} B (static {s['data'] + s['bss']} + state {fp['state_bytes']}), "
+        f"largest stack frame {fp['max_stack_frame_bytes']} B"
+    )
+    print(
+        f"  heap: {'USES ' + ', '.join(fp['heap_symbols']) if fp['uses_heap'] else 'none'}; "
+        f"external symbols: {', '.join(fp['undefined_symbols']) or 'none'}"
+    )
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -76,8 +96,10 @@ def _build(args: argparse.Namespace) -> int:
     info = build(args.module, args.board, steps=args.steps, seed=args.seed, opt=args.opt)
     img = info["image"]
     print(f"built {info['elf']} for {info['board']}")
-    print(f"  whole image (with libc, start-up, harness): flash {img['text'] + img['rodata'] + img['data']} B, "
-          f"RAM {img['data'] + img['bss']} B")
+    print(
+        f"  whole image (with libc, start-up, harness): flash {img['text'] + img['rodata'] + img['data']} B, "
+        f"RAM {img['data'] + img['bss']} B"
+    )
     _print_footprint(info["footprint"])
     return 0
 
@@ -91,10 +113,15 @@ def check_policy_run(module: str | Path, result: dict, tol: float) -> dict:
 
     module = Path(module)
     if result.get("selftest_rc", -1) != 0:
-        why = {1: "an action differs from the golden sequence", 2: "a finite observation was reported non-finite",
-               3: "a NaN observation did not give the fallback action"}.get(result.get("selftest_rc"), "no result")
-        raise RuntimeError(f"self-test failed on the target (rc={result.get('selftest_rc')}: {why}; "
-                           f"QEMU exit {result['exit_code']})")
+        why = {
+            1: "an action differs from the golden sequence",
+            2: "a finite observation was reported non-finite",
+            3: "a NaN observation did not give the fallback action",
+        }.get(result.get("selftest_rc"), "no result")
+        raise RuntimeError(
+            f"self-test failed on the target (rc={result.get('selftest_rc')}: {why}; "
+            f"QEMU exit {result['exit_code']})"
+        )
     manifest = read_manifest(module)
     if "onnx" not in manifest:
         raise ValueError(f"{module}/module.json names no ONNX model to compare with")
@@ -103,14 +130,18 @@ def check_policy_run(module: str | Path, result: dict, tol: float) -> dict:
     ref_act, ref_status = OrtPolicy(module / manifest["onnx"]).rollout(obs)
     acts = result["actions"]
     if acts.shape != ref_act.shape:
-        raise RuntimeError(f"the target printed {acts.shape[0]} steps, expected {ref_act.shape[0]} "
-                           f"(QEMU exit {result['exit_code']})")
+        raise RuntimeError(
+            f"the target printed {acts.shape[0]} steps, expected {ref_act.shape[0]} "
+            f"(QEMU exit {result['exit_code']})"
+        )
     err = float(np.abs(acts.astype(np.float64) - ref_act).max())
     result["max_abs_error_vs_onnxruntime"] = err
     result["status_matches"] = bool(np.array_equal(result["status"], ref_status))
     if not err <= tol or not result["status_matches"]:
-        raise RuntimeError(f"target differs from ONNX Runtime: max abs error {err:.3g} (limit {tol:g}), "
-                           f"status {'matches' if result['status_matches'] else 'differs'}")
+        raise RuntimeError(
+            f"target differs from ONNX Runtime: max abs error {err:.3g} (limit {tol:g}), "
+            f"status {'matches' if result['status_matches'] else 'differs'}"
+        )
     return result
 
 
@@ -127,11 +158,16 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     check_policy_run(args.module, result, args.tol)
     print(f"QEMU {info['board']}: self-test passed (max abs error {result['selftest_max_abs_error']:.3g})")
-    print(f"  {info['steps']} steps vs ONNX Runtime: max abs error {result['max_abs_error_vs_onnxruntime']:.3g} "
-          f"(limit {args.tol:g}), non-finite handling matches")
+    print(
+        f"  {info['steps']} steps vs ONNX Runtime: "
+        f"max abs error {result['max_abs_error_vs_onnxruntime']:.3g} "
+        f"(limit {args.tol:g}), non-finite handling matches"
+    )
     nominal = result["ticks_per_instruction_nominal"]
-    print(f"  {result['instructions_per_step']:.0f} instructions per step (SysTick under -icount; "
-          f"calibration {result['ticks_per_instruction']:.4f} ticks/instruction, nominal {nominal:.4f})")
+    print(
+        f"  {result['instructions_per_step']:.0f} instructions per step (SysTick under -icount; "
+        f"calibration {result['ticks_per_instruction']:.4f} ticks/instruction, nominal {nominal:.4f})"
+    )
     _print_footprint(info["footprint"])
     if args.json:
         from robo.bench.common import write_json

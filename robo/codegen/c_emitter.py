@@ -43,7 +43,7 @@ def _cfloat(v: float) -> str:
 
 def _array_lines(values: np.ndarray, per_line: int = 8) -> list[str]:
     flat = [_cfloat(v) for v in np.asarray(values, np.float32).ravel()]
-    return ["    " + ", ".join(flat[i:i + per_line]) + "," for i in range(0, len(flat), per_line)]
+    return ["    " + ", ".join(flat[i : i + per_line]) + "," for i in range(0, len(flat), per_line)]
 
 
 # Up to this many inputs, a matrix-vector product keeps the whole input vector in FPU registers
@@ -56,15 +56,29 @@ def _unrolled_dense(name: str, cols: int, bias: bool) -> str:
     xs = ", ".join(f"x{k} = x[{k}]" for k in range(cols))
     terms0 = " ".join(f"a0 += w[{k}] * x{k};" for k in range(0, cols, 2))
     terms1 = " ".join(f"a1 += w[{k}] * x{k};" for k in range(1, cols, 2))
-    params = "const float *W, const float *b, const float *x, float *y, int rows" if bias else \
-        "const float *W, const float *x, float *y, int rows"
+    params = (
+        "const float *W, const float *b, const float *x, float *y, int rows"
+        if bias
+        else "const float *W, const float *x, float *y, int rows"
+    )
     init = "b[r]" if bias else "0.0f"
-    return "\n".join([
-        f"ROBO_INLINE void {name}({params})", "{",
-        f"    const float {xs};", "    int r;",
-        f"    for (r = 0; r < rows; ++r) {{", f"        const float *w = W + r * {cols};",
-        f"        float a0 = {init}, a1 = 0.0f;", f"        {terms0}", f"        {terms1}" if terms1 else "",
-        "        y[r] = a0 + a1;", "    }", "}", ""])
+    return "\n".join(
+        [
+            f"ROBO_INLINE void {name}({params})",
+            "{",
+            f"    const float {xs};",
+            "    int r;",
+            "    for (r = 0; r < rows; ++r) {",
+            f"        const float *w = W + r * {cols};",
+            f"        float a0 = {init}, a1 = 0.0f;",
+            f"        {terms0}",
+            f"        {terms1}" if terms1 else "",
+            "        y[r] = a0 + a1;",
+            "    }",
+            "}",
+            "",
+        ]
+    )
 
 
 def _c_ident(name: str) -> str:
@@ -80,9 +94,9 @@ class _Emitter:
         self.name = name
         self.consts: list[str] = []
         self.const_names: dict[bytes, str] = {}
-        self.loc: dict[str, str] = {}          # tensor -> C pointer expression
+        self.loc: dict[str, str] = {}  # tensor -> C pointer expression
         self.current_scratch = ""
-        self.kernels: dict[str, str] = {}      # specialised dense kernels, by name
+        self.kernels: dict[str, str] = {}  # specialised dense kernels, by name
 
     def dense(self, w: str, b: str, x: str, y: str, rows: int, cols: int) -> str:
         """y = W x + b as one C statement; ``b`` is "0" for no bias."""
@@ -110,7 +124,9 @@ class _Emitter:
         if key not in self.const_names:
             cname = f"{hint}{len(self.const_names)}"
             self.const_names[key] = cname
-            self.consts.append(f"static const float {cname}[{max(array.size, 1)}] = {{ /* {list(array.shape)} */")
+            self.consts.append(
+                f"static const float {cname}[{max(array.size, 1)}] = {{ /* {list(array.shape)} */"
+            )
             self.consts += _array_lines(array) if array.size else ["    0.0f,"]
             self.consts.append("};")
         return self.const_names[key]
@@ -121,14 +137,14 @@ class _Emitter:
         self.const_names[cname.encode()] = cname
         self.consts.append(f"static const {ctype} {cname}[{idx.size}] = {{")
         vals = [str(int(v)) for v in idx]
-        self.consts += ["    " + ", ".join(vals[i:i + 16]) + "," for i in range(0, len(vals), 16)]
+        self.consts += ["    " + ", ".join(vals[i : i + 16]) + "," for i in range(0, len(vals), 16)]
         self.consts.append("};")
         return cname
 
 
-def _plan_memory(g: StaticGraph, plans: list[tuple[onnx.NodeProto, Plan]], obs_name: str,
-                 state_inputs: dict[str, str]) -> tuple[dict[str, tuple[str, int]], dict[str, int], int,
-                                                         dict[int, int]]:
+def _plan_memory(
+    g: StaticGraph, plans: list[tuple[onnx.NodeProto, Plan]], obs_name: str, state_inputs: dict[str, str]
+) -> tuple[dict[str, tuple[str, int]], dict[str, int], int, dict[int, int]]:
     """Views resolved to their root tensor; arena offsets by first fit over lifetimes."""
     alias: dict[str, tuple[str, int]] = {}
 
@@ -161,7 +177,7 @@ def _plan_memory(g: StaticGraph, plans: list[tuple[onnx.NodeProto, Plan]], obs_n
     # Lifetimes [born, last]; scratch lives only during its node.
     intervals = [(born[t], last[t], sizes[t], t) for t in born if t not in state_inputs]
     intervals += [(k, k, n, f"#scratch{k}") for k, n in scratch_need.items()]
-    placed: list[tuple[int, int, int, int]] = []   # (start, end, offset, size)
+    placed: list[tuple[int, int, int, int]] = []  # (start, end, offset, size)
     offsets: dict[str, int] = {}
     for b, e, n, t in sorted(intervals, key=lambda iv: (-iv[2], iv[0])):
         off = 0
@@ -182,8 +198,14 @@ def _plan_memory(g: StaticGraph, plans: list[tuple[onnx.NodeProto, Plan]], obs_n
     return {t: root(t) for t in set(alias) | set(born) | set(state_inputs)}, offsets, arena, scratch_off
 
 
-def generate_c(model: onnx.ModelProto, card: dict[str, Any], out_dir: str | Path, name: str = "policy",
-               golden_steps: int = GOLDEN_STEPS, seed: int = 0) -> dict[str, Any]:
+def generate_c(
+    model: onnx.ModelProto,
+    card: dict[str, Any],
+    out_dir: str | Path,
+    name: str = "policy",
+    golden_steps: int = GOLDEN_STEPS,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Write the C module for ``model`` into ``out_dir``; returns the manifest (also module.json)."""
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise ValueError(f"--name {name!r} is not a C identifier")
@@ -195,8 +217,10 @@ def generate_c(model: onnx.ModelProto, card: dict[str, Any], out_dir: str | Path
     state_outputs = {s["output"]: _c_ident(s["name"]) for s in states}
     n_obs, n_act = size(g.shapes[obs_name]), size(g.shapes[act_name])
     if n_obs != card["observation"]["size"] or n_act != card["action"]["size"]:
-        raise ValueError(f"model sizes obs {n_obs} / action {n_act} differ from the card's "
-                         f"{card['observation']['size']} / {card['action']['size']}")
+        raise ValueError(
+            f"model sizes obs {n_obs} / action {n_act} differ from the card's "
+            f"{card['observation']['size']} / {card['action']['size']}"
+        )
     for s in states:
         if size(g.shapes[s["input"]]) != s["size"] or size(g.shapes[s["output"]]) != s["size"]:
             raise ValueError(f"recurrent state {s['name']!r}: model size differs from the card's {s['size']}")
@@ -243,11 +267,18 @@ def generate_c(model: onnx.ModelProto, card: dict[str, Any], out_dir: str | Path
         _atomic_write(out / fname, text)
     onnx_src = Path(card["onnx_path"]) if "onnx_path" in card else None
     manifest = {
-        "format": "robo-c-module/1", "name": name, "kind": "policy",
-        "sources": [f"{name}.c", f"{name}_selftest.c"], "policy_sources": [f"{name}.c"],
-        "header": f"{name}.h", "obs_size": n_obs, "act_size": n_act,
+        "format": "robo-c-module/1",
+        "name": name,
+        "kind": "policy",
+        "sources": [f"{name}.c", f"{name}_selftest.c"],
+        "policy_sources": [f"{name}.c"],
+        "header": f"{name}.h",
+        "obs_size": n_obs,
+        "act_size": n_act,
         "state": [{"name": _c_ident(s["name"]), "size": s["size"]} for s in states],
-        "arena_floats": int(arena), "golden_steps": golden_steps, "selftest_tolerance": SELFTEST_TOL,
+        "arena_floats": int(arena),
+        "golden_steps": golden_steps,
+        "selftest_tolerance": SELFTEST_TOL,
         "ops": sorted({n.op_type for n in g.nodes}),
     }
     if onnx_src is not None and onnx_src.is_file():
@@ -290,16 +321,19 @@ def reference_step_fn(model: onnx.ModelProto, card: dict[str, Any]):
 
     def step(obs: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         x = np.clip(np.asarray(obs, np.float32), lo, hi).reshape(shapes[0])
-        outs = ev.run(None, dict(zip(in_names, [x, *[s.reshape(sh) for s, sh in zip(state, shapes[1:])]])))
+        feeds = [x, *[s.reshape(sh) for s, sh in zip(state, shapes[1:], strict=True)]]
+        outs = ev.run(None, dict(zip(in_names, feeds, strict=True)))
         act = np.asarray(outs[0], np.float32).ravel()
         if aclip is not None:
             act = np.clip(act, *aclip)
         return act, [np.asarray(o, np.float32).ravel() for o in outs[1:]]
+
     return step
 
 
-def golden_sequence(model: onnx.ModelProto, card: dict[str, Any], steps: int, seed: int
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def golden_sequence(
+    model: onnx.ModelProto, card: dict[str, Any], steps: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     step = reference_step_fn(model, card)
     obs = rng.normal(0.0, 1.0, (steps, card["observation"]["size"])).astype(np.float32)
@@ -312,43 +346,73 @@ def golden_sequence(model: onnx.ModelProto, card: dict[str, Any], steps: int, se
 
 
 def _header(name: str, up: str, n_obs: int, n_act: int, states: list[dict], card: dict) -> str:
-    fields = [f"    float {_c_ident(s['name'])}[{s['size']}];" for s in states] or ["    int unused; /* stateless */"]
+    fields = [f"    float {_c_ident(s['name'])}[{s['size']}];" for s in states] or [
+        "    int unused; /* stateless */"
+    ]
     obs_names = ", ".join(e["name"] for e in card["observation"]["layout"])
     act_names = ", ".join(e["name"] for e in card["action"]["layout"])
-    return "\n".join([
-        f"/* Generated by robo codegen from {card['onnx']['file']} (sha256 {card['onnx']['sha256'][:16]}...).",
-        f"   Task {card['task']}, {card['control_rate_hz']:g} Hz. Do not edit. */",
-        f"#ifndef {up}_H", f"#define {up}_H", "",
-        f"#define {up}_OBS_SIZE {n_obs}", f"#define {up}_ACT_SIZE {n_act}", "",
-        f"/* observation order: {obs_names} */", f"/* action order: {act_names} */", "",
-        "/* Recurrent state, carried by the caller; zeros after reset. */",
-        "typedef struct {", *fields, f"}} {name}_state;", "",
-        f"void {name}_reset({name}_state *st);",
-        "/* One control step. Returns 0, or 1 when the observation (or a result) was not finite: then the",
-        "   state is reset and act holds the fallback action. */",
-        f"int {name}_step({name}_state *st, const float obs[{up}_OBS_SIZE], float act[{up}_ACT_SIZE]);",
-        "/* Runs the embedded golden sequence; 0 when every action matches within tolerance. */",
-        f"int {name}_selftest(float *max_abs_error);", "", "#endif", ""])
+    return "\n".join(
+        [
+            f"/* Generated by robo codegen from {card['onnx']['file']} "
+            f"(sha256 {card['onnx']['sha256'][:16]}...).",
+            f"   Task {card['task']}, {card['control_rate_hz']:g} Hz. Do not edit. */",
+            f"#ifndef {up}_H",
+            f"#define {up}_H",
+            "",
+            f"#define {up}_OBS_SIZE {n_obs}",
+            f"#define {up}_ACT_SIZE {n_act}",
+            "",
+            f"/* observation order: {obs_names} */",
+            f"/* action order: {act_names} */",
+            "",
+            "/* Recurrent state, carried by the caller; zeros after reset. */",
+            "typedef struct {",
+            *fields,
+            f"}} {name}_state;",
+            "",
+            f"void {name}_reset({name}_state *st);",
+            "/* One control step. Returns 0, or 1 when the observation (or a result) was not finite:",
+            "   then the state is reset and act holds the fallback action. */",
+            f"int {name}_step({name}_state *st, const float obs[{up}_OBS_SIZE], float act[{up}_ACT_SIZE]);",
+            "/* Runs the embedded golden sequence; 0 when every action matches within tolerance. */",
+            f"int {name}_selftest(float *max_abs_error);",
+            "",
+            "#endif",
+            "",
+        ]
+    )
 
 
 def _source(name, up, em: _Emitter, body, arena, aclip, fallback, act_name, state_outputs, clips) -> str:
-    lines = [f"/* Generated by robo codegen. Static memory only: arena of {arena} floats. */",
-             "#include <stdint.h>", f'#include "{name}.h"', KERNELS_C, *em.kernels.values(),
-             *em.consts,
-             f"static const float FALLBACK[{up}_ACT_SIZE] = {{ {', '.join(_cfloat(v) for v in fallback)} }};"]
-    lines += [f"static float arena[{arena}];", "",
-              f"void {name}_reset({name}_state *st)", "{"]
+    lines = [
+        f"/* Generated by robo codegen. Static memory only: arena of {arena} floats. */",
+        "#include <stdint.h>",
+        f'#include "{name}.h"',
+        KERNELS_C,
+        *em.kernels.values(),
+        *em.consts,
+        f"static const float FALLBACK[{up}_ACT_SIZE] = {{ {', '.join(_cfloat(v) for v in fallback)} }};",
+    ]
+    lines += [f"static float arena[{arena}];", "", f"void {name}_reset({name}_state *st)", "{"]
     for out, field in state_outputs.items():
         n = size(em.g.shapes[out])
         lines.append(f"    {{ int i; for (i = 0; i < {n}; ++i) st->{field}[i] = 0.0f; }}")
     if not state_outputs:
         lines.append("    st->unused = 0;")
-    lines += ["}", "",
-              f"int {name}_step({name}_state *st, const float obs[{up}_OBS_SIZE], float act[{up}_ACT_SIZE])",
-              "{", "    int i, bad = 0;", f"    float *x = {em.ref(em.g.inputs[0])};",
-              f"    for (i = 0; i < {up}_OBS_SIZE; ++i) {{",
-              "        float v = obs[i];", "        bad |= !robo_isfinite(v);", "        x[i] = v;", "    }",
-              "    if (bad) goto fallback;"]
+    lines += [
+        "}",
+        "",
+        f"int {name}_step({name}_state *st, const float obs[{up}_OBS_SIZE], float act[{up}_ACT_SIZE])",
+        "{",
+        "    int i, bad = 0;",
+        f"    float *x = {em.ref(em.g.inputs[0])};",
+        f"    for (i = 0; i < {up}_OBS_SIZE; ++i) {{",
+        "        float v = obs[i];",
+        "        bad |= !robo_isfinite(v);",
+        "        x[i] = v;",
+        "    }",
+        "    if (bad) goto fallback;",
+    ]
     # Clipping as the card says, one loop per run of equal bounds (constants, no tables).
     k = 0
     while k < len(clips):
@@ -357,54 +421,86 @@ def _source(name, up, em: _Emitter, body, arena, aclip, fallback, act_name, stat
             j += 1
         if clips[k] is not None:
             lo_c, hi_c = _cfloat(clips[k][0]), _cfloat(clips[k][1])
-            lines.append(f"    for (i = {k}; i < {j}; ++i) {{ if (x[i] < {lo_c}) x[i] = {lo_c}; "
-                         f"if (x[i] > {hi_c}) x[i] = {hi_c}; }}")
+            lines.append(
+                f"    for (i = {k}; i < {j}; ++i) {{ if (x[i] < {lo_c}) x[i] = {lo_c}; "
+                f"if (x[i] > {hi_c}) x[i] = {hi_c}; }}"
+            )
         k = j
     lines += body
     act = em.ref(act_name)
     lines.append(f"    for (i = 0; i < {up}_ACT_SIZE; ++i) bad |= !robo_isfinite({act}[i]);")
     for out in state_outputs:
-        lines.append(f"    for (i = 0; i < {size(em.g.shapes[out])}; ++i) bad |= !robo_isfinite({em.ref(out)}[i]);")
+        lines.append(
+            f"    for (i = 0; i < {size(em.g.shapes[out])}; ++i) bad |= !robo_isfinite({em.ref(out)}[i]);"
+        )
     lines.append("    if (bad) goto fallback;")
     lines.append(f"    for (i = 0; i < {up}_ACT_SIZE; ++i) {{")
     lines.append(f"        float a = {act}[i];")
     if aclip is not None:
-        lines += [f"        if (a < {_cfloat(aclip[0])}) a = {_cfloat(aclip[0])};",
-                  f"        if (a > {_cfloat(aclip[1])}) a = {_cfloat(aclip[1])};"]
+        lines += [
+            f"        if (a < {_cfloat(aclip[0])}) a = {_cfloat(aclip[0])};",
+            f"        if (a > {_cfloat(aclip[1])}) a = {_cfloat(aclip[1])};",
+        ]
     lines += ["        act[i] = a;", "    }"]
     for out, field in state_outputs.items():
         lines.append(f"    for (i = 0; i < {size(em.g.shapes[out])}; ++i) st->{field}[i] = {em.ref(out)}[i];")
-    lines += ["    return 0;", "fallback:", f"    {name}_reset(st);",
-              f"    for (i = 0; i < {up}_ACT_SIZE; ++i) act[i] = FALLBACK[i];", "    return 1;", "}", ""]
+    lines += [
+        "    return 0;",
+        "fallback:",
+        f"    {name}_reset(st);",
+        f"    for (i = 0; i < {up}_ACT_SIZE; ++i) act[i] = FALLBACK[i];",
+        "    return 1;",
+        "}",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def _selftest(name: str, up: str, obs: np.ndarray, act: np.ndarray, fallback: np.ndarray) -> str:
     steps = obs.shape[0]
-    return "\n".join([
-        f"/* Generated by robo codegen: golden sequence from the ONNX reference implementation. */",
-        f'#include "{name}.h"', "",
-        f"static const float SELFTEST_FALLBACK[{up}_ACT_SIZE] = {{ {', '.join(_cfloat(v) for v in fallback)} }};",
-        f"#define GOLDEN_STEPS {steps}",
-        f"static const float GOLDEN_OBS[GOLDEN_STEPS * {up}_OBS_SIZE] = {{", *_array_lines(obs), "};",
-        f"static const float GOLDEN_ACT[GOLDEN_STEPS * {up}_ACT_SIZE] = {{", *_array_lines(act), "};", "",
-        "/* Returns 0 on success; 1 when an action differs by more than the tolerance (scaled by",
-        "   max(1, |expected|)); 2 when a finite step reported a non-finite input; 3 when a NaN",
-        "   observation did not give the fallback action. */",
-        f"int {name}_selftest(float *max_abs_error)", "{",
-        f"    {name}_state st;", f"    float a[{up}_ACT_SIZE], nan_obs[{up}_OBS_SIZE], worst = 0.0f;",
-        "    int k, i, rc = 0;", f"    {name}_reset(&st);",
-        "    for (k = 0; k < GOLDEN_STEPS; ++k) {",
-        f"        if ({name}_step(&st, GOLDEN_OBS + k * {up}_OBS_SIZE, a) != 0) rc = 2;",
-        f"        for (i = 0; i < {up}_ACT_SIZE; ++i) {{",
-        f"            float m = GOLDEN_ACT[k * {up}_ACT_SIZE + i], e = a[i] - m;",
-        "            if (e < 0.0f) e = -e;", "            if (m < 0.0f) m = -m;",
-        "            if (m < 1.0f) m = 1.0f;",
-        "            if (!(e <= m * " + _cfloat(SELFTEST_TOL) + ") && rc == 0) rc = 1;",
-        "            if (!(e <= worst)) worst = e;", "        }", "    }",
-        f"    for (i = 0; i < {up}_OBS_SIZE; ++i) nan_obs[i] = GOLDEN_OBS[i];",
-        "    { volatile float zero = 0.0f; nan_obs[0] = zero / zero; }",
-        f"    if ({name}_step(&st, nan_obs, a) != 1 && rc == 0) rc = 3;",
-        f"    for (i = 0; i < {up}_ACT_SIZE; ++i) if (a[i] != SELFTEST_FALLBACK[i] && rc == 0) rc = 3;",
-        f"    {name}_reset(&st);",
-        "    if (max_abs_error) *max_abs_error = worst;", "    return rc;", "}", ""])
+    return "\n".join(
+        [
+            "/* Generated by robo codegen: golden sequence from the ONNX reference implementation. */",
+            f'#include "{name}.h"',
+            "",
+            f"static const float SELFTEST_FALLBACK[{up}_ACT_SIZE] = "
+            f"{{ {', '.join(_cfloat(v) for v in fallback)} }};",
+            f"#define GOLDEN_STEPS {steps}",
+            f"static const float GOLDEN_OBS[GOLDEN_STEPS * {up}_OBS_SIZE] = {{",
+            *_array_lines(obs),
+            "};",
+            f"static const float GOLDEN_ACT[GOLDEN_STEPS * {up}_ACT_SIZE] = {{",
+            *_array_lines(act),
+            "};",
+            "",
+            "/* Returns 0 on success; 1 when an action differs by more than the tolerance (scaled by",
+            "   max(1, |expected|)); 2 when a finite step reported a non-finite input; 3 when a NaN",
+            "   observation did not give the fallback action. */",
+            f"int {name}_selftest(float *max_abs_error)",
+            "{",
+            f"    {name}_state st;",
+            f"    float a[{up}_ACT_SIZE], nan_obs[{up}_OBS_SIZE], worst = 0.0f;",
+            "    int k, i, rc = 0;",
+            f"    {name}_reset(&st);",
+            "    for (k = 0; k < GOLDEN_STEPS; ++k) {",
+            f"        if ({name}_step(&st, GOLDEN_OBS + k * {up}_OBS_SIZE, a) != 0) rc = 2;",
+            f"        for (i = 0; i < {up}_ACT_SIZE; ++i) {{",
+            f"            float m = GOLDEN_ACT[k * {up}_ACT_SIZE + i], e = a[i] - m;",
+            "            if (e < 0.0f) e = -e;",
+            "            if (m < 0.0f) m = -m;",
+            "            if (m < 1.0f) m = 1.0f;",
+            "            if (!(e <= m * " + _cfloat(SELFTEST_TOL) + ") && rc == 0) rc = 1;",
+            "            if (!(e <= worst)) worst = e;",
+            "        }",
+            "    }",
+            f"    for (i = 0; i < {up}_OBS_SIZE; ++i) nan_obs[i] = GOLDEN_OBS[i];",
+            "    { volatile float zero = 0.0f; nan_obs[0] = zero / zero; }",
+            f"    if ({name}_step(&st, nan_obs, a) != 1 && rc == 0) rc = 3;",
+            f"    for (i = 0; i < {up}_ACT_SIZE; ++i) if (a[i] != SELFTEST_FALLBACK[i] && rc == 0) rc = 3;",
+            f"    {name}_reset(&st);",
+            "    if (max_abs_error) *max_abs_error = worst;",
+            "    return rc;",
+            "}",
+            "",
+        ]
+    )

@@ -23,7 +23,7 @@ SHAPE_ONLY = {"Shape", "Size"}
 class StaticGraph:
     model: onnx.ModelProto
     opset: int
-    nodes: list[onnx.NodeProto]                 # the nodes that become C, in order
+    nodes: list[onnx.NodeProto]  # the nodes that become C, in order
     shapes: dict[str, tuple[int, ...]]
     consts: dict[str, np.ndarray]
     inputs: list[str]
@@ -47,15 +47,19 @@ def _check_static_inputs(graph: onnx.GraphProto, init_names: set[str]) -> None:
         where = f", consumed by {node_label(user)}" if user is not None else ""
         tt = vi.type.tensor_type
         if tt.elem_type != TensorProto.FLOAT:
-            raise ValueError(f"tensor {vi.name!r}{where}: only float32 inputs/outputs are supported, "
-                             f"got {TensorProto.DataType.Name(tt.elem_type)}")
+            raise ValueError(
+                f"tensor {vi.name!r}{where}: only float32 inputs/outputs are supported, "
+                f"got {TensorProto.DataType.Name(tt.elem_type)}"
+            )
         if not tt.HasField("shape"):
             raise ValueError(f"tensor {vi.name!r}{where} has no shape; export with fixed shapes")
         for d in tt.shape.dim:
             if not d.HasField("dim_value") or d.dim_value <= 0:
                 label = d.dim_param or "unknown"
-                raise ValueError(f"tensor {vi.name!r}{where} has a dynamic dimension {label!r}; "
-                                 "the C code needs fixed shapes (export with batch 1, no dynamic axes)")
+                raise ValueError(
+                    f"tensor {vi.name!r}{where} has a dynamic dimension {label!r}; "
+                    "the C code needs fixed shapes (export with batch 1, no dynamic axes)"
+                )
 
 
 def load_static_graph(model: onnx.ModelProto, supported: set[str]) -> StaticGraph:
@@ -74,16 +78,23 @@ def load_static_graph(model: onnx.ModelProto, supported: set[str]) -> StaticGrap
         if node.domain not in ("", "ai.onnx"):
             raise ValueError(f"{node_label(node)}: custom domain {node.domain!r} is not supported")
         if node.op_type in ("Loop", "If", "Scan"):
-            raise ValueError(f"{node_label(node)}: control flow is not supported; export a straight-line graph")
+            raise ValueError(
+                f"{node_label(node)}: control flow is not supported; export a straight-line graph"
+            )
         for o in node.output:
             producer[o] = node
-        if node.op_type in SHAPE_ONLY or node.op_type == "Constant" or all(
-                (not i) or i in const_names for i in node.input):
+        if (
+            node.op_type in SHAPE_ONLY
+            or node.op_type == "Constant"
+            or all((not i) or i in const_names for i in node.input)
+        ):
             const_names.update(o for o in node.output if o)
             continue
         if node.op_type not in supported:
-            raise ValueError(f"{node_label(node)} is not supported by robo codegen "
-                             f"(supported: {', '.join(sorted(supported))})")
+            raise ValueError(
+                f"{node_label(node)} is not supported by robo codegen "
+                f"(supported: {', '.join(sorted(supported))})"
+            )
         compute.append(node)
 
     feeds = {}
@@ -110,8 +121,11 @@ def load_static_graph(model: onnx.ModelProto, supported: set[str]) -> StaticGrap
 
 def eval_node(node: onnx.NodeProto, feeds: dict[str, np.ndarray], opset: int) -> list[np.ndarray]:
     """Run one node through the reference implementation (used to derive index maps)."""
-    vis = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(feeds[n].dtype), feeds[n].shape)
-           for n in node.input if n]
+    vis = [
+        helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(feeds[n].dtype), feeds[n].shape)
+        for n in node.input
+        if n
+    ]
     outs = [helper.make_tensor_value_info(o, TensorProto.UNDEFINED, None) for o in node.output if o]
     g = helper.make_graph([node], "single", vis, outs)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])

@@ -17,8 +17,7 @@ import numpy as np
 HOST_CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-Wvla", "-pedantic", "-fPIC", "-shared"]
 
 
-def build_host_library(module_dir: str | Path, extra_sources: list[str | Path] = (),
-                       cc: str = "gcc") -> Path:
+def build_host_library(module_dir: str | Path, extra_sources: list[str | Path] = (), cc: str = "gcc") -> Path:
     """``module_dir/build/host/lib<name>.so`` from the module's sources (plus ``extra_sources``)."""
     module_dir = Path(module_dir)
     manifest = json.loads((module_dir / "module.json").read_text())
@@ -28,8 +27,9 @@ def build_host_library(module_dir: str | Path, extra_sources: list[str | Path] =
     out.mkdir(parents=True, exist_ok=True)
     lib = out / f"lib{manifest['name']}.so"
     srcs = [str(module_dir / s) for s in manifest["sources"]] + [str(s) for s in extra_sources]
-    proc = subprocess.run([cc, *HOST_CFLAGS, "-I", str(module_dir), "-o", str(lib), *srcs],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [cc, *HOST_CFLAGS, "-I", str(module_dir), "-o", str(lib), *srcs], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"host compile of {module_dir} failed:\n{proc.stderr.strip()}")
     return lib
@@ -57,9 +57,14 @@ class HostPolicy:
     def step(self, obs: np.ndarray) -> tuple[np.ndarray, int]:
         obs = np.ascontiguousarray(obs, np.float32).ravel()
         if obs.size != self.manifest["obs_size"]:
-            raise ValueError(f"observation has {obs.size} values, the module takes {self.manifest['obs_size']}")
-        rc = self._step(ctypes.byref(self._state), obs.ctypes.data_as(ctypes.c_void_p),
-                        self._act.ctypes.data_as(ctypes.c_void_p))
+            raise ValueError(
+                f"observation has {obs.size} values, the module takes {self.manifest['obs_size']}"
+            )
+        rc = self._step(
+            ctypes.byref(self._state),
+            obs.ctypes.data_as(ctypes.c_void_p),
+            self._act.ctypes.data_as(ctypes.c_void_p),
+        )
         return self._act.copy(), int(rc)
 
     @property

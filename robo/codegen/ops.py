@@ -28,9 +28,9 @@ class Ctx(Protocol):
 
 @dataclass
 class Plan:
-    allocs: list[str] = field(default_factory=list)            # outputs with their own buffer
+    allocs: list[str] = field(default_factory=list)  # outputs with their own buffer
     views: dict[str, tuple[str, int]] = field(default_factory=dict)  # output -> (tensor, offset)
-    scratch: int = 0                                           # floats of temporary memory
+    scratch: int = 0  # floats of temporary memory
     emit: Callable[[Ctx], list[str]] | None = None
 
 
@@ -97,15 +97,21 @@ def unary(node: onnx.NodeProto, g: StaticGraph) -> Plan:
         body = " ".join(parts)
 
         def emit_clip(c: Ctx) -> list[str]:
-            return [f"{{ int i; const float *x = {c.ref(x)}; float *y = {c.ref(y)};",
-                    f"  for (i = 0; i < {n}; ++i) {{ float v = x[i]; {body} y[i] = v; }} }}"]
+            return [
+                f"{{ int i; const float *x = {c.ref(x)}; float *y = {c.ref(y)};",
+                f"  for (i = 0; i < {n}; ++i) {{ float v = x[i]; {body} y[i] = v; }} }}",
+            ]
+
         return Plan(allocs=[y], emit=emit_clip)
     else:
         expr = UNARY[node.op_type]
 
     def emit(c: Ctx) -> list[str]:
-        return [f"{{ int i; const float *x = {c.ref(x)}; float *y = {c.ref(y)};",
-                f"  for (i = 0; i < {n}; ++i) {{ float v = x[i]; y[i] = {expr}; }} }}"]
+        return [
+            f"{{ int i; const float *x = {c.ref(x)}; float *y = {c.ref(y)};",
+            f"  for (i = 0; i < {n}; ++i) {{ float v = x[i]; y[i] = {expr}; }} }}",
+        ]
+
     return Plan(allocs=[y], emit=emit)
 
 
@@ -125,9 +131,13 @@ def _operand(g: StaticGraph, c: Ctx, name: str, hint: str) -> str:
     return c.const(g.consts[name].astype(np.float32), hint) if name in g.consts else c.ref(name)
 
 
-def broadcast_loop(out_shape: tuple[int, ...], operands: list[tuple[str, tuple[int, ...]]],
-                   body: Callable[[str, list[str]], str]) -> list[str]:
-    """Loops over ``out_shape``; ``body(out_index, operand_indices)`` is one C statement (numpy broadcasting)."""
+def broadcast_loop(
+    out_shape: tuple[int, ...],
+    operands: list[tuple[str, tuple[int, ...]]],
+    body: Callable[[str, list[str]], str],
+) -> list[str]:
+    """Loops over ``out_shape`` with numpy broadcasting; ``body(out_index, operand_indices)`` is one
+    C statement."""
     n = size(out_shape)
     if all(size(s) == n or size(s) == 1 for _, s in operands):
         idx = ["i" if size(s) == n else "0" for _, s in operands]
@@ -155,12 +165,14 @@ def binary(node: onnx.NodeProto, g: StaticGraph) -> Plan:
     def emit(c: Ctx) -> list[str]:
         pa, pb = _operand(g, c, a, "K"), _operand(g, c, b, "K")
         ops = [(pa, g.shapes[a]), (pb, g.shapes[b])]
-        return [f"/* {y} */"] + broadcast_loop(
-            g.shapes[y], ops, lambda o, ix: f"{c.ref(y)}[{o}] = {pa}[{ix[0]}] {op} {pb}[{ix[1]}];")
+        body = lambda o, ix: f"{c.ref(y)}[{o}] = {pa}[{ix[0]}] {op} {pb}[{ix[1]}];"  # noqa: E731
+        return [f"/* {y} */", *broadcast_loop(g.shapes[y], ops, body)]
+
     return Plan(allocs=[y], emit=emit)
 
 
 # --- matrix products -------------------------------------------------------------------------
+
 
 def gemm(node: onnx.NodeProto, g: StaticGraph) -> Plan:
     a_name, b_name = node.input[0], node.input[1]
@@ -173,7 +185,7 @@ def gemm(node: onnx.NodeProto, g: StaticGraph) -> Plan:
     if a_name in g.consts or b_name not in g.consts or trans_a:
         return _generic_matmul(node, g, a_name, b_name, trans_a, trans_b, alpha, c_name, beta)
     bmat = g.consts[b_name].astype(np.float32)
-    w = (bmat if trans_b else bmat.T) * np.float32(alpha)          # [N, K] row-major
+    w = (bmat if trans_b else bmat.T) * np.float32(alpha)  # [N, K] row-major
     k = w.shape[1]
     bias = None
     if c_name and c_name in g.consts:
@@ -187,9 +199,13 @@ def gemm(node: onnx.NodeProto, g: StaticGraph) -> Plan:
             b_arg = f"{bn} + {r * n}" if bn else "0"
             lines.append(c.dense(wn, b_arg, f"{c.ref(a_name)} + {r * k}", f"{c.ref(y)} + {r * n}", n, k))
         if c_name and bias is None:
-            lines += broadcast_loop((m, n), [(c.ref(c_name), g.shapes[c_name])],
-                                    lambda o, ix: f"{c.ref(y)}[{o}] += {_fmt(beta)} * {c.ref(c_name)}[{ix[0]}];")
+            lines += broadcast_loop(
+                (m, n),
+                [(c.ref(c_name), g.shapes[c_name])],
+                lambda o, ix: f"{c.ref(y)}[{o}] += {_fmt(beta)} * {c.ref(c_name)}[{ix[0]}];",
+            )
         return lines
+
     return Plan(allocs=[y], emit=emit)
 
 
@@ -201,21 +217,27 @@ def _generic_matmul(node, g, a_name, b_name, trans_a, trans_b, alpha, c_name, be
         raise ValueError(f"{node_label(node)}: only 2-D operands are supported when both are computed")
     m, n = g.shapes[y]
     k = sa[0] if trans_a else sa[1]
-    ia = "(kk) * %d + (r)" % sa[1] if trans_a else "(r) * %d + (kk)" % sa[1]
-    ib = "(col) * %d + (kk)" % sb[1] if trans_b else "(kk) * %d + (col)" % sb[1]
+    ia = f"(kk) * {sa[1]} + (r)" if trans_a else f"(r) * {sa[1]} + (kk)"
+    ib = f"(col) * {sb[1]} + (kk)" if trans_b else f"(kk) * {sb[1]} + (col)"
 
     def emit(c: Ctx) -> list[str]:
         pa, pb = _operand(g, c, a_name, "A"), _operand(g, c, b_name, "B")
-        lines = [f"/* {node.op_type} {node.name} (generic) */",
-                 f"{{ int r, col, kk; for (r = 0; r < {m}; ++r) for (col = 0; col < {n}; ++col) {{",
-                 "  float acc = 0.0f;",
-                 f"  for (kk = 0; kk < {k}; ++kk) acc += {pa}[{ia}] * {pb}[{ib}];",
-                 f"  {c.ref(y)}[r * {n} + col] = {_fmt(alpha)} * acc; }} }}"]
+        lines = [
+            f"/* {node.op_type} {node.name} (generic) */",
+            f"{{ int r, col, kk; for (r = 0; r < {m}; ++r) for (col = 0; col < {n}; ++col) {{",
+            "  float acc = 0.0f;",
+            f"  for (kk = 0; kk < {k}; ++kk) acc += {pa}[{ia}] * {pb}[{ib}];",
+            f"  {c.ref(y)}[r * {n} + col] = {_fmt(alpha)} * acc; }} }}",
+        ]
         if c_name:
             pc = _operand(g, c, c_name, "C")
-            lines += broadcast_loop((m, n), [(pc, g.shapes[c_name])],
-                                    lambda o, ix: f"{c.ref(y)}[{o}] += {_fmt(beta)} * {pc}[{ix[0]}];")
+            lines += broadcast_loop(
+                (m, n),
+                [(pc, g.shapes[c_name])],
+                lambda o, ix: f"{c.ref(y)}[{o}] += {_fmt(beta)} * {pc}[{ix[0]}];",
+            )
         return lines
+
     return Plan(allocs=[y], emit=emit)
 
 
@@ -233,12 +255,18 @@ def matmul(node: onnx.NodeProto, g: StaticGraph) -> Plan:
 
     def emit(c: Ctx) -> list[str]:
         wn = c.const(w, "W")
-        return [f"/* MatMul {node.name} */", f"{{ int r; for (r = 0; r < {rows}; ++r) "
-                + c.dense(wn, "0", f"{c.ref(a_name)} + r * {k}", f"{c.ref(y)} + r * {n}", n, k) + " }"]
+        return [
+            f"/* MatMul {node.name} */",
+            f"{{ int r; for (r = 0; r < {rows}; ++r) "
+            + c.dense(wn, "0", f"{c.ref(a_name)} + r * {k}", f"{c.ref(y)} + r * {n}", n, k)
+            + " }",
+        ]
+
     return Plan(allocs=[y], emit=emit)
 
 
 # --- recurrent cells -------------------------------------------------------------------------
+
 
 def _rnn_checks(node: onnx.NodeProto, g: StaticGraph, acts: list[str]) -> tuple[int, int, int, int]:
     at = attrs(node)
@@ -257,15 +285,17 @@ def _rnn_checks(node: onnx.NodeProto, g: StaticGraph, acts: list[str]) -> tuple[
     if len(node.input) > 4 and node.input[4]:
         lens = _opt_const(g, node, 4)
         if lens is None or not np.all(lens == t):
-            raise ValueError(f"{node_label(node)}: sequence_lens must be constant and equal to the sequence length")
+            raise ValueError(
+                f"{node_label(node)}: sequence_lens must be constant and equal to the sequence length"
+            )
     return t, b, i, h
 
 
 def gru(node: onnx.NodeProto, g: StaticGraph) -> Plan:
     t, batch, i, h = _rnn_checks(node, g, ["sigmoid", "tanh"])
     lbr = int(attrs(node).get("linear_before_reset", 0))
-    w = _need_const(g, node, 1, "weights W")[0]                  # [3H, I], gates z, r, h
-    r = _need_const(g, node, 2, "recurrence R")[0]               # [3H, H]
+    w = _need_const(g, node, 1, "weights W")[0]  # [3H, I], gates z, r, h
+    r = _need_const(g, node, 2, "recurrence R")[0]  # [3H, H]
     bias = _opt_const(g, node, 3)
     bias = np.zeros(6 * h, np.float32) if bias is None else bias.astype(np.float32)[0]
     x, h0 = node.input[0], (node.input[5] if len(node.input) > 5 else "")
@@ -275,30 +305,41 @@ def gru(node: onnx.NodeProto, g: StaticGraph) -> Plan:
 
     def emit(c: Ctx) -> list[str]:
         wn, rn = c.const(w, "W"), c.const(r, "R")
-        wb, rb = c.const(bias[:3 * h], "B"), c.const(bias[3 * h:], "B")
+        wb, rb = c.const(bias[: 3 * h], "B"), c.const(bias[3 * h :], "B")
         s = c.scratch()
-        init = (f"for (j = 0; j < {h}; ++j) hc[j] = {c.ref(h0)}[b * {h} + j];" if h0
-                else f"for (j = 0; j < {h}; ++j) hc[j] = 0.0f;")
-        lines = [f"/* GRU {node.name}: input {i}, hidden {h}, linear_before_reset={lbr} (gates z, r, h) */",
-                 f"{{ float *gx = {s}, *gh = {s} + {3 * h}, *hc = {s} + {6 * h}, *rh = {s} + {7 * h};",
-                 "  int b, t, j; (void)rh;",
-                 f"  for (b = 0; b < {batch}; ++b) {{", f"    {init}",
-                 f"    for (t = 0; t < {t}; ++t) {{",
-                 "      " + c.dense(wn, wb, f"{c.ref(x)} + (t * {batch} + b) * {i}", "gx", 3 * h, i)]
+        init = (
+            f"for (j = 0; j < {h}; ++j) hc[j] = {c.ref(h0)}[b * {h} + j];"
+            if h0
+            else f"for (j = 0; j < {h}; ++j) hc[j] = 0.0f;"
+        )
+        lines = [
+            f"/* GRU {node.name}: input {i}, hidden {h}, linear_before_reset={lbr} (gates z, r, h) */",
+            f"{{ float *gx = {s}, *gh = {s} + {3 * h}, *hc = {s} + {6 * h}, *rh = {s} + {7 * h};",
+            "  int b, t, j; (void)rh;",
+            f"  for (b = 0; b < {batch}; ++b) {{",
+            f"    {init}",
+            f"    for (t = 0; t < {t}; ++t) {{",
+            "      " + c.dense(wn, wb, f"{c.ref(x)} + (t * {batch} + b) * {i}", "gx", 3 * h, i),
+        ]
         if lbr:
-            lines += ["      " + c.dense(rn, rb, "hc", "gh", 3 * h, h),
-                      f"      for (j = 0; j < {h}; ++j) {{",
-                      f"        float z = robo_sigmoid(gx[j] + gh[j]);",
-                      f"        float rr = robo_sigmoid(gx[{h} + j] + gh[{h} + j]);",
-                      f"        float n = robo_tanh(gx[{2 * h} + j] + rr * gh[{2 * h} + j]);",
-                      "        hc[j] = n + z * (hc[j] - n);", "      }"]
+            lines += [
+                "      " + c.dense(rn, rb, "hc", "gh", 3 * h, h),
+                f"      for (j = 0; j < {h}; ++j) {{",
+                "        float z = robo_sigmoid(gx[j] + gh[j]);",
+                f"        float rr = robo_sigmoid(gx[{h} + j] + gh[{h} + j]);",
+                f"        float n = robo_tanh(gx[{2 * h} + j] + rr * gh[{2 * h} + j]);",
+                "        hc[j] = n + z * (hc[j] - n);",
+                "      }",
+            ]
         else:
-            lines += ["      " + c.dense(rn, rb, "hc", "gh", 2 * h, h),
-                      f"      for (j = 0; j < {h}; ++j) {{ gh[j] = robo_sigmoid(gx[j] + gh[j]);",
-                      f"        rh[j] = robo_sigmoid(gx[{h} + j] + gh[{h} + j]) * hc[j]; }}",
-                      "      " + c.dense(f"{rn} + {2 * h * h}", f"{rb} + {2 * h}", "rh", f"gh + {2 * h}", h, h),
-                      f"      for (j = 0; j < {h}; ++j) {{ float n = robo_tanh(gx[{2 * h} + j] + gh[{2 * h} + j]);",
-                      "        hc[j] = n + gh[j] * (hc[j] - n); }"]
+            lines += [
+                "      " + c.dense(rn, rb, "hc", "gh", 2 * h, h),
+                f"      for (j = 0; j < {h}; ++j) {{ gh[j] = robo_sigmoid(gx[j] + gh[j]);",
+                f"        rh[j] = robo_sigmoid(gx[{h} + j] + gh[{h} + j]) * hc[j]; }}",
+                "      " + c.dense(f"{rn} + {2 * h * h}", f"{rb} + {2 * h}", "rh", f"gh + {2 * h}", h, h),
+                f"      for (j = 0; j < {h}; ++j) {{ float n = robo_tanh(gx[{2 * h} + j] + gh[{2 * h} + j]);",
+                "        hc[j] = n + gh[j] * (hc[j] - n); }",
+            ]
         if y:
             lines.append(f"      for (j = 0; j < {h}; ++j) {c.ref(y)}[(t * {batch} + b) * {h} + j] = hc[j];")
         lines.append("    }")
@@ -306,12 +347,13 @@ def gru(node: onnx.NodeProto, g: StaticGraph) -> Plan:
             lines.append(f"    for (j = 0; j < {h}; ++j) {c.ref(yh)}[b * {h} + j] = hc[j];")
         lines += ["  }", "}"]
         return lines
+
     return Plan(allocs=outs, scratch=8 * h, emit=emit)
 
 
 def lstm(node: onnx.NodeProto, g: StaticGraph) -> Plan:
     t, batch, i, h = _rnn_checks(node, g, ["sigmoid", "tanh", "tanh"])
-    w = _need_const(g, node, 1, "weights W")[0]                  # [4H, I], gates i, o, f, c
+    w = _need_const(g, node, 1, "weights W")[0]  # [4H, I], gates i, o, f, c
     r = _need_const(g, node, 2, "recurrence R")[0]
     bias = _opt_const(g, node, 3)
     bias = np.zeros(8 * h, np.float32) if bias is None else bias.astype(np.float32)[0]
@@ -322,11 +364,11 @@ def lstm(node: onnx.NodeProto, g: StaticGraph) -> Plan:
     h0 = node.input[5] if len(node.input) > 5 else ""
     c0 = node.input[6] if len(node.input) > 6 else ""
     outs = [o for o in node.output if o]
-    y, yh, yc = (list(node.output) + ["", "", ""])[:3]
+    y, yh, yc = [*node.output, "", "", ""][:3]
 
     def emit(c: Ctx) -> list[str]:
         wn, rn = c.const(w, "W"), c.const(r, "R")
-        bn = c.const(bias[:4 * h] + bias[4 * h:], "B")
+        bn = c.const(bias[: 4 * h] + bias[4 * h :], "B")
         pn = c.const(peep, "P") if use_peep else None
         s = c.scratch()
         pi = f" + {pn}[j] * cc[j]" if pn else ""
@@ -334,21 +376,25 @@ def lstm(node: onnx.NodeProto, g: StaticGraph) -> Plan:
         po = f" + {pn}[{h} + j] * cc[j]" if pn else ""
         init_h = f"{c.ref(h0)}[b * {h} + j]" if h0 else "0.0f"
         init_c = f"{c.ref(c0)}[b * {h} + j]" if c0 else "0.0f"
-        lines = [f"/* LSTM {node.name}: input {i}, hidden {h} (gates i, o, f, c) */",
-                 f"{{ float *gx = {s}, *gh = {s} + {4 * h}, *hc = {s} + {8 * h}, *cc = {s} + {9 * h};",
-                 "  int b, t, j;", f"  for (b = 0; b < {batch}; ++b) {{",
-                 f"    for (j = 0; j < {h}; ++j) {{ hc[j] = {init_h}; cc[j] = {init_c}; }}",
-                 f"    for (t = 0; t < {t}; ++t) {{",
-                 "      " + c.dense(wn, bn, f"{c.ref(x)} + (t * {batch} + b) * {i}", "gx", 4 * h, i),
-                 "      " + c.dense(rn, "0", "hc", "gh", 4 * h, h),
-                 f"      for (j = 0; j < {h}; ++j) {{",
-                 f"        float ig = robo_sigmoid(gx[j] + gh[j]{pi});",
-                 f"        float fg = robo_sigmoid(gx[{2 * h} + j] + gh[{2 * h} + j]{pf});",
-                 f"        float cg = robo_tanh(gx[{3 * h} + j] + gh[{3 * h} + j]);",
-                 "        float og;",
-                 "        cc[j] = fg * cc[j] + ig * cg;",
-                 f"        og = robo_sigmoid(gx[{h} + j] + gh[{h} + j]{po});",
-                 "        hc[j] = og * robo_tanh(cc[j]);", "      }"]
+        lines = [
+            f"/* LSTM {node.name}: input {i}, hidden {h} (gates i, o, f, c) */",
+            f"{{ float *gx = {s}, *gh = {s} + {4 * h}, *hc = {s} + {8 * h}, *cc = {s} + {9 * h};",
+            "  int b, t, j;",
+            f"  for (b = 0; b < {batch}; ++b) {{",
+            f"    for (j = 0; j < {h}; ++j) {{ hc[j] = {init_h}; cc[j] = {init_c}; }}",
+            f"    for (t = 0; t < {t}; ++t) {{",
+            "      " + c.dense(wn, bn, f"{c.ref(x)} + (t * {batch} + b) * {i}", "gx", 4 * h, i),
+            "      " + c.dense(rn, "0", "hc", "gh", 4 * h, h),
+            f"      for (j = 0; j < {h}; ++j) {{",
+            f"        float ig = robo_sigmoid(gx[j] + gh[j]{pi});",
+            f"        float fg = robo_sigmoid(gx[{2 * h} + j] + gh[{2 * h} + j]{pf});",
+            f"        float cg = robo_tanh(gx[{3 * h} + j] + gh[{3 * h} + j]);",
+            "        float og;",
+            "        cc[j] = fg * cc[j] + ig * cg;",
+            f"        og = robo_sigmoid(gx[{h} + j] + gh[{h} + j]{po});",
+            "        hc[j] = og * robo_tanh(cc[j]);",
+            "      }",
+        ]
         if y:
             lines.append(f"      for (j = 0; j < {h}; ++j) {c.ref(y)}[(t * {batch} + b) * {h} + j] = hc[j];")
         lines.append("    }")
@@ -358,17 +404,19 @@ def lstm(node: onnx.NodeProto, g: StaticGraph) -> Plan:
             lines.append(f"    for (j = 0; j < {h}; ++j) {c.ref(yc)}[b * {h} + j] = cc[j];")
         lines += ["  }", "}"]
         return lines
+
     return Plan(allocs=outs, scratch=10 * h, emit=emit)
 
 
 # --- convolution -----------------------------------------------------------------------------
+
 
 def conv(node: onnx.NodeProto, g: StaticGraph) -> Plan:
     x, y = node.input[0], node.output[0]
     sx = g.shapes[x]
     if len(sx) != 3:
         raise ValueError(f"{node_label(node)}: only 1-D Conv (input [N, C, L]) is supported, got {sx}")
-    w = _need_const(g, node, 1, "weights W")                      # [M, C/group, K]
+    w = _need_const(g, node, 1, "weights W")  # [M, C/group, K]
     bias = _opt_const(g, node, 2)
     at = attrs(node)
     nb, ch, length = sx
@@ -390,45 +438,68 @@ def conv(node: onnx.NodeProto, g: StaticGraph) -> Plan:
 
     def emit(c: Ctx) -> list[str]:
         wn, bn = c.const(w, "W"), c.const(bias, "B")
-        return [f"/* Conv1d {node.name}: {ch}->{m} channels, kernel {k}, stride {stride}, dilation {dil} */",
-                "{ int nn, mm, lo, cc, kk;",
-                f"  const float *x = {c.ref(x)}; float *y = {c.ref(y)};",
-                f"  for (nn = 0; nn < {nb}; ++nn) for (mm = 0; mm < {m}; ++mm) {{",
-                f"    int gbase = (mm / {per_group}) * {cg};",
-                f"    for (lo = 0; lo < {lout}; ++lo) {{",
-                f"      float acc = {bn}[mm];",
-                f"      for (cc = 0; cc < {cg}; ++cc) for (kk = 0; kk < {k}; ++kk) {{",
-                f"        int li = lo * {stride} - {pb} + kk * {dil};",
-                f"        if (li >= 0 && li < {length}) acc += {wn}[(mm * {cg} + cc) * {k} + kk]"
-                f" * x[(nn * {ch} + gbase + cc) * {length} + li];",
-                "      }",
-                f"      y[(nn * {m} + mm) * {lout} + lo] = acc;", "    }", "  }", "}"]
+        return [
+            f"/* Conv1d {node.name}: {ch}->{m} channels, kernel {k}, stride {stride}, dilation {dil} */",
+            "{ int nn, mm, lo, cc, kk;",
+            f"  const float *x = {c.ref(x)}; float *y = {c.ref(y)};",
+            f"  for (nn = 0; nn < {nb}; ++nn) for (mm = 0; mm < {m}; ++mm) {{",
+            f"    int gbase = (mm / {per_group}) * {cg};",
+            f"    for (lo = 0; lo < {lout}; ++lo) {{",
+            f"      float acc = {bn}[mm];",
+            f"      for (cc = 0; cc < {cg}; ++cc) for (kk = 0; kk < {k}; ++kk) {{",
+            f"        int li = lo * {stride} - {pb} + kk * {dil};",
+            f"        if (li >= 0 && li < {length}) acc += {wn}[(mm * {cg} + cc) * {k} + kk]"
+            f" * x[(nn * {ch} + gbase + cc) * {length} + li];",
+            "      }",
+            f"      y[(nn * {m} + mm) * {lout} + lo] = acc;",
+            "    }",
+            "  }",
+            "}",
+        ]
+
     return Plan(allocs=[y], emit=emit)
 
 
 # --- data movement ---------------------------------------------------------------------------
+
 
 def concat(node: onnx.NodeProto, g: StaticGraph) -> Plan:
     y = node.output[0]
     out = g.shapes[y]
     axis = int(attrs(node)["axis"]) % len(out)
     outer = size(out[:axis])
-    inner = size(out[axis + 1:])
+    inner = size(out[axis + 1 :])
 
     def emit(c: Ctx) -> list[str]:
-        lines = [f"/* Concat {node.name} axis {axis} */", "{ int o, j; float *dst;",
-                 f"  for (o = 0; o < {outer}; ++o) {{ dst = {c.ref(y)} + o * {out[axis] * inner};"]
+        lines = [
+            f"/* Concat {node.name} axis {axis} */",
+            "{ int o, j; float *dst;",
+            f"  for (o = 0; o < {outer}; ++o) {{ dst = {c.ref(y)} + o * {out[axis] * inner};",
+        ]
         for name in node.input:
             chunk = g.shapes[name][axis] * inner
             src = _operand(g, c, name, "K")
             lines.append(f"    for (j = 0; j < {chunk}; ++j) *dst++ = {src}[o * {chunk} + j];")
         lines += ["  }", "}"]
         return lines
+
     return Plan(allocs=[y], emit=emit)
 
 
-MOVEMENT = {"Identity", "Dropout", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Gather",
-            "Slice", "Expand", "Tile", "Split"}
+MOVEMENT = {
+    "Identity",
+    "Dropout",
+    "Reshape",
+    "Flatten",
+    "Squeeze",
+    "Unsqueeze",
+    "Transpose",
+    "Gather",
+    "Slice",
+    "Expand",
+    "Tile",
+    "Split",
+}
 
 
 def movement(node: onnx.NodeProto, g: StaticGraph) -> Plan:
@@ -448,7 +519,7 @@ def movement(node: onnx.NodeProto, g: StaticGraph) -> Plan:
     maps = eval_node(node, feeds, g.opset)
     plan = Plan()
     tables: dict[str, np.ndarray] = {}
-    for name, idx in zip(outputs, maps):
+    for name, idx in zip(outputs, maps, strict=False):
         idx = np.asarray(idx).astype(np.int64).ravel()
         if idx.size and np.array_equal(idx, np.arange(idx[0], idx[0] + idx.size)):
             plan.views[name] = (data, int(idx[0]))
@@ -460,9 +531,12 @@ def movement(node: onnx.NodeProto, g: StaticGraph) -> Plan:
         lines = []
         for name, idx in tables.items():
             tn = c.index_table(idx)
-            lines.append(f"/* {node.op_type} {node.name} */ {{ int i; for (i = 0; i < {idx.size}; ++i) "
-                         f"{c.ref(name)}[i] = {c.ref(data)}[{tn}[i]]; }}")
+            lines.append(
+                f"/* {node.op_type} {node.name} */ {{ int i; for (i = 0; i < {idx.size}; ++i) "
+                f"{c.ref(name)}[i] = {c.ref(data)}[{tn}[i]]; }}"
+            )
         return lines
+
     plan.emit = emit if tables else None
     return plan
 

@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Any
 
 CARD_FORMAT = "robo-policy-card/1"
-REQUIRED = ("format", "task", "observation", "action", "control_rate_hz", "recurrent_state", "onnx", "training")
+REQUIRED = (
+    "format",
+    "task",
+    "observation",
+    "action",
+    "control_rate_hz",
+    "recurrent_state",
+    "onnx",
+    "training",
+)
 
 
 def sha256_file(path: str | Path) -> str:

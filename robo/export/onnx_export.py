@@ -53,18 +53,25 @@ def find_checkpoint(source: str | Path) -> Path:
         for candidate in (source / "policy.pt", source / "checkpoints" / "policy.pt"):
             if candidate.is_file():
                 return candidate
-        raise OSError(f"{source}: no policy.pt in the run folder or its checkpoints/ "
-                      "(training saves one with robo.nets.policy.save_policy)")
+        raise OSError(
+            f"{source}: no policy.pt in the run folder or its checkpoints/ "
+            "(training saves one with robo.nets.policy.save_policy)"
+        )
     raise OSError(f"no such run folder or checkpoint: {source}")
 
 
-def build_card(net: nn.Module, meta: dict[str, Any], onnx_file: Path, checkpoint: str | None) -> dict[str, Any]:
+def build_card(
+    net: nn.Module, meta: dict[str, Any], onnx_file: Path, checkpoint: str | None
+) -> dict[str, Any]:
     obs_dim, act_dim = net.arch["obs_dim"], net.arch["act_dim"]
-    obs_layout = meta.get("observation") or [{"name": f"obs[{i}]", "unit": "1", "clip": None}
-                                            for i in range(obs_dim)]
+    obs_layout = meta.get("observation") or [
+        {"name": f"obs[{i}]", "unit": "1", "clip": None} for i in range(obs_dim)
+    ]
     act_layout = meta.get("action") or [{"name": f"act[{i}]", "unit": "1"} for i in range(act_dim)]
     if len(obs_layout) != obs_dim:
-        raise ValueError(f"meta observation layout has {len(obs_layout)} entries, the network takes {obs_dim}")
+        raise ValueError(
+            f"meta observation layout has {len(obs_layout)} entries, the network takes {obs_dim}"
+        )
     if len(act_layout) != act_dim:
         raise ValueError(f"meta action layout has {len(act_layout)} entries, the network gives {act_dim}")
     state = []
@@ -79,20 +86,42 @@ def build_card(net: nn.Module, meta: dict[str, Any], onnx_file: Path, checkpoint
         "format": CARD_FORMAT,
         "task": meta.get("task", "generic"),
         "observation": {"size": obs_dim, "layout": obs_layout},
-        "action": {"size": act_dim, "layout": act_layout, "clip": meta.get("action_clip", [-1.0, 1.0]),
-                   "mapping": meta.get("action_mapping", "raw"), "fallback": meta.get("fallback_action")},
+        "action": {
+            "size": act_dim,
+            "layout": act_layout,
+            "clip": meta.get("action_clip", [-1.0, 1.0]),
+            "mapping": meta.get("action_mapping", "raw"),
+            "fallback": meta.get("fallback_action"),
+        },
         "control_rate_hz": float(meta.get("control_rate_hz", 100.0)),
         "recurrent_state": state,
-        "onnx": {"file": onnx_file.name, "sha256": sha256_file(onnx_file), "opset": OPSET,
-                 "inputs": inputs, "outputs": outputs},
-        "training": {"run": meta.get("run"), "checkpoint": checkpoint, "config": meta.get("config"),
-                     "arch": net.arch},
+        "onnx": {
+            "file": onnx_file.name,
+            "sha256": sha256_file(onnx_file),
+            "opset": OPSET,
+            "inputs": inputs,
+            "outputs": outputs,
+        },
+        "training": {
+            "run": meta.get("run"),
+            "checkpoint": checkpoint,
+            "config": meta.get("config"),
+            "arch": net.arch,
+        },
         "export": {"robo_version": __version__, "torch": torch.__version__, "onnx": onnx.__version__},
     }
 
 
-def export_onnx(net: nn.Module, meta: dict[str, Any], out: str | Path, *, checkpoint: str | None = None,
-                steps: int = 500, seed: int = 0, tol: float = 1e-5) -> dict[str, Any]:
+def export_onnx(
+    net: nn.Module,
+    meta: dict[str, Any],
+    out: str | Path,
+    *,
+    checkpoint: str | None = None,
+    steps: int = 500,
+    seed: int = 0,
+    tol: float = 1e-5,
+) -> dict[str, Any]:
     """Write ``out`` (ONNX) and its card beside it; returns the card (with the equivalence result)."""
     out = Path(out)
     if out.suffix != ".onnx":
@@ -109,8 +138,16 @@ def export_onnx(net: nn.Module, meta: dict[str, Any], out: str | Path, *, checkp
         # The TorchScript exporter is the one that needs no onnxscript and emits native GRU/LSTM ops;
         # batch is fixed to 1, so its batch-size warning does not apply.
         warnings.simplefilter("ignore")
-        torch.onnx.export(wrapper, (torch.zeros(1, obs_dim), *state0), buf, input_names=in_names,
-                          output_names=out_names, opset_version=OPSET, dynamo=False, do_constant_folding=True)
+        torch.onnx.export(
+            wrapper,
+            (torch.zeros(1, obs_dim), *state0),
+            buf,
+            input_names=in_names,
+            output_names=out_names,
+            opset_version=OPSET,
+            dynamo=False,
+            do_constant_folding=True,
+        )
     model = onnx.load_from_string(buf.getvalue())
     model.producer_name = "robo"
     model.doc_string = f"robo policy for task {meta.get('task', 'generic')}"
@@ -121,12 +158,18 @@ def export_onnx(net: nn.Module, meta: dict[str, Any], out: str | Path, *, checkp
     tmp.replace(out)
     card = build_card(net, meta, out, checkpoint)
     err = compare_rollout(net, out, card, steps=steps, seed=seed)
-    card["export"]["equivalence"] = {"steps": steps, "seed": seed, "max_abs_error": err, "tolerance": tol,
-                                     "against": f"onnxruntime {ort.__version__}"}
+    card["export"]["equivalence"] = {
+        "steps": steps,
+        "seed": seed,
+        "max_abs_error": err,
+        "tolerance": tol,
+        "against": f"onnxruntime {ort.__version__}",
+    }
     if not err <= tol:
         out.unlink(missing_ok=True)
-        raise RuntimeError(f"ONNX Runtime differs from torch by {err:.3g} over {steps} steps (> {tol:g}); "
-                           f"nothing written")
+        raise RuntimeError(
+            f"ONNX Runtime differs from torch by {err:.3g} over {steps} steps (> {tol:g}); nothing written"
+        )
     write_card(card, card_path_for(out))
     return card
 
@@ -155,8 +198,9 @@ def _feedback_slots(card: dict[str, Any]) -> list[int]:
     return [i for i, e in enumerate(card["observation"]["layout"]) if e["name"].startswith("prev_action")]
 
 
-def compare_rollout(net: nn.Module, onnx_file: Path, card: dict[str, Any], steps: int = 500,
-                    seed: int = 0) -> float:
+def compare_rollout(
+    net: nn.Module, onnx_file: Path, card: dict[str, Any], steps: int = 500, seed: int = 0
+) -> float:
     """Max abs difference of actions and states, torch vs ONNX Runtime, over a closed-loop rollout.
 
     The previous action is fed back into the observation (where the layout has it), each side from
@@ -183,10 +227,10 @@ def compare_rollout(net: nn.Module, onnx_file: Path, card: dict[str, Any], steps
                 act_t, state_t = net(torch.from_numpy(obs_t)[None], state_t)
             else:
                 act_t = net(torch.from_numpy(obs_t)[None])
-            feeds = dict(zip(in_names, [obs_o[None], *state_o]))
+            feeds = dict(zip(in_names, [obs_o[None], *state_o], strict=True))
             act_o, *state_o = sess.run(None, feeds)
             worst = max(worst, float(np.max(np.abs(act_t.numpy() - act_o))))
-            for st, so in zip(state_t, state_o):
+            for st, so in zip(state_t, state_o, strict=True):
                 worst = max(worst, float(np.max(np.abs(st.numpy() - so))))
             lo, hi = clip if clip else (-np.inf, np.inf)
             prev_t = np.clip(act_t.numpy()[0], lo, hi).astype(np.float32)

@@ -19,7 +19,9 @@ class OrtPolicy:
         self.card = card if card is not None else load_card(onnx_path)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
-        self.session = ort.InferenceSession(str(self.card["onnx_path"]), opts, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            str(self.card["onnx_path"]), opts, providers=["CPUExecutionProvider"]
+        )
         self.inputs = [t["name"] for t in self.card["onnx"]["inputs"]]
         self.shapes = [tuple(t["shape"]) for t in self.card["onnx"]["inputs"]]
         clips = obs_clip(self.card)

@@ -42,8 +42,15 @@ FORMAT = "robo-policy/1"
 #   run: str                         the training run folder
 #   config: dict                     the resolved training config
 META_KEYS = (
-    "task", "observation", "action", "action_clip", "action_mapping", "fallback_action",
-    "control_rate_hz", "run", "config",
+    "task",
+    "observation",
+    "action",
+    "action_clip",
+    "action_mapping",
+    "fallback_action",
+    "control_rate_hz",
+    "run",
+    "config",
 )
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
@@ -54,13 +61,19 @@ class MLPPolicy(nn.Module):
 
     recurrent = False
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (64, 64, 64),
-                 activation: str = "relu"):
+    def __init__(
+        self, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (64, 64, 64), activation: str = "relu"
+    ):
         super().__init__()
         if activation not in _ACTIVATIONS:
             raise ValueError(f"MLPPolicy: activation {activation!r} is not one of {sorted(_ACTIVATIONS)}")
-        self.arch = {"kind": "mlp", "obs_dim": obs_dim, "act_dim": act_dim, "hidden": list(hidden),
-                     "activation": activation}
+        self.arch = {
+            "kind": "mlp",
+            "obs_dim": obs_dim,
+            "act_dim": act_dim,
+            "hidden": list(hidden),
+            "activation": activation,
+        }
         layers: list[nn.Module] = []
         width = obs_dim
         for h in hidden:
@@ -82,8 +95,14 @@ class RecurrentPolicy(nn.Module):
         super().__init__()
         if cell not in ("gru", "lstm"):
             raise ValueError(f"RecurrentPolicy: cell {cell!r} must be 'gru' or 'lstm'")
-        self.arch = {"kind": "recurrent", "obs_dim": obs_dim, "act_dim": act_dim, "embed": embed,
-                     "hidden": hidden, "cell": cell}
+        self.arch = {
+            "kind": "recurrent",
+            "obs_dim": obs_dim,
+            "act_dim": act_dim,
+            "embed": embed,
+            "hidden": hidden,
+            "cell": cell,
+        }
         self.cell = cell
         self.hidden_size = hidden
         self.input = nn.Linear(obs_dim, embed)
@@ -98,11 +117,13 @@ class RecurrentPolicy(nn.Module):
     def initial_state(self, batch: int = 1) -> tuple[torch.Tensor, ...]:
         """Zeros, one ``[batch, hidden]`` tensor per entry of :attr:`state_names`."""
         w = self.output.weight
-        return tuple(torch.zeros(batch, self.hidden_size, dtype=w.dtype, device=w.device)
-                     for _ in self.state_names)
+        return tuple(
+            torch.zeros(batch, self.hidden_size, dtype=w.dtype, device=w.device) for _ in self.state_names
+        )
 
-    def forward(self, obs: torch.Tensor, state: tuple[torch.Tensor, ...]
-                ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    def forward(
+        self, obs: torch.Tensor, state: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """One control step: ``obs [B, obs_dim]`` and ``state`` -> ``action [B, act_dim]`` and new state."""
         x = torch.relu(self.input(obs)).unsqueeze(1)
         layered = tuple(s.unsqueeze(0) for s in state)
@@ -110,8 +131,9 @@ class RecurrentPolicy(nn.Module):
         new = (new,) if self.cell == "gru" else new
         return self.output(y[:, 0]), tuple(s[0] for s in new)
 
-    def forward_sequence(self, obs: torch.Tensor, state: tuple[torch.Tensor, ...] | None = None
-                         ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    def forward_sequence(
+        self, obs: torch.Tensor, state: tuple[torch.Tensor, ...] | None = None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """``obs [B, T, obs_dim]`` in one call (for BPTT); same result as T calls of :meth:`forward`."""
         state = state if state is not None else self.initial_state(obs.shape[0])
         x = torch.relu(self.input(obs))
