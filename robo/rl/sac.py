@@ -562,6 +562,7 @@ class GroupTrainer:
         self.curves: dict[int, list[dict[str, float]]] = {i: [] for i in self.ids}
         self.finished: dict[int, dict[str, Any]] = {}
         self.last_losses: dict[str, torch.Tensor] = {}
+        self.running = True  # some member still trains
 
     # ----- the loop ------------------------------------------------------------------------
     def run(self, progress: Callable[[int], None] | None = None,
@@ -569,7 +570,7 @@ class GroupTrainer:
         """Train until every member is finished (or env step ``until``); returns ``{id: record}``."""
         cfg = self.group.config
         stop = self.train.steps if until is None else min(until, self.train.steps)
-        while self.ids and self.step < stop:
+        while self.running and self.step < stop:
             self.collect_step()
             if self.step >= cfg.learning_starts:
                 self.last_losses = self.group.update()
@@ -581,7 +582,7 @@ class GroupTrainer:
             if progress is not None:
                 progress(1)
         self.check_finite()
-        if self.ids and self.step >= self.train.steps:
+        if bool(self.group.active.any()) and self.step >= self.train.steps:
             self.log_and_accept(final=True)
         if self.checkpoint is not None:
             self.save(self.checkpoint)
@@ -656,23 +657,23 @@ class GroupTrainer:
             if self.on_finish is not None:
                 self.on_finish(i, record, self.group.member_actor(k))
         self.group.freeze(done)
+        self.running = bool(self.group.active.any())
         if self.train.compact:
             self._drop_finished()
 
     def _drop_finished(self) -> None:
         keep = self.group.active.nonzero()[:, 0]
-        if keep.numel() == len(self.ids):
-            return
+        if keep.numel() in (0, len(self.ids)):
+            return  # nothing to drop, or nothing left to train (keep the last group for inspection)
         self.group.select(keep)
         self.ids = [self.ids[k] for k in keep.tolist()]
         for name in ("obs", "episode_return", "episode_length", "window_return", "window_length", "episodes"):
             setattr(self, name, getattr(self, name)[keep])
-        if self.ids:
-            # The remaining members start fresh episodes on an environment of just their vehicles.
-            self.env = self.make_env(self.ids)
-            self.obs = self.env.reset(seed=self.seed + self.step)[0].to(self.device)
-            self.episode_return.zero_()
-            self.episode_length.zero_()
+        # The remaining members start fresh episodes on an environment of just their vehicles.
+        self.env = self.make_env(self.ids)
+        self.obs = self.env.reset(seed=self.seed + self.step)[0].to(self.device)
+        self.episode_return.zero_()
+        self.episode_length.zero_()
 
     def check_finite(self) -> None:
         bad = self.group.nonfinite
@@ -710,6 +711,7 @@ class GroupTrainer:
             self.env = self.make_env(self.ids)
         self.group = SACGroup.from_state_dict(state["group"], device=self.device)
         self.step = int(state["step"])
+        self.running = bool(self.group.active.any())
         for name in ("obs", "episode_return", "episode_length", "window_return", "window_length", "episodes"):
             setattr(self, name, state[name].to(self.device))
         self.curves, self.finished = state["curves"], state["finished"]
