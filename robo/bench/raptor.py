@@ -1,0 +1,146 @@
+"""``robo bench raptor``: RAPTOR teacher training throughput, K batched teachers vs one teacher alone.
+
+For each K the same SAC teachers (the paper's networks and batch size) run the real loop on K sampled
+quadrotors: one environment step and one gradient step per teacher per iteration. The replay is first
+filled with ``--warmup`` random steps, then iterations are timed for ``--seconds``. K = 1 is the
+baseline, one teacher trained alone, measured in the same run.
+
+Core-minutes per accepted teacher = (steps a teacher needs to be accepted) / (teacher-steps per second
+per core). The steps come from a real run's metrics.json (``--from-run``) when given; otherwise from
+``--steps-to-accept`` (default 100k, the paper's "most teachers reach near-full episodes by 100k"),
+and the table says it is an estimate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+HELP = "RAPTOR teacher training throughput (env and gradient steps/s) for K batched teachers vs one"
+
+PAPER_CORE_MINUTES = 31.0  # per teacher, 1M steps, one laptop core
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--teachers", default="1,8,32", help="comma-separated group sizes K (1 = baseline)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (cores used)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="timed seconds per group size")
+    parser.add_argument("--warmup", type=int, default=500, help="random steps to fill the replay first")
+    parser.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on CUDA")
+    parser.add_argument("--steps-to-accept", type=float, default=100_000.0,
+                        help="steps per accepted teacher for the core-minute estimate")
+    parser.add_argument("--from-run", default=None, metavar="RUN",
+                        help="take steps per accepted teacher from a teacher run's metrics.json")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from robo.rl.sac import GroupTrainConfig, GroupTrainer, SACConfig
+    from robo.tasks.raptor_teachers import RaptorTeachersConfig, make_env_factory
+    from sim.quadrotor import sample_fleet
+
+    sizes = _sizes(args.teachers)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda: this torch build sees no CUDA device")
+    if args.threads <= 0 or args.seconds <= 0 or args.warmup <= 0:
+        raise ValueError("--threads, --seconds and --warmup must be > 0")
+    torch.set_num_threads(args.threads)
+    if args.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    steps_to_accept, source = _steps_to_accept(args)
+
+    fleet = sample_fleet(max(sizes), seed=args.seed)
+    config = RaptorTeachersConfig(device=args.device, seed=args.seed)
+    make_env = make_env_factory(fleet, config)
+    sac = SACConfig(learning_starts=args.warmup)
+    train = GroupTrainConfig(steps=10**9, log_interval=10**9, checkpoint_interval=10**9)
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
+
+    rows = []
+    for k in sizes:
+        trainer = GroupTrainer(list(range(k)), make_env, sac, train, device=args.device, seed=args.seed)
+        trainer.run(until=args.warmup)
+        for _ in range(3):  # first updates allocate optimiser state and warm kernels
+            trainer.collect_step()
+            trainer.group.update()
+        sync()
+        iterations, start = 0, time.perf_counter()
+        while True:
+            trainer.collect_step()
+            trainer.group.update()
+            iterations += 1
+            if iterations % 10 == 0:
+                sync()
+                elapsed = time.perf_counter() - start
+                if elapsed >= args.seconds:
+                    break
+        rate = iterations / elapsed
+        rows.append({"teachers": k, "iterations": iterations, "seconds": elapsed,
+                     "env_steps_per_s": k * rate, "gradient_steps_per_s": k * rate,
+                     "batched_updates_per_s": rate})
+        del trainer
+
+    base = rows[0]["gradient_steps_per_s"] if sizes[0] == 1 else None
+    cores = args.threads if args.device == "cpu" else None
+    for r in rows:
+        r["speedup_vs_one_teacher"] = r["gradient_steps_per_s"] / base if base else None
+        if cores:
+            per_core = r["gradient_steps_per_s"] / cores
+            r["core_minutes_per_teacher_1M_steps"] = 1e6 / per_core / 60
+            r["core_minutes_per_accepted_teacher"] = steps_to_accept / per_core / 60
+        else:
+            r["gpu_hours_1000_teachers_1M_steps"] = 1000 * 1e6 / r["gradient_steps_per_s"] / 3600
+
+    _print_table(rows, args, steps_to_accept, source)
+    return {"device": args.device, "threads": args.threads, "seconds_per_size": args.seconds,
+            "warmup_steps": args.warmup, "tf32": args.tf32, "steps_to_accept": steps_to_accept,
+            "steps_to_accept_source": source, "paper_core_minutes_per_teacher": PAPER_CORE_MINUTES,
+            "sac": {"actor_hidden": list(sac.actor_hidden), "critic_hidden": list(sac.critic_hidden),
+                    "batch_size": sac.batch_size}, "results": rows}
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"--teachers {text!r}: expected comma-separated integers, e.g. 1,8,32") from None
+    if not sizes or min(sizes) <= 0:
+        raise ValueError(f"--teachers {text!r}: group sizes must be > 0")
+    return sizes
+
+
+def _steps_to_accept(args: argparse.Namespace) -> tuple[float, str]:
+    if args.from_run is None:
+        return float(args.steps_to_accept), "estimate (--steps-to-accept)"
+    path = Path(args.from_run) / "metrics.json"
+    if not path.is_file():
+        raise OSError(f"--from-run: {path} not found")
+    metrics = json.loads(path.read_text())
+    steps = metrics.get("mean_steps_accepted")
+    if not steps:
+        raise ValueError(f"--from-run: {path} has no accepted teachers to measure steps from")
+    return float(steps), f"measured ({path})"
+
+
+def _print_table(rows: list[dict[str, Any]], args: argparse.Namespace, steps: float, source: str) -> None:
+    where = f"{args.threads} CPU thread(s)" if args.device == "cpu" else "CUDA"
+    print(f"RAPTOR teachers, SAC (actor 3x64, critics 3x256, batch 128) on {where}; "
+          f"one env step + one gradient step per teacher per iteration")
+    last = "core-min/accepted" if args.device == "cpu" else "GPU-h 1000x1M"
+    print(f"{'K':>6}{'env steps/s':>14}{'grad steps/s':>14}{'vs 1 alone':>12}{last:>20}")
+    for r in rows:
+        speed = f"{r['speedup_vs_one_teacher']:.2f}x" if r["speedup_vs_one_teacher"] else "-"
+        extra = (r.get("core_minutes_per_accepted_teacher") if args.device == "cpu"
+                 else r.get("gpu_hours_1000_teachers_1M_steps"))
+        print(f"{r['teachers']:>6}{r['env_steps_per_s']:>14.0f}{r['gradient_steps_per_s']:>14.0f}"
+              f"{speed:>12}{extra:>20.2f}")
+    if args.device == "cpu":
+        print(f"core-minutes per accepted teacher at {steps:.0f} steps, {source}; "
+              f"paper: {PAPER_CORE_MINUTES:.0f} core-minutes per teacher (1M steps)")

@@ -1,0 +1,103 @@
+"""``robo train <task>``: training runs. Each task is a subcommand; the work lives in robo/tasks."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+ORDER = 20
+
+DESCRIPTION = """\
+Train policies in simulation. Every run writes a folder with the resolved config, checkpoints
+(written atomically), learning curves and metrics.json; --resume continues an interrupted run.
+
+tasks:
+  raptor-teachers    one SAC teacher per sampled quadrotor, many trained as one batched program
+"""
+
+TEACHERS_DESCRIPTION = """\
+Train RAPTOR teachers: one SAC agent per quadrotor of a fleet file, each seeing the 26-value
+privileged observation of its own vehicle. Teachers are trained --set group_size=K at a time as one
+batched program (stacked networks over K stacked environments), each stops once the mean length of
+its last training episodes reaches the acceptance threshold (train.acceptance.*), and teachers that
+miss it within train.steps are rejected and listed with their numbers. Every teacher's actor and
+learning curve are kept under RUN/teachers/<name>/.
+
+examples:
+  python -c "import sim.quadrotor as q; q.save_fleet(q.sample_fleet(1000, 0), 'fleet.json')"
+  robo train raptor-teachers --fleet fleet.json --teachers 32 --config configs/raptor_teachers_quick.yaml
+  robo train raptor-teachers --fleet fleet.json --teachers 1000 --device cuda --set group_size=1000
+  robo train raptor-teachers --fleet fleet.json --out runs/raptor-teachers/a --resume
+
+Ray (--ray-address) is not available in this build: groups run one after another on this machine.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "train",
+        help="train policies in simulation (RAPTOR teachers, ...)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(_group_parser=parser)
+    tasks = parser.add_subparsers(dest="task", metavar="<task>", title="tasks")
+    p = tasks.add_parser(
+        "raptor-teachers",
+        help="one SAC teacher per quadrotor of a fleet, trained K at a time",
+        description=TEACHERS_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--fleet", required=True, metavar="FLEET.json", help="the quadrotor fleet file")
+    p.add_argument("--teachers", type=int, default=None, metavar="N",
+                   help="train the first N quadrotors of the fleet (default: the config's teachers)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: the config's (cpu)")
+    p.add_argument("--config", default=None, help="YAML config (default: the paper's settings)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set train.steps=200000 (repeatable)")
+    p.add_argument("--out", default=None, help="run folder (default runs/raptor-teachers/<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.set_defaults(func=_raptor_teachers)
+
+
+def _raptor_teachers(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from robo.config import load_config
+    from robo.tasks.raptor_teachers import RaptorTeachersConfig, train_teachers
+
+    overrides = list(args.set)
+    if args.teachers is not None:
+        overrides.append(f"teachers={args.teachers}")
+    if args.device is not None:
+        overrides.append(f"device={args.device}")
+    config = load_config(RaptorTeachersConfig, args.config, overrides)
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda: this torch build sees no CUDA device")
+    if args.resume and args.out is None:
+        raise ValueError("--resume needs --out RUN_FOLDER (the run to continue)")
+    out = Path(args.out or f"runs/raptor-teachers/{time.strftime('%Y-%m-%d_%H-%M-%S')}")
+
+    groups = -(-config.teachers // config.group_size)
+    bar = tqdm(total=groups * config.train.steps, unit="step", unit_scale=True,
+               desc=f"{config.teachers} teachers, groups of {config.group_size}")
+    try:
+        metrics = train_teachers(config, args.fleet, out, resume=args.resume, progress=bar.update,
+                                 log=tqdm.write)
+    finally:
+        bar.close()
+
+    print(f"\n{metrics['accepted']}/{metrics['teachers']} teachers accepted "
+          f"(threshold {metrics['acceptance']}); run folder {out}")
+    if metrics["rejected"]:
+        print(f"{'rejected':<14}{'steps':>10}{'mean length':>14}{'mean return':>14}{'episodes':>10}")
+        for r in metrics["rejected"]:
+            print(f"{r['name']:<14}{r['steps']:>10}{r['mean_length']:>14.1f}{r['mean_return']:>14.1f}"
+                  f"{r['episodes']:>10}")
+    per = metrics["core_minutes_per_accepted_teacher"]
+    per = "n/a" if per is None else f"{per:.2f}"
+    print(f"wall {metrics['wall_seconds']:.0f} s on {metrics['threads']} thread(s); "
+          f"core-minutes per accepted teacher: {per} (paper: 31)")
+    return 0

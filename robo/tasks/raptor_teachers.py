@@ -1,0 +1,260 @@
+"""RAPTOR stage 1: one SAC teacher per sampled quadrotor, trained K at a time as one batched program.
+
+Each teacher sees the 26-value privileged observation of its own vehicle and RAPTOR's reward
+(``sim.quadrotor.QuadrotorEnv`` with ``observation="teacher"``). Teachers are trained in groups of
+``group_size``: the K vehicles are stacked into one batched environment and the K SAC agents into
+stacked networks (:class:`robo.rl.sac.GroupTrainer`). A teacher stops as soon as the mean length (and,
+if set, return) of its last ``window`` training episodes meets the acceptance threshold; finished
+teachers leave the batch so the rest run on smaller tensors. A teacher that reaches its step budget
+without meeting the threshold is rejected, listed with its numbers, and its checkpoint is kept.
+
+Run folder layout::
+
+    config.yaml                  resolved config
+    fleet.json                   the fleet the teachers belong to (its sha256 is in every checkpoint)
+    groups/group_0003.pt         a group's full training state while it runs (--resume continues it)
+    groups/group_0003.json       a finished group's records
+    teachers/<name>/actor.pt     one teacher's actor (robo.rl.sac.load_actor), accepted or not
+    teachers/<name>/curve.csv    its learning curve (env step, mean return, mean length, ...)
+    metrics.json                 accepted / rejected teachers, steps, core-minutes per accepted teacher
+    learning_curves.png
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from robo.config import dump_yaml, to_dict
+from robo.rl.sac import AcceptanceConfig, GroupTrainConfig, GroupTrainer, SACConfig, save_actor
+from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, QuadrotorParams, load_fleet
+
+
+def _teacher_train_defaults() -> GroupTrainConfig:
+    # The paper trains each teacher for a fixed 1M steps; most reach near-full episodes by 100k, so
+    # stopping at the threshold is where most of the saving comes from.
+    return GroupTrainConfig(steps=1_000_000, log_interval=5_000, checkpoint_interval=50_000,
+                            acceptance=AcceptanceConfig(episode_length=490.0, window=10))
+
+
+@dataclass
+class RaptorTeachersConfig:
+    teachers: int = 1000  # the first N quadrotors of the fleet
+    group_size: int = 32  # K teachers trained as one batched program
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 0  # torch CPU threads; 0 keeps torch's default
+    sac: SACConfig = field(default_factory=SACConfig)
+    train: GroupTrainConfig = field(default_factory=_teacher_train_defaults)
+    env: QuadrotorEnvConfig = field(default_factory=lambda: QuadrotorEnvConfig(observation="teacher"))
+
+    def __post_init__(self) -> None:
+        if self.teachers <= 0:
+            raise ValueError(f"teachers must be > 0, got {self.teachers}")
+        if self.group_size <= 0:
+            raise ValueError(f"group_size must be > 0, got {self.group_size}")
+        if self.env.observation != "teacher":
+            raise ValueError("env.observation must be 'teacher' (teachers see the 26-value observation)")
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0, got {self.threads}")
+
+
+def fleet_digest(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def make_env_factory(fleet: list[QuadrotorParams],
+                     config: RaptorTeachersConfig) -> Callable[[list[int]], Any]:
+    """Env factory for :class:`GroupTrainer`: one environment per teacher id, that teacher's vehicle."""
+
+    def make_env(ids: list[int]) -> QuadrotorEnv:
+        return QuadrotorEnv([fleet[i] for i in ids], config.env, device=config.device,
+                            seed=config.seed * 1_000_003 + ids[0])
+
+    return make_env
+
+
+def train_teachers(config: RaptorTeachersConfig, fleet_path: str | Path, run_dir: str | Path, *,
+                   resume: bool = False, progress: Callable[[int], None] | None = None,
+                   log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train ``config.teachers`` teachers of the fleet at ``fleet_path`` into ``run_dir``; returns metrics."""
+    run_dir = Path(run_dir)
+    fleet, _ = load_fleet(fleet_path)
+    if config.teachers > len(fleet):
+        raise ValueError(f"{fleet_path}: the fleet has {len(fleet)} quadrotors, the config asks for "
+                         f"{config.teachers} teachers")
+    digest = fleet_digest(fleet_path)
+    _prepare_run_dir(run_dir, config, fleet_path, digest, resume)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    threads = torch.get_num_threads()
+
+    make_env = make_env_factory(fleet, config)
+    names = [p.name for p in fleet]
+    ids = list(range(config.teachers))
+    groups = [ids[i: i + config.group_size] for i in range(0, len(ids), config.group_size)]
+    records: dict[int, dict[str, Any]] = {}
+    wall = 0.0
+    for g, members in enumerate(groups):
+        done_file = run_dir / "groups" / f"group_{g:04d}.json"
+        if done_file.is_file():
+            saved = json.loads(done_file.read_text())
+            records.update({int(r["id"]): r for r in saved["records"]})
+            wall += saved["seconds"]
+            continue
+        checkpoint = run_dir / "groups" / f"group_{g:04d}.pt"
+        trainer = GroupTrainer(members, make_env, config.sac, config.train, device=config.device,
+                               seed=config.seed * 1_000_003 + members[0], checkpoint=checkpoint)
+        trainer.on_finish = _teacher_writer(run_dir, trainer, names, fleet, digest)
+        seconds_before = 0.0
+        if checkpoint.is_file():
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+            if state.get("fleet_sha256") not in (None, digest):
+                raise ValueError(f"{checkpoint}: teacher checkpoint from another fleet (sha256 "
+                                 f"{state['fleet_sha256'][:12]}, this fleet {digest[:12]})")
+            trainer.load(checkpoint)
+            seconds_before = float(state.get("seconds", 0.0))
+            log(f"group {g}: resumed at env step {trainer.step}")
+        start = time.perf_counter()
+        _stamp_checkpoints(trainer, digest, seconds_before, start)
+        trainer.run(progress=progress)
+        seconds = seconds_before + time.perf_counter() - start
+        wall += seconds
+        group_records = [trainer.finished[i] for i in members]
+        for r in group_records:
+            r["name"] = names[r["id"]]
+            r["core_seconds"] = seconds * threads / len(members)
+        records.update({r["id"]: r for r in group_records})
+        _write_json(done_file, {"group": g, "members": members, "seconds": seconds, "records": group_records})
+        checkpoint.unlink(missing_ok=True)  # the teachers' own files hold what is kept
+        log(f"group {g}: {sum(r['accepted'] for r in group_records)}/{len(members)} accepted "
+            f"in {seconds:.0f} s")
+
+    metrics = summarise(records, wall, threads, config)
+    _write_json(run_dir / "metrics.json", metrics)
+    plot_curves(run_dir, [records[i] for i in ids])
+    return metrics
+
+
+def summarise(records: dict[int, dict[str, Any]], wall: float, threads: int,
+              config: RaptorTeachersConfig) -> dict[str, Any]:
+    accepted = [r for r in records.values() if r["accepted"]]
+    rejected = [r for r in records.values() if not r["accepted"]]
+    core_minutes = wall * threads / 60.0
+    return {
+        "teachers": len(records),
+        "accepted": len(accepted),
+        "rejected": [{k: r[k] for k in ("name", "steps", "mean_length", "mean_return", "episodes")}
+                     for r in sorted(rejected, key=lambda r: r["id"])],
+        "accepted_names": [r["name"] for r in sorted(accepted, key=lambda r: r["id"])],
+        "mean_steps_accepted": (sum(r["steps"] for r in accepted) / len(accepted)) if accepted else None,
+        "wall_seconds": wall,
+        "threads": threads,
+        "device": config.device,
+        "group_size": config.group_size,
+        "core_minutes_total": core_minutes,
+        "core_minutes_per_accepted_teacher": core_minutes / len(accepted) if accepted else None,
+        "acceptance": to_dict(config.train.acceptance),
+    }
+
+
+def _prepare_run_dir(run_dir: Path, config: RaptorTeachersConfig, fleet_path: str | Path, digest: str,
+                     resume: bool) -> None:
+    stored_fleet = run_dir / "fleet.json"
+    if resume:
+        if not stored_fleet.is_file():
+            raise OSError(f"--resume: {run_dir} holds no teacher run (no fleet.json)")
+        if fleet_digest(stored_fleet) != digest:
+            raise ValueError(f"--resume: {fleet_path} is not the fleet this run was started with "
+                             f"({stored_fleet})")
+    elif run_dir.exists() and any(run_dir.iterdir()):
+        raise OSError(f"{run_dir} is not empty; pass --resume to continue it or choose another folder")
+    (run_dir / "groups").mkdir(parents=True, exist_ok=True)
+    (run_dir / "teachers").mkdir(exist_ok=True)
+    if not resume:
+        tmp = run_dir / ".fleet.json.tmp"
+        shutil.copyfile(fleet_path, tmp)
+        tmp.replace(stored_fleet)
+    dump_yaml(config, run_dir / "config.yaml")
+
+
+def _stamp_checkpoints(trainer: GroupTrainer, digest: str, seconds_before: float, start: float) -> None:
+    """Every group checkpoint also records its fleet and the time spent so far."""
+    plain = trainer.state_dict
+
+    def state_dict() -> dict[str, Any]:
+        return {**plain(), "fleet_sha256": digest, "seconds": seconds_before + time.perf_counter() - start}
+
+    trainer.state_dict = state_dict  # type: ignore[method-assign]
+
+
+def _teacher_writer(run_dir: Path, trainer: GroupTrainer, names: list[str], fleet: list[QuadrotorParams],
+                    digest: str) -> Callable:
+    def on_finish(i: int, record: dict[str, Any], actor: torch.nn.Module) -> None:
+        folder = run_dir / "teachers" / names[i]
+        meta = {"teacher": names[i], "fleet_sha256": digest, "quadrotor": fleet[i].to_dict(),
+                "record": record, "observation": "teacher (26 values)"}
+        save_actor(folder / "actor.pt", actor.cpu(), trainer.group.act_size, meta)
+        _write_curve(folder / "curve.csv", trainer.curves[i])
+        _write_json(folder / "result.json", {**record, "name": names[i]})
+
+    return on_finish
+
+
+def _write_curve(path: Path, points: list[dict[str, float]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    keys = ["step", "return", "length", "episodes", "alpha", "critic_loss"]
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(points)
+    tmp.replace(path)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def read_curve(path: str | Path) -> list[dict[str, float]]:
+    with Path(path).open() as f:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+
+
+def plot_curves(run_dir: Path, records: list[dict[str, Any]]) -> Path | None:
+    """All teachers' mean episode length over env steps, accepted in blue, rejected in red."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for r in records:
+        curve_file = run_dir / "teachers" / r["name"] / "curve.csv"
+        if not curve_file.is_file():
+            continue
+        curve = [p for p in read_curve(curve_file) if p.get("episodes", 0) > 0]
+        ax.plot([p["step"] for p in curve], [p["length"] for p in curve], lw=0.8,
+                color="tab:blue" if r["accepted"] else "tab:red", alpha=0.6)
+    ax.set_xlabel("env steps per teacher")
+    ax.set_ylabel("mean episode length (last window)")
+    ax.set_title("RAPTOR teachers (blue accepted, red rejected)")
+    path = run_dir / "learning_curves.png"
+    tmp = run_dir / ".learning_curves.tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
