@@ -228,6 +228,7 @@ class SACGroup:
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed + 1)
         self.active = torch.ones(members, dtype=torch.bool, device=self.device)
+        self.any_frozen = False
         self.updates = 0
         # Per-member "a loss was not finite" flags, kept on the device so checking costs no sync.
         self.nonfinite = torch.zeros(members, dtype=torch.bool, device=self.device)
@@ -326,10 +327,10 @@ class SACGroup:
 
     def _step(self, optimizer: torch.optim.Optimizer) -> None:
         """``optimizer.step()`` that leaves frozen members (parameters and Adam moments) untouched."""
-        frozen = ~self.active
-        if not bool(frozen.any()):
+        if not self.any_frozen:  # a Python flag, so the common case costs no device sync
             optimizer.step()
             return
+        frozen = ~self.active
         saved = []
         for group in optimizer.param_groups:
             for p in group["params"]:
@@ -348,6 +349,7 @@ class SACGroup:
     def freeze(self, members: torch.Tensor) -> None:
         """Stop updating the members in the boolean mask ``members`` (permanent)."""
         self.active &= ~members.to(self.device)
+        self.any_frozen = not bool(self.active.all())
 
     def select(self, index: torch.Tensor | list[int]) -> None:
         """Keep only members ``index`` (in that order), optimiser state and replay included."""
@@ -371,6 +373,7 @@ class SACGroup:
                                 for k, v in state.items()}
         self.buffer.select(index)
         self.active = self.active[index]
+        self.any_frozen = not bool(self.active.all())
         self.nonfinite = self.nonfinite[index]
 
     # ----- single-member views -------------------------------------------------------------
@@ -412,6 +415,7 @@ class SACGroup:
         self.buffer.load_state_dict(state["buffer"])
         self.generator.set_state(state["generator"].cpu())
         self.active = state["active"].to(self.device).clone()
+        self.any_frozen = not bool(self.active.all())
         self.nonfinite = state["nonfinite"].to(self.device).clone()
         self.updates = int(state["updates"])
 
