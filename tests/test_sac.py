@@ -341,3 +341,25 @@ def test_config_defaults_are_the_papers_and_bad_keys_are_named(tmp_path) -> None
         load_config(SACConfig, overrides=["batch_sise=64"])
     with pytest.raises(ConfigError, match="tau"):
         load_config(SACConfig, overrides=["tau=0"])
+
+
+def test_resume_after_finished_members_were_dropped(tmp_path) -> None:
+    train = GroupTrainConfig(steps=400, log_interval=100, checkpoint_interval=1000,
+                             acceptance=AcceptanceConfig(episode_return=-500.0, window=1))
+    a = GroupTrainer([0, 1, 2], make_pendulums, SMALL, train, seed=2)
+    a.run(until=150)
+    a.window_return[:, 0] = torch.tensor([-900.0, -100.0, -900.0])
+    a.episodes[:] = 1
+    a.log_and_accept()
+    assert a.ids == [0, 2] and sorted(a.finished) == [1]
+    a.save(tmp_path / "g.pt")
+    b = GroupTrainer([0, 1, 2], make_pendulums, SMALL, train, seed=2)
+    b.load(tmp_path / "g.pt")
+    assert b.ids == [0, 2] and b.env.num_envs == 2 and b.group.members == 2
+    a.run(until=250)
+    b.run(until=250)
+    for k in range(2):
+        for x, y in zip(member_view(a.group, k), member_view(b.group, k), strict=True):
+            assert torch.equal(x, y)
+    with pytest.raises(ValueError, match="members"):
+        GroupTrainer([0, 3], make_pendulums, SMALL, train).load(tmp_path / "g.pt")
