@@ -36,7 +36,15 @@ from typing import Any
 import torch
 
 from robo.config import dump_yaml, to_dict
-from robo.rl.sac import AcceptanceConfig, GroupTrainConfig, GroupTrainer, SACConfig, save_actor
+from robo.rl.sac import (
+    AcceptanceConfig,
+    GroupTrainConfig,
+    GroupTrainer,
+    SACConfig,
+    SquashedGaussianActor,
+    load_actor,
+    save_actor,
+)
 from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, QuadrotorParams, load_fleet
 
 
@@ -227,6 +235,42 @@ def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n")
     tmp.replace(path)
+
+
+def load_teachers(run_dir: str | Path, names: list[str] | None = None, *, accepted_only: bool = True,
+                  device: str | torch.device = "cpu") -> tuple[list[str], SquashedGaussianActor]:
+    """Stack a teacher run's actors for batched labelling: ``actor.deterministic(obs [K, B, 26])``.
+
+    ``names`` defaults to the run's accepted teachers (all teachers with ``accepted_only=False``), in
+    fleet order. A teacher file that belongs to another fleet than the run's is refused.
+    """
+    run_dir = Path(run_dir)
+    metrics_file = run_dir / "metrics.json"
+    if names is None:
+        if not metrics_file.is_file():
+            raise OSError(f"{run_dir}: no metrics.json (is the teacher run finished?)")
+        metrics = json.loads(metrics_file.read_text())
+        names = list(metrics["accepted_names"])
+        if not accepted_only:
+            names = sorted(names + [r["name"] for r in metrics["rejected"]])
+    if not names:
+        raise ValueError(f"{run_dir}: no teachers to load")
+    digest = fleet_digest(run_dir / "fleet.json")
+    actors = []
+    for name in names:
+        path = run_dir / "teachers" / name / "actor.pt"
+        actor, _, meta = load_actor(path)
+        if meta.get("fleet_sha256") != digest:
+            raise ValueError(f"{path}: teacher trained on another fleet than {run_dir / 'fleet.json'}")
+        actors.append(actor)
+    linears = [m for m in actors[0] if isinstance(m, torch.nn.Linear)]
+    sac = SACConfig()
+    stacked = SquashedGaussianActor(len(actors), linears[0].in_features, linears[-1].out_features // 2,
+                                    tuple(m.out_features for m in linears[:-1]), sac.log_std_min,
+                                    sac.log_std_max, device=device)
+    for k, actor in enumerate(actors):
+        stacked.net.load_member(k, actor)
+    return list(names), stacked.requires_grad_(False)
 
 
 def read_curve(path: str | Path) -> list[dict[str, float]]:
