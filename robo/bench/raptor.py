@@ -14,6 +14,7 @@ and the table says it is an estimate.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -35,13 +36,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="steps per accepted teacher for the core-minute estimate")
     parser.add_argument("--from-run", default=None, metavar="RUN",
                         help="take steps per accepted teacher from a teacher run's metrics.json")
+    parser.add_argument("--config", default=None,
+                        help="take the SAC settings from a teacher config (default: the paper's)")
     parser.add_argument("--seed", type=int, default=0)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from robo.rl.sac import GroupTrainConfig, GroupTrainer, SACConfig
+    from robo.config import load_config
+    from robo.rl.sac import GroupTrainConfig, GroupTrainer
     from robo.tasks.raptor_teachers import RaptorTeachersConfig, make_env_factory
     from sim.quadrotor import sample_fleet
 
@@ -57,9 +61,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     steps_to_accept, source = _steps_to_accept(args)
 
     fleet = sample_fleet(max(sizes), seed=args.seed)
-    config = RaptorTeachersConfig(device=args.device, seed=args.seed)
+    config = load_config(RaptorTeachersConfig, args.config, [f"device={args.device}", f"seed={args.seed}"])
     make_env = make_env_factory(fleet, config)
-    sac = SACConfig(learning_starts=args.warmup)
+    sac = dataclasses.replace(config.sac, learning_starts=args.warmup)
     train = GroupTrainConfig(steps=10**9, log_interval=10**9, checkpoint_interval=10**9)
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
 
@@ -98,12 +102,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         else:
             r["gpu_hours_1000_teachers_1M_steps"] = 1000 * 1e6 / r["gradient_steps_per_s"] / 3600
 
-    _print_table(rows, args, steps_to_accept, source)
+    _print_table(rows, args, steps_to_accept, source, sac)
     return {"device": args.device, "threads": args.threads, "seconds_per_size": args.seconds,
             "warmup_steps": args.warmup, "tf32": args.tf32, "steps_to_accept": steps_to_accept,
             "steps_to_accept_source": source, "paper_core_minutes_per_teacher": PAPER_CORE_MINUTES,
-            "sac": {"actor_hidden": list(sac.actor_hidden), "critic_hidden": list(sac.critic_hidden),
-                    "batch_size": sac.batch_size}, "results": rows}
+            "config": args.config, "sac": {"actor_hidden": list(sac.actor_hidden),
+                                           "critic_hidden": list(sac.critic_hidden),
+                                           "batch_size": sac.batch_size}, "results": rows}
 
 
 def _sizes(text: str) -> list[int]:
@@ -129,9 +134,11 @@ def _steps_to_accept(args: argparse.Namespace) -> tuple[float, str]:
     return float(steps), f"measured ({path})"
 
 
-def _print_table(rows: list[dict[str, Any]], args: argparse.Namespace, steps: float, source: str) -> None:
+def _print_table(rows: list[dict[str, Any]], args: argparse.Namespace, steps: float, source: str,
+                 sac: Any) -> None:
     where = f"{args.threads} CPU thread(s)" if args.device == "cpu" else "CUDA"
-    print(f"RAPTOR teachers, SAC (actor 3x64, critics 3x256, batch 128) on {where}; "
+    nets = f"actor {list(sac.actor_hidden)}, critics {list(sac.critic_hidden)}, batch {sac.batch_size}"
+    print(f"RAPTOR teachers, SAC ({nets}) on {where}; "
           f"one env step + one gradient step per teacher per iteration")
     last = "core-min/accepted" if args.device == "cpu" else "GPU-h 1000x1M"
     print(f"{'K':>6}{'env steps/s':>14}{'grad steps/s':>14}{'vs 1 alone':>12}{last:>20}")
