@@ -85,7 +85,7 @@ def _raptor_teachers(args: argparse.Namespace) -> int:
                desc=f"{config.teachers} teachers, groups of {config.group_size}")
     try:
         metrics = train_teachers(config, args.fleet, out, resume=args.resume, progress=bar.update,
-                                 log=tqdm.write)
+                                 log=tqdm.write, status=bar.set_postfix_str)
     finally:
         bar.close()
 

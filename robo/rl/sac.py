@@ -548,6 +548,7 @@ class GroupTrainer:
         self.device = torch.device(device)
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.on_finish = on_finish
+        self.on_log: Callable[[GroupTrainer], None] | None = None  # after each curve point
         self.env = make_env(self.ids)
         if self.env.num_envs != len(self.ids):
             raise ValueError(f"make_env built {self.env.num_envs} environments for {len(self.ids)} members")
@@ -581,6 +582,8 @@ class GroupTrainer:
             if self.step % self.train.log_interval == 0:
                 self.check_finite()
                 self.log_and_accept()
+                if self.on_log is not None:
+                    self.on_log(self)
             if self.checkpoint is not None and self.step % self.train.checkpoint_interval == 0:
                 self.save(self.checkpoint)
             if progress is not None:

@@ -94,7 +94,8 @@ def make_env_factory(fleet: list[QuadrotorParams],
 
 def train_teachers(config: RaptorTeachersConfig, fleet_path: str | Path, run_dir: str | Path, *,
                    resume: bool = False, progress: Callable[[int], None] | None = None,
-                   log: Callable[[str], None] = print) -> dict[str, Any]:
+                   log: Callable[[str], None] = print,
+                   status: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train ``config.teachers`` teachers of the fleet at ``fleet_path`` into ``run_dir``; returns metrics."""
     run_dir = Path(run_dir)
     fleet, _ = load_fleet(fleet_path)
@@ -124,6 +125,8 @@ def train_teachers(config: RaptorTeachersConfig, fleet_path: str | Path, run_dir
         trainer = GroupTrainer(members, make_env, config.sac, config.train, device=config.device,
                                seed=config.seed * 1_000_003 + members[0], checkpoint=checkpoint)
         trainer.on_finish = _teacher_writer(run_dir, trainer, names, fleet, digest)
+        if status is not None:
+            trainer.on_log = _status_line(g, len(members), status)
         seconds_before = 0.0
         if checkpoint.is_file():
             state = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -194,6 +197,15 @@ def _prepare_run_dir(run_dir: Path, config: RaptorTeachersConfig, fleet_path: st
         shutil.copyfile(fleet_path, tmp)
         tmp.replace(stored_fleet)
     dump_yaml(config, run_dir / "config.yaml")
+
+
+def _status_line(group: int, members: int, status: Callable[[str], None]) -> Callable[[GroupTrainer], None]:
+    def on_log(trainer: GroupTrainer) -> None:
+        lengths = [c[-1]["length"] for c in trainer.curves.values() if c and c[-1]["episodes"]]
+        mean = f"{sum(lengths) / len(lengths):.0f}" if lengths else "-"
+        status(f"group {group}: training {len(trainer.ids)}/{members}, mean episode length {mean}")
+
+    return on_log
 
 
 def _stamp_checkpoints(trainer: GroupTrainer, digest: str, seconds_before: float, start: float) -> None:
