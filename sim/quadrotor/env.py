@@ -1,0 +1,290 @@
+"""Batched quadrotor environment in Gymnasium's vector style, with RAPTOR's observations and reward.
+
+``QuadrotorEnv(params, config)`` simulates N environments at once, each with its own vehicle.
+``reset()`` returns (obs, info); ``step(action)`` returns (obs, reward, terminated, truncated, info),
+all torch tensors with a leading dimension N. Environments that end are reset in the same step
+(``auto_reset``): the returned observation is then the first of the new episode and
+``info["final_observation"]`` holds the last one of the old.
+
+The whole step (physics, reference, reward, termination, observation and the masked reset) is one
+pure function of tensors, :func:`step_batch`, so ``compile=True`` fuses it into a few loops.
+Random numbers are drawn in blocks of steps from the environment's own seeded generator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from sim.quadrotor.dynamics import (
+    P,
+    Q,
+    U,
+    V,
+    W,
+    action_to_motor_setpoint,
+    rk4_step,
+    rotation_matrix,
+)
+from sim.quadrotor.params import BatchedParams, QuadrotorParams
+from sim.quadrotor.references import (
+    KINDS,
+    LANGEVIN,
+    WALK_SIZE,
+    Figure8Settings,
+    LangevinSettings,
+    advance_walk,
+    reference_at,
+)
+
+TERMINATION_REASONS = ("none", "position", "velocity", "angular_velocity", "non_finite")
+NON_FINITE = TERMINATION_REASONS.index("non_finite")
+
+STUDENT_OBSERVATION = (
+    ["position_error_x", "position_error_y", "position_error_z"]
+    + [f"rotation_{r}{c}" for r in range(3) for c in range(3)]
+    + ["velocity_error_x", "velocity_error_y", "velocity_error_z"]
+    + ["angular_velocity_x", "angular_velocity_y", "angular_velocity_z"]
+    + ["previous_action_fr", "previous_action_br", "previous_action_bl", "previous_action_fl"]
+)
+TEACHER_OBSERVATION = STUDENT_OBSERVATION + ["motor_fr", "motor_br", "motor_bl", "motor_fl"]
+OBSERVATION_UNITS = ["m"] * 3 + ["1"] * 9 + ["m/s"] * 3 + ["rad/s"] * 3 + ["1"] * 4 + ["1"] * 4
+ACTION_NAMES = ("motor_fr", "motor_br", "motor_bl", "motor_fl")
+
+# Random numbers one reset consumes per environment.
+_UNIFORMS, _NORMALS = 16, 9
+_RANDOM_BLOCK = 32  # steps of random numbers drawn at once
+
+
+@dataclass
+class QuadrotorEnvConfig:
+    """Episode, reference, initial-state and termination settings (RAPTOR's values as defaults)."""
+
+    dt: float = 0.01
+    episode_steps: int = 500
+    observation: Literal["student", "teacher"] = "student"
+    # "mixed" draws hold or Langevin per episode, as RAPTOR trains; the others fix the kind.
+    reference: Literal["mixed", "hold", "langevin", "figure8"] = "mixed"
+    langevin_probability: float = 0.5
+    figure8_period: float = 10.0
+    figure8_scale: float = 1.0
+    figure8_ramp: float = 2.0
+    terminate: bool = True
+    max_position_error_arms: float = 20.0
+    max_velocity_error: float = 2.0
+    max_angular_velocity: float = 35.0
+    init_position_arms: float = 10.0
+    init_max_tilt: float = 1.0
+    init_velocity: float = 1.0
+    init_angular_velocity: float = 1.0
+    init_motor_max: float = 0.5
+    init_at_target_probability: float = 0.1
+    disturbance: bool = True
+    auto_reset: bool = True
+
+    def __post_init__(self) -> None:
+        if self.dt <= 0:
+            raise ValueError(f"dt must be > 0 s, got {self.dt}")
+        if self.episode_steps <= 0:
+            raise ValueError(f"episode_steps must be > 0, got {self.episode_steps}")
+        for name in ("langevin_probability", "init_at_target_probability"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.figure8_period <= 0:
+            raise ValueError(f"figure8_period must be > 0 s, got {self.figure8_period}")
+
+    def figure8(self) -> Figure8Settings:
+        return Figure8Settings(period=self.figure8_period, scale=self.figure8_scale, ramp=self.figure8_ramp)
+
+
+@dataclass
+class EnvState:
+    """Everything that evolves, one row per environment."""
+
+    state: torch.Tensor  # [N, 17] physical state (see dynamics.py)
+    external_force: torch.Tensor  # [N, 3] constant per episode, world frame, N
+    prev_action: torch.Tensor  # [N, 4]
+    steps: torch.Tensor  # [N] steps since the episode began
+    ref_kind: torch.Tensor  # [N] HOLD, LANGEVIN or FIGURE8
+    walk: torch.Tensor  # [N, 12] Langevin walk state
+
+    def clone(self) -> EnvState:
+        return EnvState(*(t.clone() for t in vars(self).values()))
+
+
+def observe(state: torch.Tensor, ref_pos: torch.Tensor, ref_vel: torch.Tensor,
+            prev_action: torch.Tensor, teacher: bool) -> torch.Tensor:
+    """RAPTOR's observation: 22 values, plus the 4 motor states mapped to [-1, 1] for teachers."""
+    rot = rotation_matrix(state[:, Q]).flatten(1)
+    parts = [state[:, P] - ref_pos, rot, state[:, V] - ref_vel, state[:, W], prev_action]
+    if teacher:
+        parts.append(state[:, U] * 2 - 1)
+    return torch.cat(parts, -1)
+
+
+def sample_episodes(params: BatchedParams, cfg: QuadrotorEnvConfig, uniform: torch.Tensor,
+                    normal: torch.Tensor) -> EnvState:
+    """Fresh episodes for every environment from RAPTOR's initial-state distribution.
+
+    ``uniform`` [N, 16] and ``normal`` [N, 9] are the random numbers to use (U(0,1) and N(0,1)).
+    """
+    n = uniform.shape[0]
+    if cfg.reference == "mixed":
+        kind = torch.where(uniform[:, 0] < cfg.langevin_probability, LANGEVIN, 0)
+    else:
+        kind = torch.full((n,), KINDS[cfg.reference], dtype=torch.long, device=uniform.device)
+    walk = torch.zeros(n, WALK_SIZE, dtype=uniform.dtype, device=uniform.device)
+    ref_pos, ref_vel = reference_at(kind, torch.zeros_like(uniform[:, 0]), walk, cfg.figure8())
+
+    arm = params.arm_length[:, None]
+    position = ref_pos + (uniform[:, 1:4] * 2 - 1) * cfg.init_position_arms * arm
+    axis = normal[:, 0:3] / normal[:, 0:3].norm(dim=-1, keepdim=True).clamp(min=1e-9)
+    angle = uniform[:, 4:5] * cfg.init_max_tilt
+    quat = torch.cat((torch.cos(angle / 2), torch.sin(angle / 2) * axis), -1)
+    velocity = (uniform[:, 5:8] * 2 - 1) * cfg.init_velocity
+    omega = (uniform[:, 8:11] * 2 - 1) * cfg.init_angular_velocity
+    motors = uniform[:, 11:15] * cfg.init_motor_max
+    wild = torch.cat((position, quat, velocity, omega, motors), -1)
+
+    unit_w = torch.zeros_like(quat)
+    unit_w[:, 0] = 1.0
+    calm = torch.cat((ref_pos, unit_w, ref_vel, torch.zeros_like(omega),
+                      params.hover_throttle[:, None].expand(n, 4)), -1)
+    state = torch.where((uniform[:, 15] < cfg.init_at_target_probability)[:, None], calm, wild)
+
+    force = normal[:, 3:6] * params.disturbance_sigma[:, None]
+    if not cfg.disturbance:
+        force = torch.zeros_like(force)
+    return EnvState(
+        state=state,
+        external_force=force,
+        # The motors were last told what they are doing now.
+        prev_action=state[:, U] * 2 - 1,
+        steps=torch.zeros(n, dtype=torch.long, device=uniform.device),
+        ref_kind=kind,
+        walk=walk,
+    )
+
+
+def step_batch(s: EnvState, action: torch.Tensor, uniform: torch.Tensor, normal: torch.Tensor,
+               params: BatchedParams, cfg: QuadrotorEnvConfig, teacher: bool):
+    """One step of every environment; pure, so torch.compile can fuse it.
+
+    Returns (next EnvState, obs, reward, terminated, truncated, termination reason, final obs).
+    """
+    action = action.clamp(-1.0, 1.0)
+    nxt = rk4_step(s.state, action_to_motor_setpoint(action), params, s.external_force, cfg.dt)
+    steps = s.steps + 1
+    walk = advance_walk(s.walk, normal[:, 6:9], cfg.dt, LangevinSettings())
+    ref_pos, ref_vel = reference_at(s.ref_kind, steps.to(nxt.dtype) * cfg.dt, walk, cfg.figure8())
+
+    pos_err = nxt[:, P] - ref_pos
+    vel_err = nxt[:, V] - ref_vel
+    reason = torch.zeros_like(steps)
+    if cfg.terminate:
+        reason = torch.where((nxt[:, W].abs() > cfg.max_angular_velocity).any(-1), 3, reason)
+        reason = torch.where((vel_err.abs() > cfg.max_velocity_error).any(-1), 2, reason)
+        too_far = (pos_err.abs() > cfg.max_position_error_arms * params.arm_length[:, None]).any(-1)
+        reason = torch.where(too_far, 1, reason)
+    finite = torch.isfinite(nxt).all(-1) & torch.isfinite(action).all(-1)
+    reason = torch.where(finite, reason, NON_FINITE)
+    terminated = reason > 0
+    truncated = (steps >= cfg.episode_steps) & ~terminated
+
+    # RAPTOR's reward: position error, an attitude term, action smoothness and a survival bonus;
+    # -100 replaces it on termination.
+    qz = nxt[:, 6].abs().clamp(max=1.0)
+    reward = 1.5 - pos_err.norm(dim=-1) - 0.1 * 2 * torch.acos(1 - qz) - (action - s.prev_action).norm(dim=-1)
+    reward = torch.where(terminated, torch.full_like(reward, -100.0), reward)
+    obs = observe(nxt, ref_pos, ref_vel, action, teacher)
+    # A non-finite final observation would poison value targets even where masked (0 * NaN = NaN).
+    final_obs = torch.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0)
+
+    after = EnvState(nxt, s.external_force, action, steps, s.ref_kind, walk)
+    if cfg.auto_reset:
+        done = terminated | truncated
+        fresh = sample_episodes(params, cfg, uniform, normal)
+        after = EnvState(*(torch.where(done.view(-1, *([1] * (a.dim() - 1))), f, a)
+                           for a, f in zip(vars(after).values(), vars(fresh).values())))
+        fresh_pos, fresh_vel = reference_at(fresh.ref_kind, torch.zeros_like(reward), fresh.walk, cfg.figure8())
+        obs = torch.where(done[:, None], observe(fresh.state, fresh_pos, fresh_vel, fresh.prev_action,
+                                                 teacher), obs)
+    return after, obs, reward, terminated, truncated, reason, final_obs
+
+
+class QuadrotorEnv:
+    """N quadrotor environments stepped as one tensor program."""
+
+    action_size = 4
+
+    def __init__(self, params: BatchedParams | Sequence[QuadrotorParams],
+                 config: QuadrotorEnvConfig | None = None, *, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32, seed: int = 0, compile: bool = False):
+        self.config = config or QuadrotorEnvConfig()
+        if not isinstance(params, BatchedParams):
+            params = BatchedParams.stack([p.validate() for p in params], device=device, dtype=dtype)
+        self.params = params.to(device=device, dtype=dtype)
+        self.num_envs = len(self.params)
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.teacher = self.config.observation == "teacher"
+        self.observation_names = TEACHER_OBSERVATION if self.teacher else STUDENT_OBSERVATION
+        self.observation_size = len(self.observation_names)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed)
+        self._block: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._block_index = _RANDOM_BLOCK
+        self._step = torch.compile(step_batch, dynamic=False) if compile else step_batch
+        self.s = sample_episodes(self.params, self.config, *self._random())
+
+    # ----- Gymnasium-style API -------------------------------------------------------------
+    def reset(self, seed: int | None = None) -> tuple[torch.Tensor, dict]:
+        if seed is not None:
+            self.generator.manual_seed(seed)
+            self._block_index = _RANDOM_BLOCK
+        self.s = sample_episodes(self.params, self.config, *self._random())
+        return self.observe(), {}
+
+    def step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                 torch.Tensor, dict]:
+        if action.shape != (self.num_envs, 4):
+            raise ValueError(f"action must have shape ({self.num_envs}, 4), got {tuple(action.shape)}")
+        action = action.to(device=self.device, dtype=self.dtype)
+        self.s, obs, reward, terminated, truncated, reason, final_obs = self._step(
+            self.s, action, *self._random(), self.params, self.config, self.teacher)
+        info = {"termination_reason": reason, "final_observation": final_obs}
+        return obs, reward, terminated, truncated, info
+
+    def reference(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Current reference position and velocity [N, 3]."""
+        t = self.s.steps.to(self.dtype) * self.config.dt
+        return reference_at(self.s.ref_kind, t, self.s.walk, self.config.figure8())
+
+    def observe(self) -> torch.Tensor:
+        return observe(self.s.state, *self.reference(), self.s.prev_action, self.teacher)
+
+    @property
+    def state(self) -> torch.Tensor:
+        """Physical state [N, 17]: p, q (w, x, y, z), v, omega (body), motor state."""
+        return self.s.state
+
+    def set_state(self, state: torch.Tensor, external_force: torch.Tensor | None = None) -> None:
+        """Put every environment in a given physical state (evaluation and tests)."""
+        self.s.state = state.to(device=self.device, dtype=self.dtype).clone()
+        self.s.prev_action = self.s.state[:, U] * 2 - 1
+        if external_force is not None:
+            self.s.external_force = external_force.to(device=self.device, dtype=self.dtype).clone()
+
+    def _random(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._block_index >= _RANDOM_BLOCK:
+            shape = (_RANDOM_BLOCK, self.num_envs)
+            kw = {"generator": self.generator, "device": self.device, "dtype": self.dtype}
+            self._block = (torch.rand(*shape, _UNIFORMS, **kw), torch.randn(*shape, _NORMALS, **kw))
+            self._block_index = 0
+        uniform, normal = self._block
+        i = self._block_index
+        self._block_index += 1
+        return uniform[i], normal[i]

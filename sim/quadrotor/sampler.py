@@ -1,0 +1,58 @@
+"""RAPTOR's distribution over quadrotors: start from the Crazyflie and rescale (reference/quadrotor.md)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from sim.quadrotor.params import CRAZYFLIE, QuadrotorParams, x_rotors
+
+# The ranges of the paper, in the order the steps draw them.
+THRUST_TO_WEIGHT = (1.5, 5.0)
+MASS = (0.02, 5.0)
+TORQUE_TO_INERTIA = (40.0, 1200.0)
+SIZE_FACTOR = (0.9, 1.1)
+YAW_MOMENT_CONSTANT = (0.005, 0.05)
+MOTOR_RISE = (0.03, 0.10)
+MOTOR_FALL = (0.03, 0.30)
+DISTURBANCE_FRACTION = 0.3  # k ~ U(0, 0.3 (r - 1))
+
+
+def sample_quadrotor(rng: np.random.Generator, name: str) -> QuadrotorParams:
+    """One quadrotor from the RAPTOR distribution."""
+    cf = CRAZYFLIE
+    r_cf = cf.thrust_to_weight()
+    r = rng.uniform(*THRUST_TO_WEIGHT)
+    # Mass is uniform in its cube root, so small and large vehicles are both well represented.
+    s = rng.uniform(MASS[0] ** (1 / 3), MASS[1] ** (1 / 3))
+    mass = s**3
+    scale = (r / r_cf) * (mass / cf.mass)
+    thrust = tuple(c * scale for c in cf.thrust_coefficients)
+    arm = cf.arm_length * (mass / cf.mass) ** (1 / 3) * rng.uniform(*SIZE_FACTOR)
+    max_thrust = sum(thrust)
+    torque_to_inertia = rng.uniform(*TORQUE_TO_INERTIA)
+    inertia_scale = (max_thrust * arm / torque_to_inertia) / cf.inertia[0]
+    k = rng.uniform(0.0, DISTURBANCE_FRACTION * (r - 1.0))
+    return QuadrotorParams(
+        name=name,
+        mass=float(mass),
+        inertia=tuple(float(j * inertia_scale) for j in cf.inertia),
+        rotor_positions=x_rotors(arm / math.sqrt(2)),
+        thrust_coefficients=tuple(float(c) for c in thrust),
+        yaw_moment_constant=float(rng.uniform(*YAW_MOMENT_CONSTANT)),
+        motor_time_constant_rise=float(rng.uniform(*MOTOR_RISE)),
+        motor_time_constant_fall=float(rng.uniform(*MOTOR_FALL)),
+        # The reference writes sigma = k r m / 3 (newtons for the per-episode constant force).
+        disturbance_sigma=float(k * r * mass / 3.0),
+    ).validate()
+
+
+def sample_fleet(count: int, seed: int, prefix: str = "q") -> list[QuadrotorParams]:
+    """``count`` quadrotors, reproducible from ``seed``; names are prefix + zero-padded index."""
+    if count <= 0:
+        raise ValueError(f"fleet size must be > 0, got {count}")
+    rng = np.random.default_rng(seed)
+    width = len(str(count - 1))
+    return [sample_quadrotor(rng, f"{prefix}{i:0{width}d}") for i in range(count)]
+
