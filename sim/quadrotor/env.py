@@ -50,7 +50,7 @@ STUDENT_OBSERVATION = (
     + ["angular_velocity_x", "angular_velocity_y", "angular_velocity_z"]
     + ["previous_action_fr", "previous_action_br", "previous_action_bl", "previous_action_fl"]
 )
-TEACHER_OBSERVATION = STUDENT_OBSERVATION + ["motor_fr", "motor_br", "motor_bl", "motor_fl"]
+TEACHER_OBSERVATION = [*STUDENT_OBSERVATION, "motor_fr", "motor_br", "motor_bl", "motor_fl"]
 OBSERVATION_UNITS = ["m"] * 3 + ["1"] * 9 + ["m/s"] * 3 + ["rad/s"] * 3 + ["1"] * 4 + ["1"] * 4
 ACTION_NAMES = ("motor_fr", "motor_br", "motor_bl", "motor_fl")
 
@@ -208,8 +208,9 @@ def step_batch(s: EnvState, action: torch.Tensor, uniform: torch.Tensor, normal:
         done = terminated | truncated
         fresh = sample_episodes(params, cfg, uniform, normal)
         after = EnvState(*(torch.where(done.view(-1, *([1] * (a.dim() - 1))), f, a)
-                           for a, f in zip(vars(after).values(), vars(fresh).values())))
-        fresh_pos, fresh_vel = reference_at(fresh.ref_kind, torch.zeros_like(reward), fresh.walk, cfg.figure8())
+                           for a, f in zip(vars(after).values(), vars(fresh).values(), strict=True)))
+        start = torch.zeros_like(reward)
+        fresh_pos, fresh_vel = reference_at(fresh.ref_kind, start, fresh.walk, cfg.figure8())
         obs = torch.where(done[:, None], observe(fresh.state, fresh_pos, fresh_vel, fresh.prev_action,
                                                  teacher), obs)
     return after, obs, reward, terminated, truncated, reason, final_obs

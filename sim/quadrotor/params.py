@@ -103,7 +103,8 @@ class QuadrotorParams:
             if getattr(self, name) <= 0:
                 raise InvalidParameters(f"{where}: {name} must be > 0 s, got {getattr(self, name)}")
         if self.yaw_moment_constant < 0:
-            raise InvalidParameters(f"{where}: yaw_moment_constant must be >= 0, got {self.yaw_moment_constant}")
+            raise InvalidParameters(
+                f"{where}: yaw_moment_constant must be >= 0, got {self.yaw_moment_constant}")
         if self.disturbance_sigma < 0:
             raise InvalidParameters(f"{where}: disturbance_sigma must be >= 0, got {self.disturbance_sigma}")
         if len(self.yaw_directions) != 4 or any(d not in (-1.0, 1.0) for d in self.yaw_directions):
@@ -145,7 +146,10 @@ class QuadrotorParams:
                     values[key] = float(values[key])
         except (TypeError, ValueError) as exc:
             raise InvalidParameters(f"{where}: malformed value ({exc})") from None
-        return cls(**values).validate()
+        try:
+            return cls(**values).validate()
+        except InvalidParameters as exc:
+            raise InvalidParameters(f"{where}: {exc}") from None
 
 
 CRAZYFLIE = QuadrotorParams(
