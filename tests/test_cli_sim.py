@@ -1,0 +1,45 @@
+"""`robo sim quadrotor` end to end, and the config machinery's errors through the CLI."""
+
+import json
+
+import pytest
+
+from robo.cli import main
+
+
+def test_sim_quadrotor_writes_plot_csv_and_metrics(tmp_path):
+    rc = main(["sim", "quadrotor", "--config", "configs/sim_quadrotor.yaml", "--preset", "x500",
+               "--reference", "hold", "--set", "duration=5", "-o", str(tmp_path)])
+    assert rc == 0
+    out = tmp_path / "quadrotor_x500_hold"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["final_position_error_m"] < 0.01  # started 0.5 m off target
+    assert (out / "trajectory.png").stat().st_size > 10_000
+    lines = (out / "trajectory.csv").read_text().splitlines()
+    assert len(lines) == 501 and lines[0].startswith("t,x,y,z")
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--preset", "hummingbird"], "unknown preset 'hummingbird'"),
+        (["--set", "env.refrence=hold"], "unknown config key 'env.refrence'"),
+        (["--set", "duration=fast"], "config key 'duration': expected a number"),
+        (["--set", "env.episode_steps=1.5"], "config key 'env.episode_steps': expected an integer"),
+        (["--set", "duration=-1"], "duration must be > 0"),
+    ],
+)
+def test_bad_input_is_one_line_and_nothing_written(tmp_path, capsys, extra, message):
+    rc = main(["sim", "quadrotor", "-o", str(tmp_path / "out"), *extra])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for command in ("sim", "export", "codegen", "firmware", "bench"):
+        assert command in text
