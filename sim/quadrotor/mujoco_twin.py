@@ -1,0 +1,97 @@
+"""The same quadrotor as a MuJoCo model, for cross-checking the torch dynamics and for MuJoCo scenes.
+
+The MJCF holds the rigid body (mass, diagonal inertia) and four site actuators at the rotors whose
+gear applies thrust along the rotor axis and the yaw moment c_m * direction about it. Each actuator's
+activation is the motor state u. MuJoCo has no asymmetric lag and no quadratic gain built in, so two
+user callbacks supply them: u' = (u_sp - u) / T (T_rise up, T_fall down) and gain = c1 + c2 u with an
+affine bias c0, which together give the thrust c0 + c1 u + c2 u^2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import mujoco
+import numpy as np
+
+from sim.quadrotor.params import GRAVITY, QuadrotorParams
+
+
+def make_mjcf(params: QuadrotorParams, dt: float = 0.01) -> str:
+    """MJCF text of ``params`` (validated first)."""
+    p = params.validate()
+    jx, jy, jz = p.inertia
+    c0, c1, c2 = p.thrust_coefficients
+    size = p.arm_length / 4
+    sites, actuators = [], []
+    for i, ((x, y, z), direction) in enumerate(zip(p.rotor_positions, p.yaw_directions, strict=True)):
+        yaw = p.yaw_moment_constant * direction
+        sites.append(f'<site name="rotor{i}" pos="{x!r} {y!r} {z!r}" size="{size / 2!r}"/>')
+        actuators.append(
+            f'<general name="motor{i}" site="rotor{i}" gear="0 0 1 0 0 {yaw!r}" '
+            f'dyntype="user" gaintype="user" biastype="affine" '
+            f'dynprm="{p.motor_time_constant_rise!r} {p.motor_time_constant_fall!r}" '
+            f'gainprm="{c1!r} {c2!r}" biasprm="{c0!r} 0 0" ctrlrange="0 1" ctrllimited="true" '
+            f'actlimited="true" actrange="0 1"/>'
+        )
+    return f"""<mujoco model="quadrotor-{p.name}">
+  <option timestep="{dt!r}" integrator="RK4" gravity="0 0 {-GRAVITY!r}"/>
+  <worldbody>
+    <body name="body">
+      <freejoint name="root"/>
+      <inertial pos="0 0 0" mass="{p.mass!r}" diaginertia="{jx!r} {jy!r} {jz!r}"/>
+      <geom type="box" size="{size!r} {size!r} {size / 4!r}" contype="0" conaffinity="0" mass="0"/>
+      {chr(10).join('      ' + s for s in sites).strip()}
+    </body>
+  </worldbody>
+  <actuator>
+    {chr(10).join('    ' + a for a in actuators).strip()}
+  </actuator>
+</mujoco>
+"""
+
+
+def _motor_lag(m: mujoco.MjModel, d: mujoco.MjData, i: int) -> float:
+    u, setpoint = d.act[i], d.ctrl[i]
+    tau = m.actuator_dynprm[i, 0] if setpoint >= u else m.actuator_dynprm[i, 1]
+    return (setpoint - u) / tau
+
+
+def _thrust_gain(m: mujoco.MjModel, d: mujoco.MjData, i: int) -> float:
+    return m.actuator_gainprm[i, 0] + m.actuator_gainprm[i, 1] * d.act[i]
+
+
+@contextlib.contextmanager
+def quadrotor_callbacks() -> Iterator[None]:
+    """Install the motor callbacks for the duration of a rollout (MuJoCo's callbacks are global)."""
+    mujoco.set_mjcb_act_dyn(_motor_lag)
+    mujoco.set_mjcb_act_gain(_thrust_gain)
+    try:
+        yield
+    finally:
+        mujoco.set_mjcb_act_dyn(None)
+        mujoco.set_mjcb_act_gain(None)
+
+
+def rollout(params: QuadrotorParams, state: np.ndarray, motor_setpoints: np.ndarray,
+            external_force: np.ndarray | None = None, dt: float = 0.01) -> np.ndarray:
+    """Open-loop MuJoCo rollout from ``state`` (17 values, as in dynamics.py) under setpoints [T, 4].
+
+    Returns the states [T + 1, 17] in the torch model's layout.
+    """
+    model = mujoco.MjModel.from_xml_string(make_mjcf(params, dt))
+    data = mujoco.MjData(model)
+    data.qpos[:] = state[0:7]
+    data.qvel[0:3] = state[7:10]
+    data.qvel[3:6] = state[10:13]  # free-joint angular velocity is in the body frame, as ours
+    data.act[:] = state[13:17]
+    if external_force is not None:
+        data.xfrc_applied[model.body("body").id, 0:3] = external_force
+    out = [np.asarray(state, dtype=np.float64).copy()]
+    with quadrotor_callbacks():
+        for setpoint in motor_setpoints:
+            data.ctrl[:] = setpoint
+            mujoco.mj_step(model, data)
+            out.append(np.concatenate((data.qpos, data.qvel[0:3], data.qvel[3:6], data.act)))
+    return np.stack(out)
