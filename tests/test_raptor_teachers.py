@@ -121,6 +121,13 @@ def test_bad_fleets_are_refused(tmp_path, fleet) -> None:
         load_config(RaptorTeachersConfig, None, ["env.observation=student"])
 
 
+def test_overriding_one_key_keeps_the_other_teacher_defaults() -> None:
+    cfg = load_config(RaptorTeachersConfig, None, ["train.steps=5000", "train.acceptance.window=3"])
+    assert cfg.train.steps == 5000 and cfg.train.acceptance.window == 3
+    assert cfg.train.acceptance.episode_length == 490.0 and cfg.train.log_interval == 5000
+    assert cfg.sac.batch_size == 128 and cfg.env.observation == "teacher"
+
+
 def test_cli_trains_and_lists_rejected_teachers(tmp_path, fleet, capsys) -> None:
     argv = ["train", "raptor-teachers", "--fleet", str(fleet), "--teachers", "2",
             "--out", str(tmp_path / "r")]

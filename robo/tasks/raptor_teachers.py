@@ -48,11 +48,20 @@ from robo.rl.sac import (
 from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, QuadrotorParams, load_fleet
 
 
-def _teacher_train_defaults() -> GroupTrainConfig:
+@dataclass
+class TeacherAcceptance(AcceptanceConfig):
+    episode_length: float | None = 490.0  # of RAPTOR's 500-step episodes
+
+
+@dataclass
+class TeacherTrainConfig(GroupTrainConfig):
     # The paper trains each teacher for a fixed 1M steps; most reach near-full episodes by 100k, so
-    # stopping at the threshold is where most of the saving comes from.
-    return GroupTrainConfig(steps=1_000_000, log_interval=5_000, checkpoint_interval=50_000,
-                            acceptance=AcceptanceConfig(episode_length=490.0, window=10))
+    # stopping at the threshold is where most of the saving comes from. Defaults live in the class
+    # (not a factory) so that overriding one key from YAML keeps the others.
+    steps: int = 1_000_000
+    log_interval: int = 5_000
+    checkpoint_interval: int = 50_000
+    acceptance: TeacherAcceptance = field(default_factory=TeacherAcceptance)
 
 
 @dataclass
@@ -63,7 +72,7 @@ class RaptorTeachersConfig:
     device: str = "cpu"
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
     sac: SACConfig = field(default_factory=SACConfig)
-    train: GroupTrainConfig = field(default_factory=_teacher_train_defaults)
+    train: TeacherTrainConfig = field(default_factory=TeacherTrainConfig)
     env: QuadrotorEnvConfig = field(default_factory=lambda: QuadrotorEnvConfig(observation="teacher"))
 
     def __post_init__(self) -> None:
