@@ -17,11 +17,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 64, 4096, 65536])
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--seconds", type=float, default=2.0, help="measuring time per case")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice; use 1 on a busy machine)")
 
 
 def run(args: argparse.Namespace) -> dict:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError("--device cuda asked for, but torch sees no CUDA device")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else None
     rows = []
     cases = [(b, c) for b in args.batches for c in (False, True)]
@@ -41,5 +47,6 @@ def run(args: argparse.Namespace) -> dict:
         eager, comp = (next(r["steps_per_second"] for r in rows if r["batch"] == batch and r["compiled"] == c)
                        for c in (False, True))
         print(f"{batch:>7} {eager:>15,.0f} {comp:>17,.0f} {comp / eager:>6.2f}")
-    return {"device": args.device, "baseline": "eager torch, same code", "results": rows,
+    return {"device": args.device, "threads": torch.get_num_threads(),
+            "baseline": "eager torch, same code", "results": rows,
             "target_cpu_batch_4096_steps_per_second": 3_000_000}
