@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -48,6 +49,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+_FLOAT_STRING = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def parse_override(item: str) -> tuple[str, Any]:
     """``a.b=1e-3`` -> ("a.b", 0.001); the value is read as a YAML scalar or list."""
     if "=" not in item:
@@ -86,6 +90,12 @@ def from_dict(schema: type[T], data: dict[str, Any], prefix: str = "") -> T:
     hints = typing.get_type_hints(schema)
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
+        field = fields[name]
+        if (dataclasses.is_dataclass(hints[name]) and isinstance(value, dict)
+                and field.default_factory is not dataclasses.MISSING):
+            # A nested section keeps its factory's values (e.g. observation="teacher") for the keys
+            # the file or --set leaves out, not the nested class's own defaults.
+            value = {**to_dict(field.default_factory()), **value}
         kwargs[name] = _coerce(hints[name], value, prefix + name)
     try:
         obj = schema(**kwargs)
@@ -144,6 +154,8 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
             raise ConfigError(f"config key {key!r}: expected an integer, got {_describe(value)}")
         return value
     if tp is float:
+        if isinstance(value, str) and _FLOAT_STRING.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"config key {key!r}: expected a number, got {_describe(value)}")
         if not math.isfinite(value):

@@ -13,7 +13,9 @@ Train policies in simulation. Every run writes a folder with the resolved config
 (written atomically), learning curves and metrics.json; --resume continues an interrupted run.
 
 tasks:
+  raptor             the whole RAPTOR pipeline: fleet, teachers, student, evaluation, ONNX export
   raptor-teachers    one SAC teacher per sampled quadrotor, many trained as one batched program
+  raptor-student     distil a teacher run into the 2k-parameter recurrent student (on-policy DAgger)
 """
 
 TEACHERS_DESCRIPTION = """\
@@ -32,6 +34,41 @@ examples:
 
 Ray (--ray-address) is not available in this build: groups run one after another on this machine.
 """
+
+
+RAPTOR_DESCRIPTION = """\
+The whole RAPTOR pipeline in one run folder, each stage resumable with --resume:
+  1. sample the fleet (fleet.size quadrotors, fleet.seed)      -> RUN/fleet.json
+  2. train teachers (SAC, batched groups; see raptor-teachers) -> RUN/teachers/
+  3. distil the student (on-policy DAgger, BPTT)               -> RUN/student/student_best.pt
+  4. evaluate it (held-out quadrotors, presets, figure-eights)  -> RUN/eval/metrics.json, plots
+  5. export it to ONNX with its policy card                     -> RUN/policy.onnx, RUN/policy.json
+
+examples:
+  robo train raptor --config configs/raptor_quick.yaml            # about 15 min on a 2-core CPU
+  robo train raptor --config configs/raptor.yaml --set teachers.device=cuda
+  robo train raptor --config configs/raptor_quick.yaml --out runs/raptor/a --resume
+"""
+
+STUDENT_DESCRIPTION = """\
+Distil the accepted teachers of a teacher run into RAPTOR's student, Linear(22->16)+ReLU ->
+GRU(16) -> Linear(16->4). Each epoch flies every teacher's quadrotor for episodes_per_teacher
+episodes (the teachers fly the first teacher_epochs epochs, the student afterwards), labels every
+state with the teacher's deterministic action and fits the student by MSE with backpropagation
+through whole episodes. The best epoch on held-out quadrotors is kept as student_best.pt.
+
+examples:
+  robo train raptor-student --teachers runs/raptor-teachers/a --config configs/raptor_quick.yaml
+  robo train raptor-student --teachers runs/raptor-teachers/a --set epochs=200 --out runs/student/a
+"""
+
+
+def _common(p: argparse.ArgumentParser, out_default: str) -> None:
+    p.add_argument("--config", default=None, help="YAML config (default: the paper's settings)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set student.epochs=50 (repeatable)")
+    p.add_argument("--out", default=None, help=f"run folder (default {out_default}/<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,6 +96,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="run folder (default runs/raptor-teachers/<time>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.set_defaults(func=_raptor_teachers)
+
+    p = tasks.add_parser("raptor-student", help="distil a teacher run into the recurrent student",
+                         description=STUDENT_DESCRIPTION,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--teachers", required=True, metavar="RUN", help="a finished raptor-teachers run folder")
+    _common(p, "runs/raptor-student")
+    p.set_defaults(func=_raptor_student)
+
+    p = tasks.add_parser("raptor", help="fleet -> teachers -> student -> evaluation -> ONNX, resumable",
+                         description=RAPTOR_DESCRIPTION,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common(p, "runs/raptor")
+    p.set_defaults(func=_raptor)
 
 
 def _raptor_teachers(args: argparse.Namespace) -> int:
@@ -100,4 +150,55 @@ def _raptor_teachers(args: argparse.Namespace) -> int:
     per = "n/a" if per is None else f"{per:.2f}"
     print(f"wall {metrics['wall_seconds']:.0f} s on {metrics['threads']} thread(s); "
           f"core-minutes per accepted teacher: {per} (paper: 31)")
+    return 0
+
+
+def _out(args: argparse.Namespace, default: str) -> Path:
+    if args.resume and args.out is None:
+        raise ValueError("--resume needs --out RUN_FOLDER (the run to continue)")
+    return Path(args.out or f"{default}/{time.strftime('%Y-%m-%d_%H-%M-%S')}")
+
+
+def _config_for_student(config_path: str | None, overrides: list[str]):
+    """A student config from a student YAML, or from the student section of a pipeline YAML."""
+    from robo.config import load_config, read_yaml
+    from robo.tasks.raptor import RaptorConfig, StudentConfig
+
+    if config_path is not None and "student" in read_yaml(config_path):
+        return load_config(RaptorConfig, config_path, [f"student.{o}" for o in overrides]).student
+    return load_config(StudentConfig, config_path, overrides)
+
+
+def _raptor_student(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from robo.tasks.raptor import train_student
+
+    config = _config_for_student(args.config, list(args.set))
+    out = _out(args, "runs/raptor-student")
+    with tqdm(total=config.epochs, unit="epoch", desc="student") as bar:
+        metrics = train_student(config, args.teachers, out, resume=args.resume, progress=bar.update,
+                                log=tqdm.write, status=bar.set_postfix_str)
+    best = metrics["best"]
+    print(f"student from {metrics['teachers']} teachers, {metrics['epochs']} epochs in "
+          f"{metrics['wall_seconds']:.0f} s; best epoch {best['epoch']}: held-out success "
+          f"{best['success_rate']:.0%}, mean episode length {best['mean_episode_length']:.0f}")
+    print(f"policy: {out / 'student_best.pt'}  (robo eval raptor --policy {out / 'student_best.pt'})")
+    return 0
+
+
+def _raptor(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from robo.config import load_config
+    from robo.tasks.raptor import RaptorConfig, train_raptor
+    from robo.tasks.raptor_eval import table
+
+    config = load_config(RaptorConfig, args.config, list(args.set))
+    out = _out(args, "runs/raptor")
+    started = time.perf_counter()
+    metrics = train_raptor(config, out, resume=args.resume, log=tqdm.write,
+                           bar=lambda desc, total: tqdm(total=total, desc=desc, unit_scale=True))
+    print(table(metrics, config.eval.figure8_periods))
+    print(f"\nrun folder {out} ({time.perf_counter() - started:.0f} s); policy {out / 'policy.onnx'}")
     return 0

@@ -1,0 +1,388 @@
+"""RAPTOR stages 2 and 3: distil the teachers into one recurrent student, and the whole pipeline.
+
+The student (Linear(22->16)+ReLU -> GRU(16) -> Linear(16->4)) learns by on-policy DAgger
+(:mod:`robo.rl.distill`): every epoch, each teacher's quadrotor is flown for ``episodes_per_teacher``
+full episodes, by the teachers during the first ``teacher_epochs`` epochs and by the student afterwards,
+and every state is labelled with that teacher's deterministic action. Before that, each teacher's
+steady-state position offset (its mean position error over steps 250-500 of hover episodes) is measured
+and subtracted from the student's position input, so the student learns to hover on target rather than
+to copy each teacher's offset. Model selection: every ``eval_interval`` epochs the student flies
+recovery episodes on quadrotors that no teacher was trained on; the best one is kept.
+
+Student run folder::
+
+    config.yaml, offsets.json       resolved config; per-teacher steady-state offsets
+    checkpoint.pt                   everything --resume needs (written atomically every epoch)
+    student_best.pt, student_last.pt   policies (robo.nets.policy format)
+    history.csv, learning_curves.png, metrics.json
+
+Pipeline folder (``robo train raptor``): fleet.json, teachers/ (stage 1), student/ (stage 2),
+eval/ (metrics, plots), policy.onnx + policy.json (the exported best student).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from robo.config import dump_yaml, to_dict
+from robo.nets.policy import quadrotor_student_meta, raptor_student, save_policy
+from robo.rl.distill import collect, fit
+from robo.rl.sac import atomic_save
+from robo.tasks import raptor_eval
+from robo.tasks.raptor_teachers import RaptorTeachersConfig, fleet_digest, load_teachers, train_teachers
+from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, load_fleet, sample_fleet, save_fleet
+
+
+@dataclass
+class StudentConfig:
+    epochs: int = 1000
+    teacher_epochs: int = 10  # the teachers fly the first epochs, the student afterwards
+    episodes_per_teacher: int = 10
+    batch_size: int = 64  # sequences (whole episodes) per gradient step
+    lr: float = 1e-4
+    grad_clip: float | None = None
+    offset_episodes: int = 10  # hover episodes per teacher for its steady-state offset
+    holdout: int = 64  # unseen sampled quadrotors for model selection
+    holdout_seed: int = 1_000_003
+    eval_interval: int = 10
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 0
+    env: QuadrotorEnvConfig = field(default_factory=lambda: QuadrotorEnvConfig(
+        observation="teacher", auto_reset=False))
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "episodes_per_teacher", "batch_size", "eval_interval", "holdout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"student.{name} must be > 0, got {getattr(self, name)}")
+        if self.teacher_epochs < 0 or self.offset_episodes < 0:
+            raise ValueError("student.teacher_epochs and student.offset_episodes must be >= 0")
+        if self.lr <= 0:
+            raise ValueError(f"student.lr must be > 0, got {self.lr}")
+        if self.env.observation != "teacher" or self.env.auto_reset:
+            raise ValueError("student.env must have observation: teacher and auto_reset: false "
+                             "(labels need the 26-value observation; a row is one episode)")
+
+
+@dataclass
+class FleetConfig:
+    size: int = 1000
+    seed: int = 0
+
+
+@dataclass
+class RaptorConfig:
+    fleet: FleetConfig = field(default_factory=FleetConfig)
+    teachers: RaptorTeachersConfig = field(default_factory=RaptorTeachersConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    eval: raptor_eval.EvalConfig = field(default_factory=raptor_eval.EvalConfig)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage 2: the student
+# ---------------------------------------------------------------------------------------------
+
+
+def steady_state_offsets(teacher: Callable, params, config: StudentConfig, seed: int) -> torch.Tensor:
+    """Each teacher's mean position error [K, 3] over steps 250-500 of hover episodes it flies itself."""
+    k = len(params)
+    if config.offset_episodes == 0:
+        return torch.zeros(k, 3)
+    env_cfg = QuadrotorEnvConfig(**{**to_dict(config.env), "reference": "hold"})
+    env = QuadrotorEnv(params.repeat(config.offset_episodes), env_cfg, seed=seed)
+    data = collect(env, env_cfg.episode_steps, teacher, lambda obs: obs[:, :3], None)
+    start = env_cfg.episode_steps // 2
+    mask = data.mask[:, start:, None]
+    per_row = (data.inputs[:, start:] * mask).sum(1)
+    per_row = per_row.view(k, config.offset_episodes, 3).sum(1)
+    counts = mask.sum(1).view(k, config.offset_episodes).sum(1).clamp(min=1)
+    return per_row / counts[:, None]
+
+
+def train_student(config: StudentConfig, teacher_run: str | Path, out_dir: str | Path, *,
+                  resume: bool = False, progress: Callable[[int], None] | None = None,
+                  log: Callable[[str], None] = print,
+                  status: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Distil the accepted teachers of ``teacher_run`` into a student in ``out_dir``; returns metrics."""
+    out = Path(out_dir)
+    teacher_run = Path(teacher_run)
+    names, teachers = load_teachers(teacher_run)
+    fleet, _ = load_fleet(teacher_run / "fleet.json")
+    by_name = {p.name: p for p in fleet}
+    vehicles = [by_name[n] for n in names]
+    digest = fleet_digest(teacher_run / "fleet.json")
+    _prepare(out, config, resume)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    k, per = len(vehicles), config.episodes_per_teacher
+
+    def label(obs: torch.Tensor) -> torch.Tensor:  # env rows are teacher-major (any rows per teacher)
+        return teachers.deterministic(obs.view(k, -1, obs.shape[-1])).reshape(obs.shape[0], -1)
+
+    from sim.quadrotor import BatchedParams
+
+    params = BatchedParams.stack(vehicles)
+    offsets_file = out / "offsets.json"
+    if offsets_file.is_file():
+        offsets = torch.tensor(json.loads(offsets_file.read_text())["offsets"])
+    else:
+        offsets = steady_state_offsets(label, params, config, config.seed + 7)
+        _write_json(offsets_file, {"teachers": names, "offsets": offsets.tolist()})
+    row_offsets = offsets.repeat_interleave(per, dim=0)
+
+    def student_input(obs: torch.Tensor) -> torch.Tensor:
+        x = obs[:, :22].clone()
+        x[:, :3] -= row_offsets
+        return x
+
+    holdout = sample_fleet(config.holdout, config.holdout_seed)
+    if {_physics(p) for p in holdout} & {_physics(p) for p in vehicles}:
+        raise ValueError("held-out quadrotors include a teacher's quadrotor; change student.holdout_seed")
+    eval_cfg = raptor_eval.EvalConfig(vehicles=0, presets=(), env=QuadrotorEnvConfig(
+        observation="teacher", reference="hold", auto_reset=False))
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)  # the same config gives the same student, resumed or not
+        student = raptor_student()
+    optimizer = torch.optim.Adam(student.parameters(), lr=config.lr)
+    generator = torch.Generator().manual_seed(config.seed)
+    state = {"epoch": 0, "history": [], "best": None, "seconds": 0.0}
+    checkpoint = out / "checkpoint.pt"
+    if resume and checkpoint.is_file():
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        if saved["fleet_sha256"] != digest:
+            raise ValueError(f"{checkpoint}: student checkpoint from another teacher fleet")
+        student.load_state_dict(saved["student"])
+        optimizer.load_state_dict(saved["optimizer"])
+        generator.set_state(saved["generator"])
+        state = saved["state"]
+        log(f"student: resumed after epoch {state['epoch']}")
+    if progress is not None and state["epoch"]:
+        progress(state["epoch"])
+
+    started = time.perf_counter() - state["seconds"]
+    for epoch in range(state["epoch"] + 1, config.epochs + 1):
+        teacher_flies = epoch <= config.teacher_epochs
+        env = QuadrotorEnv(params.repeat(per), config.env, seed=config.seed * 100_003 + epoch)
+        data = collect(env, config.env.episode_steps, label, student_input,
+                       None if teacher_flies else student)
+        loss = fit(student, optimizer, data, config.batch_size, generator, config.grad_clip)
+        row: dict[str, Any] = {"epoch": epoch, "flown_by": "teachers" if teacher_flies else "student",
+                               "loss": loss, "alive_fraction": float(data.mask.mean()),
+                               "seconds": time.perf_counter() - started}
+        if epoch % config.eval_interval == 0 or epoch == config.epochs:
+            result = raptor_eval.recovery(raptor_eval.TorchStudent(student), holdout, eval_cfg,
+                                          seed=config.holdout_seed)
+            summary = raptor_eval.summarise_recovery(result)
+            student.train()
+            row.update(holdout_success=summary["success_rate"],
+                       holdout_length=summary["mean_episode_length"],
+                       holdout_final_error=summary["median_final_error_m"])
+            score = (summary["success_rate"], summary["mean_episode_length"])
+            if state["best"] is None or score > tuple(state["best"]["score"]):
+                state["best"] = {"epoch": epoch, "score": list(score), **summary}
+                save_policy(out / "student_best.pt", student, _meta(teacher_run, digest, epoch, summary))
+        state["history"].append(row)
+        state["epoch"] = epoch
+        state["seconds"] = time.perf_counter() - started
+        save_policy(out / "student_last.pt", student, _meta(teacher_run, digest, epoch, None))
+        atomic_save({"student": student.state_dict(), "optimizer": optimizer.state_dict(),
+                     "generator": generator.get_state(), "state": state, "fleet_sha256": digest},
+                    checkpoint)
+        _write_history(out / "history.csv", state["history"])
+        if status is not None:
+            best = state["best"]
+            status(f"loss {loss:.4f}, {row['flown_by']} fly"
+                   + (f", best held-out success {best['success_rate']:.0%} (epoch {best['epoch']})"
+                      if best else ""))
+        if progress is not None:
+            progress(1)
+
+    metrics = {"teachers": len(names), "epochs": state["epoch"], "wall_seconds": state["seconds"],
+               "best": state["best"], "final_loss": state["history"][-1]["loss"],
+               "offsets_max_m": float(offsets.norm(dim=-1).max()) if len(offsets) else 0.0}
+    _write_json(out / "metrics.json", metrics)
+    plot_history(out / "learning_curves.png", state["history"])
+    return metrics
+
+
+def _physics(params) -> str:
+    return json.dumps({k: v for k, v in params.to_dict().items() if k != "name"}, sort_keys=True)
+
+
+def _meta(teacher_run: Path, digest: str, epoch: int, summary: dict | None) -> dict[str, Any]:
+    run = {"task": "raptor", "epoch": epoch, "teacher_run": str(teacher_run), "fleet_sha256": digest}
+    if summary is not None:
+        run["holdout"] = summary
+    return quadrotor_student_meta(run=run)
+
+
+def _prepare(out: Path, config: StudentConfig, resume: bool) -> None:
+    if not resume and out.exists() and any(out.iterdir()):
+        raise OSError(f"{out} is not empty; pass --resume to continue it or choose another folder")
+    if resume and not (out / "checkpoint.pt").is_file() and out.exists() and any(out.iterdir()):
+        # Only the offsets may exist before the first epoch ends; anything else is another run.
+        leftovers = {p.name for p in out.iterdir()} - {"config.yaml", "offsets.json"}
+        if leftovers:
+            raise OSError(f"--resume: {out} holds no student checkpoint but other files")
+    out.mkdir(parents=True, exist_ok=True)
+    dump_yaml(config, out / "config.yaml")
+
+
+def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
+    keys = ["epoch", "flown_by", "loss", "alive_fraction", "holdout_success", "holdout_length",
+            "holdout_final_error", "seconds"]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(history)
+    tmp.replace(path)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(_finite_or_none(data), indent=1, default=_jsonable) + "\n")
+    tmp.replace(path)
+
+
+def _finite_or_none(value: Any) -> Any:
+    """Strict JSON has no NaN or Infinity: a measurement that does not exist is written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def plot_history(path: Path, history: list[dict[str, Any]]) -> Path:
+    """Imitation loss and held-out success over epochs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    epochs = [r["epoch"] for r in history]
+    ax.semilogy(epochs, [r["loss"] for r in history], color="tab:blue", label="imitation loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("imitation loss (MSE)", color="tab:blue")
+    evals = [r for r in history if "holdout_success" in r]
+    if evals:
+        ax2 = ax.twinx()
+        ax2.plot([r["epoch"] for r in evals], [r["holdout_success"] for r in evals], "o-", color="tab:green")
+        ax2.set_ylabel("held-out success", color="tab:green")
+        ax2.set_ylim(-0.02, 1.02)
+    switch = next((r["epoch"] for r in history if r["flown_by"] == "student"), None)
+    if switch is not None:
+        ax.axvline(switch - 0.5, color="grey", ls=":", lw=1)
+    ax.set_title("RAPTOR student distillation")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole pipeline
+# ---------------------------------------------------------------------------------------------
+
+
+def prepare_fleet(config: FleetConfig, path: Path) -> None:
+    """Sample the fleet into ``path``, or check that the one there is what the config samples."""
+    fleet = sample_fleet(config.size, config.seed)
+    if path.is_file():
+        stored, _ = load_fleet(path)
+        if [p.to_dict() for p in stored] != [p.to_dict() for p in fleet]:
+            raise ValueError(f"{path} does not match the config's fleet (size {config.size}, seed "
+                             f"{config.seed}); start a new run folder")
+        return
+    save_fleet(fleet, path, meta={"seed": config.seed})
+
+
+def train_raptor(config: RaptorConfig, run_dir: str | Path, *, resume: bool = False,
+                 log: Callable[[str], None] = print,
+                 bar: Callable[[str, int], Any] | None = None) -> dict[str, Any]:
+    """Fleet -> teachers -> student -> evaluation -> ONNX export, each stage resumable."""
+    run = Path(run_dir)
+    if not resume and run.exists() and any(run.iterdir()):
+        raise OSError(f"{run} is not empty; pass --resume to continue it or choose another folder")
+    if resume and not (run / "config.yaml").is_file():
+        raise OSError(f"--resume: {run} holds no raptor run (no config.yaml)")
+    run.mkdir(parents=True, exist_ok=True)
+    dump_yaml(config, run / "config.yaml")
+    prepare_fleet(config.fleet, run / "fleet.json")
+
+    teachers_dir = run / "teachers"
+    if not (teachers_dir / "metrics.json").is_file():
+        log("stage 1/4: teachers")
+        total = -(-config.teachers.teachers // config.teachers.group_size) * config.teachers.train.steps
+        with _bar(bar, "teachers", total) as b:
+            train_teachers(config.teachers, run / "fleet.json", teachers_dir,
+                           resume=(teachers_dir / "fleet.json").is_file(), progress=b.update,
+                           log=log, status=b.set_postfix_str)
+    student_dir = run / "student"
+    student_metrics = student_dir / "metrics.json"
+    if not student_metrics.is_file():
+        log("stage 2/4: student")
+        with _bar(bar, "student epochs", config.student.epochs) as b:
+            train_student(config.student, teachers_dir, student_dir,
+                          resume=(student_dir / "config.yaml").is_file(), progress=b.update,
+                          log=log, status=b.set_postfix_str)
+    log("stage 3/4: evaluation")
+    controller = raptor_eval.load_controller(student_dir / "student_best.pt")
+    result = raptor_eval.evaluate(controller, config.eval)
+    write_eval(result, run / "eval", config.eval.figure8_periods, student_dir)
+    log("stage 4/4: ONNX export")
+    from robo.export.onnx_export import export_checkpoint
+
+    export_checkpoint(student_dir / "student_best.pt", run / "policy.onnx")
+    return result["metrics"]
+
+
+def write_eval(result: dict[str, Any], out: Path, periods: tuple[float, ...],
+               student_dir: Path | None = None) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / "metrics.json", result["metrics"])
+    written = [out / "metrics.json", *raptor_eval.plot(result, out, periods)]
+    if student_dir is not None and (student_dir / "learning_curves.png").is_file():
+        written.append(student_dir / "learning_curves.png")
+    return written
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix_str(self, s: str) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def _bar(factory: Callable[[str, int], Any] | None, desc: str, total: int):
+    return factory(desc, total) if factory is not None else _NoBar()

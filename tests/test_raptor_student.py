@@ -1,0 +1,216 @@
+"""RAPTOR distillation: DAgger data, masked BPTT, loss going down, resume, NaN stop, fleet checks, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from robo.cli import main
+from robo.config import load_config
+from robo.nets.policy import load_policy, raptor_student
+from robo.rl.distill import NonFiniteLoss, Sequences, collect, fit, imitation_loss, sequence_loss
+from robo.rl.sac import atomic_save
+from robo.tasks.raptor import RaptorConfig, StudentConfig, prepare_fleet, train_student
+from robo.tasks.raptor_teachers import RaptorTeachersConfig, train_teachers
+from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, sample_fleet, save_fleet
+
+torch.set_num_threads(1)
+
+TEACHERS = [
+    "teachers=2", "group_size=2", "sac.actor_hidden=[16,16]", "sac.critic_hidden=[32,32]",
+    "sac.batch_size=16", "sac.learning_starts=40", "sac.buffer_size=1000", "train.steps=80",
+    "train.log_interval=20", "train.checkpoint_interval=40", "train.acceptance.episode_length=1",
+    "train.acceptance.window=1",
+]
+STUDENT = [
+    "teacher_epochs=1", "episodes_per_teacher=3", "batch_size=4", "offset_episodes=2", "holdout=6",
+    "eval_interval=2", "env.episode_steps=40", "lr=3e-3",
+]
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("raptor")
+    fleet = save_fleet(sample_fleet(3, seed=5), root / "fleet.json")
+    train_teachers(load_config(RaptorTeachersConfig, None, TEACHERS), fleet, root / "teachers",
+                   log=lambda s: None)
+    return root / "teachers"
+
+
+def student_config(*extra: str) -> StudentConfig:
+    return load_config(StudentConfig, None, [*STUDENT, *extra])
+
+
+class FixedTeacher(torch.nn.Module):
+    """A fixed random tanh-linear map of the 26-value observation: labels a student can learn."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(26, 4)
+        with torch.no_grad():
+            self.linear.weight.mul_(0.5)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.linear(obs))
+
+
+def env(n: int = 12, seed: int = 0, steps: int = 30) -> QuadrotorEnv:
+    cfg = QuadrotorEnvConfig(observation="teacher", auto_reset=False, episode_steps=steps)
+    return QuadrotorEnv(sample_fleet(n, seed=1), cfg, seed=seed)
+
+
+def test_collect_masks_rows_from_their_termination_on() -> None:
+    torch.manual_seed(0)
+    def motors_off(obs: torch.Tensor) -> torch.Tensor:  # every row falls and ends
+        return -torch.ones(obs.shape[0], 4)
+
+    data = collect(env(steps=200), 200, motors_off, lambda obs: obs[:, :22], None)
+    assert data.inputs.shape == (12, 200, 22) and data.targets.shape == (12, 200, 4)
+    ended = data.mask[:, -1] == 0
+    assert ended.all(), "falling with the motors off must terminate within 2 s"
+    for row in range(12):
+        alive = int(data.mask[row].sum())
+        assert torch.all(data.mask[row, :alive] == 1) and torch.all(data.mask[row, alive:] == 0)
+        assert torch.all(data.inputs[row, alive:] == 0) and torch.all(data.targets[row, alive:] == 0)
+        assert torch.all(data.targets[row, :alive] == -1)
+
+
+def test_student_flies_when_given_and_its_actions_reach_the_plant() -> None:
+    student = raptor_student()
+    data = collect(env(), 5, lambda obs: torch.zeros(obs.shape[0], 4), lambda obs: obs[:, :22], student)
+    # The observation's previous-action slots hold what was flown: the student's outputs, not the labels.
+    outputs, _ = student.forward_sequence(data.inputs[:, :4])
+    flown = data.inputs[:, 1:5, 18:22]
+    assert torch.allclose(flown, outputs.clamp(-1, 1), atol=1e-5)
+    assert not torch.allclose(flown, torch.zeros_like(flown))
+
+
+def test_masked_steps_do_not_change_the_loss_or_its_gradient() -> None:
+    student = raptor_student()
+    x, y = torch.randn(3, 20, 22), torch.randn(3, 20, 4)
+    mask = torch.ones(3, 20)
+    mask[0, 12:] = 0
+    y2 = y.clone()
+    y2[0, 12:] = 100.0
+    grads = []
+    for targets in (y, y2):
+        student.zero_grad()
+        loss = sequence_loss(student, x, targets, mask)
+        loss.backward()
+        grads.append(torch.cat([p.grad.flatten() for p in student.parameters()]))
+    assert torch.allclose(sequence_loss(student, x, y, mask), sequence_loss(student, x, y2, mask))
+    assert torch.allclose(grads[0], grads[1])
+    y3 = y.clone()
+    y3[0, 5] += 1.0  # an alive step does count
+    assert not torch.allclose(sequence_loss(student, x, y, mask), sequence_loss(student, x, y3, mask))
+
+
+def test_dagger_epochs_reduce_the_imitation_loss_on_fresh_data() -> None:
+    torch.manual_seed(0)
+    teacher = FixedTeacher()
+    student = raptor_student()
+    optimizer = torch.optim.Adam(student.parameters(), lr=1e-2)
+    generator = torch.Generator().manual_seed(0)
+
+    def data(seed: int, flies: bool) -> Sequences:
+        return collect(env(seed=seed), 30, teacher, lambda obs: obs[:, :22], student if flies else None)
+
+    before = imitation_loss(student, data(99, False))
+    for epoch in range(30):
+        fit(student, optimizer, data(epoch, epoch >= 3), 4, generator)
+    after = imitation_loss(student, data(99, False))
+    assert after < 0.3 * before, (before, after)
+
+
+def test_non_finite_loss_stops_without_touching_the_weights() -> None:
+    student = raptor_student()
+    before = [p.clone() for p in student.parameters()]
+    bad = Sequences(torch.randn(2, 10, 22), torch.full((2, 10, 4), float("nan")), torch.ones(2, 10))
+    with pytest.raises(NonFiniteLoss, match="imitation loss is nan"):
+        fit(student, torch.optim.Adam(student.parameters()), bad, 2, torch.Generator())
+    assert all(torch.equal(a, b) for a, b in zip(before, student.parameters(), strict=True))
+
+
+def test_train_student_writes_the_run_and_resume_matches_an_uninterrupted_run(teacher_run, tmp_path) -> None:
+    whole = train_student(student_config("epochs=4"), teacher_run, tmp_path / "whole", log=lambda s: None)
+    train_student(student_config("epochs=2"), teacher_run, tmp_path / "split", log=lambda s: None)
+    split = train_student(student_config("epochs=4"), teacher_run, tmp_path / "split", resume=True,
+                          log=lambda s: None)
+    assert whole["epochs"] == split["epochs"] == 4
+    a, _ = load_policy(tmp_path / "whole" / "student_last.pt")
+    b, meta = load_policy(tmp_path / "split" / "student_last.pt")
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert meta["run"]["epoch"] == 4 and meta["run"]["teacher_run"] == str(teacher_run)
+    history = (tmp_path / "split" / "history.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in history[1:]] == ["1", "2", "3", "4"]
+    assert [line.split(",")[1] for line in history[1:]] == ["teachers", "student", "student", "student"]
+    assert (tmp_path / "split" / "student_best.pt").is_file()
+    assert (tmp_path / "split" / "learning_curves.png").stat().st_size > 0
+    offsets = json.loads((tmp_path / "split" / "offsets.json").read_text())
+    assert len(offsets["offsets"]) == 2 and all(len(o) == 3 for o in offsets["offsets"])
+    stored = json.loads((tmp_path / "split" / "metrics.json").read_text())
+    assert stored["best"]["epoch"] in (2, 4) and 0.0 <= stored["best"]["success_rate"] <= 1.0
+
+
+def test_nan_from_a_teacher_stops_training_and_keeps_the_last_good_checkpoint(teacher_run, tmp_path) -> None:
+    import shutil
+
+    teachers = tmp_path / "teachers"
+    shutil.copytree(teacher_run, teachers)
+    out = tmp_path / "student"
+    train_student(student_config("epochs=1"), teachers, out, log=lambda s: None)
+    good = (out / "checkpoint.pt").read_bytes()
+    actor_file = next(teachers.glob("teachers/*/actor.pt"))
+    payload = torch.load(actor_file, weights_only=True)
+    for value in payload["state_dict"].values():
+        value.fill_(float("nan"))
+    atomic_save(payload, actor_file)
+    with pytest.raises(NonFiniteLoss):
+        train_student(student_config("epochs=3"), teachers, out, resume=True, log=lambda s: None)
+    assert (out / "checkpoint.pt").read_bytes() == good
+
+
+def test_a_student_run_is_not_overwritten_and_a_foreign_fleet_is_refused(teacher_run, tmp_path) -> None:
+    out = tmp_path / "student"
+    train_student(student_config("epochs=1"), teacher_run, out, log=lambda s: None)
+    with pytest.raises(OSError, match="not empty"):
+        train_student(student_config("epochs=1"), teacher_run, out, log=lambda s: None)
+    fleet = tmp_path / "fleet.json"
+    prepare_fleet(load_config(RaptorConfig, None, ["fleet.size=3", "fleet.seed=1"]).fleet, fleet)
+    with pytest.raises(ValueError, match="does not match the config's fleet"):
+        prepare_fleet(load_config(RaptorConfig, None, ["fleet.size=3", "fleet.seed=2"]).fleet, fleet)
+
+
+def test_student_config_errors_name_the_key() -> None:
+    with pytest.raises(ValueError, match=r"student\.epochs must be > 0"):
+        student_config("epochs=0")
+    with pytest.raises(ValueError, match="auto_reset"):
+        student_config("env.auto_reset=true")
+
+
+def test_cli_trains_a_student_and_evaluates_it(teacher_run, tmp_path, capsys) -> None:
+    out = tmp_path / "student"
+    sets = [a for s in [*STUDENT, "epochs=2"] for a in ("--set", s)]
+    assert main(["train", "raptor-student", "--teachers", str(teacher_run), "--out", str(out), *sets]) == 0
+    assert "held-out success" in capsys.readouterr().out
+    evaluation = ["--set", "vehicles=8", "--set", "preset_episodes=2", "--set", "presets=[crazyflie]",
+                  "--set", "figure8_periods=[5.5]", "--out", str(tmp_path / "eval")]
+    assert main(["eval", "raptor", "--policy", str(out / "student_best.pt"), *evaluation]) == 0
+    printed = capsys.readouterr().out
+    assert "crazyflie" in printed and "held-out" in printed and "R^2" in printed
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["held_out"]["episodes"] == 8 and "crazyflie" in metrics["presets"]
+    assert (tmp_path / "eval" / "figure8_tracks.png").stat().st_size > 0
+
+
+def test_cli_bad_policy_is_a_one_line_error(tmp_path, capsys) -> None:
+    assert main(["eval", "raptor", "--policy", str(tmp_path / "missing.pt")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "policy not found" in err[0]
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not a checkpoint")
+    assert main(["eval", "raptor", "--policy", str(junk)]) == 1
+    assert "not a readable policy checkpoint" in capsys.readouterr().err
