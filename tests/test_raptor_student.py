@@ -214,3 +214,30 @@ def test_cli_bad_policy_is_a_one_line_error(tmp_path, capsys) -> None:
     junk.write_text("not a checkpoint")
     assert main(["eval", "raptor", "--policy", str(junk)]) == 1
     assert "not a readable policy checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", ["configs/raptor.yaml", "configs/raptor_quick.yaml"])
+def test_shipped_pipeline_configs_load(path) -> None:
+    config = load_config(RaptorConfig, path)
+    assert config.teachers.env.observation == "teacher" and not config.student.env.auto_reset
+    assert config.teachers.teachers <= config.fleet.size
+
+
+def test_the_whole_pipeline_runs_resumes_and_exports(tmp_path, capsys) -> None:
+    sets = ["fleet.size=3", "fleet.seed=4", *(f"teachers.{s}" for s in TEACHERS),
+            *(f"student.{s}" for s in [*STUDENT, "epochs=2"]),
+            "eval.vehicles=6", "eval.preset_episodes=2", "eval.presets=[x500]", "eval.figure8_periods=[10]"]
+    args = ["train", "raptor", "--out", str(tmp_path / "run"), *(a for s in sets for a in ("--set", s))]
+    assert main(args) == 0
+    run = tmp_path / "run"
+    for name in ("fleet.json", "teachers/metrics.json", "student/student_best.pt", "eval/metrics.json",
+                 "policy.onnx", "policy.json"):
+        assert (run / name).is_file(), name
+    card = json.loads((run / "policy.json").read_text())
+    assert card["observation"]["size"] == 22 and card["control_rate_hz"] == 100.0
+    assert "x500" in capsys.readouterr().out
+    onnx_before = (run / "policy.onnx").read_bytes()
+    assert main([*args, "--resume"]) == 0  # finished stages are kept, not redone
+    assert (run / "policy.onnx").read_bytes() == onnx_before
+    assert main(args) == 1  # a finished run is never overwritten without --resume
+    assert "not empty" in capsys.readouterr().err

@@ -349,15 +349,21 @@ def train_raptor(config: RaptorConfig, run_dir: str | Path, *, resume: bool = Fa
             train_student(config.student, teachers_dir, student_dir,
                           resume=(student_dir / "config.yaml").is_file(), progress=b.update,
                           log=log, status=b.set_postfix_str)
-    log("stage 3/4: evaluation")
-    controller = raptor_eval.load_controller(student_dir / "student_best.pt")
-    result = raptor_eval.evaluate(controller, config.eval)
-    write_eval(result, run / "eval", config.eval.figure8_periods, student_dir)
-    log("stage 4/4: ONNX export")
-    from robo.export.onnx_export import export_checkpoint
+    eval_file = run / "eval" / "metrics.json"
+    if eval_file.is_file():
+        metrics = json.loads(eval_file.read_text())
+    else:
+        log("stage 3/4: evaluation")
+        controller = raptor_eval.load_controller(student_dir / "student_best.pt")
+        result = raptor_eval.evaluate(controller, config.eval)
+        write_eval(result, run / "eval", config.eval.figure8_periods, student_dir)
+        metrics = result["metrics"]
+    if not (run / "policy.json").is_file():
+        log("stage 4/4: ONNX export")
+        from robo.export.onnx_export import export_checkpoint
 
-    export_checkpoint(student_dir / "student_best.pt", run / "policy.onnx")
-    return result["metrics"]
+        export_checkpoint(student_dir / "student_best.pt", run / "policy.onnx")
+    return metrics
 
 
 def write_eval(result: dict[str, Any], out: Path, periods: tuple[float, ...],

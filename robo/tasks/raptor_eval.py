@@ -330,22 +330,26 @@ def table(metrics: dict[str, Any], periods: tuple[float, ...]) -> str:
     head += "".join(f"{f'fig8 {p:g}s':>11}" for p in periods)
     lines = [head]
 
-    def fmt(v: float, spec: str) -> str:
-        return format(v, spec) if math.isfinite(v) else "crash"
+    def fmt(v: float | None, spec: str) -> str:  # None: a NaN that went through JSON
+        return format(v, spec) if v is not None and math.isfinite(v) else "crash"
+
+    def pct(v: float | None, spec: str) -> str:
+        return format(v, spec) if v is not None and math.isfinite(v) else "-"
 
     for name, row in metrics["presets"].items():
         line = f"{name:<12}"
-        line += f"{row.get('success_rate', math.nan):>9.0%}{row.get('mean_episode_length', math.nan):>8.0f}"
+        line += f"{pct(row.get('success_rate'), '.0%'):>9}{pct(row.get('mean_episode_length'), '.0f'):>8}"
         line += f"{fmt(row.get('median_final_error_m', math.nan), '.3f'):>11}"
         line += "".join(f"{fmt(row[f'figure8_{p:g}s_rmse_m'], '.3f'):>11}" for p in periods)
         lines.append(line)
     if "held_out" in metrics:
         h = metrics["held_out"]
-        lines.append(f"{'held-out':<12}{h['success_rate']:>9.1%}{h['mean_episode_length']:>8.0f}"
+        lines.append(f"{'held-out':<12}{pct(h['success_rate'], '.1%'):>9}"
+                     f"{pct(h['mean_episode_length'], '.0f'):>8}"
                      f"{fmt(h['median_final_error_m'], '.3f'):>11}  ({h['episodes']} sampled quadrotors)")
     if "probe_r2_thrust_to_weight" in metrics:
         lines.append(f"linear probe hidden state -> thrust-to-weight: R^2 = "
-                     f"{metrics['probe_r2_thrust_to_weight']:.3f}")
+                     f"{pct(metrics['probe_r2_thrust_to_weight'], '.3f')}")
     return "\n".join(lines)
 
 
