@@ -39,9 +39,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None,
                         help="take the SAC settings from a teacher config (default: the paper's)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quality", default=None, metavar="RUN",
+                        help="also measure policy quality: the student of a `robo train raptor` run folder, "
+                             "the baseline controller and one teacher on its own quadrotor, in one table")
+    parser.add_argument("--vehicles", type=int, default=1000, help="held-out quadrotors for --quality")
+    parser.add_argument("--preset-episodes", type=int, default=100, help="recovery episodes per preset")
+    parser.add_argument("--skip-throughput", action="store_true", help="only the --quality table")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if not args.skip_throughput:
+        out["throughput"] = throughput(args)
+    if args.quality is not None:
+        out["quality"] = quality(args)
+    if not out:
+        raise ValueError("--skip-throughput needs --quality RUN (nothing to measure)")
+    return out
+
+
+def throughput(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from robo.config import load_config
@@ -151,3 +168,63 @@ def _print_table(rows: list[dict[str, Any]], args: argparse.Namespace, steps: fl
     if args.device == "cpu":
         print(f"core-minutes per accepted teacher at {steps:.0f} steps, {source}; "
               f"paper: {PAPER_CORE_MINUTES:.0f} core-minutes per teacher (1M steps)")
+
+
+def quality(args: argparse.Namespace) -> dict[str, Any]:
+    """Student vs baseline vs a teacher on its own quadrotor, with the measurements of robo eval raptor."""
+    import math
+
+    from robo.rl.sac import load_actor
+    from robo.tasks import raptor_eval as ev
+    from sim.quadrotor import QuadrotorParams
+
+    run = Path(args.quality)
+    student_file = run / "student" / "student_best.pt"
+    if not student_file.is_file():
+        raise OSError(f"--quality: {student_file} not found (is {run} a finished `robo train raptor` run?)")
+    config = ev.EvalConfig(vehicles=args.vehicles, preset_episodes=args.preset_episodes, seed=args.seed)
+    rows: dict[str, dict[str, Any]] = {}
+    for name, controller in (("baseline", ev.Baseline()), ("student", ev.load_controller(student_file))):
+        metrics = ev.evaluate(controller, config)["metrics"]
+        rows[name] = {
+            "held_out_success": metrics["held_out"]["success_rate"],
+            "presets_success": {p: r["success_rate"] for p, r in metrics["presets"].items()},
+            **{k: v for k, v in metrics.items() if k.startswith("figure8_")},
+            "probe_r2": metrics.get("probe_r2_thrust_to_weight"),
+        }
+    accepted = json.loads((run / "teachers" / "metrics.json").read_text())["accepted_names"]
+    if accepted:
+        actor_file = run / "teachers" / "teachers" / accepted[0] / "actor.pt"
+        _, policy, meta = load_actor(actor_file)
+        vehicle = QuadrotorParams.from_dict(meta["quadrotor"])
+        teacher = ev.Teacher(policy)
+        own = ev.summarise_recovery(ev.recovery(teacher, [vehicle], config, episodes=args.preset_episodes,
+                                                seed=args.seed))
+        rows[f"teacher {accepted[0]} (own quadrotor)"] = {
+            "held_out_success": None, "own_quadrotor_success": own["success_rate"],
+            **{f"figure8_{p:g}s_mean_rmse_m": ev.figure8_flight(teacher, vehicle, p, config)["rmse_m"]
+               for p in config.figure8_periods},
+        }
+
+    def cell(v: Any, spec: str) -> str:
+        return format(v, spec) if isinstance(v, float) and math.isfinite(v) else "-"
+
+    periods = config.figure8_periods
+    print(f"\npolicy quality ({args.vehicles} held-out quadrotors, "
+          f"{args.preset_episodes} episodes per preset)")
+    head = f"{'controller':<34}{'held-out':>9}" + "".join(f"{p:>11}" for p in ev.PRESET_NAMES)
+    head += "".join(f"{f'fig8 {p:g}s':>11}" for p in periods)
+    print(head)
+    for name, r in rows.items():
+        presets = r.get("presets_success", {})
+        line = f"{name:<34}{cell(r.get('held_out_success'), '.1%'):>9}"
+        if "own_quadrotor_success" in r:
+            line += f"{'own: ' + cell(r['own_quadrotor_success'], '.0%'):>55}"
+        else:
+            line += "".join(f"{cell(presets.get(p), '.0%'):>11}" for p in ev.PRESET_NAMES)
+        line += "".join(f"{cell(r.get(f'figure8_{p:g}s_mean_rmse_m'), '.3f'):>11}" for p in periods)
+        print(line)
+    print("success: full 500-step episode and final position error < 0.1 m; fig8: mean RMSE [m] over the "
+          "presets (teacher: its own quadrotor); paper targets 0.11 m (10 s), 0.20 m (5.5 s)")
+    return {"run": str(run), "vehicles": args.vehicles, "preset_episodes": args.preset_episodes,
+            "rows": rows}
