@@ -95,3 +95,51 @@ def rollout(params: QuadrotorParams, state: np.ndarray, motor_setpoints: np.ndar
             mujoco.mj_step(model, data)
             out.append(np.concatenate((data.qpos, data.qvel[0:3], data.qvel[3:6], data.act)))
     return np.stack(out)
+
+
+def torch_rollout(params: QuadrotorParams, state: np.ndarray, motor_setpoints: np.ndarray,
+                  external_force: np.ndarray, dt: float = 0.01) -> np.ndarray:
+    """The same open-loop rollout with the batched torch dynamics, in float64: states [T + 1, 17]."""
+    import torch
+
+    from sim.quadrotor.dynamics import rk4_step
+    from sim.quadrotor.params import BatchedParams
+
+    bp = BatchedParams.stack([params], dtype=torch.float64)
+    s = torch.tensor(state, dtype=torch.float64)[None]
+    force = torch.tensor(external_force, dtype=torch.float64)[None]
+    out = [np.asarray(state, dtype=np.float64)]
+    for sp in motor_setpoints:
+        s = rk4_step(s, torch.tensor(sp, dtype=torch.float64)[None], bp, force, dt)
+        out.append(s[0].numpy())
+    return np.stack(out)
+
+
+def agreement_scenario(params: QuadrotorParams, seconds: float = 2.0, dt: float = 0.01
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A tilted, moving, spinning start and different sinusoids per motor around hover, so thrust,
+    roll, pitch and yaw all vary, rising and falling; a constant side force. (state, setpoints, force)."""
+    hover = params.hover_throttle()
+    axis = np.array([1.0, 2.0, 0.5]) / np.linalg.norm([1.0, 2.0, 0.5])
+    state = np.zeros(17)
+    state[3:7] = [np.cos(0.1), *(np.sin(0.1) * axis)]
+    state[7:10] = [0.3, -0.2, 0.1]
+    state[10:13] = [0.5, -0.3, 0.2]
+    state[13:17] = hover
+    t = np.arange(round(seconds / dt)) * dt
+    wave = np.sin(2 * np.pi * np.outer(t, [1.0, 1.3, 0.7, 1.1]) + np.arange(4))
+    setpoints = np.clip(hover + 0.05 * wave, 0, 1)
+    force = np.array([0.01, -0.02, 0.0]) * params.mass
+    return state, setpoints, force
+
+
+def agreement(params: QuadrotorParams, seconds: float = 2.0) -> dict[str, float]:
+    """Largest torch-vs-MuJoCo differences over :func:`agreement_scenario`, per state block."""
+    state, setpoints, force = agreement_scenario(params, seconds)
+    ours = torch_rollout(params, state, setpoints, force)
+    theirs = rollout(params, state, setpoints, force)
+    blocks = {"position_m": slice(0, 3), "quaternion": slice(3, 7), "velocity_m_s": slice(7, 10),
+              "angular_velocity_rad_s": slice(10, 13), "motor_state": slice(13, 17)}
+    out = {name: float(np.abs(ours[:, s] - theirs[:, s]).max()) for name, s in blocks.items()}
+    out["excursion_m"] = float(np.abs(ours[-1, 0:3] - ours[0, 0:3]).max())
+    return out
