@@ -48,6 +48,8 @@ class StudentConfig:
     teacher_epochs: int = 10  # the teachers fly the first epochs, the student afterwards
     episodes_per_teacher: int = 10
     batch_size: int = 64  # sequences (whole episodes) per gradient step
+    passes: int = 1  # passes over each epoch's data (the paper's epochs hold 10,000 episodes; small
+    # fleets need several passes to take as many gradient steps per rollout)
     lr: float = 1e-4
     grad_clip: float | None = None
     offset_episodes: int = 10  # hover episodes per teacher for its steady-state offset
@@ -61,7 +63,7 @@ class StudentConfig:
         observation="teacher", auto_reset=False))
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "episodes_per_teacher", "batch_size", "eval_interval", "holdout"):
+        for name in ("epochs", "episodes_per_teacher", "batch_size", "passes", "eval_interval", "holdout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"student.{name} must be > 0, got {getattr(self, name)}")
         if self.teacher_epochs < 0 or self.offset_episodes < 0:
@@ -175,7 +177,8 @@ def train_student(config: StudentConfig, teacher_run: str | Path, out_dir: str |
         env = QuadrotorEnv(params.repeat(per), config.env, seed=config.seed * 100_003 + epoch)
         data = collect(env, config.env.episode_steps, label, student_input,
                        None if teacher_flies else student)
-        loss = fit(student, optimizer, data, config.batch_size, generator, config.grad_clip)
+        loss = sum(fit(student, optimizer, data, config.batch_size, generator, config.grad_clip)
+                   for _ in range(config.passes)) / config.passes
         row: dict[str, Any] = {"epoch": epoch, "flown_by": "teachers" if teacher_flies else "student",
                                "loss": loss, "alive_fraction": float(data.mask.mean()),
                                "seconds": time.perf_counter() - started}
