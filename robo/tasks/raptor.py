@@ -193,11 +193,13 @@ def train_student(config: StudentConfig, teacher_run: str | Path, out_dir: str |
             score = (summary["success_rate"], summary["mean_episode_length"])
             if state["best"] is None or score > tuple(state["best"]["score"]):
                 state["best"] = {"epoch": epoch, "score": list(score), **summary}
-                save_policy(out / "student_best.pt", student, _meta(teacher_run, digest, epoch, summary))
+                save_policy(out / "student_best.pt", student, _meta(teacher_run, digest, epoch, summary,
+                                                                          out / "config.yaml"))
         state["history"].append(row)
         state["epoch"] = epoch
         state["seconds"] = time.perf_counter() - started
-        save_policy(out / "student_last.pt", student, _meta(teacher_run, digest, epoch, None))
+        save_policy(out / "student_last.pt", student,
+                    _meta(teacher_run, digest, epoch, None, out / "config.yaml"))
         atomic_save({"student": student.state_dict(), "optimizer": optimizer.state_dict(),
                      "generator": generator.get_state(), "state": state, "fleet_sha256": digest},
                     checkpoint)
@@ -222,11 +224,12 @@ def _physics(params) -> str:
     return json.dumps({k: v for k, v in params.to_dict().items() if k != "name"}, sort_keys=True)
 
 
-def _meta(teacher_run: Path, digest: str, epoch: int, summary: dict | None) -> dict[str, Any]:
+def _meta(teacher_run: Path, digest: str, epoch: int, summary: dict | None,
+          config_file: Path | None = None) -> dict[str, Any]:
     run = {"task": "raptor", "epoch": epoch, "teacher_run": str(teacher_run), "fleet_sha256": digest}
     if summary is not None:
         run["holdout"] = summary
-    return quadrotor_student_meta(run=run)
+    return quadrotor_student_meta(run=run, config=str(config_file) if config_file else None)
 
 
 def _prepare(out: Path, config: StudentConfig, resume: bool) -> None:
