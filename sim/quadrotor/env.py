@@ -6,9 +6,11 @@ all torch tensors with a leading dimension N. Environments that end are reset in
 (``auto_reset``): the returned observation is then the first of the new episode and
 ``info["final_observation"]`` holds the last one of the old.
 
-The whole step (physics, reference, reward, termination, observation and the masked reset) is one
-pure function of tensors, :func:`step_batch`, so ``compile=True`` fuses it into a few loops.
-Random numbers are drawn in blocks of steps from the environment's own seeded generator.
+The whole step (physics, reference, reward, termination, observation) is one pure function of
+tensors, :func:`step_batch`, so ``compile=True`` fuses it into a few loops; the rows that end are then
+reset on their own.
+Random numbers come from the environment's own seeded generator: the walk noise in blocks of steps,
+and a reset's numbers only for the rows that reset.
 """
 
 from __future__ import annotations
@@ -55,8 +57,8 @@ OBSERVATION_UNITS = ["m"] * 3 + ["1"] * 9 + ["m/s"] * 3 + ["rad/s"] * 3 + ["1"] 
 ACTION_NAMES = ("motor_fr", "motor_br", "motor_bl", "motor_fl")
 
 # Random numbers one reset consumes per environment.
-_UNIFORMS, _NORMALS = 16, 9
-_RANDOM_BLOCK = 32  # steps of random numbers drawn at once
+_UNIFORMS, _NORMALS = 16, 6
+_RANDOM_BLOCK = 32  # steps of walk noise drawn at once
 
 
 @dataclass
@@ -169,16 +171,18 @@ def sample_episodes(params: BatchedParams, cfg: QuadrotorEnvConfig, uniform: tor
     )
 
 
-def step_batch(s: EnvState, action: torch.Tensor, uniform: torch.Tensor, normal: torch.Tensor,
-               params: BatchedParams, cfg: QuadrotorEnvConfig, teacher: bool):
+def step_batch(s: EnvState, action: torch.Tensor, walk_noise: torch.Tensor, params: BatchedParams,
+               cfg: QuadrotorEnvConfig, teacher: bool):
     """One step of every environment; pure, so torch.compile can fuse it.
 
-    Returns (next EnvState, obs, reward, terminated, truncated, termination reason, final obs).
+    Returns (next EnvState, obs, reward, terminated, truncated, termination reason). Environments that
+    end are not reset here: :meth:`QuadrotorEnv.step` resets just those rows, so the common step (no
+    episode ends) draws no reset random numbers and computes no fresh episodes.
     """
     action = action.clamp(-1.0, 1.0)
     nxt = rk4_step(s.state, action_to_motor_setpoint(action), params, s.external_force, cfg.dt)
     steps = s.steps + 1
-    walk = advance_walk(s.walk, normal[:, 6:9], cfg.dt, LangevinSettings())
+    walk = advance_walk(s.walk, walk_noise, cfg.dt, LangevinSettings())
     ref_pos, ref_vel = reference_at(s.ref_kind, steps.to(nxt.dtype) * cfg.dt, walk, cfg.figure8())
 
     pos_err = nxt[:, P] - ref_pos
@@ -199,21 +203,22 @@ def step_batch(s: EnvState, action: torch.Tensor, uniform: torch.Tensor, normal:
     qz = nxt[:, 6].abs().clamp(max=1.0)
     reward = 1.5 - pos_err.norm(dim=-1) - 0.1 * 2 * torch.acos(1 - qz) - (action - s.prev_action).norm(dim=-1)
     reward = torch.where(terminated, torch.full_like(reward, -100.0), reward)
-    obs = observe(nxt, ref_pos, ref_vel, action, teacher)
-    # A non-finite final observation would poison value targets even where masked (0 * NaN = NaN).
-    final_obs = torch.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0)
+    # A non-finite observation would poison value targets even where masked (0 * NaN = NaN).
+    obs = torch.nan_to_num(observe(nxt, ref_pos, ref_vel, action, teacher), nan=0.0, posinf=0.0, neginf=0.0)
+    return EnvState(nxt, s.external_force, action, steps, s.ref_kind, walk), obs, reward, terminated, \
+        truncated, reason
 
-    after = EnvState(nxt, s.external_force, action, steps, s.ref_kind, walk)
-    if cfg.auto_reset:
-        done = terminated | truncated
-        fresh = sample_episodes(params, cfg, uniform, normal)
-        after = EnvState(*(torch.where(done.view(-1, *([1] * (a.dim() - 1))), f, a)
-                           for a, f in zip(vars(after).values(), vars(fresh).values(), strict=True)))
-        start = torch.zeros_like(reward)
-        fresh_pos, fresh_vel = reference_at(fresh.ref_kind, start, fresh.walk, cfg.figure8())
-        obs = torch.where(done[:, None], observe(fresh.state, fresh_pos, fresh_vel, fresh.prev_action,
-                                                 teacher), obs)
-    return after, obs, reward, terminated, truncated, reason, final_obs
+
+def reset_rows(s: EnvState, obs: torch.Tensor, rows: torch.Tensor, uniform: torch.Tensor,
+               normal: torch.Tensor, params: BatchedParams, cfg: QuadrotorEnvConfig, teacher: bool
+               ) -> tuple[EnvState, torch.Tensor]:
+    """Fresh episodes in ``rows`` (``uniform``/``normal``: their random numbers); pure, compilable."""
+    fresh = sample_episodes(params.gather(rows), cfg, uniform, normal)
+    after = EnvState(*(a.index_copy(0, rows, f) for a, f in zip(vars(s).values(), vars(fresh).values(),
+                                                                 strict=True)))
+    start = torch.zeros_like(uniform[:, 0])
+    ref = reference_at(fresh.ref_kind, start, fresh.walk, cfg.figure8())
+    return after, obs.index_copy(0, rows, observe(fresh.state, *ref, fresh.prev_action, teacher))
 
 
 class QuadrotorEnv:
@@ -236,17 +241,19 @@ class QuadrotorEnv:
         self.observation_size = len(self.observation_names)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
-        self._block: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._block = torch.empty(0)
         self._block_index = _RANDOM_BLOCK
         self._step = torch.compile(step_batch, dynamic=False) if compile else step_batch
-        self.s = sample_episodes(self.params, self.config, *self._random())
+        # The number of rows that reset changes every step: one kernel for any count.
+        self._reset = torch.compile(reset_rows, dynamic=True) if compile else reset_rows
+        self.s = self._fresh(self.params)
 
     # ----- Gymnasium-style API -------------------------------------------------------------
     def reset(self, seed: int | None = None) -> tuple[torch.Tensor, dict]:
         if seed is not None:
             self.generator.manual_seed(seed)
             self._block_index = _RANDOM_BLOCK
-        self.s = sample_episodes(self.params, self.config, *self._random())
+        self.s = self._fresh(self.params)
         return self.observe(), {}
 
     def step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
@@ -254,9 +261,19 @@ class QuadrotorEnv:
         if action.shape != (self.num_envs, 4):
             raise ValueError(f"action must have shape ({self.num_envs}, 4), got {tuple(action.shape)}")
         action = action.to(device=self.device, dtype=self.dtype)
-        self.s, obs, reward, terminated, truncated, reason, final_obs = self._step(
-            self.s, action, *self._random(), self.params, self.config, self.teacher)
-        info = {"termination_reason": reason, "final_observation": final_obs}
+        self.s, obs, reward, terminated, truncated, reason = self._step(
+            self.s, action, self._walk_noise(), self.params, self.config, self.teacher)
+        info = {"termination_reason": reason, "final_observation": obs}
+        if self.config.auto_reset:
+            done = (terminated | truncated).nonzero()[:, 0]
+            if done.numel():
+                # Same-step autoreset of just the rows that ended (info keeps their last observation).
+                info["final_observation"] = obs.clone()
+                kw = {"generator": self.generator, "device": self.device, "dtype": self.dtype}
+                k = done.numel()
+                self.s, obs = self._reset(self.s, obs, done, torch.rand(k, _UNIFORMS, **kw),
+                                          torch.randn(k, _NORMALS, **kw), self.params, self.config,
+                                          self.teacher)
         return obs, reward, terminated, truncated, info
 
     def reference(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -279,13 +296,19 @@ class QuadrotorEnv:
         if external_force is not None:
             self.s.external_force = external_force.to(device=self.device, dtype=self.dtype).clone()
 
-    def _random(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _fresh(self, params: BatchedParams) -> EnvState:
+        """New episodes for ``params``' rows, from this environment's generator."""
+        kw = {"generator": self.generator, "device": self.device, "dtype": self.dtype}
+        n = len(params)
+        return sample_episodes(params, self.config, torch.rand(n, _UNIFORMS, **kw),
+                               torch.randn(n, _NORMALS, **kw))
+
+    def _walk_noise(self) -> torch.Tensor:
+        """The Langevin walk's noise [N, 3] for one step, drawn in blocks of steps (fewer calls)."""
         if self._block_index >= _RANDOM_BLOCK:
-            shape = (_RANDOM_BLOCK, self.num_envs)
-            kw = {"generator": self.generator, "device": self.device, "dtype": self.dtype}
-            self._block = (torch.rand(*shape, _UNIFORMS, **kw), torch.randn(*shape, _NORMALS, **kw))
+            self._block = torch.randn(_RANDOM_BLOCK, self.num_envs, 3, generator=self.generator,
+                                      device=self.device, dtype=self.dtype)
             self._block_index = 0
-        uniform, normal = self._block
         i = self._block_index
         self._block_index += 1
-        return uniform[i], normal[i]
+        return self._block[i]

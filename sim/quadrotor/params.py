@@ -253,6 +253,10 @@ class BatchedParams:
         index = torch.as_tensor(index, device=self.mass.device)
         return self._map(lambda x: x[index], [self.names[i] for i in index.tolist()])
 
+    def gather(self, index: torch.Tensor) -> BatchedParams:
+        """Rows ``index`` with tensor ops only (names left empty), so compiled code can use it."""
+        return self._map(lambda x: x.index_select(0, index), [])
+
     def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> BatchedParams:
         return self._map(lambda x: x.to(device=device, dtype=dtype), list(self.names))
 
