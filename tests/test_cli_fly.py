@@ -1,0 +1,41 @@
+"""robo fly: the runtime (ONNX policy + safety filter) flying the simulator in-process."""
+
+import json
+
+import pytest
+
+from robo.cli import main
+from robo.tasks.fly import FlyConfig, fly
+
+OBSTACLE = (1.0, 0.0, 1.0, 0.15)  # on the figure-eight: it passes x = 1, y = 0 at about 3.6 s
+
+
+def test_filter_keeps_the_default_policy_out_of_an_obstacle_on_the_path():
+    on = fly(FlyConfig(duration=5.0, obstacles=[OBSTACLE]))["metrics"]
+    off = fly(FlyConfig(duration=5.0, obstacles=[OBSTACLE], filter=False))["metrics"]
+    assert off["collision"], "without the filter the obstacle must be hit, or the test proves nothing"
+    assert on["completed"] and not on["collision"] and on["min_obstacle_clearance_m"] > 0
+    assert on["filter_stats"]["interventions"] > 0 and on["filter_stats"]["faults"] == 0
+    assert on["tracking_rmse_m"] < 0.5
+
+
+def test_cli_writes_plot_metrics_and_config(tmp_path, capsys):
+    rc = main(["fly", "--set", "duration=1.5", "--obstacle", "1,0,1,0.15", "-o", str(tmp_path)])
+    assert rc == 0
+    for name in ("flight.png", "trajectory.csv", "metrics.json", "config.yaml"):
+        assert (tmp_path / name).stat().st_size > 0
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["completed"] and m["obstacles"] == [[1.0, 0.0, 1.0, 0.15]] and m["loop_latency_us"]["p50"] > 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--policy", "/nonexistent/p.onnx"], "policy card not found"),
+    (["--obstacle", "1,2"], "expected four finite numbers"),
+    (["--preset", "nope"], "unknown preset"),
+    (["--set", "trajectory.kind=spiral"], "unknown 'spiral'"),
+    (["--set", "duration=-1"], "duration must be > 0"),
+])
+def test_bad_input_is_one_line(tmp_path, capsys, argv, message):
+    assert main(["fly", *argv, "-o", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("robo: error:") and message in err[-1]
