@@ -8,6 +8,7 @@ is never passed through.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from robo.safety.barriers import BarrierSet
+from robo.safety.fast_rows import RowProgram
 from robo.safety.models import DoubleIntegrator, SingleIntegrator, check_gain, make_model
-from robo.safety.qp import CvxpyQP, EnumerationQP, FastQP, QPSolution, check_bounds
+from robo.safety.qp import CvxpyQP, EnumerationQP, FastQP, QPSolution, check_bounds, solve_rows
 
 PASS, MODIFIED, FAULT = "pass", "modified", "fault"
 
@@ -58,8 +60,9 @@ def _reason_kind(reason: str) -> str:
 class SafetyFilter:
     """Minimally change ``u_nom`` so every barrier's CBF condition holds within the input bounds.
 
-    backend: 'fast' (closed form + DAQP), 'cvxpy' (the reference formulation) or 'enumeration'
-    (the numpy twin of the batched and C paths). All three solve the same QP.
+    backend: 'fast' (plain-Python rows and dual active-set solver, for real-time loops), 'cvxpy'
+    (the reference formulation) or 'enumeration' (the numpy twin of the batched torch path). All
+    three solve the same QP on the same rows.
     """
 
     def __init__(self, barriers: BarrierSet,
@@ -93,6 +96,15 @@ class SafetyFilter:
         self.backend = backend
         self.slack_weight = float(slack_weight)
         self.stats = FilterStats()
+        # Fast backend: everything a call needs, precomputed as plain Python values.
+        self._program = RowProgram(barriers, isinstance(self.model, DoubleIntegrator))
+        self._a1, self._a2 = self.alpha1.tolist(), self.alpha2.tolist()
+        lo, hi = self.lower.tolist(), self.upper.tolist()
+        self._bound_normals = [(1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0),
+                               (-1.0, 0.0, 0.0), (0.0, -1.0, 0.0), (0.0, 0.0, -1.0)]
+        self._bound_rhs = [*lo, -hi[0], -hi[1], -hi[2]]
+        self._lo, self._hi = lo, hi
+        self._qp_tol = 1e-9
 
     def rows(self, x: np.ndarray, neighbours: np.ndarray | None = None,
              alpha1: float | np.ndarray | None = None,
@@ -118,6 +130,8 @@ class SafetyFilter:
         reason = self._check_inputs(x, u_nom, neighbours)
         if reason:
             return self._fault(x, reason)
+        if self.backend == "fast":
+            return self._call_fast(x, u_nom, neighbours, alpha1, alpha2)
         try:
             A, b, h = self.rows(x, neighbours, alpha1, alpha2)
         except ValueError as exc:
@@ -126,23 +140,55 @@ class SafetyFilter:
         if not (np.all(np.isfinite(A)) and np.all(np.isfinite(b))):
             return self._fault(x, "non-finite barrier rows", h_min)
         sol: QPSolution = self.qp.solve(A, b, self.lower, self.upper, u_nom)
+        return self._result(x, sol, u_nom.tolist(), h_min)
+
+    def _call_fast(self, x: np.ndarray, u_nom: np.ndarray, neighbours: Any,
+                   alpha1: float | np.ndarray | None, alpha2: float | np.ndarray | None) -> FilterResult:
+        """The same rows and QP as the other backends, on plain floats (see fast_rows, active_set)."""
+        m = self._program.num_rows
+        try:
+            a1 = self._a1 if alpha1 is None else check_gain("alpha1", alpha1, m).tolist()
+            a2 = self._a2 if alpha2 is None else check_gain("alpha2", alpha2, m).tolist()
+            nb = self._neighbour_list(neighbours)
+        except ValueError as exc:
+            return self._fault(x, f"bad input: {exc}")
+        us = u_nom.tolist()
+        normals, rhs, h_min = self._program.rows(x.tolist(), a1, a2, nb)
+        if not all(map(math.isfinite, rhs)):
+            return self._fault(x, "non-finite barrier rows", h_min)
+        sol = solve_rows(normals + self._bound_normals, rhs + self._bound_rhs, us, m,
+                         self.slack_weight, self._qp_tol)
+        return self._result(x, sol, us, h_min)
+
+    def _neighbour_list(self, neighbours: Any) -> list[list[float]]:
+        k_max = self._program.max_neighbours
+        if not k_max or neighbours is None:
+            return []  # like BarrierSet.evaluate: neighbours only matter with a separation barrier
+        nb = np.asarray(neighbours, float)
+        if nb.ndim != 2 or nb.shape[1] not in (3, 6) or len(nb) > k_max:
+            raise ValueError(f"neighbours: expected (k<={k_max}, 3 or 6), got shape {nb.shape}")
+        return nb.tolist()
+
+    def _result(self, x: np.ndarray, sol: QPSolution, u_nom: list[float], h_min: float) -> FilterResult:
         if not sol.ok:
             return self._fault(x, f"{sol.status}: {sol.reason}", h_min, sol.slack)
-        u = np.clip(sol.u, self.lower, self.upper)  # removes solver round-off past the bounds only
-        if np.max(np.abs(u - u_nom)) > self.intervention_tol:
+        # Clipping removes solver round-off past the bounds only.
+        u = [min(max(v, lo), hi) for v, lo, hi in zip(sol.u.tolist(), self._lo, self._hi, strict=True)]
+        if max(abs(a - b) for a, b in zip(u, u_nom, strict=True)) > self.intervention_tol:
             self.stats.interventions += 1
-            return FilterResult(u, MODIFIED, h_min=h_min, slack=sol.slack)
-        return FilterResult(u, PASS, h_min=h_min, slack=sol.slack)
+            return FilterResult(np.array(u), MODIFIED, h_min=h_min, slack=sol.slack)
+        return FilterResult(np.array(u), PASS, h_min=h_min, slack=sol.slack)
 
     def _check_inputs(self, x: np.ndarray, u_nom: np.ndarray, neighbours: Any) -> str:
         if x.shape != (self.model.state_size,):
             return f"bad input: state has {x.size} values, expected {self.model.state_size}"
         if u_nom.shape != (3,):
             return f"bad input: command has {u_nom.size} values, expected 3"
-        if not np.all(np.isfinite(x)):
-            return f"non-finite state: x[{int(np.flatnonzero(~np.isfinite(x))[0])}]"
-        if not np.all(np.isfinite(u_nom)):
-            return f"non-finite command: u_nom[{int(np.flatnonzero(~np.isfinite(u_nom))[0])}]"
+        # math.isfinite on plain floats: much cheaper than numpy reductions on 3- and 6-vectors.
+        for name, values in (("state: x", x.tolist()), ("command: u_nom", u_nom.tolist())):
+            if not all(map(math.isfinite, values)):
+                bad = next(i for i, v in enumerate(values) if not math.isfinite(v))
+                return f"non-finite {name}[{bad}]"
         if neighbours is not None and not np.all(np.isfinite(np.asarray(neighbours, float))):
             return "non-finite neighbour state"
         return ""

@@ -9,11 +9,11 @@ solution has s = 0 exactly, so the slack is a diagnostic, not a softening. A sla
 means the barriers cannot all be met within the input bounds: that is a fault, never a solution.
 
 * :class:`CvxpyQP` is the reference: a DPP cvxpy problem built once with Parameters.
-* :class:`FastQP` is the real-time path: closed form when at most one row is active, DAQP (a dual
-  active-set solver in C) otherwise.
+* :class:`FastQP` is the real-time path: a dual active-set method (Goldfarb-Idnani) in plain
+  Python floats, see :mod:`robo.safety.active_set`; the emitted C runs the same algorithm.
 * :class:`EnumerationQP` solves it exactly by enumerating active sets with a fixed worst case; it
-  is the algorithm of the batched torch path and of the emitted C, kept here in numpy as their
-  double-precision twin.
+  is the algorithm of the batched torch path (no data-dependent iteration count), kept here in
+  numpy as its double-precision twin.
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
+
+from robo.safety.active_set import INFEASIBLE as AS_INFEASIBLE
+from robo.safety.active_set import OPTIMAL as AS_OPTIMAL
+from robo.safety.active_set import solve_projection
 
 STATUS_OPTIMAL = "optimal"
 STATUS_INFEASIBLE = "infeasible"
@@ -62,6 +66,10 @@ def _check_weight(slack_weight: float) -> float:
     return float(slack_weight)
 
 
+_CLARABEL_REFINEMENT = {"static_regularization_constant": 1e-12, "iterative_refinement_reltol": 1e-16,
+                        "iterative_refinement_abstol": 1e-16}
+
+
 class CvxpyQP:
     """The reference formulation. Parameters only enter affinely (DPP), so cvxpy canonicalises once
     and each solve only refills numbers; gains are folded into b by the caller for the same reason
@@ -88,10 +96,14 @@ class CvxpyQP:
         solver = solver.upper()
         if solver == "CLARABEL":
             # An interior-point method is accurate in u only to about sqrt(duality gap) (the
-            # objective is a squared distance), so the gap must be far below the defaults: at 1e-12
-            # a few random problems in a thousand end 2e-6 off; at 1e-13 the worst of 3,000 is 1e-9,
-            # at no measurable extra time. At 1e-14 Clarabel starts to report "almost solved".
-            self.options = {"tol_gap_abs": 1e-13, "tol_gap_rel": 1e-13, "tol_feas": 1e-12}
+            # objective is a squared distance), so the gap must be far below the defaults. Measured
+            # on 10,000 random problems (robo bench safety): with the gap at 1e-13 alone the worst
+            # was 4e-7 and a retried "almost solved" case 9e-6 off the exact active-set optimum;
+            # the error then came from Clarabel's linear solves, not its stopping rule. Iterative
+            # refinement to machine precision and a 1e-12 static regularisation (default 1e-8,
+            # which perturbs the KKT system itself) bring the worst to 8e-9 at the same time/solve.
+            self.options = {"tol_gap_abs": 1e-13, "tol_gap_rel": 1e-13, "tol_feas": 1e-12,
+                            **_CLARABEL_REFINEMENT}
         elif solver == "OSQP":
             self.options = {"eps_abs": 1e-10, "eps_rel": 1e-10, "polishing": True, "max_iter": 20000}
         else:
@@ -104,19 +116,20 @@ class CvxpyQP:
 
         self.A.value, self.b.value = A, b
         self.lower.value, self.upper.value, self.u_nom.value = lower, upper, u_nom
+        loose = {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10, **_CLARABEL_REFINEMENT}
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # an inaccurate solve is handled below
                 self.problem.solve(solver=self.solver, warm_start=True, **self.options)
+                if self.problem.status == cp.OPTIMAL_INACCURATE and self.solver == "CLARABEL":
+                    # At 1e-13 Clarabel now and then (3 in 10,000) stops at "almost solved" although
+                    # its answer is within 1e-10 of the exact optimum: it cannot certify the gap.
+                    # One retry at 1e-10 (still status-checked) certifies those cases instead of
+                    # reporting a spurious fault.
+                    self.problem.solve(solver=self.solver, warm_start=True, **loose)
         except cp.error.SolverError as exc:
             return QPSolution(np.full(self.size, np.nan), STATUS_SOLVER, f"solver error: {exc}")
         status = self.problem.status
-        if status == cp.OPTIMAL_INACCURATE and self.solver == "CLARABEL":
-            # At 1e-13 Clarabel now and then stops at "almost solved"; one retry at 1e-10 (still
-            # status-checked) is exact to ~1e-6 on those cases instead of a spurious fault.
-            loose = {key: 1e-10 for key in self.options}
-            self.problem.solve(solver=self.solver, warm_start=True, **loose)
-            status = self.problem.status
         u = self.u.value
         if status != cp.OPTIMAL or u is None or not np.all(np.isfinite(u)):
             return QPSolution(np.full(self.size, np.nan), STATUS_SOLVER, f"solver status {status}")
@@ -208,61 +221,50 @@ class EnumerationQP:
 
 
 class FastQP:
-    """The real-time path for one vehicle.
+    """The real-time path for one vehicle: the dual active-set method of :mod:`robo.safety.active_set`
+    on plain Python floats (exact in finitely many steps, no numpy overhead on 3-vectors).
 
-    Most steps need no change (u_nom feasible) or a projection onto one violated row, which is a
-    closed form; only when that projection breaks another row does it call DAQP (a dual active-set
-    solver in C, exact in finitely many steps). Both give KKT multipliers, so the slack test is the
-    same as the cvxpy path's: a barrier multiplier above rho means the penalised problem would use
-    slack, which is a fault.
+    The slack test is the same as the cvxpy path's: a barrier multiplier above rho means the
+    penalised problem would use slack, which is a fault; a row no step can satisfy proves the hard
+    problem infeasible.
     """
 
     def __init__(self, rows: int, size: int = 3, *, slack_weight: float = 1e4, tol: float = 1e-9) -> None:
-        import daqp
-
-        self._daqp = daqp
+        if size != 3:
+            raise ValueError(f"FastQP: solves 3 inputs, got size {size}")
         self.rows, self.size = rows, size
         self.rho = _check_weight(slack_weight)
         self.tol = tol
-        self._H = 2.0 * np.eye(size)
-        self._upper = np.full(size + rows, 1e30)
-        self._lower = np.empty(size + rows)
+        # Bound rows u_i >= lower_i and -u_i >= -upper_i follow the barrier rows.
+        self._bound_rows = [(1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0),
+                            (-1.0, 0.0, 0.0), (0.0, -1.0, 0.0), (0.0, 0.0, -1.0)]
 
     def solve(self, A: np.ndarray, b: np.ndarray, lower: np.ndarray, upper: np.ndarray,
               u_nom: np.ndarray) -> QPSolution:
-        tol = self.tol
-        r = A @ u_nom - b
-        below, above = u_nom < lower - tol, u_nom > upper + tol
-        violated = r < -tol
-        if not (violated.any() or below.any() or above.any()):
-            return QPSolution(u_nom.copy(), STATUS_OPTIMAL)
-        if not (below.any() or above.any()):
-            # Projection onto each violated row alone; the first that satisfies everything is optimal.
-            norms = np.einsum("ij,ij->i", A, A)
-            for i in np.flatnonzero(violated & (norms > 1e-12)):
-                lam = -2.0 * r[i] / norms[i]
-                u = u_nom + 0.5 * lam * A[i]
-                if np.all(A @ u - b >= -tol) and np.all(u >= lower - tol) and np.all(u <= upper + tol):
-                    if lam > self.rho:
-                        return QPSolution(u, STATUS_INFEASIBLE,
-                                          f"row {i} needs multiplier {lam:.3g} > slack weight {self.rho:g}",
-                                          float(lam - self.rho))
-                    return QPSolution(u, STATUS_OPTIMAL)
-        self._upper[: self.size] = upper
-        self._lower[: self.size] = lower
-        self._lower[self.size:] = b
-        u, _, flag, info = self._daqp.solve(self._H, -2.0 * u_nom, A, self._upper, self._lower)
-        if flag == -1:
-            worst = int(np.argmin(r))
-            return QPSolution(np.full(self.size, np.nan), STATUS_INFEASIBLE,
-                              f"no input within bounds satisfies the barriers (row {worst} violated by "
-                              f"{-r[worst]:.3g})", float(-r[worst]))
-        if flag < 1 or not np.all(np.isfinite(u)):
-            return QPSolution(np.full(self.size, np.nan), STATUS_SOLVER, f"DAQP exit flag {flag}")
-        lam = -np.asarray(info["lam"])[self.size:]
-        j = int(np.argmax(lam)) if len(lam) else 0
-        if len(lam) and lam[j] > self.rho:
-            return QPSolution(np.asarray(u), STATUS_INFEASIBLE,
-                              f"row {j} needs multiplier {lam[j]:.3g} > slack weight {self.rho:g}",
-                              float(lam[j] - self.rho))
-        return QPSolution(np.asarray(u), STATUS_OPTIMAL)
+        lo, hi = lower.tolist(), upper.tolist()
+        normals = A.tolist() + self._bound_rows
+        rhs = b.tolist() + lo + [-hi[0], -hi[1], -hi[2]]
+        return solve_rows(normals, rhs, u_nom.tolist(), self.rows, self.rho, self.tol)
+
+
+def solve_rows(normals: list, rhs: list[float], u_nom: list[float], barrier_rows: int, rho: float,
+               tol: float) -> QPSolution:
+    """Run the active-set solver on plain rows (barriers first, then bounds) and apply the fault
+    rules shared by every path: unsatisfiable row or multiplier above rho -> infeasible."""
+    res = solve_projection(normals, rhs, u_nom, tol=tol)
+    if res.status == AS_INFEASIBLE:
+        return QPSolution(np.full(3, np.nan), STATUS_INFEASIBLE,
+                          f"no input within bounds satisfies the barriers (row {res.row} violated by "
+                          f"{res.violation:.3g})", res.violation)
+    if res.status != AS_OPTIMAL:
+        return QPSolution(np.full(3, np.nan), STATUS_SOLVER,
+                          f"active set: no solution within {res.iterations} steps")
+    u = np.array(res.u)
+    worst, j = 0.0, -1
+    for row, lam in zip(res.active, res.multipliers, strict=True):
+        if row < barrier_rows and lam > worst:
+            worst, j = lam, row
+    if worst > rho:
+        return QPSolution(u, STATUS_INFEASIBLE,
+                          f"row {j} needs multiplier {worst:.3g} > slack weight {rho:g}", worst - rho)
+    return QPSolution(u, STATUS_OPTIMAL)
