@@ -5,8 +5,9 @@ const float`` tables, and ``robo_cbf_filter`` (plus ``robo_cbf_filter_neighbours
 pairwise separation barrier) -- the same HOCBF rows and the same QP as
 :class:`robo.safety.SafetyFilter`, solved by the same dual active-set steps as
 :mod:`robo.safety.active_set`. No heap, no recursion, every loop bounded by a compile-time constant
-(the solver's step count included), single-precision float math only (sqrtf) so it runs on a
-Cortex-M4F FPU. Faults return a negative code and the brake command, never the nominal command.
+(the solver's step count included), single-precision float math only (sqrt is one FPU instruction
+on the target, no libm) so it runs on a Cortex-M4F FPU. Faults return a negative code and the brake
+command, never the nominal command.
 """
 
 from __future__ import annotations
@@ -81,6 +82,18 @@ static float dot3(const float a[3], const float b[3]) {{ return a[0] * b[0] + a[
 
 static int is_finite(float v) {{ return (v - v) == 0.0f; }}  /* false for NaN and +-inf */
 
+/* sqrtf without libm and its errno path: one VSQRT on a Cortex-M4F FPU (the argument is a sum of
+ * squares, never negative, so errno could never be set anyway). */
+static float root(float v) {{
+#if defined(__ARM_FP) && (__ARM_FP & 4)
+    float r;
+    __asm__("vsqrt.f32 %0, %1" : "=t"(r) : "t"(v));
+    return r;
+#else
+    return sqrtf(v);
+#endif
+}}
+
 static float clampf(float v, float lo, float hi) {{ return v < lo ? lo : (v > hi ? hi : v); }}
 
 /* The safe output of a fault: brake (a = -BRAKE v, clipped), or stop when v is unknown. */
@@ -97,7 +110,7 @@ static void brake(const float x[{state_size}], float u[3]) {{
 /* Row of h = |d| - radius (d = p - centre, w = relative velocity, both masked): writes the unit
  * normal n and h, returns the right-hand side (times this agent's share of the constraint). */
 static float round_row(const float d[3], const float w[3], float radius, float share, float n[3], float *h) {{
-    float dist = sqrtf(dot3(d, d));
+    float dist = root(dot3(d, d));
     float inv = 1.0f / (dist > 1e-9f ? dist : 1e-9f);
     for (int i = 0; i < 3; i++) n[i] = d[i] * inv;
     *h = dist - radius;
