@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from robo.safety import SafetyFilter
+from robo.safety import BarrierSet, SafetyFilter, Separation, Sphere
 from robo.safety.batched import FAULT_INFEASIBLE, FAULT_INPUT, MODIFIED, PASS, BatchedSafetyFilter
 from robo.safety.closed_loop import ACCEL_LOWER, ACCEL_UPPER, random_barriers
 
@@ -72,3 +72,52 @@ def test_per_env_gains_and_obstacles():
     gains[0] = -1.0
     _, status, _ = f(x, u_nom, alpha1=gains, centers=centers, radii=radii)
     assert status[0] == FAULT_INPUT
+
+
+@pytest.mark.parametrize("model", ["double_integrator", "single_integrator"])
+def test_batched_separation_equals_numpy_filter(model):
+    rng = np.random.default_rng(6)
+    base = random_barriers(rng, spheres=1, cylinders=1)
+    bs = BarrierSet(spheres=base.spheres, cylinders=base.cylinders, geofence=base.geofence,
+                    separation=Separation(0.6, 3))
+    kw = dict(lower=ACCEL_LOWER, upper=ACCEL_UPPER, alpha1=2.0, alpha2=3.0)
+    ref = SafetyFilter(bs, model, **kw)
+    batched = BatchedSafetyFilter(bs, model, dtype=torch.float64, **kw)
+    n = 300
+    x = _states(rng, n)[:, : 6 if model == "double_integrator" else 3]
+    u_nom = rng.normal(size=(n, 3)) * 8.0
+    nb = np.concatenate([x[:, None, :3] + rng.normal(size=(n, 3, 3)), rng.normal(size=(n, 3, 3))], axis=2)
+    mask = rng.random((n, 3)) < 0.6
+    nb[~mask] = np.nan  # what sits in an empty slot must not matter
+    u, status, h_min = batched(torch.tensor(x), torch.tensor(u_nom), neighbours=torch.tensor(nb),
+                               neighbour_mask=torch.tensor(mask))
+    close = 0
+    for i in range(n):
+        r = ref(x[i], u_nom[i], nb[i][mask[i]])
+        expected = FAULT_INFEASIBLE if r.fault else STATUS[r.status]
+        assert int(status[i]) == expected, (i, r.status, r.reason)
+        np.testing.assert_allclose(u[i].numpy(), r.u, atol=1e-9)
+        assert h_min[i].item() == pytest.approx(r.h_min)
+        close += int(mask[i].any() and r.status == "modified")
+    assert close > 50
+    with pytest.raises(ValueError, match="neighbours"):
+        batched(torch.tensor(x), torch.tensor(u_nom), neighbours=torch.zeros(n, 4, 6, dtype=torch.float64))
+
+
+def test_batched_bad_scene_inputs_fault_only_their_env():
+    rng = np.random.default_rng(7)
+    bs = BarrierSet(spheres=[Sphere((1.5, 0, 1.5), 0.5)], separation=Separation(0.5, 1))
+    f = BatchedSafetyFilter(bs, lower=ACCEL_LOWER, upper=ACCEL_UPPER, dtype=torch.float64)
+    x = torch.tensor(_states(rng, 5))
+    x[:, 3:] = 1.0
+    u_nom = torch.zeros(5, 3, dtype=torch.float64)
+    radii = torch.tensor([[0.5], [-0.5], [0.5], [0.5], [0.0]], dtype=torch.float64)   # env 1, 4: radius <= 0
+    centers = torch.tensor([[[1.5, 0, 1.5]]] * 5, dtype=torch.float64)
+    centers[2, 0, 1] = float("inf")                                                    # env 2: inf centre
+    nb = torch.zeros(5, 1, 6, dtype=torch.float64)
+    nb[:, 0, :3] = 10.0
+    nb[3, 0, 4] = float("nan")                                                         # env 3: nan neighbour
+    u, status, _ = f(x, u_nom, centers=centers, radii=radii, neighbours=nb)
+    assert status.tolist()[1:] == [FAULT_INPUT] * 4 and status[0] != FAULT_INPUT
+    assert torch.isfinite(u).all()
+    np.testing.assert_allclose(u[1:].numpy(), -2.0)  # brake: -brake_gain * v

@@ -21,6 +21,7 @@ from robo.safety.models import check_gain
 from robo.safety.qp import check_bounds
 
 PASS, MODIFIED, FAULT_INFEASIBLE, FAULT_INPUT = 0, 1, 2, 3
+Triple = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 def _combos(rows: int, size: int) -> list[torch.Tensor]:
@@ -129,9 +130,6 @@ class BatchedSafetyFilter:
                  dtype: torch.dtype = torch.float32, tol: float | None = None) -> None:
         if model not in ("double_integrator", "single_integrator"):
             raise ValueError(f"model: unknown {model!r} (known: single_integrator, double_integrator)")
-        if barriers.num_neighbours:
-            raise ValueError("separation: the batched filter does not take neighbours yet; "
-                             "use SafetyFilter per agent")
         lower, upper = check_bounds(lower, upper, 3)
         m = barriers.num_rows
         check_gain("alpha1", alpha1, m)
@@ -148,6 +146,8 @@ class BatchedSafetyFilter:
         self.radii = torch.tensor(barriers._radii, **kw)
         self.planes = torch.tensor(barriers._planes, **kw)
         self.offsets = torch.tensor(barriers._offsets, **kw)
+        self.max_neighbours = barriers.num_neighbours
+        self.separation = barriers.separation.distance if barriers.separation else 0.0
         self.alpha1, self.alpha2 = float(alpha1), float(alpha1 if alpha2 is None else alpha2)
         self.slack_weight, self.brake_gain = float(slack_weight), float(brake_gain)
         # Round-off scales with the precision: float32 rows are only good to ~1e-6 relative.
@@ -157,53 +157,126 @@ class BatchedSafetyFilter:
 
     def rows_for(self, x: torch.Tensor, alpha1: torch.Tensor | float | None = None,
                  alpha2: torch.Tensor | float | None = None, centers: torch.Tensor | None = None,
-                 radii: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(A, b, h) for a batch of states, the batched twin of SafetyFilter.rows."""
+                 radii: torch.Tensor | None = None, neighbours: torch.Tensor | None = None,
+                 neighbour_mask: torch.Tensor | None = None) -> Triple:
+        """(A, b, h) for a batch of states, the batched twin of SafetyFilter.rows.
+
+        Rows: round obstacles, fence planes, then ``max_neighbours`` separation slots (unused slots
+        are padding rows 0 . u >= -1 with h = inf, as in the numpy filter)."""
         B = x.shape[0]
         p = x[:, :3]
         v = x[:, 3:6] if self.double else torch.zeros_like(p)
         c = self.centers.expand(B, -1, -1) if centers is None else centers
         rad = self.radii.expand(B, -1) if radii is None else radii
-        d = (p[:, None, :] - c) * self.masks
+        masks = self.masks.expand(B, -1, -1)
+        vrel = v[:, None, :] * masks
+        # share/active are in row order already: obstacles and planes (all 1 / True), then neighbours.
+        share = torch.ones(B, c.shape[1] + len(self.offsets), dtype=x.dtype, device=x.device)
+        active = torch.ones_like(share, dtype=torch.bool)
+        if self.max_neighbours:
+            nb, mask = self._neighbour_slots(B, neighbours, neighbour_mask)
+            c = torch.cat([c, nb[..., :3]], dim=1)
+            masks = torch.cat([masks, torch.ones_like(nb[..., :3])], dim=1)
+            rad = torch.cat([rad, torch.full_like(nb[..., 0], self.separation)], dim=1)
+            w = v[:, None, :] - nb[..., 3:] if self.double else torch.zeros_like(nb[..., :3])
+            vrel = torch.cat([vrel, w], dim=1)
+            share = torch.cat([share, torch.full_like(nb[..., 0], 0.5)], dim=1)  # half each
+            active = torch.cat([active, mask], dim=1)
+        n_round = c.shape[1] - self.max_neighbours
+        d = (p[:, None, :] - c) * masks
         dist = torch.linalg.vector_norm(d, dim=-1)
         safe = dist.clamp_min(1e-9)
         n = d / safe[..., None]
-        vm = v[:, None, :] * self.masks
-        vn = (n * vm).sum(-1)
-        curv = ((vm * vm).sum(-1) - vn * vn).clamp_min(0.0) / safe
-        h = torch.cat([dist - rad, p @ self.planes.T - self.offsets], dim=1)
-        grad = torch.cat([n, self.planes.expand(B, -1, -1)], dim=1)
-        hdot = torch.cat([vn, v @ self.planes.T], dim=1)
-        curv = torch.cat([curv, torch.zeros_like(p[:, :0]).new_zeros(B, len(self.offsets))], dim=1)
+        vn = (n * vrel).sum(-1)
+        curv = ((vrel * vrel).sum(-1) - vn * vn).clamp_min(0.0) / safe
+        h_round = dist - rad
+        planes = self.planes.expand(B, -1, -1)
+        h = torch.cat([h_round[:, :n_round], p @ self.planes.T - self.offsets, h_round[:, n_round:]], dim=1)
+        grad = torch.cat([n[:, :n_round], planes, n[:, n_round:]], dim=1)
+        hdot = torch.cat([vn[:, :n_round], v @ self.planes.T, vn[:, n_round:]], dim=1)
+        zeros = torch.zeros_like(p[:, :1]).expand(B, len(self.offsets))
+        curv = torch.cat([curv[:, :n_round], zeros, curv[:, n_round:]], dim=1)
         a1 = self.alpha1 if alpha1 is None else alpha1
         a2 = self.alpha2 if alpha2 is None else alpha2
-        b = -(curv + (a1 + a2) * hdot + a1 * a2 * h) if self.double else -a1 * h
+        h0 = torch.where(active, h, 0.0)  # padding rows must not put inf * gain into b
+        b = -(curv + (a1 + a2) * hdot + a1 * a2 * h0) if self.double else -a1 * h0
+        b = torch.where(active, share * b, -1.0)
+        grad = torch.where(active[..., None], grad, 0.0)
+        h = torch.where(active, h, torch.inf)
         return grad, b, h
+
+    def _neighbour_slots(self, B: int, neighbours: torch.Tensor | None,
+                         mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, max_neighbours, 6) positions and velocities, and which slots hold a neighbour."""
+        k_max = self.max_neighbours
+        kw = {"dtype": self.dtype, "device": self.device}
+        nb = torch.zeros(B, 0, 6, **kw) if neighbours is None else neighbours.to(**kw)
+        if nb.ndim != 3 or nb.shape[0] != B or nb.shape[2] not in (3, 6) or nb.shape[1] > k_max:
+            raise ValueError(f"neighbours: expected ({B}, k<={k_max}, 3 or 6), got {tuple(nb.shape)}")
+        if nb.shape[2] == 3:
+            nb = torch.cat([nb, torch.zeros_like(nb)], dim=2)
+        k = nb.shape[1]
+        if mask is None:
+            mask = torch.ones(B, k, dtype=torch.bool, device=self.device)
+        mask = mask.to(self.device)
+        if mask.shape != (B, k):
+            raise ValueError(f"neighbour_mask: expected ({B}, {k}), got {tuple(mask.shape)}")
+        # Padding slots sit far away (finite), then are flagged inactive.
+        pad = torch.zeros(B, k_max - k, 6, **kw)
+        pad[..., :3] = 1e6
+        nb = torch.where(mask[..., None], nb, torch.tensor([1e6, 1e6, 1e6, 0.0, 0.0, 0.0], **kw))
+        return torch.cat([nb, pad], dim=1), torch.cat([mask, mask.new_zeros(B, k_max - k)], dim=1)
 
     def __call__(self, x: torch.Tensor, u_nom: torch.Tensor, *, alpha1: torch.Tensor | float | None = None,
                  alpha2: torch.Tensor | float | None = None, centers: torch.Tensor | None = None,
-                 radii: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Returns (u (B, 3), status (B,) of PASS/MODIFIED/FAULT_*, h_min (B,))."""
+                 radii: torch.Tensor | None = None, neighbours: torch.Tensor | None = None,
+                 neighbour_mask: torch.Tensor | None = None) -> Triple:
+        """Returns (u (B, 3), status (B,) of PASS/MODIFIED/FAULT_*, h_min (B,)).
+
+        Per environment, a non-finite state, command, gain, obstacle or (present) neighbour, or a
+        radius <= 0, is FAULT_INPUT with the brake command; the other environments are unaffected.
+        ``neighbours`` (B, k, 3 or 6) with k <= max_neighbours; ``neighbour_mask`` (B, k) marks
+        which slots hold a neighbour (default all). Shapes that do not fit raise ValueError."""
         x = x.to(self.dtype)
         u_nom = u_nom.to(self.dtype)
+        B = x.shape[0]
         bad = ~(torch.isfinite(x).all(1) & torch.isfinite(u_nom).all(1))
         for name, gain in (("alpha1", alpha1), ("alpha2", alpha2)):
             if isinstance(gain, torch.Tensor):
-                bad |= ~(torch.isfinite(gain) & (gain > 0)).reshape(len(x), -1).all(1)
+                bad |= ~(torch.isfinite(gain) & (gain > 0)).reshape(B, -1).all(1)
                 if name == "alpha1":
                     alpha1 = torch.where(torch.isfinite(gain) & (gain > 0), gain, 1.0)
                 else:
                     alpha2 = torch.where(torch.isfinite(gain) & (gain > 0), gain, 1.0)
+        if centers is not None:
+            centers = centers.to(self.dtype)
+            bad |= ~torch.isfinite(centers).reshape(B, -1).all(1)
+            centers = torch.where(torch.isfinite(centers), centers, 0.0)
+        if radii is not None:
+            radii = radii.to(self.dtype)
+            good = torch.isfinite(radii) & (radii > 0)
+            bad |= ~good.reshape(B, -1).all(1)
+            radii = torch.where(good, radii, 1.0)
+        if neighbours is not None:
+            neighbours = neighbours.to(self.dtype)
+            present = torch.ones(neighbours.shape[:2], dtype=torch.bool, device=neighbours.device) \
+                if neighbour_mask is None else neighbour_mask
+            finite = torch.isfinite(neighbours).all(-1)
+            if finite.shape == present.shape:
+                bad |= (present & ~finite).any(1)
+            neighbours = torch.where(torch.isfinite(neighbours), neighbours, 0.0)
         # Faulty rows are solved on zeros (never NaN in the batch), then overwritten.
         x_ok = torch.where(bad[:, None], 0.0, x)
         u_ok = torch.where(bad[:, None], 0.0, u_nom)
-        A, b, h = self.rows_for(x_ok, alpha1, alpha2, centers, radii)
+        A, b, h = self.rows_for(x_ok, alpha1, alpha2, centers, radii, neighbours, neighbour_mask)
         u, status = solve_batched(A, b, self.lower, self.upper, u_ok, slack_weight=self.slack_weight,
                                   levels=self.levels, tol=self.tol)
         status = torch.where(bad, FAULT_INPUT, status)
         fault = status >= FAULT_INFEASIBLE
         if self.double:
-            v = torch.where(bad[:, None], 0.0, x[:, 3:6])
+            # Brake on the velocity when it is known, like SafetyFilter's safe command.
+            v = x[:, 3:6]
+            v = torch.where(torch.isfinite(v).all(1, keepdim=True), v, 0.0)
             safe = torch.clamp(-self.brake_gain * v, self.lower, self.upper)
         else:
             safe = torch.clamp(torch.zeros_like(u), self.lower, self.upper)
