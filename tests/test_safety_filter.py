@@ -140,6 +140,7 @@ def test_safety_package_stays_torch_free():
     import subprocess
     import sys
 
-    code = "import sys, robo.safety, robo.safety.config, robo.safety.setpoint; print('torch' in sys.modules)"
+    code = ("import sys, robo.safety, robo.safety.config, robo.safety.setpoint, robo.safety.mcu, "
+            "robo.safety.c_emitter; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -6,9 +6,12 @@ types, and :func:`build_filter` turns the result into a :class:`SafetyFilter`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
+from robo.config import load_config
 from robo.safety.barriers import BarrierSet, Cylinder, Geofence, Separation, Sphere
 from robo.safety.filter import SafetyFilter
 
@@ -48,6 +51,11 @@ class SafetyConfig:
     geofence: GeofenceConfig | None = field(default_factory=GeofenceConfig)
     separation: float = 0.0        # minimum distance to other agents; 0 disables
     max_neighbours: int = 0
+
+
+def load_safety_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> SafetyConfig:
+    """configs/safety.yaml-style file (None: the schema defaults) plus ``key=value`` overrides."""
+    return load_config(SafetyConfig, path, list(overrides))
 
 
 def build_barriers(cfg: SafetyConfig) -> BarrierSet:
