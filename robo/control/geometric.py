@@ -23,6 +23,10 @@ class GeometricGains:
     attitude_frequency: float = 6.0  # rad/s
     attitude_damping: float = 0.9
     max_tilt_acceleration: float = 8.0  # m/s^2 of horizontal command
+    # Speed of the approach to the reference (on top of its own velocity): RAPTOR ends an episode at
+    # 2 m/s of velocity error or 20 arm lengths off, and starts up to 10 arm lengths off.
+    max_approach_speed: float = 1.0  # m/s
+    approach_speed_per_arm: float = 10.0  # 1/s: small vehicles (small allowed box) approach slower
 
 
 class GeometricController:
@@ -41,7 +45,12 @@ class GeometricController:
         g, p = self.gains, self.params
         pos, quat, vel, omega = state[:, 0:3], state[:, 3:7], state[:, 7:10], state[:, 10:13]
         kp, kd = g.position_frequency**2, 2 * g.position_damping * g.position_frequency
-        acc = -kp * (pos - ref_pos) - kd * (vel - ref_vel)
+        # -kp e_p - kd e_v written as kd (v_des - v), so the approach speed can be limited.
+        approach = -(kp / kd) * (pos - ref_pos)
+        speed = approach.norm(dim=-1, keepdim=True).clamp(min=1e-9)
+        limit = (g.approach_speed_per_arm * p.arm_length[:, None]).clamp(max=g.max_approach_speed)
+        approach = approach * (limit / speed).clamp(max=1.0)
+        acc = kd * (ref_vel + approach - vel)
         horizontal = acc[:, :2].norm(dim=-1, keepdim=True).clamp(min=1e-9)
         acc = torch.cat((acc[:, :2] * (g.max_tilt_acceleration / horizontal).clamp(max=1.0), acc[:, 2:]), -1)
         acc[:, 2] += GRAVITY
