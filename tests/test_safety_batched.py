@@ -121,3 +121,28 @@ def test_batched_bad_scene_inputs_fault_only_their_env():
     assert status.tolist()[1:] == [FAULT_INPUT] * 4 and status[0] != FAULT_INPUT
     assert torch.isfinite(u).all()
     np.testing.assert_allclose(u[1:].numpy(), -2.0)  # brake: -brake_gain * v
+
+
+def test_batched_active_set_equals_enumeration_on_random_qps():
+    from robo.safety.batched import _combos, solve_batched, solve_batched_active_set
+    from robo.safety.problems import random_qp
+
+    rng = np.random.default_rng(8)
+    probs = [random_qp(rng, 8, feasible=bool(rng.random() < 0.8)) for _ in range(600)]
+    A = torch.tensor(np.array([p[0] for p in probs]))
+    b = torch.tensor(np.array([p[1] for p in probs]))
+    u_nom = torch.tensor(np.array([p[4] for p in probs]))
+    # One box for the batch: the problems' own bounds differ, so use a common one.
+    lo, hi = torch.full((3,), -4.0, dtype=torch.float64), torch.full((3,), 4.0, dtype=torch.float64)
+    u1, s1 = solve_batched_active_set(A, b, lo, hi, u_nom, slack_weight=1e4, tol=1e-9)
+    u2, s2 = solve_batched(A, b, lo, hi, u_nom, slack_weight=1e4, levels=_combos(8, 3), tol=1e-9)
+    assert torch.equal(s1, s2)
+    ok = s1 != FAULT_INFEASIBLE
+    assert ok.sum() > 200 and (~ok).sum() > 50
+    torch.testing.assert_close(u1[ok], u2[ok], atol=1e-9, rtol=0)
+
+
+def test_batched_solver_setting_is_checked():
+    bs = random_barriers(np.random.default_rng(0))
+    with pytest.raises(ValueError, match="solver"):
+        BatchedSafetyFilter(bs, lower=ACCEL_LOWER, upper=ACCEL_UPPER, solver="magic")
