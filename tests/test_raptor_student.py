@@ -20,7 +20,7 @@ torch.set_num_threads(1)
 
 TEACHERS = [
     "teachers=2", "group_size=2", "sac.actor_hidden=[16,16]", "sac.critic_hidden=[32,32]",
-    "sac.batch_size=16", "sac.learning_starts=40", "sac.buffer_size=1000", "train.steps=80",
+    "sac.batch_size=16", "sac.learning_starts=40", "sac.buffer_size=1000", "train.steps=200",
     "train.log_interval=20", "train.checkpoint_interval=40", "train.acceptance.episode_length=1",
     "train.acceptance.window=1",
 ]
@@ -150,7 +150,8 @@ def test_train_student_writes_the_run_and_resume_matches_an_uninterrupted_run(te
     assert (tmp_path / "split" / "student_best.pt").is_file()
     assert (tmp_path / "split" / "learning_curves.png").stat().st_size > 0
     offsets = json.loads((tmp_path / "split" / "offsets.json").read_text())
-    assert len(offsets["offsets"]) == 2 and all(len(o) == 3 for o in offsets["offsets"])
+    accepted = json.loads((teacher_run / "metrics.json").read_text())["accepted_names"]
+    assert offsets["teachers"] == accepted and all(len(o) == 3 for o in offsets["offsets"])
     stored = json.loads((tmp_path / "split" / "metrics.json").read_text())
     assert stored["best"]["epoch"] in (2, 4) and 0.0 <= stored["best"]["success_rate"] <= 1.0
 
@@ -163,11 +164,12 @@ def test_nan_from_a_teacher_stops_training_and_keeps_the_last_good_checkpoint(te
     out = tmp_path / "student"
     train_student(student_config("epochs=1"), teachers, out, log=lambda s: None)
     good = (out / "checkpoint.pt").read_bytes()
-    actor_file = next(teachers.glob("teachers/*/actor.pt"))
-    payload = torch.load(actor_file, weights_only=True)
-    for value in payload["state_dict"].values():
-        value.fill_(float("nan"))
-    atomic_save(payload, actor_file)
+    for name in json.loads((teachers / "metrics.json").read_text())["accepted_names"]:
+        actor_file = teachers / "teachers" / name / "actor.pt"
+        payload = torch.load(actor_file, weights_only=True)
+        for value in payload["state_dict"].values():
+            value.fill_(float("nan"))
+        atomic_save(payload, actor_file)
     with pytest.raises(NonFiniteLoss):
         train_student(student_config("epochs=3"), teachers, out, resume=True, log=lambda s: None)
     assert (out / "checkpoint.pt").read_bytes() == good

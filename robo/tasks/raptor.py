@@ -22,9 +22,7 @@ eval/ (metrics, plots), policy.onnx + policy.json (the exported best student).
 
 from __future__ import annotations
 
-import csv
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +37,7 @@ from robo.rl.distill import collect, fit
 from robo.rl.sac import atomic_save
 from robo.tasks import raptor_eval
 from robo.tasks.raptor_teachers import RaptorTeachersConfig, fleet_digest, load_teachers, train_teachers
+from robo.tasks.run_files import write_csv, write_json
 from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, load_fleet, sample_fleet, save_fleet
 
 
@@ -138,7 +137,7 @@ def train_student(config: StudentConfig, teacher_run: str | Path, out_dir: str |
         offsets = torch.tensor(json.loads(offsets_file.read_text())["offsets"])
     else:
         offsets = steady_state_offsets(label, params, config, config.seed + 7)
-        _write_json(offsets_file, {"teachers": names, "offsets": offsets.tolist()})
+        write_json(offsets_file, {"teachers": names, "offsets": offsets.tolist()})
     row_offsets = offsets.repeat_interleave(per, dim=0)
 
     def student_input(obs: torch.Tensor) -> torch.Tensor:
@@ -215,7 +214,7 @@ def train_student(config: StudentConfig, teacher_run: str | Path, out_dir: str |
     metrics = {"teachers": len(names), "epochs": state["epoch"], "wall_seconds": state["seconds"],
                "best": state["best"], "final_loss": state["history"][-1]["loss"],
                "offsets_max_m": float(offsets.norm(dim=-1).max()) if len(offsets) else 0.0}
-    _write_json(out / "metrics.json", metrics)
+    write_json(out / "metrics.json", metrics)
     plot_history(out / "learning_curves.png", state["history"])
     return metrics
 
@@ -245,38 +244,8 @@ def _prepare(out: Path, config: StudentConfig, resume: bool) -> None:
 
 
 def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
-    keys = ["epoch", "flown_by", "loss", "alive_fraction", "holdout_success", "holdout_length",
-            "holdout_final_error", "seconds"]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(history)
-    tmp.replace(path)
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(_finite_or_none(data), indent=1, default=_jsonable) + "\n")
-    tmp.replace(path)
-
-
-def _finite_or_none(value: Any) -> Any:
-    """Strict JSON has no NaN or Infinity: a measurement that does not exist is written as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_none(v) for v in value]
-    return value
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+    write_csv(path, history, ["epoch", "flown_by", "loss", "alive_fraction", "holdout_success",
+                              "holdout_length", "holdout_final_error", "seconds"])
 
 
 def plot_history(path: Path, history: list[dict[str, Any]]) -> Path:
@@ -375,7 +344,7 @@ def train_raptor(config: RaptorConfig, run_dir: str | Path, *, resume: bool = Fa
 def write_eval(result: dict[str, Any], out: Path, periods: tuple[float, ...],
                student_dir: Path | None = None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "metrics.json", result["metrics"])
+    write_json(out / "metrics.json", result["metrics"])
     written = [out / "metrics.json", *raptor_eval.plot(result, out, periods)]
     if student_dir is not None and (student_dir / "learning_curves.png").is_file():
         written.append(student_dir / "learning_curves.png")

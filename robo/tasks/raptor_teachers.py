@@ -25,7 +25,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -45,6 +44,7 @@ from robo.rl.sac import (
     load_actor,
     save_actor,
 )
+from robo.tasks.run_files import write_csv, write_json
 from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, QuadrotorParams, load_fleet
 
 
@@ -155,13 +155,13 @@ def train_teachers(config: RaptorTeachersConfig, fleet_path: str | Path, run_dir
             r["name"] = names[r["id"]]
             r["core_seconds"] = seconds * threads / len(members)
         records.update({r["id"]: r for r in group_records})
-        _write_json(done_file, {"group": g, "members": members, "seconds": seconds, "records": group_records})
+        write_json(done_file, {"group": g, "members": members, "seconds": seconds, "records": group_records})
         checkpoint.unlink(missing_ok=True)  # the teachers' own files hold what is kept
         log(f"group {g}: {sum(r['accepted'] for r in group_records)}/{len(members)} accepted "
             f"in {seconds:.0f} s")
 
     metrics = summarise(records, wall, threads, config)
-    _write_json(run_dir / "metrics.json", metrics)
+    write_json(run_dir / "metrics.json", metrics)
     plot_curves(run_dir, [records[i] for i in ids])
     return metrics
 
@@ -235,27 +235,13 @@ def _teacher_writer(run_dir: Path, trainer: GroupTrainer, names: list[str], flee
                 "record": record, "observation": "teacher (26 values)"}
         save_actor(folder / "actor.pt", actor.cpu(), trainer.group.act_size, meta)
         _write_curve(folder / "curve.csv", trainer.curves[i])
-        _write_json(folder / "result.json", {**record, "name": names[i]})
+        write_json(folder / "result.json", {**record, "name": names[i]})
 
     return on_finish
 
 
 def _write_curve(path: Path, points: list[dict[str, float]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    keys = ["step", "return", "length", "episodes", "alpha", "critic_loss"]
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(points)
-    tmp.replace(path)
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    tmp.replace(path)
+    write_csv(path, points, ["step", "return", "length", "episodes", "alpha", "critic_loss"])
 
 
 def load_teachers(run_dir: str | Path, names: list[str] | None = None, *, accepted_only: bool = True,
