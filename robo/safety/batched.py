@@ -5,7 +5,8 @@ The QP is solved by default with the batched dual active-set method (the algorit
 and of the emitted C, see :mod:`robo.safety.batched_active_set`); ``solver="enumeration"`` keeps the
 active-set enumeration (see :class:`robo.safety.qp.EnumerationQP`): level by level, only the
 environments not yet solved go on, each level one batched Gram solve over all candidates. It has
-no step loop, but at 14 rows it moves far more memory (measured 4x slower on CPU at 4096 envs).
+no step loop, but at 14 rows it moves far more memory (about 10x slower on CPU at 4096 envs,
+robo bench safety).
 
 Not imported by ``robo.safety`` on purpose: the runtime uses the filter without torch.
 """
