@@ -19,7 +19,7 @@ OK, HOLD, OPEN_LOOP, MOTORS_OFF = "ok", "hold", "open_loop", "motors_off"
 
 @dataclass
 class WatchdogConfig:
-    state_timeout: float = 0.05      # s without fresh odometry -> open_loop (5 periods at 100 Hz)
+    state_timeout: float = 0.1       # s without fresh odometry -> open_loop (10 periods at 100 Hz)
     setpoint_timeout: float = 0.5    # s without a fresh setpoint -> hold
     open_loop_timeout: float = 0.5   # s of open_loop -> motors_off
     hold_timeout: float = 10.0       # s of hold -> motors_off
@@ -44,7 +44,8 @@ class Watchdog:
     def reset(self) -> None:
         self.mode = OK
         self.reason = ""
-        self._since: float | None = None   # when the current fault began
+        self._since: float | None = None      # when the current fault began (any mode)
+        self._open_since: float | None = None  # when the current open-loop stretch began
 
     def check(self, now: float, state_age: float, state_finite: bool, setpoint_age: float,
               filter_fault: str = "") -> Verdict:
@@ -63,16 +64,20 @@ class Watchdog:
         else:
             mode, reason = OK, ""
         if mode == OK:
-            self.mode, self.reason, self._since = OK, "", None
+            self.mode, self.reason, self._since, self._open_since = OK, "", None, None
             return Verdict(OK, "")
         if self._since is None:
             self._since = now
-        # The worst mode seen during this fault sets the timeout (open_loop is the shorter one).
-        open_loop = OPEN_LOOP in (mode, self.mode)
-        limit = cfg.open_loop_timeout if open_loop else cfg.hold_timeout
-        if now - self._since >= limit:
-            self.mode, self.reason = MOTORS_OFF, f"{reason}; motors off after {now - self._since:.2f} s"
-            return Verdict(MOTORS_OFF, self.reason)
+        if mode == OPEN_LOOP:
+            self._open_since = now if self._open_since is None else self._open_since
+        else:
+            self._open_since = None
+        # Open loop (no feedback) runs on the short timeout from its own start; any fault, hold
+        # included, on the long one from when the fault began.
+        for since, limit in ((self._open_since, cfg.open_loop_timeout), (self._since, cfg.hold_timeout)):
+            if since is not None and now - since >= limit:
+                self.mode, self.reason = MOTORS_OFF, f"{reason}; motors off after {now - since:.2f} s"
+                return Verdict(MOTORS_OFF, self.reason)
         self.mode, self.reason = mode, reason
         return Verdict(mode, reason)
 

@@ -1,0 +1,79 @@
+"""ROS messages <-> runtime types. Frames: world (FLU, z up) and base_link (FLU body), as REP 103.
+
+nav_msgs/Odometry carries the pose in ``header.frame_id`` (world) and the twist in ``child_frame_id``
+(base_link): linear velocity is converted between the body and world frames here, explicitly.
+ROS quaternions are (x, y, z, w); the runtime's are (w, x, y, z).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from nav_msgs.msg import Odometry
+from std_msgs.msg import Float32MultiArray, MultiArrayDimension, MultiArrayLayout
+
+from robo.runtime.observation import Setpoint, VehicleState, rotation_matrix
+
+MOTOR_ORDER = ("FR", "BR", "BL", "FL")
+MOTOR_LAYOUT = MultiArrayLayout(dim=[MultiArrayDimension(label="motors FR,BR,BL,FL [0,1]", size=4, stride=4)])
+
+
+def stamp_seconds(msg_stamp) -> float:
+    return msg_stamp.sec + msg_stamp.nanosec * 1e-9
+
+
+def odometry_to_state(msg: Odometry) -> VehicleState:
+    """Odometry -> state; the quaternion is normalised (a non-finite or zero one gives NaNs)."""
+    o = msg.pose.pose.orientation
+    q = np.array([o.w, o.x, o.y, o.z], dtype=np.float64)
+    n = float(np.linalg.norm(q))
+    q = q / n if np.isfinite(n) and n > 1e-6 else np.full(4, np.nan)
+    p = msg.pose.pose.position
+    v_body = msg.twist.twist.linear
+    w = msg.twist.twist.angular
+    v_world = rotation_matrix(q) @ np.array([v_body.x, v_body.y, v_body.z]) if np.all(np.isfinite(q)) \
+        else np.full(3, np.nan)
+    return VehicleState(np.array([p.x, p.y, p.z]), q, v_world, np.array([w.x, w.y, w.z]))
+
+
+def state_to_odometry(x: np.ndarray, stamp, frame: str = "world", child: str = "base_link") -> Odometry:
+    """Simulator state (p, q wxyz, v world, omega body) -> Odometry (twist in the body frame)."""
+    msg = Odometry()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame
+    msg.child_frame_id = child
+    pose = msg.pose.pose
+    pose.position.x, pose.position.y, pose.position.z = (float(v) for v in x[0:3])
+    q = pose.orientation
+    q.w, q.x, q.y, q.z = (float(v) for v in x[3:7])
+    v_body = rotation_matrix(x[3:7]).T @ np.asarray(x[7:10], dtype=np.float64)
+    tw = msg.twist.twist
+    tw.linear.x, tw.linear.y, tw.linear.z = (float(v) for v in v_body)
+    tw.angular.x, tw.angular.y, tw.angular.z = (float(v) for v in x[10:13])
+    return msg
+
+
+def setpoint_msgs(sp: Setpoint, stamp, frame: str = "world") -> tuple[PoseStamped, TwistStamped]:
+    pose, twist = PoseStamped(), TwistStamped()
+    for m in (pose, twist):
+        m.header.stamp = stamp
+        m.header.frame_id = frame
+    pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in sp.position)
+    pose.pose.orientation.w = 1.0
+    twist.twist.linear.x, twist.twist.linear.y, twist.twist.linear.z = (float(v) for v in sp.velocity)
+    return pose, twist
+
+
+def pose_position(msg: PoseStamped) -> np.ndarray:
+    p = msg.pose.position
+    return np.array([p.x, p.y, p.z], dtype=np.float64)
+
+
+def twist_velocity(msg: TwistStamped) -> np.ndarray:
+    v = msg.twist.linear
+    return np.array([v.x, v.y, v.z], dtype=np.float64)
+
+
+def motor_msg(motors: np.ndarray) -> Float32MultiArray:
+    """Four motor setpoints in [0, 1], order FR, BR, BL, FL; 0 = motor stopped."""
+    return Float32MultiArray(layout=MOTOR_LAYOUT, data=[float(v) for v in motors])

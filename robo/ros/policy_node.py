@@ -1,0 +1,224 @@
+"""``policy``: the ONNX policy at the control rate, behind a watchdog.
+
+Subscribes ``odom`` (nav_msgs/Odometry), ``setpoint/pose`` + ``setpoint/twist`` (geometry_msgs
+PoseStamped/TwistStamped, world frame) and, with ``use_filter_status``, ``safety/status``
+(diagnostic_msgs/DiagnosticStatus from the safety_filter node). Publishes ``motor_command``
+(std_msgs/Float32MultiArray: FR, BR, BL, FL motor setpoints in [0, 1], 0 = stopped) and
+``/diagnostics``.
+
+It computes a command on every odometry message (``trigger: odometry``), or on every filtered setpoint
+(``trigger: setpoint``: the safety_filter node answers each odometry message with a setpoint stamped
+like it, so the chain odometry -> filter -> policy -> motors has no extra wait). The recurrent state
+still advances at the card's rate. A watchdog timer applies :mod:`robo.runtime.watchdog`: stale or
+non-finite odometry, stale setpoints or a filter fault give the defined safe command, then motors off.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from nav_msgs.msg import Odometry
+from rclpy.node import Node
+from std_msgs.msg import Float32MultiArray
+
+from robo.ros.common import (
+    CONTROL_QOS,
+    DIAGNOSTICS_QOS,
+    ERROR,
+    OK,
+    WARN,
+    Param,
+    QosWatch,
+    declare,
+    diagnostic,
+    main_for,
+    one_of,
+)
+from robo.ros.convert import motor_msg, odometry_to_state, pose_position, stamp_seconds, twist_velocity
+from robo.runtime import DEFAULT_POLICY, Controller, OnnxPolicy, Setpoint, Watchdog, WatchdogConfig
+from robo.runtime.observation import VehicleState
+from robo.runtime.watchdog import HOLD, MOTORS_OFF, OPEN_LOOP
+
+PARAMS = [
+    Param("policy", "", "policy.onnx with its policy.json card beside it; '' = the committed default "
+          "(robo/policies/raptor_default)", read_only=True),
+    Param("trigger", "odometry", "compute on each 'odometry' message, or on each filtered 'setpoint'",
+          read_only=True, check=one_of("odometry", "setpoint")),
+    Param("state_timeout", 0.1, "s: older odometry -> open_loop", 0.001, 10.0),
+    Param("setpoint_timeout", 0.5, "s: an older setpoint -> hold position", 0.001, 60.0),
+    Param("open_loop_timeout", 0.5, "s of open_loop before motors off", 0.01, 60.0),
+    Param("hold_timeout", 10.0, "s of hold before motors off", 0.01, 3600.0),
+    Param("safe_throttle", 0.555, "motor setpoint in [0, 1] for open_loop (about the vehicle's hover "
+          "throttle: level thrust without feedback)", 0.0, 1.0),
+    Param("initial_throttle", 0.555, "motor setpoint in [0, 1] the policy sees as its previous action "
+          "before its first command", 0.0, 1.0, read_only=True),
+    Param("watchdog_rate_hz", 100.0, "watchdog checks per second", 1.0, 1000.0, read_only=True),
+    Param("diagnostics_rate_hz", 2.0, "diagnostics messages per second (and on every mode change)",
+          0.1, 100.0, read_only=True),
+    Param("use_filter_status", False, "watch safety/status from the safety_filter node: a fault -> hold",
+          read_only=True),
+]
+WAITING = "waiting"  # no odometry yet: nothing is published, the watchdog is not armed
+LEVEL = {WAITING: WARN, "ok": OK, HOLD: WARN, OPEN_LOOP: ERROR, MOTORS_OFF: ERROR}
+
+
+class PolicyNode(Node):
+    def __init__(self) -> None:
+        super().__init__("policy")
+        v = declare(self, PARAMS, self._apply)
+        self.policy = OnnxPolicy(v["policy"] or DEFAULT_POLICY)  # refuses a wrong model or card
+        self.controller = Controller(self.policy)
+        self.controller.reset(np.full(4, 2 * v["initial_throttle"] - 1))
+        self.watchdog = Watchdog(WatchdogConfig(v["state_timeout"], v["setpoint_timeout"],
+                                                v["open_loop_timeout"], v["hold_timeout"]))
+        self.safe_throttle = v["safe_throttle"]
+        self.trigger = v["trigger"]
+        self.use_filter_status = v["use_filter_status"]
+        self.state: VehicleState | None = None
+        self.state_stamp = -math.inf
+        self.position_sp: np.ndarray | None = None
+        self.velocity_sp = np.zeros(3)
+        self.setpoint_stamp = -math.inf
+        self.twist_stamp = -math.inf
+        self.filter_status: DiagnosticStatus | None = None
+        self.mode, self.reason = WAITING, "waiting for the first odometry message"
+        self.hold: np.ndarray | None = None
+        self.commands = 0
+        self.rejected = 0
+        self.qos = QosWatch(self)
+
+        self.motor_pub = self.create_publisher(Float32MultiArray, "motor_command", CONTROL_QOS,
+                                               event_callbacks=self.qos.pub("motor_command"))
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", DIAGNOSTICS_QOS)
+        for msg_type, topic, cb in ((Odometry, "odom", self._on_odom),
+                                    (PoseStamped, "setpoint/pose", self._on_pose),
+                                    (TwistStamped, "setpoint/twist", self._on_twist)):
+            self.create_subscription(msg_type, topic, cb, CONTROL_QOS, event_callbacks=self.qos.sub(topic))
+        if self.use_filter_status:
+            self.create_subscription(DiagnosticStatus, "safety/status", self._on_filter_status, CONTROL_QOS,
+                                     event_callbacks=self.qos.sub("safety/status"))
+        self.create_timer(1.0 / v["watchdog_rate_hz"], self._watchdog_tick)
+        self.create_timer(1.0 / v["diagnostics_rate_hz"], self._publish_diagnostics)
+        self.get_logger().info(
+            f"policy {self.policy.path} sha256 {self.policy.sha256[:16]}... at {self.policy.rate_hz:g} Hz, "
+            f"inference {self.policy.inference_seconds * 1e6:.0f} us, trigger {self.trigger}")
+
+    # ----- parameters ---------------------------------------------------------------------------
+    def _apply(self, changes: dict[str, Any]) -> None:
+        cfg = self.watchdog.cfg
+        for name in ("state_timeout", "setpoint_timeout", "open_loop_timeout", "hold_timeout"):
+            if name in changes:
+                setattr(cfg, name, float(changes[name]))
+        self.safe_throttle = changes.get("safe_throttle", self.safe_throttle)
+
+    # ----- inputs -------------------------------------------------------------------------------
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_odom(self, msg: Odometry) -> None:
+        self.state = odometry_to_state(msg)
+        self.state_stamp = stamp_seconds(msg.header.stamp) or -math.inf  # an unset stamp is never fresh
+        # With trigger=setpoint the filter's setpoints drive the loop; while they do not arrive
+        # (stale), odometry does, so hold and recovery still get computed.
+        setpoints_flowing = self._now() - self.setpoint_stamp <= 3 * self.policy.period
+        if self.trigger == "odometry" or not setpoints_flowing:
+            self._control()
+
+    def _on_pose(self, msg: PoseStamped) -> None:
+        p = pose_position(msg)
+        if not np.all(np.isfinite(p)):
+            self.rejected += 1
+            self.get_logger().error("non-finite setpoint ignored", throttle_duration_sec=1.0)
+            return
+        self.position_sp = p
+        self.setpoint_stamp = stamp_seconds(msg.header.stamp) or -math.inf
+        if self.trigger == "setpoint":
+            self._control()
+
+    def _on_twist(self, msg: TwistStamped) -> None:
+        v = twist_velocity(msg)
+        if np.all(np.isfinite(v)):
+            self.velocity_sp = v
+            self.twist_stamp = stamp_seconds(msg.header.stamp)
+
+    def _on_filter_status(self, msg: DiagnosticStatus) -> None:
+        self.filter_status = msg
+
+    # ----- control ------------------------------------------------------------------------------
+    def _verdict(self, now: float) -> str:
+        if self.state is None:
+            return WAITING
+        finite = self.state.finite()
+        fault = ""
+        if self.use_filter_status and self.filter_status is not None and self.filter_status.level >= ERROR:
+            fault = self.filter_status.message
+        v = self.watchdog.check(now, now - self.state_stamp, finite, now - self.setpoint_stamp, fault)
+        if v.mode != self.mode:
+            text = f"watchdog: {self.mode} -> {v.mode}" + (f" ({v.reason})" if v.reason else "")
+            # rclpy wants one severity per call site.
+            if v.mode == "ok":
+                self.get_logger().info(text)
+            else:
+                self.get_logger().warning(text)
+            self.mode, self.reason = v.mode, v.reason
+            self._publish_diagnostics()
+        self.reason = v.reason
+        return v.mode
+
+    def _control(self) -> None:
+        now = self._now()
+        mode = self._verdict(now)
+        if mode in (OPEN_LOOP, MOTORS_OFF):
+            self._safe_command(mode)
+            return
+        if self.state is None:
+            return
+        if mode == HOLD:
+            if self.hold is None:
+                self.hold = self.state.position.copy()  # brake and hover where the fault began
+            setpoint = Setpoint(self.hold, np.zeros(3))
+        else:
+            self.hold = None
+            velocity = self.velocity_sp if abs(self.twist_stamp - self.setpoint_stamp) < 0.5 else np.zeros(3)
+            setpoint = Setpoint(self.position_sp, velocity)
+        out = self.controller.step(self.state, setpoint, self.state_stamp)
+        self.motor_pub.publish(motor_msg(out.motors))
+        self.commands += 1
+
+    def _safe_command(self, mode: str) -> None:
+        level = self.safe_throttle if mode == OPEN_LOOP else 0.0
+        self.motor_pub.publish(motor_msg(np.full(4, level)))
+
+    def _watchdog_tick(self) -> None:
+        # Runs when no input arrives at all: that is when the watchdog matters most.
+        mode = self._verdict(self._now())
+        if mode in (OPEN_LOOP, MOTORS_OFF):
+            self._safe_command(mode)
+
+    def _publish_diagnostics(self) -> None:
+        now = self._now()
+        level, message = LEVEL[self.mode], self.reason or "flying the policy"
+        if self.qos.problems:
+            level, message = ERROR, "; ".join(self.qos.problems.values())
+        self.diag_pub.publish(diagnostic(self, level, message, {
+            "mode": self.mode,
+            "odometry_age_s": f"{now - self.state_stamp:.4f}",
+            "setpoint_age_s": f"{now - self.setpoint_stamp:.4f}",
+            "commands": self.commands,
+            "rejected_setpoints": self.rejected,
+            "policy": self.policy.path,
+            "policy_sha256": self.policy.sha256,
+            "control_rate_hz": self.policy.rate_hz,
+        }))
+
+
+def main(args: list[str] | None = None) -> int:
+    return main_for(PolicyNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

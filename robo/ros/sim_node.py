@@ -1,0 +1,101 @@
+"""``quadrotor_sim``: the simulator as a vehicle. Steps RK4 physics in real time, publishes
+nav_msgs/Odometry on ``odom``, applies the latest ``motor_command`` (std_msgs/Float32MultiArray,
+FR BR BL FL in [0, 1]).
+
+Like an ESC, it stops the motors when commands stop arriving (``motor_timeout``) or are not finite.
+Until the first command arrives the vehicle is held at its start (on the launch pad), so the start-up
+order of the nodes does not matter.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from nav_msgs.msg import Odometry
+from rclpy.node import Node
+from std_msgs.msg import Float32MultiArray
+
+from robo.ros.common import CONTROL_QOS, Param, QosWatch, declare, main_for, vector
+from robo.ros.convert import state_to_odometry
+from sim.quadrotor import PRESETS, preset
+from sim.quadrotor.dynamics import hover_state, rk4_step
+from sim.quadrotor.params import BatchedParams
+
+
+def _preset(value: Any) -> str:
+    return "" if value in PRESETS else f"unknown preset {value!r} (choose from {', '.join(PRESETS)})"
+
+
+PARAMS = [
+    Param("preset", "x500", "simulated vehicle (sim.quadrotor presets)", read_only=True, check=_preset),
+    Param("rate_hz", 100.0, "physics steps (RK4) and odometry messages per second", 10.0, 2000.0,
+          read_only=True),
+    Param("initial_position", [0.0, 0.0, 1.0], "start position in world (m), at rest, hovering",
+          read_only=True, check=vector(3)),
+    Param("motor_timeout", 0.1, "s without a motor command before the motors stop (ESC timeout)",
+          0.001, 10.0),
+    Param("frame_id", "world", "odometry header.frame_id", read_only=True),
+    Param("child_frame_id", "base_link", "odometry child_frame_id", read_only=True),
+]
+
+
+class QuadrotorSim(Node):
+    def __init__(self) -> None:
+        super().__init__("quadrotor_sim")
+        torch.set_num_threads(1)
+        v = declare(self, PARAMS, self._apply)
+        self.motor_timeout = v["motor_timeout"]
+        self.frame, self.child = v["frame_id"], v["child_frame_id"]
+        self.dt = 1.0 / v["rate_hz"]
+        params = preset(v["preset"])
+        self.params = BatchedParams.stack([params], dtype=torch.float64)
+        start = torch.tensor(list(v["initial_position"]), dtype=torch.float64)[None]
+        self.state = hover_state(self.params, start)
+        self.force = torch.zeros(1, 3, dtype=torch.float64)
+        self.motors = np.zeros(4)
+        self.last_command: float | None = None
+        self.started = False
+        self.qos = QosWatch(self)
+        self.pub = self.create_publisher(Odometry, "odom", CONTROL_QOS, event_callbacks=self.qos.pub("odom"))
+        self.create_subscription(Float32MultiArray, "motor_command", self._on_motors, CONTROL_QOS,
+                                 event_callbacks=self.qos.sub("motor_command"))
+        self.create_timer(self.dt, self._step)
+        self.get_logger().info(f"simulating {v['preset']} at {v['rate_hz']:g} Hz, held at "
+                               f"{list(v['initial_position'])} until the first motor command")
+
+    def _apply(self, changes: dict[str, Any]) -> None:
+        self.motor_timeout = changes.get("motor_timeout", self.motor_timeout)
+
+    def _on_motors(self, msg: Float32MultiArray) -> None:
+        data = np.asarray(msg.data, dtype=np.float64)
+        if data.shape != (4,):
+            self.get_logger().error(f"motor_command with {data.size} values ignored "
+                                    "(expected 4: FR BR BL FL)", throttle_duration_sec=1.0)
+            return
+        # Non-finite means stop (as PX4 reads NaN); everything else is clamped to the motor range.
+        self.motors = np.where(np.isfinite(data), np.clip(data, 0.0, 1.0), 0.0)
+        self.last_command = time.monotonic()
+        self.started = True
+
+    def _step(self) -> None:
+        if self.started:
+            age = time.monotonic() - (self.last_command or -math.inf)
+            fresh = age <= self.motor_timeout
+            u = torch.tensor(self.motors if fresh else np.zeros(4), dtype=torch.float64)[None]
+            self.state = rk4_step(self.state, u, self.params, self.force, self.dt)
+        x = self.state[0].numpy()
+        if not all(math.isfinite(float(v)) for v in x):
+            self.get_logger().error("simulator state is not finite", throttle_duration_sec=1.0)
+        self.pub.publish(state_to_odometry(x, self.get_clock().now().to_msg(), self.frame, self.child))
+
+
+def main(args: list[str] | None = None) -> int:
+    return main_for(QuadrotorSim, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

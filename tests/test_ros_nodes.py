@@ -1,0 +1,215 @@
+"""ROS 2 integration: real rclpy over Fast DDS, every node its own process, started with the command
+line launch_ros builds from launch/quadrotor.launch.py (robo.ros.processes.node_command)."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticStatus
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from nav_msgs.msg import Odometry
+from policy_standins import copy_default
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from ros_harness import Graph
+from std_msgs.msg import Float32MultiArray
+
+from robo.ros.common import CONTROL_QOS
+from robo.ros.convert import setpoint_msgs, state_to_odometry
+from robo.runtime import Setpoint
+
+pytestmark = pytest.mark.ros
+
+OBSTACLE = np.array([1.0, 0.0, 1.0])  # on the figure-eight (it passes x = 1, y = 0)
+RADIUS = 0.15                          # configs/ros_quadrotor.yaml: obstacles [1.0, 0.0, 1.0, 0.15]
+FILTERED = [("setpoint/pose", "reference/pose"), ("setpoint/twist", "reference/twist")]
+
+
+@pytest.fixture(scope="module")
+def flight(tmp_path_factory):
+    """The launch file's default graph (simulator, trajectory, safety filter, default policy)."""
+    g = Graph(tmp_path_factory.mktemp("flight"))
+    rows: list[tuple] = []
+    motors: list[list[float]] = []
+    reference: list[np.ndarray] = [np.full(3, np.nan)]
+
+    def on_odom(m: Odometry) -> None:
+        p = m.pose.pose.position
+        rows.append((g.node.get_clock().now().nanoseconds * 1e-9, p.x, p.y, p.z, *reference[-1]))
+
+    def on_ref(m: PoseStamped) -> None:
+        p = m.pose.position
+        reference.append(np.array([p.x, p.y, p.z]))
+
+    g.node.create_subscription(Odometry, "odom", on_odom, CONTROL_QOS)
+    g.node.create_subscription(PoseStamped, "reference/pose", on_ref, CONTROL_QOS)
+    g.node.create_subscription(Float32MultiArray, "motor_command", lambda m: motors.append(list(m.data)),
+                               CONTROL_QOS)
+    g.start("quadrotor_sim")
+    g.start("trajectory", remappings=FILTERED)
+    g.start("safety_filter")
+    # state_timeout 0.25 s instead of 0.1: on a shared 2-core test machine a node process can be
+    # descheduled for 100 ms; the watchdog would (correctly) engage, and this test is about flying.
+    g.start("policy", parameters={"trigger": "setpoint", "use_filter_status": True, "state_timeout": 0.25})
+    g.rows, g.motors, g.reference = rows, motors, reference
+    yield g
+    g.close()
+
+
+def test_default_policy_flies_a_figure_eight_around_an_obstacle_over_dds(flight, record_property):
+    g = flight
+    g.spin_until(lambda: len(g.motors) > 0, 30, "the first motor command")
+    start = len(g.rows)
+    # 2 s at the start point (start_delay), then the 10 s figure-eight.
+    g.spin_for(12.5)
+    a = np.array(g.rows[start:])
+    assert len(a) > 1000, f"only {len(a)} odometry messages in 12.5 s"
+    t = a[:, 0] - a[0, 0]
+    pos, ref = a[:, 1:4], a[:, 4:7]
+    moving = (t > 2.5) & np.all(np.isfinite(ref), axis=1)
+    err = np.linalg.norm(pos - ref, axis=1)[moving]
+    rmse = float(np.sqrt(np.mean(err**2)))
+    clearance = float(np.min(np.linalg.norm(pos - OBSTACLE, axis=1)) - RADIUS)
+    report = {"tracking_rmse_m": rmse, "max_tracking_error_m": float(err.max()),
+              "min_obstacle_clearance_m": clearance, "odometry_messages": len(a),
+              "motor_commands": len(g.motors)}
+    record_property("flight", json.dumps(report))
+    print(f"\nfigure-eight over DDS, filter on: {report}")
+    assert np.ptp(pos[:, 0]) > 1.2, "the vehicle did not fly the figure-eight"
+    assert clearance > 0, f"collision: {clearance:.3f} m inside the obstacle"
+    assert pos[:, 2].min() > 0.5, "lost altitude"
+    assert rmse < 0.5, report
+    motors = np.array(g.motors)
+    assert np.all((motors >= 0) & (motors <= 1)) and motors.shape[1] == 4
+    # Holding before the first setpoint arrives is the defined start-up behaviour; nothing else may engage.
+    engaged = {(s.values[0].value, s.message) for s in g.statuses("/policy")
+               if s.values[0].value not in ("waiting", "ok") and "never received" not in s.message}
+    assert not engaged, f"the watchdog engaged during a healthy flight: {engaged}"
+    filt = g.statuses("/safety_filter")
+    assert filt and int(next(v.value for v in filt[-1].values if v.key == "interventions")) > 0
+
+
+def test_watchdog_engages_when_the_simulator_is_killed(flight):
+    g = flight
+    g.spin_until(lambda: len(g.motors) > 0, 30, "the first motor command")
+    g.procs["quadrotor_sim"].send_signal(signal.SIGKILL)
+    before = len(g.motors)
+    g.spin_until(lambda: any(s.values[0].value == "motors_off" for s in g.statuses("/policy")), 5,
+                 "motors_off in the policy's diagnostics")
+    g.spin_for(0.3)  # the diagnostics announce the change before the next command arrives
+    after = np.array(g.motors[before:])
+    safe = [m for m in after if np.allclose(m, 0.555, atol=1e-6)]
+    assert safe, "no safe-throttle command between the kill and motors off"
+    assert np.allclose(after[-1], 0.0), "the last command is not motors off"
+    reasons = [s.message for s in g.statuses("/policy") if s.values[0].value in ("open_loop", "motors_off")]
+    assert any("stale odometry" in r for r in reasons), reasons
+
+
+def test_qos_mismatch_is_detected_and_reported(tmp_path):
+    g = Graph(tmp_path)
+    try:
+        events = []
+        reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        g.node.create_subscription(Float32MultiArray, "motor_command", lambda m: None, reliable,
+                                   event_callbacks=SubscriptionEventCallbacks(
+                                       incompatible_qos=lambda e: events.append(e)))
+        g.start("policy")
+        g.spin_until(lambda: bool(events), 20, "an incompatible-QoS event on our reliable subscription")
+        g.spin_until(lambda: any("QoS mismatch on motor_command" in s.message for s in g.statuses("/policy")),
+                     5, "the policy node reporting the mismatch in its diagnostics")
+        status = next(s for s in g.statuses("/policy") if "QoS mismatch" in s.message)
+        assert status.level == DiagnosticStatus.ERROR and "RELIABILITY" in status.message
+        assert "QoS mismatch on motor_command (publisher)" in g.log("policy")
+        # Nothing arrives for a missing topic: the node says what it waits for.
+        assert any(s.values[0].value == "waiting" for s in g.statuses("/policy"))
+    finally:
+        g.close()
+
+
+def _set(g: Graph, name: str, value: float | str) -> tuple[bool, str]:
+    client = g.node.create_client(SetParameters, "/policy/set_parameters")
+    g.spin_until(lambda: client.service_is_ready(), 20, "the policy's parameter service")
+    pv = (ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value) if isinstance(value, float)
+          else ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value))
+    future = client.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=pv)]))
+    g.spin_until(future.done, 10, f"the answer to setting {name}")
+    result = future.result().results[0]
+    return result.successful, result.reason
+
+
+def test_bad_parameter_values_are_rejected(tmp_path):
+    g = Graph(tmp_path)
+    try:
+        g.start("policy")
+        ok, reason = _set(g, "state_timeout", -1.0)
+        assert not ok and "state_timeout" in reason
+        ok, reason = _set(g, "safe_throttle", float("nan"))
+        assert not ok and "safe_throttle" in reason
+        ok, reason = _set(g, "safe_throttle", 1.5)
+        assert not ok
+        ok, reason = _set(g, "state_timeout", 0.2)
+        assert ok, reason
+        ok, reason = _set(g, "trigger", "timer")
+        assert not ok  # read-only, and not one of its choices either
+        # A bad value at start-up (params file or launch) stops the node with one line naming it.
+        bad = g.start("policy", name="bad_policy", parameters={"setpoint_timeout": -2.0})
+        assert bad.wait(timeout=30) == 1
+        assert "setpoint_timeout" in g.log("bad_policy")
+    finally:
+        g.close()
+
+
+def test_a_wrong_model_or_card_stops_the_policy_node(tmp_path):
+    g = Graph(tmp_path)
+    try:
+        tampered = copy_default(tmp_path / "model")
+        tampered.write_bytes(tampered.read_bytes() + b"\0")
+        proc = g.start("policy", name="tampered", parameters={"policy": str(tampered)})
+        assert proc.wait(timeout=30) == 1
+        assert "sha256" in g.log("tampered") and "does not match its card" in g.log("tampered")
+        proc = g.start("policy", name="missing", parameters={"policy": str(tmp_path / "none.onnx")})
+        assert proc.wait(timeout=30) == 1 and "policy card not found" in g.log("missing")
+    finally:
+        g.close()
+
+
+def test_non_finite_odometry_gives_the_safe_command_then_motors_off(tmp_path):
+    g = Graph(tmp_path)
+    try:
+        motors: list[list[float]] = []
+        g.node.create_subscription(Float32MultiArray, "motor_command", lambda m: motors.append(list(m.data)),
+                                   CONTROL_QOS)
+        odom = g.node.create_publisher(Odometry, "odom", CONTROL_QOS)
+        pose_pub = g.node.create_publisher(PoseStamped, "setpoint/pose", CONTROL_QOS)
+        twist_pub = g.node.create_publisher(TwistStamped, "setpoint/twist", CONTROL_QOS)
+        g.start("policy", parameters={"open_loop_timeout": 0.3})
+        x = np.array([0, 0, 1.0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+
+        def send(state: np.ndarray) -> None:
+            stamp = g.node.get_clock().now().to_msg()
+            pose, twist = setpoint_msgs(Setpoint(np.array([0, 0, 1.0]), np.zeros(3)), stamp)
+            pose_pub.publish(pose)
+            twist_pub.publish(twist)
+            odom.publish(state_to_odometry(state, stamp))
+
+        timer = g.node.create_timer(0.01, lambda: send(x))
+        g.spin_until(lambda: len(motors) > 20, 20, "motor commands for finite odometry")
+        assert all(0 <= v <= 1 and math.isfinite(v) for m in motors for v in m)
+        g.node.destroy_timer(timer)
+        bad = x.copy()
+        bad[0] = float("nan")
+        timer = g.node.create_timer(0.01, lambda: send(bad))
+        g.spin_until(lambda: any(s.values[0].value == "motors_off" for s in g.statuses("/policy")), 5,
+                     "motors off after non-finite odometry")
+        reasons = {s.message for s in g.statuses("/policy")}
+        assert any("non-finite odometry" in r for r in reasons), reasons
+        g.spin_for(0.2)
+        assert any(np.allclose(m, 0.555) for m in motors) and np.allclose(motors[-1], 0.0)
+    finally:
+        g.close()
