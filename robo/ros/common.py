@@ -4,6 +4,7 @@ reporting, diagnostics, and a ``main`` that spins one SingleThreadedExecutor and
 from __future__ import annotations
 
 import math
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -182,6 +183,10 @@ def main_for(factory: Callable[[], Node], args: list[str] | None = None) -> int:
         if rclpy.ok():
             raise
     finally:
+        # A second signal (ros2 launch forwards SIGINT, a terminal sends its own) must not interrupt
+        # the clean-up half way.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()

@@ -18,7 +18,7 @@ def repo_file(*parts: str) -> str:
 
 
 setup(
-    name="robo",
+    name="robo_ros",  # not "robo": that is the Python package the nodes import
     version="0.1.0",
     packages=[],
     data_files=[

@@ -1,0 +1,53 @@
+"""The ROS 2 package and its files agree with each other: package.xml, setup.py entry points, the
+launch file, and configs/ros_quadrotor.yaml against the parameters each node declares (names and
+types: ROS refuses an integer for a double parameter)."""
+
+import ast
+import re
+from pathlib import Path
+
+import yaml
+
+from robo.ros import filter_node, policy_node, sim_node, trajectory_node
+from robo.ros.processes import EXECUTABLES, PARAMS_FILE
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "ros_ws" / "src" / "robo"
+NODES = {"quadrotor_sim": sim_node, "policy": policy_node, "safety_filter": filter_node,
+         "trajectory": trajectory_node}
+
+
+def test_package_files_and_entry_points():
+    xml = (PKG / "package.xml").read_text()
+    assert "<name>robo</name>" in xml and "<build_type>ament_python</build_type>" in xml
+    assert (PKG / "resource" / "robo").is_file()
+    setup = (PKG / "setup.py").read_text()
+    scripts = dict(re.findall(r'"(\w+) = (robo\.ros\.\w+):main"', setup))
+    assert scripts == EXECUTABLES
+    for rel in re.findall(r'repo_file\("(\w+)", "([\w.]+)"\)', setup):
+        assert (ROOT / rel[0] / rel[1]).is_file(), rel
+    assert "install_scripts=$base/lib/robo" in (PKG / "setup.cfg").read_text()
+
+
+def test_launch_file_starts_the_package_executables_with_the_documented_arguments():
+    tree = ast.parse((ROOT / "launch" / "quadrotor.launch.py").read_text())
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") in
+             ("Node", "DeclareLaunchArgument")]
+    kw = [{k.arg: k.value for k in c.keywords} for c in calls if c.func.id == "Node"]
+    assert sorted(ast.literal_eval(k["executable"]) for k in kw) == sorted(EXECUTABLES)
+    assert all(ast.literal_eval(k["package"]) == "robo" for k in kw)
+    args = {ast.literal_eval(c.args[0]) for c in calls if c.func.id == "DeclareLaunchArgument"}
+    assert {"policy", "preset", "vehicle", "filter", "namespace", "params_file"} <= args
+
+
+def test_params_file_matches_the_declared_parameters():
+    data = yaml.safe_load(PARAMS_FILE.read_text())
+    for key, section in data.items():
+        node = key.split("/")[-1]
+        declared = {p.name: p for p in NODES[node].PARAMS}
+        for name, value in section["ros__parameters"].items():
+            assert name in declared, f"{key}: {name} is not a parameter of {node}"
+            default = declared[name].default
+            assert type(value) is type(default) or (isinstance(default, list) and isinstance(value, list)), \
+                f"{key}.{name}: {value!r} has another type than the declared {default!r}"
+            assert declared[name].validate(value) == "", declared[name].validate(value)
