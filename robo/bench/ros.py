@@ -2,9 +2,13 @@
 policy, at 100 Hz and 500 Hz; the in-process loop of ``robo fly`` is the baseline.
 
 The nodes run as their own processes (started as the launch file starts them) over Fast DDS on this
-machine. This process publishes odometry on a fixed schedule (and setpoints at 100 Hz) and times each
-motor command against the odometry message it answers: the first command after message k and before
-message k+1. A message with no command before the next one counts as dropped (or late).
+machine. This process publishes odometry on a fixed schedule (and setpoints at 100 Hz), each message with
+its own stamp. The policy node runs with ``echo_odometry_stamp``: right after each motor command it
+publishes the stamp of the odometry that command was computed from, so every command is matched to its
+odometry message exactly; the latency is taken when that echo arrives (an upper bound of the motor
+command's by one small publish). An odometry message never answered counts as dropped: with depth-1
+best-effort QoS a node that is still busy keeps only the newest message, which is the intended behaviour
+for control, and the count says how often it happens.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ def measure_chain(chain: str, rate: float, duration: float, policy: str) -> dict
     from geometry_msgs.msg import PoseStamped, TwistStamped
     from nav_msgs.msg import Odometry
     from rclpy.executors import SingleThreadedExecutor
-    from std_msgs.msg import Float32MultiArray
+    from std_msgs.msg import Float32MultiArray, Header
 
     from robo.ros.common import CONTROL_QOS
     from robo.ros.convert import setpoint_msgs, state_to_odometry
@@ -72,7 +76,8 @@ def measure_chain(chain: str, rate: float, duration: float, policy: str) -> dict
     tmp = Path(tempfile.mkdtemp(prefix="robo_bench_ros_"))
     filtered = chain == "filter+policy"
     procs = []
-    params: dict[str, Any] = {"policy": policy, "state_timeout": 1.0, "setpoint_timeout": 1.0}
+    params: dict[str, Any] = {"policy": policy, "state_timeout": 1.0, "setpoint_timeout": 1.0,
+                              "echo_odometry_stamp": True}
     if filtered:
         params.update(trigger="setpoint", use_filter_status=True)
         procs.append(start_node("safety_filter", tmp / "filter.log", domain, params_files=[PARAMS_FILE],
@@ -91,17 +96,20 @@ def measure_chain(chain: str, rate: float, duration: float, policy: str) -> dict
     n = round(duration * rate)
     sent = np.full(n, np.nan)
     latency = np.full(n, np.nan)
-    state = {"current": -1, "extra": 0, "received": 0}
+    index: dict[tuple[int, int], int] = {}
+    state = {"echoes": 0, "motor_commands": 0}
+
+    def on_echo(h: Header) -> None:
+        t = time.perf_counter()
+        state["echoes"] += 1
+        k = index.get((h.stamp.sec, h.stamp.nanosec))
+        if k is not None and np.isnan(latency[k]):
+            latency[k] = t - sent[k]
 
     def on_motor(_: Float32MultiArray) -> None:
-        t = time.perf_counter()
-        state["received"] += 1
-        k = state["current"]
-        if k >= 0 and np.isnan(latency[k]):
-            latency[k] = t - sent[k]
-        else:
-            state["extra"] += 1
+        state["motor_commands"] += 1
 
+    node.create_subscription(Header, "motor_command/stamp", on_echo, CONTROL_QOS)
     node.create_subscription(Float32MultiArray, "motor_command", on_motor, CONTROL_QOS)
     x = np.array([0.0, 0.0, 1.0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0])
     hover = Setpoint(np.array([0.0, 0.0, 1.0]), np.zeros(3))
@@ -112,21 +120,21 @@ def measure_chain(chain: str, rate: float, duration: float, policy: str) -> dict
         twist_pub.publish(twist)
         pose_pub.publish(pose)
         if k is not None:
-            state["current"] = k
+            index[(stamp.sec, stamp.nanosec)] = k
             sent[k] = time.perf_counter()
             odom_pub.publish(state_to_odometry(x, stamp))
 
     try:
         # Warm up until commands flow (the nodes start, discovery completes).
         deadline = time.monotonic() + 30
-        while state["received"] < 20:
+        while state["echoes"] < 20:
             if time.monotonic() > deadline:
                 logs = {p.name: p.read_text()[-800:] for p in tmp.glob("*.log")}
                 raise RuntimeError(f"bench ros: no motor commands from the {chain} chain: {logs}")
             publish(None)
             odom_pub.publish(state_to_odometry(x, node.get_clock().now().to_msg()))
             executor.spin_once(timeout_sec=0.01)
-        state.update(current=-1, extra=0, received=0)
+        state.update(echoes=0, motor_commands=0)
         period = 1.0 / rate
         every = max(1, round(rate / 100.0))  # setpoints at 100 Hz
         start = time.perf_counter() + 0.1
@@ -137,8 +145,7 @@ def measure_chain(chain: str, rate: float, duration: float, policy: str) -> dict
             if k % every == 0:
                 publish(None)
             publish(k)
-            state["current"] = k
-        end = time.perf_counter() + 0.05
+        end = time.perf_counter() + 0.1
         while time.perf_counter() < end:
             executor.spin_once(timeout_sec=0.005)
     finally:
@@ -154,7 +161,7 @@ def measure_chain(chain: str, rate: float, duration: float, policy: str) -> dict
         rclpy.try_shutdown(context=ctx)
     ok = latency[~np.isnan(latency)] * 1e3
     return {"chain": chain, "rate_hz": rate, "sent": n, "answered": int(ok.size),
-            "dropped": int(n - ok.size), "late_or_extra": state["extra"],
+            "dropped": int(n - ok.size), "motor_commands": state["motor_commands"],
             "p50_ms": float(np.percentile(ok, 50)) if ok.size else None,
             "p99_ms": float(np.percentile(ok, 99)) if ok.size else None,
             "max_ms": float(ok.max()) if ok.size else None}

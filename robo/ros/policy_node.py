@@ -23,7 +23,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
-from std_msgs.msg import Float32MultiArray
+from std_msgs.msg import Float32MultiArray, Header
 
 from robo.ros.common import (
     CONTROL_QOS,
@@ -61,6 +61,9 @@ PARAMS = [
           0.1, 100.0, read_only=True),
     Param("use_filter_status", False, "watch safety/status from the safety_filter node: a fault -> hold",
           read_only=True),
+    Param("echo_odometry_stamp", False, "after each motor command publish motor_command/stamp "
+          "(std_msgs/Header: the stamp of the odometry it was computed from), for latency measurements",
+          read_only=True),
 ]
 WAITING = "waiting"  # no odometry yet: nothing is published, the watchdog is not armed
 LEVEL = {WAITING: WARN, "ok": OK, HOLD: WARN, OPEN_LOOP: ERROR, MOTORS_OFF: ERROR}
@@ -94,6 +97,8 @@ class PolicyNode(Node):
         self.motor_pub = self.create_publisher(Float32MultiArray, "motor_command", CONTROL_QOS,
                                                event_callbacks=self.qos.pub("motor_command"))
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", DIAGNOSTICS_QOS)
+        self.stamp_pub = (self.create_publisher(Header, "motor_command/stamp", CONTROL_QOS)
+                          if v["echo_odometry_stamp"] else None)
         for msg_type, topic, cb in ((Odometry, "odom", self._on_odom),
                                     (PoseStamped, "setpoint/pose", self._on_pose),
                                     (TwistStamped, "setpoint/twist", self._on_twist)):
@@ -121,6 +126,7 @@ class PolicyNode(Node):
 
     def _on_odom(self, msg: Odometry) -> None:
         self.state = odometry_to_state(msg)
+        self.state_header = msg.header
         self.state_stamp = stamp_seconds(msg.header.stamp) or -math.inf  # an unset stamp is never fresh
         # With trigger=setpoint the filter's setpoints drive the loop; while they do not arrive
         # (stale), odometry does, so hold and recovery still get computed.
@@ -188,6 +194,8 @@ class PolicyNode(Node):
         out = self.controller.step(self.state, setpoint, self.state_stamp)
         self.motor_pub.publish(motor_msg(out.motors))
         self.commands += 1
+        if self.stamp_pub is not None:
+            self.stamp_pub.publish(self.state_header)
 
     def _safe_command(self, mode: str) -> None:
         level = self.safe_throttle if mode == OPEN_LOOP else 0.0
