@@ -2,7 +2,8 @@
 nav_msgs/Odometry on ``odom``, applies the latest ``motor_command`` (std_msgs/Float32MultiArray,
 FR BR BL FL in [0, 1]).
 
-Like an ESC, it stops the motors when commands stop arriving (``motor_timeout``) or are not finite.
+Like an ESC, it stops the motors when commands stop arriving (``motor_timeout``, counted in simulated
+steps, so a stall of this process does not cut the motors when it resumes) or are not finite.
 Until the first command arrives the vehicle is held at its start (on the launch pad), so the start-up
 order of the nodes does not matter.
 """
@@ -10,7 +11,6 @@ order of the nodes does not matter.
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 import numpy as np
@@ -57,7 +57,7 @@ class QuadrotorSim(Node):
         self.state = hover_state(self.params, start)
         self.force = torch.zeros(1, 3, dtype=torch.float64)
         self.motors = np.zeros(4)
-        self.last_command: float | None = None
+        self.steps_without_command = 0
         self.started = False
         self.qos = QosWatch(self)
         self.pub = self.create_publisher(Odometry, "odom", CONTROL_QOS, event_callbacks=self.qos.pub("odom"))
@@ -78,13 +78,13 @@ class QuadrotorSim(Node):
             return
         # Non-finite means stop (as PX4 reads NaN); everything else is clamped to the motor range.
         self.motors = np.where(np.isfinite(data), np.clip(data, 0.0, 1.0), 0.0)
-        self.last_command = time.monotonic()
+        self.steps_without_command = 0
         self.started = True
 
     def _step(self) -> None:
         if self.started:
-            age = time.monotonic() - (self.last_command or -math.inf)
-            fresh = age <= self.motor_timeout
+            fresh = self.steps_without_command * self.dt <= self.motor_timeout
+            self.steps_without_command += 1
             u = torch.tensor(self.motors if fresh else np.zeros(4), dtype=torch.float64)[None]
             self.state = rk4_step(self.state, u, self.params, self.force, self.dt)
         x = self.state[0].numpy()
