@@ -6,6 +6,7 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from robo.ros import filter_node, policy_node, sim_node, trajectory_node
@@ -53,6 +54,7 @@ def test_params_file_matches_the_declared_parameters():
             assert declared[name].validate(value) == "", declared[name].validate(value)
 
 
+@pytest.mark.ros
 def test_colcon_build_installs_an_ament_package_whose_executables_run(tmp_path):
     import os
     import subprocess
