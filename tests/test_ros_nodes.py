@@ -231,3 +231,15 @@ def test_bench_ros_measures_latency_and_drops(tmp_path):
         assert case["answered"] > 50 and 0 < case["p50_ms"] <= case["p99_ms"] <= case["max_ms"]
     with pytest.raises(ValueError, match="--rates"):
         bench.run(argparse.Namespace(duration=1.0, rates=[0.0], policy=""))
+
+
+def test_ros_nodes_run_without_torch():
+    import subprocess
+    import sys
+
+    modules = ", ".join(f"robo.ros.{m}" for m in ("sim_node", "policy_node", "filter_node", "trajectory_node",
+                                                  "latency"))
+    heavy = ("torch", "sim.quadrotor.env")
+    code = f"import sys, {modules}; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

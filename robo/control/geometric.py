@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
+from sim.quadrotor.batched import BatchedParams
 from sim.quadrotor.dynamics import rotation_matrix
-from sim.quadrotor.params import GRAVITY, BatchedParams
+from sim.quadrotor.params import GRAVITY
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""``quadrotor_sim``: the simulator as a vehicle. Steps RK4 physics in real time, publishes
+"""``quadrotor_sim``: the simulator as a vehicle. Steps the MuJoCo twin of the quadrotor (the same
+model as the torch simulator, RK4; numpy and MuJoCo only, no torch in this process) in real time, publishes
 nav_msgs/Odometry on ``odom``, applies the latest ``motor_command`` (std_msgs/Float32MultiArray,
 FR BR BL FL in [0, 1]).
 
@@ -14,16 +15,14 @@ import math
 from typing import Any
 
 import numpy as np
-import torch
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from std_msgs.msg import Float32MultiArray
 
 from robo.ros.common import CONTROL_QOS, Param, QosWatch, declare, main_for, vector
 from robo.ros.convert import state_to_odometry
-from sim.quadrotor import PRESETS, preset
-from sim.quadrotor.dynamics import hover_state, rk4_step
-from sim.quadrotor.params import BatchedParams
+from sim.quadrotor.mujoco_twin import MujocoQuadrotor, hover_state_np
+from sim.quadrotor.params import PRESETS, preset
 
 
 def _preset(value: Any) -> str:
@@ -46,16 +45,13 @@ PARAMS = [
 class QuadrotorSim(Node):
     def __init__(self) -> None:
         super().__init__("quadrotor_sim")
-        torch.set_num_threads(1)
         v = declare(self, PARAMS, self._apply)
         self.motor_timeout = v["motor_timeout"]
         self.frame, self.child = v["frame_id"], v["child_frame_id"]
         self.dt = 1.0 / v["rate_hz"]
         params = preset(v["preset"])
-        self.params = BatchedParams.stack([params], dtype=torch.float64)
-        start = torch.tensor(list(v["initial_position"]), dtype=torch.float64)[None]
-        self.state = hover_state(self.params, start)
-        self.force = torch.zeros(1, 3, dtype=torch.float64)
+        self.state = hover_state_np(params, np.asarray(v["initial_position"], dtype=np.float64))
+        self.vehicle = MujocoQuadrotor(params, self.state, dt=self.dt)
         self.motors = np.zeros(4)
         self.steps_without_command = 0
         self.started = False
@@ -85,9 +81,8 @@ class QuadrotorSim(Node):
         if self.started:
             fresh = self.steps_without_command * self.dt <= self.motor_timeout
             self.steps_without_command += 1
-            u = torch.tensor(self.motors if fresh else np.zeros(4), dtype=torch.float64)[None]
-            self.state = rk4_step(self.state, u, self.params, self.force, self.dt)
-        x = self.state[0].numpy()
+            self.state = self.vehicle.step(self.motors if fresh else np.zeros(4))
+        x = self.state
         if not all(math.isfinite(float(v)) for v in x):
             self.get_logger().error("simulator state is not finite", throttle_duration_sec=1.0)
         self.pub.publish(state_to_odometry(x, self.get_clock().now().to_msg(), self.frame, self.child))

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from sim.quadrotor.params import GRAVITY, BatchedParams
+from sim.quadrotor.batched import BatchedParams
+from sim.quadrotor.params import GRAVITY
 
 STATE_SIZE = 17
 P, Q, V, W, U = slice(0, 3), slice(3, 7), slice(7, 10), slice(10, 13), slice(13, 17)

@@ -21,6 +21,7 @@ from typing import Literal
 
 import torch
 
+from sim.quadrotor.batched import BatchedParams
 from sim.quadrotor.dynamics import (
     P,
     Q,
@@ -31,7 +32,7 @@ from sim.quadrotor.dynamics import (
     rk4_step,
     rotation_matrix,
 )
-from sim.quadrotor.params import BatchedParams, QuadrotorParams
+from sim.quadrotor.params import QuadrotorParams
 from sim.quadrotor.references import (
     KINDS,
     LANGEVIN,

@@ -74,26 +74,51 @@ def quadrotor_callbacks() -> Iterator[None]:
         mujoco.set_mjcb_act_gain(None)
 
 
+class MujocoQuadrotor:
+    """One quadrotor stepped by MuJoCo, state in the torch model's 17-value layout (numpy only)."""
+
+    def __init__(self, params: QuadrotorParams, state: np.ndarray,
+                 external_force: np.ndarray | None = None, dt: float = 0.01):
+        self.model = mujoco.MjModel.from_xml_string(make_mjcf(params, dt))
+        self.data = mujoco.MjData(self.model)
+        self.data.qpos[:] = state[0:7]
+        self.data.qvel[0:3] = state[7:10]
+        self.data.qvel[3:6] = state[10:13]  # free-joint angular velocity is in the body frame, as ours
+        self.data.act[:] = state[13:17]
+        if external_force is not None:
+            self.data.xfrc_applied[self.model.body("body").id, 0:3] = external_force
+
+    @property
+    def state(self) -> np.ndarray:
+        d = self.data
+        return np.concatenate((d.qpos, d.qvel[0:3], d.qvel[3:6], d.act))
+
+    def step(self, motor_setpoint: np.ndarray) -> np.ndarray:
+        """One step under motor setpoints u in [0, 1] (FR, BR, BL, FL); returns the new state."""
+        self.data.ctrl[:] = motor_setpoint
+        with quadrotor_callbacks():
+            mujoco.mj_step(self.model, self.data)
+        return self.state
+
+
+def hover_state_np(params: QuadrotorParams, position: np.ndarray) -> np.ndarray:
+    """At rest at ``position``, level, motors at the hover throttle (17 values)."""
+    state = np.zeros(17)
+    state[0:3] = position
+    state[3] = 1.0
+    state[13:17] = params.hover_throttle()
+    return state
+
+
 def rollout(params: QuadrotorParams, state: np.ndarray, motor_setpoints: np.ndarray,
             external_force: np.ndarray | None = None, dt: float = 0.01) -> np.ndarray:
     """Open-loop MuJoCo rollout from ``state`` (17 values, as in dynamics.py) under setpoints [T, 4].
 
     Returns the states [T + 1, 17] in the torch model's layout.
     """
-    model = mujoco.MjModel.from_xml_string(make_mjcf(params, dt))
-    data = mujoco.MjData(model)
-    data.qpos[:] = state[0:7]
-    data.qvel[0:3] = state[7:10]
-    data.qvel[3:6] = state[10:13]  # free-joint angular velocity is in the body frame, as ours
-    data.act[:] = state[13:17]
-    if external_force is not None:
-        data.xfrc_applied[model.body("body").id, 0:3] = external_force
+    vehicle = MujocoQuadrotor(params, state, external_force, dt)
     out = [np.asarray(state, dtype=np.float64).copy()]
-    with quadrotor_callbacks():
-        for setpoint in motor_setpoints:
-            data.ctrl[:] = setpoint
-            mujoco.mj_step(model, data)
-            out.append(np.concatenate((data.qpos, data.qvel[0:3], data.qvel[3:6], data.act)))
+    out += [vehicle.step(setpoint) for setpoint in motor_setpoints]
     return np.stack(out)
 
 
@@ -102,8 +127,8 @@ def torch_rollout(params: QuadrotorParams, state: np.ndarray, motor_setpoints: n
     """The same open-loop rollout with the batched torch dynamics, in float64: states [T + 1, 17]."""
     import torch
 
+    from sim.quadrotor.batched import BatchedParams
     from sim.quadrotor.dynamics import rk4_step
-    from sim.quadrotor.params import BatchedParams
 
     bp = BatchedParams.stack([params], dtype=torch.float64)
     s = torch.tensor(state, dtype=torch.float64)[None]
