@@ -243,3 +243,16 @@ def test_the_whole_pipeline_runs_resumes_and_exports(tmp_path, capsys) -> None:
     assert (run / "policy.onnx").read_bytes() == onnx_before
     assert main(args) == 1  # a finished run is never overwritten without --resume
     assert "not empty" in capsys.readouterr().err
+
+
+def test_onnx_and_torch_students_fly_the_same_recovery_episodes() -> None:
+    import numpy as np
+
+    from robo.tasks import raptor_eval as ev
+    from sim.quadrotor import preset
+
+    cfg = ev.EvalConfig(vehicles=0, presets=())
+    runs = [ev.recovery(ev.load_controller(f"robo/policies/raptor_default/{name}"), [preset("x500")], cfg,
+                        episodes=4, seed=1, probe_steps=(250, 300)) for name in ("policy.onnx", "student.pt")]
+    assert np.array_equal(runs[0]["length"], runs[1]["length"])
+    assert np.abs(runs[0]["hidden"] - runs[1]["hidden"]).max() < 1e-3

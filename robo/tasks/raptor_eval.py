@@ -93,33 +93,34 @@ class TorchStudent:
 
 
 class OnnxStudent:
-    """An exported policy (ONNX + card) run by ONNX Runtime, one environment per call as deployed."""
+    """An exported policy (ONNX + card) run by ONNX Runtime, one environment per call as deployed.
+
+    One session serves every environment; each environment's recurrent state is swapped in per call.
+    """
 
     def __init__(self, onnx_path: str | Path):
         from robo.export.reference import OrtPolicy
 
-        self.path = onnx_path
-        self.policies: list[OrtPolicy] = [OrtPolicy(onnx_path)]
+        self.policy = OrtPolicy(onnx_path)
+        self.states: list[list[np.ndarray]] = []
 
     def reset(self, n: int) -> None:
-        from robo.export.reference import OrtPolicy
-
-        card = self.policies[0].card
-        while len(self.policies) < n:
-            self.policies.append(OrtPolicy(self.path, card))
-        del self.policies[n:]
-        for p in self.policies:
-            p.reset()
+        self.policy.reset()
+        self.states = [list(self.policy.state) for _ in range(n)]
 
     def act(self, env: QuadrotorEnv) -> torch.Tensor:
         obs = student_observation(env).to(torch.float32).numpy()
-        actions = np.stack([p.step(o)[0] for p, o in zip(self.policies, obs, strict=True)])
-        return torch.from_numpy(actions)
+        actions = []
+        for i, o in enumerate(obs):
+            self.policy.state = self.states[i]
+            actions.append(self.policy.step(o)[0])
+            self.states[i] = self.policy.state
+        return torch.from_numpy(np.stack(actions))
 
     def hidden(self) -> np.ndarray | None:
-        if not self.policies[0].state:
+        if not self.states or not self.states[0]:
             return None
-        return np.stack([p.state[0].ravel() for p in self.policies])
+        return np.stack([s[0].ravel() for s in self.states])
 
 
 class Baseline:
