@@ -26,7 +26,6 @@ import torch
 from robo.control.geometric import GeometricController
 from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, QuadrotorParams, preset
 from sim.quadrotor.dynamics import hover_state
-from sim.quadrotor.env import observe
 
 PRESET_NAMES = ("crazyflie", "x500", "arpl", "fs-base", "flightmare")
 
@@ -66,7 +65,7 @@ class Controller(Protocol):
 
 def student_observation(env: QuadrotorEnv) -> torch.Tensor:
     """The 22-value observation, whatever layout the environment itself returns."""
-    return observe(env.s.state, *env.reference(), env.s.prev_action, teacher=False)
+    return env.observe(teacher=False)
 
 
 class TorchStudent:
@@ -149,7 +148,7 @@ class Teacher:
 
     @torch.no_grad()
     def act(self, env: QuadrotorEnv) -> torch.Tensor:
-        obs = observe(env.s.state, *env.reference(), env.s.prev_action, teacher=True)
+        obs = env.observe(teacher=True)
         return self.policy(obs.to(torch.float32))
 
     def hidden(self) -> None:

@@ -9,8 +9,9 @@ all torch tensors with a leading dimension N. Environments that end are reset in
 The whole step (physics, reference, reward, termination, observation) is one pure function of
 tensors, :func:`step_batch`, so ``compile=True`` fuses it into a few loops; the rows that end are then
 reset on their own.
-Random numbers come from the environment's own seeded generator: the walk noise in blocks of steps,
-and a reset's numbers only for the rows that reset.
+Random numbers come from the environment's own seeded generator, drawn only for the rows that reset;
+each episode's Langevin walk noise is then a pure function of an episode key drawn at its reset and
+the step count (:mod:`sim.quadrotor.counter_noise`), computed inside the fused step.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Literal
 import torch
 
 from sim.quadrotor.batched import BatchedParams
+from sim.quadrotor.counter_noise import normal_noise
 from sim.quadrotor.dynamics import (
     P,
     Q,
@@ -29,7 +31,8 @@ from sim.quadrotor.dynamics import (
     V,
     W,
     action_to_motor_setpoint,
-    rk4_step,
+    param_columns,
+    rk4_columns,
     rotation_matrix,
 )
 from sim.quadrotor.params import QuadrotorParams
@@ -58,8 +61,7 @@ OBSERVATION_UNITS = ["m"] * 3 + ["1"] * 9 + ["m/s"] * 3 + ["rad/s"] * 3 + ["1"] 
 ACTION_NAMES = ("motor_fr", "motor_br", "motor_bl", "motor_fl")
 
 # Random numbers one reset consumes per environment.
-_UNIFORMS, _NORMALS = 16, 6
-_RANDOM_BLOCK = 32  # steps of walk noise drawn at once
+_UNIFORMS, _NORMALS = 18, 6
 
 
 @dataclass
@@ -105,14 +107,15 @@ class QuadrotorEnvConfig:
 
 @dataclass
 class EnvState:
-    """Everything that evolves, one row per environment."""
+    """Everything that evolves, component-major: one column per environment (see dynamics.py)."""
 
-    state: torch.Tensor  # [N, 17] physical state (see dynamics.py)
-    external_force: torch.Tensor  # [N, 3] constant per episode, world frame, N
-    prev_action: torch.Tensor  # [N, 4]
+    state: torch.Tensor  # [17, N] physical state
+    external_force: torch.Tensor  # [3, N] constant per episode, world frame, N
+    prev_action: torch.Tensor  # [4, N]
     steps: torch.Tensor  # [N] steps since the episode began
     ref_kind: torch.Tensor  # [N] HOLD, LANGEVIN or FIGURE8
-    walk: torch.Tensor  # [N, 12] Langevin walk state
+    walk: torch.Tensor  # [12, N] Langevin walk state
+    noise_key: torch.Tensor  # [N] int64 in [0, 2**32): the episode's walk noise
 
     def clone(self) -> EnvState:
         return EnvState(*(t.clone() for t in vars(self).values()))
@@ -120,7 +123,8 @@ class EnvState:
 
 def observe(state: torch.Tensor, ref_pos: torch.Tensor, ref_vel: torch.Tensor,
             prev_action: torch.Tensor, teacher: bool) -> torch.Tensor:
-    """RAPTOR's observation: 22 values, plus the 4 motor states mapped to [-1, 1] for teachers."""
+    """RAPTOR's observation [N, 22] from row-major inputs (state [N, 17], the others [N, 3] and
+    [N, 4]), plus the 4 motor states mapped to [-1, 1] for teachers."""
     rot = rotation_matrix(state[:, Q]).flatten(1)
     parts = [state[:, P] - ref_pos, rot, state[:, V] - ref_vel, state[:, W], prev_action]
     if teacher:
@@ -132,15 +136,17 @@ def sample_episodes(params: BatchedParams, cfg: QuadrotorEnvConfig, uniform: tor
                     normal: torch.Tensor) -> EnvState:
     """Fresh episodes for every environment from RAPTOR's initial-state distribution.
 
-    ``uniform`` [N, 16] and ``normal`` [N, 9] are the random numbers to use (U(0,1) and N(0,1)).
+    ``uniform`` [N, 18] and ``normal`` [N, 6] are the random numbers to use (U(0,1) and N(0,1)).
+    Worked out row by row, returned component-major (as views) like every EnvState.
     """
     n = uniform.shape[0]
     if cfg.reference == "mixed":
         kind = torch.where(uniform[:, 0] < cfg.langevin_probability, LANGEVIN, 0)
     else:
         kind = torch.full((n,), KINDS[cfg.reference], dtype=torch.long, device=uniform.device)
-    walk = torch.zeros(n, WALK_SIZE, dtype=uniform.dtype, device=uniform.device)
-    ref_pos, ref_vel = reference_at(kind, torch.zeros_like(uniform[:, 0]), walk, cfg.figure8())
+    walk = torch.zeros(WALK_SIZE, n, dtype=uniform.dtype, device=uniform.device)
+    start = torch.zeros_like(uniform[:, 0])
+    ref_pos, ref_vel = (r.t() for r in reference_at(kind, start, walk, cfg.figure8()))
 
     arm = params.arm_length[:, None]
     position = ref_pos + (uniform[:, 1:4] * 2 - 1) * cfg.init_position_arms * arm
@@ -162,52 +168,56 @@ def sample_episodes(params: BatchedParams, cfg: QuadrotorEnvConfig, uniform: tor
     if not cfg.disturbance:
         force = torch.zeros_like(force)
     return EnvState(
-        state=state,
-        external_force=force,
+        state=state.t(),
+        external_force=force.t(),
         # The motors were last told what they are doing now.
-        prev_action=state[:, U] * 2 - 1,
+        prev_action=(state[:, U] * 2 - 1).t(),
         steps=torch.zeros(n, dtype=torch.long, device=uniform.device),
         ref_kind=kind,
         walk=walk,
+        noise_key=((uniform[:, 16] * 65536).long() << 16) | (uniform[:, 17] * 65536).long(),
     )
 
 
-def step_batch(s: EnvState, action: torch.Tensor, walk_noise: torch.Tensor, params: BatchedParams,
+def step_batch(s: EnvState, action: torch.Tensor, pc: torch.Tensor, params: BatchedParams,
                cfg: QuadrotorEnvConfig, teacher: bool):
     """One step of every environment; pure, so torch.compile can fuse it.
+
+    ``action`` is component-major [4, N] and ``pc`` the :func:`param_columns` of ``params``.
 
     Returns (next EnvState, obs, reward, terminated, truncated, termination reason). Environments that
     end are not reset here: :meth:`QuadrotorEnv.step` resets just those rows, so the common step (no
     episode ends) draws no reset random numbers and computes no fresh episodes.
     """
     action = action.clamp(-1.0, 1.0)
-    nxt = rk4_step(s.state, action_to_motor_setpoint(action), params, s.external_force, cfg.dt)
+    nxt = rk4_columns(s.state, action_to_motor_setpoint(action), pc, s.external_force, cfg.dt)
     steps = s.steps + 1
-    walk = advance_walk(s.walk, walk_noise, cfg.dt, LangevinSettings())
+    walk = advance_walk(s.walk, normal_noise(s.noise_key, steps, 3, nxt.dtype), cfg.dt, LangevinSettings())
     ref_pos, ref_vel = reference_at(s.ref_kind, steps.to(nxt.dtype) * cfg.dt, walk, cfg.figure8())
 
-    pos_err = nxt[:, P] - ref_pos
-    vel_err = nxt[:, V] - ref_vel
+    pos_err = nxt[P] - ref_pos
+    vel_err = nxt[V] - ref_vel
     reason = torch.zeros_like(steps)
     if cfg.terminate:
-        reason = torch.where((nxt[:, W].abs() > cfg.max_angular_velocity).any(-1), 3, reason)
-        reason = torch.where((vel_err.abs() > cfg.max_velocity_error).any(-1), 2, reason)
-        too_far = (pos_err.abs() > cfg.max_position_error_arms * params.arm_length[:, None]).any(-1)
+        reason = torch.where((nxt[W].abs() > cfg.max_angular_velocity).any(0), 3, reason)
+        reason = torch.where((vel_err.abs() > cfg.max_velocity_error).any(0), 2, reason)
+        too_far = (pos_err.abs() > cfg.max_position_error_arms * params.arm_length).any(0)
         reason = torch.where(too_far, 1, reason)
-    finite = torch.isfinite(nxt).all(-1) & torch.isfinite(action).all(-1)
+    finite = torch.isfinite(nxt).all(0) & torch.isfinite(action).all(0)
     reason = torch.where(finite, reason, NON_FINITE)
     terminated = reason > 0
     truncated = (steps >= cfg.episode_steps) & ~terminated
 
     # RAPTOR's reward: position error, an attitude term, action smoothness and a survival bonus;
     # -100 replaces it on termination.
-    qz = nxt[:, 6].abs().clamp(max=1.0)
-    reward = 1.5 - pos_err.norm(dim=-1) - 0.1 * 2 * torch.acos(1 - qz) - (action - s.prev_action).norm(dim=-1)
+    qz = nxt[6].abs().clamp(max=1.0)
+    reward = 1.5 - pos_err.norm(dim=0) - 0.1 * 2 * torch.acos(1 - qz) - (action - s.prev_action).norm(dim=0)
     reward = torch.where(terminated, torch.full_like(reward, -100.0), reward)
     # A non-finite observation would poison value targets even where masked (0 * NaN = NaN).
-    obs = torch.nan_to_num(observe(nxt, ref_pos, ref_vel, action, teacher), nan=0.0, posinf=0.0, neginf=0.0)
-    return EnvState(nxt, s.external_force, action, steps, s.ref_kind, walk), obs, reward, terminated, \
-        truncated, reason
+    obs = observe(nxt.t(), ref_pos.t(), ref_vel.t(), action.t(), teacher)
+    obs = torch.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0)
+    after = EnvState(nxt, s.external_force, action, steps, s.ref_kind, walk, s.noise_key)
+    return after, obs, reward, terminated, truncated, reason
 
 
 def reset_rows(s: EnvState, obs: torch.Tensor, rows: torch.Tensor, uniform: torch.Tensor,
@@ -215,11 +225,12 @@ def reset_rows(s: EnvState, obs: torch.Tensor, rows: torch.Tensor, uniform: torc
                ) -> tuple[EnvState, torch.Tensor]:
     """Fresh episodes in ``rows`` (``uniform``/``normal``: their random numbers); pure, compilable."""
     fresh = sample_episodes(params.gather(rows), cfg, uniform, normal)
-    after = EnvState(*(a.index_copy(0, rows, f) for a, f in zip(vars(s).values(), vars(fresh).values(),
-                                                                 strict=True)))
+    # The environment index is the last dimension of every EnvState field.
+    after = EnvState(*(a.index_copy(-1, rows, f) for a, f in zip(vars(s).values(), vars(fresh).values(),
+                                                                  strict=True)))
     start = torch.zeros_like(uniform[:, 0])
-    ref = reference_at(fresh.ref_kind, start, fresh.walk, cfg.figure8())
-    return after, obs.index_copy(0, rows, observe(fresh.state, *ref, fresh.prev_action, teacher))
+    ref = (r.t() for r in reference_at(fresh.ref_kind, start, fresh.walk, cfg.figure8()))
+    return after, obs.index_copy(0, rows, observe(fresh.state.t(), *ref, fresh.prev_action.t(), teacher))
 
 
 class QuadrotorEnv:
@@ -234,6 +245,7 @@ class QuadrotorEnv:
         if not isinstance(params, BatchedParams):
             params = BatchedParams.stack([p.validate() for p in params], device=device, dtype=dtype)
         self.params = params.to(device=device, dtype=dtype)
+        self._param_columns = param_columns(self.params)
         self.num_envs = len(self.params)
         self.device = torch.device(device)
         self.dtype = dtype
@@ -242,8 +254,6 @@ class QuadrotorEnv:
         self.observation_size = len(self.observation_names)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
-        self._block = torch.empty(0)
-        self._block_index = _RANDOM_BLOCK
         self._step = torch.compile(step_batch, dynamic=False) if compile else step_batch
         # The number of rows that reset changes every step: one kernel for any count.
         self._reset = torch.compile(reset_rows, dynamic=True) if compile else reset_rows
@@ -253,7 +263,6 @@ class QuadrotorEnv:
     def reset(self, seed: int | None = None) -> tuple[torch.Tensor, dict]:
         if seed is not None:
             self.generator.manual_seed(seed)
-            self._block_index = _RANDOM_BLOCK
         self.s = self._fresh(self.params)
         return self.observe(), {}
 
@@ -262,14 +271,15 @@ class QuadrotorEnv:
         if action.shape != (self.num_envs, 4):
             raise ValueError(f"action must have shape ({self.num_envs}, 4), got {tuple(action.shape)}")
         action = action.to(device=self.device, dtype=self.dtype)
+        # Component-major, like the state: the compiled step then vectorises over environments.
         self.s, obs, reward, terminated, truncated, reason = self._step(
-            self.s, action, self._walk_noise(), self.params, self.config, self.teacher)
+            self.s, action.t().contiguous(), self._param_columns, self.params, self.config, self.teacher)
         info = {"termination_reason": reason, "final_observation": obs}
         if self.config.auto_reset:
             done = (terminated | truncated).nonzero()[:, 0]
             if done.numel():
-                # Same-step autoreset of just the rows that ended (info keeps their last observation).
-                info["final_observation"] = obs.clone()
+                # Same-step autoreset of just the rows that ended; index_copy is out of place, so
+                # info keeps their last observation.
                 kw = {"generator": self.generator, "device": self.device, "dtype": self.dtype}
                 k = done.numel()
                 self.s, obs = self._reset(self.s, obs, done, torch.rand(k, _UNIFORMS, **kw),
@@ -280,36 +290,30 @@ class QuadrotorEnv:
     def reference(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Current reference position and velocity [N, 3]."""
         t = self.s.steps.to(self.dtype) * self.config.dt
-        return reference_at(self.s.ref_kind, t, self.s.walk, self.config.figure8())
+        pos, vel = reference_at(self.s.ref_kind, t, self.s.walk, self.config.figure8())
+        return pos.t(), vel.t()
 
-    def observe(self) -> torch.Tensor:
-        return observe(self.s.state, *self.reference(), self.s.prev_action, self.teacher)
+    def observe(self, teacher: bool | None = None) -> torch.Tensor:
+        """The current observation [N, 22 or 26]; ``teacher`` overrides the configured layout."""
+        teacher = self.teacher if teacher is None else teacher
+        return observe(self.state, *self.reference(), self.s.prev_action.t(), teacher)
 
     @property
     def state(self) -> torch.Tensor:
-        """Physical state [N, 17]: p, q (w, x, y, z), v, omega (body), motor state."""
-        return self.s.state
+        """Physical state [N, 17]: p, q (w, x, y, z), v, omega (body), motor state (a view)."""
+        return self.s.state.t()
 
     def set_state(self, state: torch.Tensor, external_force: torch.Tensor | None = None) -> None:
-        """Put every environment in a given physical state (evaluation and tests)."""
-        self.s.state = state.to(device=self.device, dtype=self.dtype).clone()
-        self.s.prev_action = self.s.state[:, U] * 2 - 1
+        """Put every environment in a given physical state [N, 17] (evaluation and tests)."""
+        self.s.state = state.to(device=self.device, dtype=self.dtype).t().contiguous()
+        self.s.prev_action = (self.s.state[U] * 2 - 1).contiguous()
         if external_force is not None:
-            self.s.external_force = external_force.to(device=self.device, dtype=self.dtype).clone()
+            self.s.external_force = external_force.to(device=self.device, dtype=self.dtype).t().contiguous()
 
     def _fresh(self, params: BatchedParams) -> EnvState:
-        """New episodes for ``params``' rows, from this environment's generator."""
+        """New episodes for ``params``' rows, from this environment's generator (stored contiguous)."""
         kw = {"generator": self.generator, "device": self.device, "dtype": self.dtype}
         n = len(params)
-        return sample_episodes(params, self.config, torch.rand(n, _UNIFORMS, **kw),
-                               torch.randn(n, _NORMALS, **kw))
-
-    def _walk_noise(self) -> torch.Tensor:
-        """The Langevin walk's noise [N, 3] for one step, drawn in blocks of steps (fewer calls)."""
-        if self._block_index >= _RANDOM_BLOCK:
-            self._block = torch.randn(_RANDOM_BLOCK, self.num_envs, 3, generator=self.generator,
-                                      device=self.device, dtype=self.dtype)
-            self._block_index = 0
-        i = self._block_index
-        self._block_index += 1
-        return self._block[i]
+        fresh = sample_episodes(params, self.config, torch.rand(n, _UNIFORMS, **kw),
+                                torch.randn(n, _NORMALS, **kw))
+        return EnvState(*(t.contiguous() for t in vars(fresh).values()))

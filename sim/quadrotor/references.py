@@ -2,6 +2,7 @@
 
 Each environment has a reference kind, a time since its episode began, and (for the walk) a small
 state. :func:`reference_at` turns these into the reference position and velocity (world frame).
+Batches are component-major ([components, N]), as the simulator keeps them.
 """
 
 from __future__ import annotations
@@ -39,36 +40,37 @@ class Figure8Settings:
     ramp: float = 2.0
 
 
-def figure8(t: torch.Tensor, settings: Figure8Settings) -> tuple[torch.Tensor, torch.Tensor]:
-    """Position and velocity [..., 3] of the figure-eight at times ``t`` [...] (seconds)."""
+def figure8(t: torch.Tensor, settings: Figure8Settings, dim: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Position and velocity of the figure-eight at times ``t`` [...] (seconds), x, y, z along ``dim``."""
     rate = 2 * math.pi / settings.period
     ramp = max(settings.ramp, 1e-9)
     in_ramp = t < ramp
     phase = torch.where(in_ramp, rate * t * t / (2 * ramp), rate * (ramp / 2 + (t - ramp)))
     phase_rate = torch.where(in_ramp, rate * t / ramp, torch.full_like(t, rate))
     a = settings.scale
-    pos = torch.stack((a * torch.sin(phase), 0.5 * a * torch.sin(2 * phase), torch.zeros_like(t)), -1)
+    pos = torch.stack((a * torch.sin(phase), 0.5 * a * torch.sin(2 * phase), torch.zeros_like(t)), dim)
     vel = torch.stack((a * torch.cos(phase) * phase_rate, a * torch.cos(2 * phase) * phase_rate,
-                       torch.zeros_like(t)), -1)
+                       torch.zeros_like(t)), dim)
     return pos, vel
 
 
 def advance_walk(walk: torch.Tensor, noise: torch.Tensor, dt: float, s: LangevinSettings) -> torch.Tensor:
-    """One Euler-Maruyama step of the walk [N, 12]; ``noise`` [N, 3] is standard normal."""
-    x, xd, smooth = walk[:, 0:3], walk[:, 3:6], walk[:, 6:9]
+    """One Euler-Maruyama step of the walk, component-major [12, N]; ``noise`` [3, N] is standard normal."""
+    x, xd, smooth = walk[0:3], walk[3:6], walk[6:9]
     xd = xd + dt * (-s.gamma * xd - s.omega**2 * x) + s.sigma * math.sqrt(dt) * noise
     x = x + dt * xd
     new_smooth = smooth + s.alpha * (x - smooth)
-    return torch.cat((x, xd, new_smooth, (new_smooth - smooth) / dt), -1)
+    return torch.cat((x, xd, new_smooth, (new_smooth - smooth) / dt), 0)
 
 
 def reference_at(kind: torch.Tensor, time: torch.Tensor, walk: torch.Tensor,
                  fig8: Figure8Settings) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reference position and velocity [N, 3] for each environment's kind, time and walk state."""
-    f8_pos, f8_vel = figure8(time, fig8)
-    is_walk = (kind == LANGEVIN)[:, None]
-    is_f8 = (kind == FIGURE8)[:, None]
+    """Reference position and velocity, component-major [3, N], for each environment's kind [N],
+    time [N] and walk state [12, N]."""
+    f8_pos, f8_vel = figure8(time, fig8, dim=0)
+    is_walk = kind == LANGEVIN
+    is_f8 = kind == FIGURE8
     zero = torch.zeros_like(f8_pos)
-    pos = torch.where(is_f8, f8_pos, torch.where(is_walk, walk[:, 6:9], zero))
-    vel = torch.where(is_f8, f8_vel, torch.where(is_walk, walk[:, 9:12], zero))
+    pos = torch.where(is_f8, f8_pos, torch.where(is_walk, walk[6:9], zero))
+    vel = torch.where(is_f8, f8_vel, torch.where(is_walk, walk[9:12], zero))
     return pos, vel
