@@ -23,6 +23,7 @@ from sim.quadrotor import (
 )
 from sim.quadrotor.dynamics import GRAVITY, P, U, V, W, hover_state, rk4_step
 from sim.quadrotor.params import CRAZYFLIE
+from sim.quadrotor.sampler import coverage_order
 
 D = torch.float64
 
@@ -112,6 +113,20 @@ def test_sampler_reproduces_raptor_ranges_and_is_seeded():
         assert 0 <= p.hover_throttle() <= 1
     masses = sorted(p.mass for p in fleet)
     assert masses[0] < 0.2 and masses[-1] > 3.0  # both ends of the range are visited
+
+
+def test_coverage_order_spreads_the_first_vehicles_over_mass_and_thrust_to_weight():
+    fleet = sample_fleet(1000, seed=0)
+    ordered = coverage_order(fleet)
+    assert sorted(p.name for p in ordered) == sorted(p.name for p in fleet)  # a permutation
+    assert ordered[0].thrust_to_weight() == min(p.thrust_to_weight() for p in fleet)
+
+    def cells(vehicles):  # occupied cells of a 4 x 4 grid over log mass and thrust-to-weight
+        return {(min(int((math.log(p.mass) - math.log(0.02)) / (math.log(250) / 4)), 3),
+                 min(int((p.thrust_to_weight() - 1.5) / (3.5 / 4)), 3)) for p in vehicles}
+
+    assert len(cells(ordered[:16])) >= 12
+    assert len(cells(ordered[:16])) > len(cells(fleet[:16]))
 
 
 def test_fleet_round_trips_through_json(tmp_path):

@@ -184,6 +184,11 @@ def test_a_student_run_is_not_overwritten_and_a_foreign_fleet_is_refused(teacher
     prepare_fleet(load_config(RaptorConfig, None, ["fleet.size=3", "fleet.seed=1"]).fleet, fleet)
     with pytest.raises(ValueError, match="does not match the config's fleet"):
         prepare_fleet(load_config(RaptorConfig, None, ["fleet.size=3", "fleet.seed=2"]).fleet, fleet)
+    with pytest.raises(ValueError, match="order coverage"):  # the same vehicles in another order
+        prepare_fleet(load_config(RaptorConfig, None, ["fleet.size=3", "fleet.seed=1",
+                                                       "fleet.order=coverage"]).fleet, fleet)
+    with pytest.raises(ValueError, match=r"fleet\.order must be one of sampled, coverage"):
+        load_config(RaptorConfig, None, ["fleet.order=best"])
 
 
 def test_student_config_errors_name_the_key() -> None:

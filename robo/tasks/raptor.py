@@ -38,7 +38,15 @@ from robo.rl.sac import atomic_save
 from robo.tasks import raptor_eval
 from robo.tasks.raptor_teachers import RaptorTeachersConfig, fleet_digest, load_teachers, train_teachers
 from robo.tasks.run_files import write_csv, write_json
-from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, load_fleet, sample_fleet, save_fleet
+from sim.quadrotor import (
+    QuadrotorEnv,
+    QuadrotorEnvConfig,
+    QuadrotorParams,
+    load_fleet,
+    sample_fleet,
+    save_fleet,
+)
+from sim.quadrotor.sampler import coverage_order
 
 
 @dataclass
@@ -74,10 +82,25 @@ class StudentConfig:
                              "(labels need the 26-value observation; a row is one episode)")
 
 
+FLEET_ORDERS = ("sampled", "coverage")
+
+
 @dataclass
 class FleetConfig:
     size: int = 1000
     seed: int = 0
+    # The teachers are the first vehicles of the fleet: "coverage" reorders it so that those spread
+    # over mass and thrust-to-weight (sim.quadrotor.sampler.coverage_order), which a small teacher
+    # count needs; "sampled" keeps the order of the draw, as the paper does with all 1000.
+    order: str = "sampled"
+
+    def __post_init__(self) -> None:
+        if self.order not in FLEET_ORDERS:
+            raise ValueError(f"fleet.order must be one of {', '.join(FLEET_ORDERS)}, got {self.order!r}")
+
+    def sample(self) -> list[QuadrotorParams]:
+        fleet = sample_fleet(self.size, self.seed)
+        return coverage_order(fleet) if self.order == "coverage" else fleet
 
 
 @dataclass
@@ -285,14 +308,14 @@ def plot_history(path: Path, history: list[dict[str, Any]]) -> Path:
 
 def prepare_fleet(config: FleetConfig, path: Path) -> None:
     """Sample the fleet into ``path``, or check that the one there is what the config samples."""
-    fleet = sample_fleet(config.size, config.seed)
+    fleet = config.sample()
     if path.is_file():
         stored, _ = load_fleet(path)
         if [p.to_dict() for p in stored] != [p.to_dict() for p in fleet]:
             raise ValueError(f"{path} does not match the config's fleet (size {config.size}, seed "
-                             f"{config.seed}); start a new run folder")
+                             f"{config.seed}, order {config.order}); start a new run folder")
         return
-    save_fleet(fleet, path, meta={"seed": config.seed})
+    save_fleet(fleet, path, meta={"seed": config.seed, "order": config.order})
 
 
 def train_raptor(config: RaptorConfig, run_dir: str | Path, *, resume: bool = False,

@@ -56,3 +56,25 @@ def sample_fleet(count: int, seed: int, prefix: str = "q") -> list[QuadrotorPara
     width = len(str(count - 1))
     return [sample_quadrotor(rng, f"{prefix}{i:0{width}d}") for i in range(count)]
 
+
+
+def coverage_order(fleet: list[QuadrotorParams]) -> list[QuadrotorParams]:
+    """The fleet reordered so that every prefix spreads over (log mass, thrust-to-weight).
+
+    Greedy farthest-point order in the unit square of the two ranges, starting from the lowest
+    thrust-to-weight (the hardest vehicles, and the Crazyflie's corner). A pipeline that trains the
+    first N vehicles as teachers then covers the distribution with N = 16 instead of leaving corners
+    to chance.
+    """
+    if not fleet:
+        return []
+    features = np.array([[math.log(p.mass), p.thrust_to_weight()] for p in fleet])
+    span = features.max(0) - features.min(0)
+    unit = (features - features.min(0)) / np.where(span > 0, span, 1.0)
+    order = [int(np.argmin(features[:, 1]))]
+    distance = np.linalg.norm(unit - unit[order[0]], axis=1)
+    for _ in range(len(fleet) - 1):
+        nxt = int(np.argmax(distance))
+        order.append(nxt)
+        distance = np.minimum(distance, np.linalg.norm(unit - unit[nxt], axis=1))
+    return [fleet[i] for i in order]
