@@ -2,13 +2,16 @@
 
     ros2 launch robo quadrotor.launch.py                              # simulator, filter on, x500
     ros2 launch robo quadrotor.launch.py filter:=false trajectory:=hold
+    ros2 launch robo quadrotor.launch.py use_sim_time:=true   # every node on the simulator's /clock
     ros2 launch robo quadrotor.launch.py vehicle:=real odom_topic:=/mavros/local_position/odom \
         motor_topic:=/my_bridge/motors namespace:=uav1 policy:=/path/to/policy.onnx
 
 Nodes (each a process): quadrotor_sim (vehicle:=sim only), trajectory, safety_filter (filter:=true
 only) and policy. With the filter the trajectory publishes reference/*, the filter answers each
 odometry message with setpoint/*, and the policy runs on those; without it the trajectory publishes
-setpoint/* and the policy runs on each odometry message.
+setpoint/* and the policy runs on each odometry message. With use_sim_time:=true every node runs on
+ROS time from /clock (timers, staleness, stamps), which quadrotor_sim then publishes (vehicle:=sim), or
+an external simulator does (vehicle:=real against e.g. a software-in-the-loop autopilot).
 """
 
 import importlib.util
@@ -41,6 +44,7 @@ def generate_launch_description() -> LaunchDescription:
     odom_topic = LaunchConfiguration("odom_topic")
     motor_topic = LaunchConfiguration("motor_topic")
     trajectory = LaunchConfiguration("trajectory")
+    use_sim_time = LaunchConfiguration("use_sim_time")
 
     filter_on = PythonExpression(["'", use_filter, "'.lower() in ('true', '1', 'yes')"])
     is_sim = PythonExpression(["'", vehicle, "' == 'sim'"])
@@ -71,22 +75,27 @@ def generate_launch_description() -> LaunchDescription:
                               "in [0, 1]"),
         DeclareLaunchArgument("trajectory", default_value="figure8", choices=["hold", "figure8", "waypoints"],
                               description="setpoints the trajectory node publishes"),
+        DeclareLaunchArgument("use_sim_time", default_value="false", choices=["true", "false"],
+                              description="every node on simulated time from /clock, which quadrotor_sim "
+                              "publishes (real_time_factor in the params file sets its pace)"),
     ]
+    sim_time = {"use_sim_time": use_sim_time}
     nodes = [
         Node(package="robo", executable="quadrotor_sim", name="quadrotor_sim", namespace=namespace,
-             parameters=[params_file, {"preset": preset}],
+             parameters=[params_file, {"preset": preset, "publish_clock": use_sim_time}, sim_time],
              remappings=[("odom", odom_topic), ("motor_command", motor_topic)],
              condition=IfCondition(is_sim), output="screen"),
         Node(package="robo", executable="trajectory", name="trajectory", namespace=namespace,
-             parameters=[params_file, {"kind": trajectory}],
+             parameters=[params_file, {"kind": trajectory}, sim_time],
              remappings=[("setpoint/pose", [reference, "/pose"]), ("setpoint/twist", [reference, "/twist"]),
                          ("odom", odom_topic)],
              output="screen"),
         Node(package="robo", executable="safety_filter", name="safety_filter", namespace=namespace,
-             parameters=[params_file], remappings=[("odom", odom_topic)],
+             parameters=[params_file, sim_time], remappings=[("odom", odom_topic)],
              condition=IfCondition(filter_on), output="screen"),
         Node(package="robo", executable="policy", name="policy", namespace=namespace,
-             parameters=[params_file, {"policy": policy, "trigger": trigger, "use_filter_status": filter_on}],
+             parameters=[params_file, {"policy": policy, "trigger": trigger, "use_filter_status": filter_on},
+                         sim_time],
              remappings=[("odom", odom_topic), ("motor_command", motor_topic)],
              output="screen"),
     ]

@@ -41,5 +41,5 @@ def test_help_lists_the_commands(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     text = capsys.readouterr().out
-    for command in ("sim", "export", "codegen", "firmware", "bench"):
+    for command in ("demo", "sim", "export", "codegen", "firmware", "bench"):
         assert command in text

@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import math
 import signal
+import time
 
 import numpy as np
 import pytest
+import rclpy
 from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from nav_msgs.msg import Odometry
@@ -16,12 +18,14 @@ from policy_standins import copy_default
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.parameter import Parameter as NodeParameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from ros_harness import Graph
+from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Float32MultiArray
 
 from robo.ros.common import CONTROL_QOS
-from robo.ros.convert import setpoint_msgs, state_to_odometry
+from robo.ros.convert import setpoint_msgs, stamp_seconds, state_to_odometry
 from robo.runtime import Setpoint
 
 pytestmark = pytest.mark.ros
@@ -214,6 +218,59 @@ def test_non_finite_odometry_gives_the_safe_command_then_motors_off(tmp_path):
         assert any("non-finite odometry" in r for r in reasons), reasons
         g.spin_for(0.2)
         assert any(np.allclose(m, 0.555) for m in motors) and np.allclose(motors[-1], 0.0)
+    finally:
+        g.close()
+
+
+def test_clock_drives_the_nodes_with_use_sim_time(tmp_path):
+    """publish_clock: /clock advances with the simulation (here at twice real time), the odometry carries
+    that time, and nodes with use_sim_time run on it: the trajectory stamps with it, the policy's
+    timers and staleness checks use it and it hovers the vehicle, a node of this test reads it."""
+    g = Graph(tmp_path)
+    try:
+        clock: list[tuple[float, float]] = []  # (wall, simulated) s
+        odom: list[tuple[float, float]] = []   # (stamp, z)
+        setpoint_stamps: list[float] = []
+        motors: list[list[float]] = []
+        best_effort = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)  # as rclpy's TimeSource
+        g.node.create_subscription(
+            Clock, "/clock", lambda m: clock.append((time.monotonic(), stamp_seconds(m.clock))), best_effort)
+        g.node.create_subscription(
+            Odometry, "odom", lambda m: odom.append((stamp_seconds(m.header.stamp), m.pose.pose.position.z)),
+            CONTROL_QOS)
+        g.node.create_subscription(
+            PoseStamped, "setpoint/pose", lambda m: setpoint_stamps.append(stamp_seconds(m.header.stamp)),
+            CONTROL_QOS)
+        g.node.create_subscription(Float32MultiArray, "motor_command", lambda m: motors.append(list(m.data)),
+                                   CONTROL_QOS)
+        follower = rclpy.create_node("sim_time_follower", context=g.context,
+                                     parameter_overrides=[NodeParameter("use_sim_time", value=True)])
+        g.executor.add_node(follower)
+        sim_time = {"use_sim_time": True}
+        # Timeouts in simulated seconds shrink in wall time at 2x; on a shared 2-core machine a node
+        # process can be descheduled for tens of milliseconds, and this test is about the clock.
+        g.start("quadrotor_sim", parameters={"publish_clock": True, "real_time_factor": 2.0,
+                                             "motor_timeout": 0.3, **sim_time})
+        g.start("trajectory", parameters={"kind": "hold", **sim_time})
+        g.start("policy", parameters={"state_timeout": 0.3, "setpoint_timeout": 1.0, **sim_time})
+        g.spin_until(lambda: len(motors) > 0 and len(clock) > 0, 30, "the first motor command and /clock")
+        wall0, sim0 = clock[-1]
+        g.spin_for(3.0)
+        wall1, sim1 = clock[-1]
+        pace = (sim1 - sim0) / (wall1 - wall0)
+        print(f"\n/clock at {pace:.2f}x real time, t_sim {sim1:.2f} s, z {odom[-1][1]:.3f} m")
+        sims = np.array([c[1] for c in clock])
+        assert np.all(np.diff(sims) > 0) and sims[0] < 60, "/clock must start near 0 and advance"
+        assert 1.3 < pace < 2.2, f"/clock ran at {pace:.2f}x real time, expected about 2"
+        assert abs(follower.get_clock().now().nanoseconds * 1e-9 - sim1) < 0.2
+        # Stamps in simulated time, not wall time (~1.7e9 s).
+        assert sim1 - 0.5 < odom[-1][0] <= sim1 + 0.05
+        assert sim1 - 0.5 < setpoint_stamps[-1] <= sim1 + 0.05
+        assert abs(odom[-1][1] - 1.0) < 0.3, f"did not hover on simulated time: z = {odom[-1][1]:.2f} m"
+        assert not [s for s in g.statuses("/policy") if s.values[0].value == "motors_off"]
+        # A factor other than 1 makes no sense on wall-clock stamps: refused at start-up, one line.
+        bad = g.start("quadrotor_sim", name="bad_sim", parameters={"real_time_factor": 2.0})
+        assert bad.wait(timeout=30) == 1 and "needs publish_clock" in g.log("bad_sim")
     finally:
         g.close()
 

@@ -20,6 +20,8 @@ robo trains control policies in simulation, keeps them safe with control barrier
 functions, and ships them to ROS 2 nodes (ONNX) and microcontrollers (static C).
 
 Start here:
+  robo demo                                      the whole stack in about 10 s: policy -> ONNX ->
+                                                 safe flight -> Cortex-M4F in QEMU, one table
   robo sim quadrotor --preset crazyflie          fly the baseline controller, write a plot
   robo <command> --help                          every command explains its options
 """
