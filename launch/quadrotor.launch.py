@@ -14,23 +14,15 @@ ROS time from /clock (timers, staleness, stamps), which quadrotor_sim then publi
 an external simulator does (vehicle:=real against e.g. a software-in-the-loop autopilot).
 """
 
-import importlib.util
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, Shutdown
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
-
-
-def _default_policy() -> str:
-    # The committed RAPTOR student inside the installed robo Python package (found without importing it).
-    spec = importlib.util.find_spec("robo")
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    root = locations[0] if locations else ""
-    return os.path.join(root, "policies", "raptor_default", "policy.onnx")
+from launch_ros.parameter_descriptions import ParameterValue
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -55,8 +47,11 @@ def generate_launch_description() -> LaunchDescription:
                                 "else 'odometry'"])
 
     args = [
-        DeclareLaunchArgument("policy", default_value=_default_policy(),
-                              description="policy.onnx with its policy.json card beside it"),
+        # '' lets the policy node resolve the committed student itself: the Python running `ros2 launch`
+        # (e.g. /usr/bin/python3 of /opt/ros/jazzy) need not be able to import robo; the nodes do.
+        DeclareLaunchArgument("policy", default_value="",
+                              description="policy.onnx with its policy.json card beside it; '' = the "
+                              "committed RAPTOR student (robo/policies/raptor_default in the robo package)"),
         DeclareLaunchArgument("preset", default_value="x500",
                               description="simulated vehicle: crazyflie, x500, arpl, fs-base, flightmare"),
         DeclareLaunchArgument("vehicle", default_value="sim", choices=["sim", "real"],
@@ -82,7 +77,8 @@ def generate_launch_description() -> LaunchDescription:
     sim_time = {"use_sim_time": use_sim_time}
     nodes = [
         Node(package="robo", executable="quadrotor_sim", name="quadrotor_sim", namespace=namespace,
-             parameters=[params_file, {"preset": preset, "publish_clock": use_sim_time}, sim_time],
+             parameters=[params_file, {"preset": ParameterValue(preset, value_type=str),
+                                      "publish_clock": use_sim_time}, sim_time],
              remappings=[("odom", odom_topic), ("motor_command", motor_topic)],
              condition=IfCondition(is_sim), output="screen"),
         Node(package="robo", executable="trajectory", name="trajectory", namespace=namespace,
@@ -94,9 +90,11 @@ def generate_launch_description() -> LaunchDescription:
              parameters=[params_file, sim_time], remappings=[("odom", odom_topic)],
              condition=IfCondition(filter_on), output="screen"),
         Node(package="robo", executable="policy", name="policy", namespace=namespace,
-             parameters=[params_file, {"policy": policy, "trigger": trigger, "use_filter_status": filter_on},
-                         sim_time],
+             parameters=[params_file, {"policy": ParameterValue(policy, value_type=str), "trigger": trigger,
+                                      "use_filter_status": filter_on}, sim_time],
              remappings=[("odom", odom_topic), ("motor_command", motor_topic)],
-             output="screen"),
+             # Without the policy nothing flies: a policy that cannot start (bad model file or card)
+             # ends the launch instead of leaving the simulator and filter running on their own.
+             on_exit=Shutdown(reason="the policy node exited"), output="screen"),
     ]
     return LaunchDescription(args + nodes)

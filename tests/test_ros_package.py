@@ -38,7 +38,18 @@ def test_launch_file_starts_the_package_executables_with_the_documented_argument
     assert sorted(ast.literal_eval(k["executable"]) for k in kw) == sorted(EXECUTABLES)
     assert all(ast.literal_eval(k["package"]) == "robo" for k in kw)
     args = {ast.literal_eval(c.args[0]) for c in calls if c.func.id == "DeclareLaunchArgument"}
-    assert {"policy", "preset", "vehicle", "filter", "namespace", "params_file"} <= args
+    assert {"policy", "preset", "vehicle", "filter", "namespace", "params_file", "use_sim_time"} <= args
+    policy_node_kw = next(k for k in kw if ast.literal_eval(k["executable"]) == "policy")
+    assert "on_exit" in policy_node_kw  # a policy that cannot start ends the launch
+
+
+def test_launch_file_imports_only_the_launch_api():
+    # `ros2 launch` runs the file with the system Python of /opt/ros/jazzy, which cannot import robo.
+    tree = ast.parse((ROOT / "launch" / "quadrotor.launch.py").read_text())
+    modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    modules |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    roots = {m.split(".")[0] for m in modules}
+    assert roots <= {"os", "launch", "launch_ros", "ament_index_python"}, roots
 
 
 def test_params_file_matches_the_declared_parameters():
