@@ -7,6 +7,8 @@ stacked networks (:class:`robo.rl.sac.GroupTrainer`). A teacher stops as soon as
 if set, return) of its last ``window`` training episodes meets the acceptance threshold; finished
 teachers leave the batch so the rest run on smaller tensors. A teacher that reaches its step budget
 without meeting the threshold is rejected, listed with its numbers, and its checkpoint is kept.
+Groups run one after another, or as Ray tasks spread over a cluster (``ray_address``,
+:mod:`robo.tasks.raptor_ray`), all writing into the one run folder.
 
 Run folder layout::
 
@@ -22,6 +24,7 @@ Run folder layout::
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -70,7 +73,10 @@ class RaptorTeachersConfig:
     group_size: int = 32  # K teachers trained as one batched program
     seed: int = 0
     device: str = "cpu"
-    threads: int = 0  # torch CPU threads; 0 keeps torch's default
+    threads: int = 0  # torch CPU threads; 0 keeps torch's default (on Ray: 1, the CPUs a task asks for)
+    # None: groups one after another on this machine. "local": a new local Ray; "auto", "HOST:PORT" or
+    # "ray://HOST:PORT": that Ray cluster, whose nodes must all see the run folder at the same path.
+    ray_address: str | None = None
     sac: SACConfig = field(default_factory=SACConfig)
     train: TeacherTrainConfig = field(default_factory=TeacherTrainConfig)
     env: QuadrotorEnvConfig = field(default_factory=lambda: QuadrotorEnvConfig(observation="teacher"))
@@ -84,6 +90,8 @@ class RaptorTeachersConfig:
             raise ValueError("env.observation must be 'teacher' (teachers see the 26-value observation)")
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0, got {self.threads}")
+        if self.ray_address is not None and not self.ray_address.strip():
+            raise ValueError("ray_address must not be empty (null: no Ray; 'local': start a local Ray)")
 
 
 def fleet_digest(path: str | Path) -> str:
@@ -105,65 +113,102 @@ def train_teachers(config: RaptorTeachersConfig, fleet_path: str | Path, run_dir
                    resume: bool = False, progress: Callable[[int], None] | None = None,
                    log: Callable[[str], None] = print,
                    status: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Train ``config.teachers`` teachers of the fleet at ``fleet_path`` into ``run_dir``; returns metrics."""
+    """Train ``config.teachers`` teachers of the fleet at ``fleet_path`` into ``run_dir``; returns metrics.
+
+    Groups run one after another here, or as Ray tasks when ``config.ray_address`` is set
+    (:mod:`robo.tasks.raptor_ray`); either way each group is trained by :func:`train_group`.
+    """
     run_dir = Path(run_dir)
     fleet, _ = load_fleet(fleet_path)
     if config.teachers > len(fleet):
         raise ValueError(f"{fleet_path}: the fleet has {len(fleet)} quadrotors, the config asks for "
                          f"{config.teachers} teachers")
     digest = fleet_digest(fleet_path)
-    _prepare_run_dir(run_dir, config, fleet_path, digest, resume)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    threads = torch.get_num_threads()
-
-    make_env = make_env_factory(fleet, config)
-    names = [p.name for p in fleet]
     ids = list(range(config.teachers))
     groups = [ids[i: i + config.group_size] for i in range(0, len(ids), config.group_size)]
-    records: dict[int, dict[str, Any]] = {}
-    wall = 0.0
-    for g, members in enumerate(groups):
-        done_file = run_dir / "groups" / f"group_{g:04d}.json"
-        if done_file.is_file():
-            saved = json.loads(done_file.read_text())
-            records.update({int(r["id"]): r for r in saved["records"]})
-            wall += saved["seconds"]
-            continue
-        checkpoint = run_dir / "groups" / f"group_{g:04d}.pt"
-        trainer = GroupTrainer(members, make_env, config.sac, config.train, device=config.device,
-                               seed=config.seed * 1_000_003 + members[0], checkpoint=checkpoint)
-        trainer.on_finish = _teacher_writer(run_dir, trainer, names, fleet, digest)
-        if status is not None:
-            trainer.on_log = _status_line(g, len(members), status)
-        seconds_before = 0.0
-        if checkpoint.is_file():
-            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-            if state.get("fleet_sha256") not in (None, digest):
-                raise ValueError(f"{checkpoint}: teacher checkpoint from another fleet (sha256 "
-                                 f"{state['fleet_sha256'][:12]}, this fleet {digest[:12]})")
-            trainer.load(checkpoint)
-            seconds_before = float(state.get("seconds", 0.0))
-            log(f"group {g}: resumed at env step {trainer.step}")
-        start = time.perf_counter()
-        _stamp_checkpoints(trainer, digest, seconds_before, start)
-        trainer.run(progress=progress)
-        seconds = seconds_before + time.perf_counter() - start
-        wall += seconds
-        group_records = [trainer.finished[i] for i in members]
-        for r in group_records:
-            r["name"] = names[r["id"]]
-            r["core_seconds"] = seconds * threads / len(members)
-        records.update({r["id"]: r for r in group_records})
-        write_json(done_file, {"group": g, "members": members, "seconds": seconds, "records": group_records})
-        checkpoint.unlink(missing_ok=True)  # the teachers' own files hold what is kept
-        log(f"group {g}: {sum(r['accepted'] for r in group_records)}/{len(members)} accepted "
-            f"in {seconds:.0f} s")
+    session: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if config.ray_address is not None:
+        from robo.tasks import raptor_ray
+
+        # Connect before the run folder is made: a bad address must not leave a half-made run behind.
+        session = raptor_ray.connect(config.ray_address, log=log)
+    with session:
+        _prepare_run_dir(run_dir, config, fleet_path, digest, resume)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        threads = torch.get_num_threads()
+
+        records: dict[int, dict[str, Any]] = {}
+        wall = 0.0
+        pending: list[tuple[int, list[int]]] = []
+        for g, members in enumerate(groups):
+            done_file = run_dir / "groups" / f"group_{g:04d}.json"
+            if done_file.is_file():
+                saved = json.loads(done_file.read_text())
+                records.update({int(r["id"]): r for r in saved["records"]})
+                wall += saved["seconds"]
+            else:
+                pending.append((g, members))
+
+        if config.ray_address is None:
+            results = {g: train_group(config, run_dir, g, members, fleet=fleet, digest=digest,
+                                      progress=progress, log=log, status=status)
+                       for g, members in pending}
+        else:
+            results = raptor_ray.train_groups(config, run_dir, pending, digest, [p.name for p in fleet],
+                                              progress=progress, log=log, status=status)
+            threads = config.threads or 1  # what each Ray task ran with, not this driver
+        for group_records, seconds in results.values():
+            records.update({r["id"]: r for r in group_records})
+            wall += seconds
 
     metrics = summarise(records, wall, threads, config)
     write_json(run_dir / "metrics.json", metrics)
     plot_curves(run_dir, [records[i] for i in ids])
     return metrics
+
+
+def train_group(config: RaptorTeachersConfig, run_dir: Path, g: int, members: list[int], *,
+                fleet: list[QuadrotorParams], digest: str,
+                progress: Callable[[int], None] | None = None, log: Callable[[str], None] = print,
+                status: Callable[[str], None] | None = None) -> tuple[list[dict[str, Any]], float]:
+    """Train group ``g`` (teacher ids ``members``) to the end, resuming its checkpoint if there is one.
+
+    Writes every member's files, then ``groups/group_XXXX.json``; returns the members' records and the
+    group's training seconds. The sequential and the Ray path both call this, so they cannot drift.
+    """
+    make_env = make_env_factory(fleet, config)
+    names = [p.name for p in fleet]
+    done_file = run_dir / "groups" / f"group_{g:04d}.json"
+    checkpoint = run_dir / "groups" / f"group_{g:04d}.pt"
+    trainer = GroupTrainer(members, make_env, config.sac, config.train, device=config.device,
+                           seed=config.seed * 1_000_003 + members[0], checkpoint=checkpoint)
+    trainer.on_finish = _teacher_writer(run_dir, trainer, names, fleet, digest)
+    if status is not None:
+        trainer.on_log = _status_line(g, len(members), status)
+    seconds_before = 0.0
+    if checkpoint.is_file():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        if state.get("fleet_sha256") not in (None, digest):
+            raise ValueError(f"{checkpoint}: teacher checkpoint from another fleet (sha256 "
+                             f"{state['fleet_sha256'][:12]}, this fleet {digest[:12]})")
+        trainer.load(checkpoint)
+        seconds_before = float(state.get("seconds", 0.0))
+        log(f"group {g}: resumed at env step {trainer.step}")
+    start = time.perf_counter()
+    _stamp_checkpoints(trainer, digest, seconds_before, start)
+    trainer.run(progress=progress)
+    seconds = seconds_before + time.perf_counter() - start
+    threads = torch.get_num_threads()
+    group_records = [trainer.finished[i] for i in members]
+    for r in group_records:
+        r["name"] = names[r["id"]]
+        r["core_seconds"] = seconds * threads / len(members)
+    write_json(done_file, {"group": g, "members": members, "seconds": seconds, "records": group_records})
+    checkpoint.unlink(missing_ok=True)  # the teachers' own files hold what is kept
+    log(f"group {g}: {sum(r['accepted'] for r in group_records)}/{len(members)} accepted "
+        f"in {seconds:.0f} s")
+    return group_records, seconds
 
 
 def summarise(records: dict[int, dict[str, Any]], wall: float, threads: int,
@@ -182,6 +227,7 @@ def summarise(records: dict[int, dict[str, Any]], wall: float, threads: int,
         "threads": threads,
         "device": config.device,
         "group_size": config.group_size,
+        "ray_address": config.ray_address,
         "core_minutes_total": core_minutes,
         "core_minutes_per_accepted_teacher": core_minutes / len(accepted) if accepted else None,
         "acceptance": to_dict(config.train.acceptance),
