@@ -261,3 +261,28 @@ def test_onnx_and_torch_students_fly_the_same_recovery_episodes() -> None:
                         episodes=4, seed=1, probe_steps=(250, 300)) for name in ("policy.onnx", "student.pt")]
     assert np.array_equal(runs[0]["length"], runs[1]["length"])
     assert np.abs(runs[0]["hidden"] - runs[1]["hidden"]).max() < 1e-3
+
+
+def test_teacher_evaluation_flies_each_teacher_on_its_own_quadrotor(teacher_run) -> None:
+    from robo.tasks.raptor_eval import EvalConfig, Teacher, evaluate_teachers, recovery, summarise_recovery
+    from robo.tasks.raptor_teachers import load_teachers
+    from sim.quadrotor import load_fleet
+
+    config = load_config(EvalConfig, None, ["vehicles=0", "env.episode_steps=60"])
+    rows = evaluate_teachers(teacher_run, config, episodes=4)
+    assert [r["name"] for r in rows] == ["q0", "q1"] and all(r["accepted"] for r in rows)
+    fleet = {p.name: p for p in load_fleet(teacher_run / "fleet.json")[0]}
+    singles = [load_teachers(teacher_run, [r["name"]])[1] for r in rows]
+
+    def one_by_one(obs: torch.Tensor) -> torch.Tensor:  # rows are teacher-major, 4 episodes each
+        return torch.cat([a.deterministic(obs[4 * i: 4 * i + 4][None])[0] for i, a in enumerate(singles)])
+
+    # The stacked actors give each teacher's rows what that teacher alone gives them.
+    result = recovery(Teacher(one_by_one), [fleet[r["name"]] for r in rows], config, episodes=4,
+                      seed=config.seed)
+    for i, row in enumerate(rows):
+        mine = summarise_recovery({k: v[4 * i: 4 * i + 4] for k, v in result.items()
+                                   if k in ("success", "length", "final_error")})
+        assert row["mean_episode_length"] == pytest.approx(mine["mean_episode_length"])
+        assert row["success_rate"] == mine["success_rate"]
+        assert row["thrust_to_weight"] == pytest.approx(fleet[row["name"]].thrust_to_weight())

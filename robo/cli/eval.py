@@ -18,6 +18,11 @@ examples:
   robo eval raptor --policy runs/raptor/a/student/student_best.pt
   robo eval raptor --policy runs/raptor/a/policy.onnx --set vehicles=100
   robo eval raptor --baseline                     # the geometric controller, same measurements
+  robo eval raptor --teachers runs/raptor/a/teachers   # each teacher, deterministic, on its own vehicle
+
+--teachers measures what the student will imitate: every teacher of a run (accepted or not) flies
+recovery episodes on its own quadrotor with its deterministic action (acceptance during training
+looks at stochastic episodes). Writes teachers_eval.json into the run.
 """
 
 
@@ -31,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--policy", metavar="P", help="student checkpoint (.pt) or exported policy (.onnx)")
     who.add_argument("--baseline", action="store_true", help="evaluate the geometric baseline controller")
+    who.add_argument("--teachers", metavar="RUN", help="a finished raptor-teachers run: every teacher on its "
+                     "own quadrotor")
+    p.add_argument("--episodes", type=int, default=100, help="recovery episodes per teacher (--teachers)")
     p.add_argument("--config", default=None, help="YAML of evaluation settings (EvalConfig)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting, e.g. --set vehicles=100 (repeatable)")
@@ -44,6 +52,8 @@ def _raptor(args: argparse.Namespace) -> int:
     from robo.tasks.raptor_eval import Baseline, EvalConfig, evaluate, load_controller, table
 
     config = load_config(EvalConfig, args.config, list(args.set))
+    if args.teachers:
+        return _teachers(args, config)
     if args.baseline:
         controller = Baseline()
         out = Path(args.out or "runs/eval/baseline")
@@ -54,4 +64,18 @@ def _raptor(args: argparse.Namespace) -> int:
     written = write_eval(result, out, config.figure8_periods)
     print(table(result["metrics"], config.figure8_periods))
     print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def _teachers(args: argparse.Namespace, config) -> int:
+    from robo.tasks.raptor_eval import evaluate_teachers, teachers_table
+    from robo.tasks.run_files import write_json
+
+    if args.episodes <= 0:
+        raise ValueError(f"--episodes must be > 0, got {args.episodes}")
+    rows = evaluate_teachers(args.teachers, config, args.episodes)
+    print(teachers_table(rows))
+    summary = {"episodes": args.episodes, "success_radius_m": config.success_radius, "teachers": rows}
+    path = write_json(Path(args.out or args.teachers) / "teachers_eval.json", summary)
+    print(f"wrote {path}")
     return 0

@@ -15,6 +15,7 @@ student (torch or ONNX), a teacher and the geometric baseline are measured by th
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,6 +220,49 @@ def summarise_recovery(result: dict[str, Any]) -> dict[str, float]:
         "median_final_error_m": float(np.median(result["final_error"][alive])) if alive.any() else math.nan,
         "episodes": len(result["success"]),
     }
+
+
+def evaluate_teachers(run_dir: str | Path, config: EvalConfig, episodes: int = 100) -> list[dict[str, Any]]:
+    """Every teacher of a teacher run, deterministic, on its own quadrotor: the precision its labels
+    carry. Acceptance looks at stochastic training episodes; this is what the student imitates."""
+    from robo.tasks.raptor_teachers import load_teachers
+    from sim.quadrotor import load_fleet
+
+    run_dir = Path(run_dir)
+    names, actors = load_teachers(run_dir, accepted_only=False)
+    accepted = set(_teacher_metrics(run_dir)["accepted_names"])
+    fleet = {p.name: p for p in load_fleet(run_dir / "fleet.json")[0]}
+    vehicles = [fleet[n] for n in names]
+    k = len(names)
+    # Env rows are teacher-major, as the stacked actor wants them: [K * episodes] -> [K, episodes].
+    stacked = Teacher(lambda obs: actors.deterministic(obs.view(k, episodes, -1)).reshape(k * episodes, -1))
+    result = recovery(stacked, vehicles, config, episodes=episodes, seed=config.seed)
+    rows = []
+    for i, (name, vehicle) in enumerate(zip(names, vehicles, strict=True)):
+        mine = {key: value[i * episodes:(i + 1) * episodes] for key, value in result.items()
+                if isinstance(value, np.ndarray) and len(value) == k * episodes}
+        rows.append({"name": name, "accepted": name in accepted, "mass_kg": vehicle.mass,
+                     "thrust_to_weight": vehicle.thrust_to_weight(), **summarise_recovery(mine)})
+    return rows
+
+
+def _teacher_metrics(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "metrics.json"
+    if not path.is_file():
+        raise OSError(f"{run_dir}: no metrics.json (is the teacher run finished?)")
+    return json.loads(path.read_text())
+
+
+def teachers_table(rows: list[dict[str, Any]]) -> str:
+    """The table ``robo eval raptor --teachers`` prints."""
+    lines = [f"{'teacher':<9}{'mass kg':>9}{'T/W':>6}{'accepted':>10}{'success':>9}{'length':>8}"
+             f"{'final err':>11}"]
+    for r in rows:
+        err = r["median_final_error_m"]
+        lines.append(f"{r['name']:<9}{r['mass_kg']:>9.3f}{r['thrust_to_weight']:>6.2f}"
+                     f"{'yes' if r['accepted'] else 'no':>10}{r['success_rate']:>9.0%}"
+                     f"{r['mean_episode_length']:>8.0f}{err if math.isfinite(err) else math.nan:>11.3f}")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------
