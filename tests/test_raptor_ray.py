@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from interrupts import interrupt_after
 
 from robo.cli import main
 from robo.config import load_config
@@ -96,15 +97,8 @@ def test_a_failing_group_is_named_and_the_others_are_kept_then_resume_finishes(t
     ray = pytest.importorskip("ray", reason="needs the ray extra: pip install 'robo[ray]'")
     run = tmp_path / "run"
     cfg = tiny("train.acceptance.episode_length=1000")  # nobody accepted: every teacher runs 300 steps
-    seen: list[int] = []
-
-    def interrupt_after_100(n: int) -> None:
-        seen.append(n)
-        if len(seen) == 100:
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        train_teachers(cfg, fleet, run, progress=interrupt_after_100, log=lambda s: None)
+        train_teachers(cfg, fleet, run, progress=interrupt_after(100), log=lambda s: None)
     assert torch.load(run / "groups" / "group_0000.pt", weights_only=True)["step"] == 80
     # Group 1's checkpoint belongs to another fleet, so its task fails when it tries to resume it.
     torch.save({"fleet_sha256": "0" * 64}, run / "groups" / "group_0001.pt")

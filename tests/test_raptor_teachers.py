@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from interrupts import interrupt_after
 
 from robo.cli import main
 from robo.config import load_config
@@ -88,15 +89,8 @@ def test_teachers_stop_at_the_threshold(tmp_path, fleet) -> None:
 def test_interrupted_run_resumes_without_losing_progress(tmp_path, fleet) -> None:
     cfg = tiny(tmp_path, "train.acceptance.episode_length=1000", "train.acceptance.window=1", teachers=2)
     run = tmp_path / "run"
-    seen = []
-
-    def interrupt_after_100(n: int) -> None:
-        seen.append(n)
-        if len(seen) == 100:
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        train_teachers(cfg, fleet, run, progress=interrupt_after_100, log=lambda s: None)
+        train_teachers(cfg, fleet, run, progress=interrupt_after(100), log=lambda s: None)
     checkpoint = torch.load(run / "groups" / "group_0000.pt", weights_only=True)
     assert checkpoint["step"] == 80  # the last checkpoint before the interruption
     with pytest.raises(OSError, match="not empty"):
