@@ -238,7 +238,7 @@ def test_the_whole_pipeline_runs_resumes_and_exports(tmp_path, capsys) -> None:
     assert main(args) == 0
     run = tmp_path / "run"
     for name in ("fleet.json", "teachers/metrics.json", "student/student_best.pt", "eval/metrics.json",
-                 "policy.onnx", "policy.json"):
+                 "eval/teachers_eval.json", "policy.onnx", "policy.json"):
         assert (run / name).is_file(), name
     card = json.loads((run / "policy.json").read_text())
     assert card["observation"]["size"] == 22 and card["control_rate_hz"] == 100.0

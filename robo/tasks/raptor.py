@@ -352,6 +352,11 @@ def train_raptor(config: RaptorConfig, run_dir: str | Path, *, resume: bool = Fa
         metrics = json.loads(eval_file.read_text())
     else:
         log("stage 3/4: evaluation")
+        # What the student was taught: each teacher, deterministic, on its own quadrotor.
+        teachers = raptor_eval.evaluate_teachers(teachers_dir, config.eval, config.eval.preset_episodes)
+        write_json(run / "eval" / "teachers_eval.json", {"episodes": config.eval.preset_episodes,
+                                                         "teachers": teachers})
+        log(raptor_eval.teachers_table(teachers))
         controller = raptor_eval.load_controller(student_dir / "student_best.pt")
         result = raptor_eval.evaluate(controller, config.eval)
         write_eval(result, run / "eval", config.eval.figure8_periods, student_dir)
