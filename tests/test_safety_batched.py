@@ -77,9 +77,7 @@ def test_per_env_gains_and_obstacles():
 @pytest.mark.parametrize("model", ["double_integrator", "single_integrator"])
 def test_batched_separation_equals_numpy_filter(model):
     rng = np.random.default_rng(6)
-    base = random_barriers(rng, spheres=1, cylinders=1)
-    bs = BarrierSet(spheres=base.spheres, cylinders=base.cylinders, geofence=base.geofence,
-                    separation=Separation(0.6, 3))
+    bs = random_barriers(rng, spheres=1, cylinders=1, separation=Separation(0.6, 3))
     kw = dict(lower=ACCEL_LOWER, upper=ACCEL_UPPER, alpha1=2.0, alpha2=3.0)
     ref = SafetyFilter(bs, model, **kw)
     batched = BatchedSafetyFilter(bs, model, dtype=torch.float64, **kw)

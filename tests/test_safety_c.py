@@ -72,9 +72,7 @@ def call_neighbours(fn, x, u_nom, nb, count=None):
 
 def test_c_filter_separation_matches_numpy_filter(tmp_path):
     rng = np.random.default_rng(5)
-    base = random_barriers(rng, spheres=1, cylinders=1)
-    bs = BarrierSet(spheres=base.spheres, cylinders=base.cylinders, geofence=base.geofence,
-                    separation=Separation(0.6, 3))
+    bs = random_barriers(rng, spheres=1, cylinders=1, separation=Separation(0.6, 3))
     kw = dict(lower=ACCEL_LOWER, upper=ACCEL_UPPER, alpha1=2.0, alpha2=3.0)
     fn, _ = build(tmp_path, bs, **kw)
     ref = SafetyFilter(bs, **kw)

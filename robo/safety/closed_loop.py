@@ -12,21 +12,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robo.safety.barriers import BarrierSet, Cylinder, Geofence, Sphere
+from robo.safety.barriers import BarrierSet, Cylinder, Geofence, Separation, Sphere
 
 FENCE = Geofence((-4.0, -4.0, 0.3), (4.0, 4.0, 3.0))
 ACCEL_LOWER = np.array([-8.0, -8.0, -8.0])
 ACCEL_UPPER = np.array([8.0, 8.0, 8.0])
 
 
-def random_barriers(rng: np.random.Generator, spheres: int = 3, cylinders: int = 2) -> BarrierSet:
-    """Obstacles scattered inside the fence: 6 fence rows + up to 5 obstacles <= 11 rows."""
+def random_barriers(rng: np.random.Generator, spheres: int = 3, cylinders: int = 2,
+                    separation: Separation | None = None) -> BarrierSet:
+    """Obstacles scattered inside the fence: 6 fence rows + up to 5 obstacles <= 11 rows (plus a row per
+    neighbour with ``separation``)."""
     lo, hi = np.array(FENCE.lower), np.array(FENCE.upper)
     sph = [Sphere(tuple(rng.uniform(lo + 0.5, hi - 0.5)), float(rng.uniform(0.3, 0.8)))
            for _ in range(spheres)]
     cyl = [Cylinder(tuple(rng.uniform(lo[:2] + 0.5, hi[:2] - 0.5)), float(rng.uniform(0.2, 0.5)))
            for _ in range(cylinders)]
-    return BarrierSet(spheres=sph, cylinders=cyl, geofence=FENCE)
+    return BarrierSet(spheres=sph, cylinders=cyl, geofence=FENCE, separation=separation)
 
 
 def random_safe_state(rng: np.random.Generator, barriers: BarrierSet, alpha1: float,
