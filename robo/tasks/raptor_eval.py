@@ -15,7 +15,6 @@ student (torch or ONNX), a teacher and the geometric baseline are measured by th
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,12 +224,12 @@ def summarise_recovery(result: dict[str, Any]) -> dict[str, float]:
 def evaluate_teachers(run_dir: str | Path, config: EvalConfig, episodes: int = 100) -> list[dict[str, Any]]:
     """Every teacher of a teacher run, deterministic, on its own quadrotor: the precision its labels
     carry. Acceptance looks at stochastic training episodes; this is what the student imitates."""
-    from robo.tasks.raptor_teachers import load_teachers
+    from robo.tasks.raptor_teachers import load_teachers, run_metrics
     from sim.quadrotor import load_fleet
 
     run_dir = Path(run_dir)
     names, actors = load_teachers(run_dir, accepted_only=False)
-    accepted = set(_teacher_metrics(run_dir)["accepted_names"])
+    accepted = set(run_metrics(run_dir)["accepted_names"])
     fleet = {p.name: p for p in load_fleet(run_dir / "fleet.json")[0]}
     vehicles = [fleet[n] for n in names]
     k = len(names)
@@ -244,13 +243,6 @@ def evaluate_teachers(run_dir: str | Path, config: EvalConfig, episodes: int = 1
         rows.append({"name": name, "accepted": name in accepted, "mass_kg": vehicle.mass,
                      "thrust_to_weight": vehicle.thrust_to_weight(), **summarise_recovery(mine)})
     return rows
-
-
-def _teacher_metrics(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "metrics.json"
-    if not path.is_file():
-        raise OSError(f"{run_dir}: no metrics.json (is the teacher run finished?)")
-    return json.loads(path.read_text())
 
 
 def teachers_table(rows: list[dict[str, Any]]) -> str:

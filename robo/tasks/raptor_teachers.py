@@ -290,6 +290,14 @@ def _write_curve(path: Path, points: list[dict[str, float]]) -> None:
     write_csv(path, points, ["step", "return", "length", "episodes", "alpha", "critic_loss"])
 
 
+def run_metrics(run_dir: str | Path) -> dict[str, Any]:
+    """A finished teacher run's metrics.json (accepted names, rejected teachers with their numbers)."""
+    path = Path(run_dir) / "metrics.json"
+    if not path.is_file():
+        raise OSError(f"{run_dir}: no metrics.json (is the teacher run finished?)")
+    return json.loads(path.read_text())
+
+
 def load_teachers(run_dir: str | Path, names: list[str] | None = None, *, accepted_only: bool = True,
                   device: str | torch.device = "cpu") -> tuple[list[str], SquashedGaussianActor]:
     """Stack a teacher run's actors for batched labelling: ``actor.deterministic(obs [K, B, 26])``.
@@ -298,11 +306,8 @@ def load_teachers(run_dir: str | Path, names: list[str] | None = None, *, accept
     fleet order. A teacher file that belongs to another fleet than the run's is refused.
     """
     run_dir = Path(run_dir)
-    metrics_file = run_dir / "metrics.json"
     if names is None:
-        if not metrics_file.is_file():
-            raise OSError(f"{run_dir}: no metrics.json (is the teacher run finished?)")
-        metrics = json.loads(metrics_file.read_text())
+        metrics = run_metrics(run_dir)
         names = list(metrics["accepted_names"])
         if not accepted_only:
             names = sorted(names + [r["name"] for r in metrics["rejected"]])
