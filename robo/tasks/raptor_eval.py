@@ -63,11 +63,6 @@ class Controller(Protocol):
     def act(self, env: QuadrotorEnv) -> torch.Tensor: ...
 
 
-def student_observation(env: QuadrotorEnv) -> torch.Tensor:
-    """The 22-value observation, whatever layout the environment itself returns."""
-    return env.observe(teacher=False)
-
-
 class TorchStudent:
     """A recurrent (or feed-forward) policy checkpoint acting on the 22-value observation."""
 
@@ -81,7 +76,7 @@ class TorchStudent:
 
     @torch.no_grad()
     def act(self, env: QuadrotorEnv) -> torch.Tensor:
-        obs = student_observation(env).to(torch.float32)
+        obs = env.observe(teacher=False).to(torch.float32)
         if not self.recurrent:
             return self.net(obs)
         action, self.state = self.net(obs, self.state)
@@ -108,7 +103,7 @@ class OnnxStudent:
         self.states = [list(self.policy.state) for _ in range(n)]
 
     def act(self, env: QuadrotorEnv) -> torch.Tensor:
-        obs = student_observation(env).to(torch.float32).numpy()
+        obs = env.observe(teacher=False).to(torch.float32).numpy()
         actions = []
         for i, o in enumerate(obs):
             self.policy.state = self.states[i]
@@ -238,8 +233,8 @@ def evaluate_teachers(run_dir: str | Path, config: EvalConfig, episodes: int = 1
     result = recovery(stacked, vehicles, config, episodes=episodes, seed=config.seed)
     rows = []
     for i, (name, vehicle) in enumerate(zip(names, vehicles, strict=True)):
-        mine = {key: value[i * episodes:(i + 1) * episodes] for key, value in result.items()
-                if isinstance(value, np.ndarray) and len(value) == k * episodes}
+        rows_i = slice(i * episodes, (i + 1) * episodes)
+        mine = {key: result[key][rows_i] for key in ("success", "length", "final_error")}
         rows.append({"name": name, "accepted": name in accepted, "mass_kg": vehicle.mass,
                      "thrust_to_weight": vehicle.thrust_to_weight(), **summarise_recovery(mine)})
     return rows

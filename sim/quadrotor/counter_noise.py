@@ -1,11 +1,11 @@
 """Counter-based Gaussian noise: a pure function of (key, counter), computed inside the step.
 
 The Langevin walk needs 3 normal numbers per environment per step. Drawing them from a torch
-generator costs about 4 ns a number on one CPU core, a tenth of the whole compiled step at batch
-4096, and cannot be fused. Hashing (episode key, step, component) to uniforms and applying Box-Muller
-is a handful of integer and float operations that torch.compile fuses into the step, gives the same
-numbers eagerly, compiled, on CPU and on CUDA, and makes an episode's walk reproducible from its key
-alone (the idea of counter-based generators such as Philox, with a smaller hash).
+generator is a separate, single-threaded call that cannot be fused into the compiled step.
+Hashing (episode key, step, component) to uniforms and applying Box-Muller is a handful of integer
+and float operations that torch.compile fuses into the step; it gives the same numbers eagerly,
+compiled, on CPU and on CUDA, and makes an episode's walk reproducible from its key alone (the idea
+of counter-based generators such as Philox, with a smaller hash).
 
 Integers stay below 2**32 and every product below 2**63, so int64 arithmetic never overflows.
 """

@@ -4,8 +4,8 @@ State vector per environment (17 values): position p (3, world), quaternion q (w
 world), velocity v (3, world), angular velocity omega (3, body), motor state u (4, in [0, 1]).
 
 The simulator keeps batches component-major, one row per state component ([17, N]): torch.compile
-then fuses a whole RK4 step into loops over the environments that it vectorises (about 3x faster on
-CPU than the row-major [N, 17] form, whose small per-row arithmetic cannot be vectorised).
+then fuses a whole RK4 step into loops over the environments that it vectorises; the row-major
+[N, 17] form's small per-row arithmetic cannot be vectorised (`robo bench sim` measures the step).
 :func:`rk4_step` is the row-major entry point for everything else.
 """
 
@@ -63,8 +63,9 @@ def derivative(blocks: Sequence[torch.Tensor], setpoint: torch.Tensor, pc: torch
     motor setpoints [4, N] in [0, 1] and a constant external force [3, N] (world, N); ``pc`` is
     :func:`param_columns`. Returns the derivative's blocks in the same order."""
     # Blocks rather than one [17, N] tensor or 17 vectors: eagerly, few and larger operations are fast
-    # (17 vectors are 1.6x slower at batch 1); compiled, a concatenated derivative would be written to
-    # memory at each RK4 stage (1.5x slower at batch 65536), blocks fuse into the step's loops.
+    # (17 vectors make the batch-1 step, which robo fly and the evaluations run, markedly slower);
+    # compiled, a concatenated derivative would be written to memory at each RK4 stage, while blocks
+    # fuse into the step's loops.
     _, q, v, omega, u = blocks
     qw, qx, qy, qz = q.unbind(0)
     wx, wy, wz = omega.unbind(0)
