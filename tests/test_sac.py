@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
 import pytest
@@ -241,7 +242,7 @@ def test_acceptance_finishes_exactly_the_members_above_threshold(tmp_path) -> No
                              torch.zeros(4, dtype=torch.bool))
     trainer.group.update()
     keep = {k: [t.clone() for t in member_view(trainer.group, k)] for k in range(4)}
-    trainer.window_return[:] = torch.tensor([[-100.0, -200.0], [-900.0, -800.0], [-400.0, -450.0],
+    trainer.window_return[:, :2] = torch.tensor([[-100.0, -200.0], [-900.0, -800.0], [-400.0, -450.0],
                                              [-100.0, -1000.0]])
     trainer.episodes[:] = torch.tensor([2, 2, 2, 1])  # member 3 has not finished enough episodes
     trainer.log_and_accept()
@@ -363,3 +364,79 @@ def test_resume_after_finished_members_were_dropped(tmp_path) -> None:
             assert torch.equal(x, y)
     with pytest.raises(ValueError, match="members"):
         GroupTrainer([0, 3], make_pendulums, SMALL, train).load(tmp_path / "g.pt")
+
+
+class TaggedEnv:
+    """K x E environments whose reward is the member's id and whose episodes last 5 + e steps."""
+
+    observation_size, action_size = 2, 1
+
+    def __init__(self, ids: list[int], envs: int):
+        self.member = torch.tensor(ids, dtype=torch.float32).repeat_interleave(envs)
+        self.limit = torch.arange(envs).repeat(len(ids)) + 5
+        self.num_envs = len(ids) * envs
+        self.t = torch.zeros(self.num_envs, dtype=torch.long)
+
+    def observe(self) -> torch.Tensor:
+        return torch.stack((self.member, self.t.float()), -1)
+
+    def reset(self, seed=None):
+        self.t.zero_()
+        return self.observe(), {}
+
+    def step(self, action):
+        assert action.shape == (self.num_envs, 1)
+        self.t += 1
+        truncated = self.t >= self.limit
+        final = self.observe()
+        self.t = torch.where(truncated, 0, self.t)
+        return self.observe(), self.member.clone(), torch.zeros_like(truncated), truncated, {
+            "final_observation": final}
+
+
+def test_several_environments_per_member_fill_their_own_replay_and_windows() -> None:
+    """E = 3 environments per member: 3 transitions per member per batched step, one update per
+    `update_interval` transitions, and episodes that end on the same step all reach the window."""
+    cfg = dataclasses.replace(SMALL, learning_starts=30)
+    train = GroupTrainConfig(steps=120, log_interval=60, envs_per_member=3, update_interval=2,
+                             acceptance=AcceptanceConfig(episode_length=1.0, window=50), stop_on_accept=False)
+    trainer = GroupTrainer([4, 9], lambda ids: TaggedEnv(ids, 3), cfg, train)
+    trainer.run()
+    assert trainer.step == 120 and trainer.group.buffer.size == 120
+    # Updates begin with the batched step that brings the buffer to learning_starts (step 30, 3 rows).
+    assert trainer.group.updates == (120 - 30 + 3) // 2
+    data = trainer.group.buffer.data
+    for k, member in enumerate((4, 9)):
+        assert bool((data["reward"][k, :120] == member).all())  # only its own environments' rows
+        assert bool((data["obs"][k, :120, 0] == member).all())
+    # Envs of lengths 5, 6, 7 over 40 steps: the episodes that end after step 10 (30 transitions).
+    lengths = [length for length in (5, 6, 7) for t in range(length, 41, length) if t > 10]
+    _, mean_length, n = trainer.window_means()
+    assert n.tolist() == [len(lengths)] * 2
+    torch.testing.assert_close(mean_length, torch.full((2,), sum(lengths) / len(lengths)))
+
+
+def test_evaluation_confirms_or_refuses_what_the_training_episodes_say() -> None:
+    """Members whose training episodes pass are flown deterministically before they are accepted."""
+
+    def trainer_with_passing_window(threshold: float) -> GroupTrainer:
+        train = GroupTrainConfig(steps=10_000, envs_per_member=2,
+                                 acceptance=AcceptanceConfig(episode_return=threshold, window=2, evaluate=True))
+        trainer = GroupTrainer([0, 1], lambda ids: make_pendulums([i for i in ids for _ in range(2)]),
+                               SMALL, train)
+        trainer.window_return[:, :2] = torch.tensor([[-10.0, -20.0], [-10.0, 0.0]])
+        trainer.episodes[:] = torch.tensor([2, 1])  # member 1 has not finished enough episodes
+        return trainer
+
+    # An untrained actor cannot hold the pendulum up: its deterministic return is far below -100.
+    strict = trainer_with_passing_window(-100.0)
+    strict.log_and_accept()
+    assert strict.finished == {} and strict.group.members == 2
+    point = strict.curves[0][-1]
+    assert point["eval_length"] == 200.0 and point["eval_return"] < -100.0
+    assert "eval_return" not in strict.curves[1][-1]  # its training episodes failed: not flown
+
+    lenient = trainer_with_passing_window(-1e9)
+    lenient.log_and_accept()
+    assert list(lenient.finished) == [0] and lenient.finished[0]["accepted"]
+    assert lenient.finished[0]["eval_length"] == 200.0

@@ -1,14 +1,16 @@
 """``robo bench raptor``: RAPTOR teacher training throughput, K batched teachers vs one teacher alone.
 
 For each K the same SAC teachers (the paper's networks and batch size) run the real loop on K sampled
-quadrotors: one environment step and one gradient step per teacher per iteration. The replay is first
-filled with ``--warmup`` random steps, then iterations are timed for ``--seconds``. K = 1 is the
-baseline, one teacher trained alone, measured in the same run.
+quadrotors: each iteration steps E environments per teacher and makes the SAC updates that are due,
+one per ``update_interval`` env steps per teacher (E = 1, interval 1: one env step, one gradient step).
+The replay is first filled with ``--warmup`` random steps, then iterations are timed for ``--seconds``.
+K = 1 is the baseline, one teacher trained alone, measured in the same run.
 
-Core-minutes per accepted teacher = (steps a teacher needs to be accepted) / (teacher-steps per second
-per core). The steps come from a real run's metrics.json (``--from-run``) when given; otherwise from
-``--steps-to-accept`` (default 100k, the paper's "most teachers reach near-full episodes by 100k"),
-and the table says it is an estimate.
+Budgets are in env steps (the paper: 1M per teacher), so the extrapolations divide by env steps/s with
+the updates they bring included. Core-minutes per accepted teacher = (env steps a teacher needs to be
+accepted) / (teacher env steps per second per core). The steps come from a real run's metrics.json
+(``--from-run``) when given; otherwise from ``--steps-to-accept`` (default 100k, the paper's "most
+teachers reach near-full episodes by 100k"), and the table says it is an estimate.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="take steps per accepted teacher from a teacher run's metrics.json")
     parser.add_argument("--config", default=None,
                         help="take the SAC settings from a teacher config (default: the paper's)")
+    parser.add_argument("--envs-per-teacher", type=int, default=None,
+                        help="environments per teacher (default: the config's train.envs_per_member)")
+    parser.add_argument("--update-interval", type=int, default=None,
+                        help="env steps per teacher between SAC updates (default: the config's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quality", default=None, metavar="RUN",
                         help="also measure policy quality: the student of a `robo train raptor` run folder, "
@@ -79,9 +85,13 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
 
     fleet = sample_fleet(max(sizes), seed=args.seed)
     config = load_config(RaptorTeachersConfig, args.config, [f"device={args.device}", f"seed={args.seed}"])
+    envs = config.train.envs_per_member if args.envs_per_teacher is None else args.envs_per_teacher
+    interval = config.train.update_interval if args.update_interval is None else args.update_interval
+    train = GroupTrainConfig(steps=10**9, log_interval=10**9, checkpoint_interval=10**9, envs_per_member=envs,
+                             update_interval=interval)
+    config = dataclasses.replace(config, train=train)
     make_env = make_env_factory(fleet, config)
     sac = dataclasses.replace(config.sac, learning_starts=args.warmup)
-    train = GroupTrainConfig(steps=10**9, log_interval=10**9, checkpoint_interval=10**9)
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
 
     rows = []
@@ -92,40 +102,41 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
             trainer.collect_step()
             trainer.group.update()
         sync()
-        iterations, start = 0, time.perf_counter()
+        iterations, updates, start = 0, trainer.group.updates, time.perf_counter()
         while True:
             trainer.collect_step()
-            trainer.group.update()
+            trainer.train_step()
             iterations += 1
             if iterations % 10 == 0:
                 sync()
                 elapsed = time.perf_counter() - start
                 if elapsed >= args.seconds:
                     break
-        rate = iterations / elapsed
+        updates = trainer.group.updates - updates
         rows.append({"teachers": k, "iterations": iterations, "seconds": elapsed,
-                     "env_steps_per_s": k * rate, "gradient_steps_per_s": k * rate,
-                     "batched_updates_per_s": rate})
+                     "env_steps_per_s": k * envs * iterations / elapsed,
+                     "gradient_steps_per_s": k * updates / elapsed,
+                     "batched_updates_per_s": updates / elapsed})
         del trainer
 
-    base = rows[0]["gradient_steps_per_s"] if sizes[0] == 1 else None
+    base = rows[0]["env_steps_per_s"] if sizes[0] == 1 else None
     cores = args.threads if args.device == "cpu" else None
     for r in rows:
-        r["speedup_vs_one_teacher"] = r["gradient_steps_per_s"] / base if base else None
+        r["speedup_vs_one_teacher"] = r["env_steps_per_s"] / base if base else None
         if cores:
-            per_core = r["gradient_steps_per_s"] / cores
+            per_core = r["env_steps_per_s"] / cores
             r["core_minutes_per_teacher_1M_steps"] = 1e6 / per_core / 60
             r["core_minutes_per_accepted_teacher"] = steps_to_accept / per_core / 60
         else:
-            r["gpu_hours_1000_teachers_1M_steps"] = 1000 * 1e6 / r["gradient_steps_per_s"] / 3600
+            r["gpu_hours_1000_teachers_1M_steps"] = 1000 * 1e6 / r["env_steps_per_s"] / 3600
 
-    _print_table(rows, args, steps_to_accept, source, sac)
+    _print_table(rows, args, steps_to_accept, source, sac, envs, interval)
     return {"device": args.device, "threads": args.threads, "seconds_per_size": args.seconds,
             "warmup_steps": args.warmup, "tf32": args.tf32, "steps_to_accept": steps_to_accept,
             "steps_to_accept_source": source, "paper_core_minutes_per_teacher": PAPER_CORE_MINUTES,
-            "config": args.config, "sac": {"actor_hidden": list(sac.actor_hidden),
-                                           "critic_hidden": list(sac.critic_hidden),
-                                           "batch_size": sac.batch_size}, "results": rows}
+            "config": args.config, "envs_per_teacher": envs, "update_interval": interval,
+            "sac": {"actor_hidden": list(sac.actor_hidden), "critic_hidden": list(sac.critic_hidden),
+                    "batch_size": sac.batch_size}, "results": rows}
 
 
 def _sizes(text: str) -> list[int]:
@@ -152,11 +163,11 @@ def _steps_to_accept(args: argparse.Namespace) -> tuple[float, str]:
 
 
 def _print_table(rows: list[dict[str, Any]], args: argparse.Namespace, steps: float, source: str,
-                 sac: Any) -> None:
+                 sac: Any, envs: int, interval: int) -> None:
     where = f"{args.threads} CPU thread(s)" if args.device == "cpu" else "CUDA"
     nets = f"actor {list(sac.actor_hidden)}, critics {list(sac.critic_hidden)}, batch {sac.batch_size}"
-    print(f"RAPTOR teachers, SAC ({nets}) on {where}; "
-          f"one env step + one gradient step per teacher per iteration")
+    print(f"RAPTOR teachers, SAC ({nets}) on {where}; {envs} environment(s) per teacher, "
+          f"one gradient step per {interval} env step(s) per teacher")
     last = "core-min/accepted" if args.device == "cpu" else "GPU-h 1000x1M"
     print(f"{'K':>6}{'env steps/s':>14}{'grad steps/s':>14}{'vs 1 alone':>12}{last:>20}")
     for r in rows:

@@ -114,18 +114,26 @@ class ReplayBuffer:
 
     def add(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor,
             next_obs: torch.Tensor, terminated: torch.Tensor) -> None:
-        if self.pos == self.allocated < self.capacity:
+        """One transition per member (``obs [K, obs]``) or E per member (``obs [K, E, obs]``)."""
+        if reward.dim() == 1:
+            obs, action, reward, next_obs, terminated = (
+                t.unsqueeze(1) for t in (obs, action, reward, next_obs, terminated))
+        rows = reward.shape[1]
+        if rows > self.capacity:
+            raise ValueError(f"{rows} transitions per member do not fit a buffer of {self.capacity}")
+        while self.pos + rows > self.allocated < self.capacity:
             # Grow by doubling until the capacity: a teacher that stops early never pays for 1M rows.
             bigger = self._empty(min(2 * self.allocated, self.capacity))
             for name, old in self.data.items():
                 bigger[name][:, : old.shape[1]] = old
             self.data = bigger
+        index = (self.pos + torch.arange(rows, device=self.device)) % self.capacity
         row = {"obs": obs, "action": action, "reward": reward, "next_obs": next_obs,
                "terminated": terminated.to(self.dtype)}
         for name, value in row.items():
-            self.data[name][:, self.pos] = value
-        self.pos = (self.pos + 1) % self.capacity
-        self.size = min(self.size + 1, self.capacity)
+            self.data[name].index_copy_(1, index, value.to(self.dtype))
+        self.pos = (self.pos + rows) % self.capacity
+        self.size = min(self.size + rows, self.capacity)
 
     def sample(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Independent indices per member: ``[K, batch_size, ...]`` per field."""
@@ -247,15 +255,20 @@ class SACGroup:
     # ----- acting --------------------------------------------------------------------------
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
-        """``obs [K, obs]`` -> ``action [K, act]`` in [-1, 1]."""
-        obs = obs.unsqueeze(1)
+        """``obs [K, obs]`` or ``[K, E, obs]`` (E environments per member) -> actions in [-1, 1]."""
+        single = obs.dim() == 2
+        if single:
+            obs = obs.unsqueeze(1)
         if deterministic:
-            return self.actor.deterministic(obs)[:, 0]
-        noise = torch.randn(self.members, 1, self.act_size, generator=self.generator, device=self.device)
-        return self.actor.sample(obs, noise)[0][:, 0]
+            action = self.actor.deterministic(obs)
+        else:
+            noise = torch.randn(*obs.shape[:2], self.act_size, generator=self.generator, device=self.device)
+            action = self.actor.sample(obs, noise)[0]
+        return action[:, 0] if single else action
 
-    def random_action(self) -> torch.Tensor:
-        u = torch.rand(self.members, self.act_size, generator=self.generator, device=self.device)
+    def random_action(self, envs: int = 1) -> torch.Tensor:
+        """Uniform actions ``[K, envs, act]``."""
+        u = torch.rand(self.members, envs, self.act_size, generator=self.generator, device=self.device)
         return u * 2 - 1
 
     # ----- losses (each returns one value per member, shape [K]) ----------------------------
@@ -498,11 +511,16 @@ def _load(path: str | Path) -> Any:
 
 @dataclass
 class AcceptanceConfig:
-    """When a member counts as trained: means over its last ``window`` training episodes."""
+    """When a member counts as trained: means over its last ``window`` training episodes and, with
+    ``evaluate``, also over deterministic episodes (one per environment, from one fixed set of start
+    states) run when the training episodes pass. Training episodes are stochastic, and with several
+    environments per member the last ones to end are a biased sample (those started together and
+    survived end together); the deterministic policy is also what a teacher hands on."""
 
     episode_length: float | None = None  # e.g. 500 for RAPTOR's full 5 s episodes
     episode_return: float | None = None
     window: int = 10
+    evaluate: bool = False
 
     def __post_init__(self) -> None:
         if self.window <= 0:
@@ -511,20 +529,27 @@ class AcceptanceConfig:
 
 @dataclass
 class GroupTrainConfig:
-    steps: int = 1_000_000  # env steps per member (RAPTOR's fixed budget)
-    log_interval: int = 1_000  # env steps between learning-curve points and acceptance checks
+    steps: int = 1_000_000  # env steps (transitions) per member (RAPTOR's fixed budget)
+    log_interval: int = 1_000  # env steps per member between learning-curve points and acceptance checks
     checkpoint_interval: int = 50_000
+    # E environments per member step together, so the group collects E transitions per member for one
+    # batched environment step; one SAC update follows every `update_interval` transitions per member.
+    # RLtools trains its RAPTOR teachers once per 16 env steps; E = 16 with an interval of 16 is that
+    # ratio at one update per batched step, with the environment's cost spread over 16 rows.
+    envs_per_member: int = 1
+    update_interval: int = 1
     stop_on_accept: bool = True  # freeze a member once it meets the acceptance threshold
     compact: bool = True  # drop frozen members from the batch (needs an env factory that can subset)
     acceptance: AcceptanceConfig = field(default_factory=AcceptanceConfig)
 
     def __post_init__(self) -> None:
-        for name in ("steps", "log_interval", "checkpoint_interval"):
+        for name in ("steps", "log_interval", "checkpoint_interval", "envs_per_member", "update_interval"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
 
 
 EnvFactory = Callable[[list[int]], Any]
+GROUP_FORMAT = "robo-sac-group/2"
 
 
 class NonFiniteLoss(RuntimeError):
@@ -532,7 +557,8 @@ class NonFiniteLoss(RuntimeError):
 
 
 class GroupTrainer:
-    """Train the members ``ids`` of one group on ``make_env(ids)`` (one environment per member).
+    """Train the members ``ids`` of one group on ``make_env(ids)``: ``envs_per_member`` environments per
+    member, member-major (member k owns rows ``k * E .. k * E + E - 1``).
 
     ``make_env`` is called again with the remaining ids when finished members are dropped
     (``compact``), so it must build the environments of exactly the ids it is given, in that order.
@@ -549,20 +575,25 @@ class GroupTrainer:
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.on_finish = on_finish
         self.on_log: Callable[[GroupTrainer], None] | None = None  # after each curve point
+        self.envs = train.envs_per_member
         self.env = make_env(self.ids)
-        if self.env.num_envs != len(self.ids):
-            raise ValueError(f"make_env built {self.env.num_envs} environments for {len(self.ids)} members")
+        if self.env.num_envs != len(self.ids) * self.envs:
+            raise ValueError(f"make_env built {self.env.num_envs} environments for {len(self.ids)} members "
+                             f"x {self.envs} environments each")
         obs_size = self.env.observation_size
         act_size = self.env.action_size
         self.group = SACGroup(len(self.ids), obs_size, act_size, sac, device=self.device, seed=seed)
-        self.step = 0
+        self.step = 0  # env steps (transitions) per member
+        self.pending = 0  # transitions per member collected since the last update
         self.obs = self.env.reset(seed=seed)[0].to(self.device)
         k = len(self.ids)
-        self.episode_return = torch.zeros(k, device=self.device)
-        self.episode_length = torch.zeros(k, device=self.device)
+        self.episode_return = torch.zeros(k, self.envs, device=self.device)
+        self.episode_length = torch.zeros(k, self.envs, device=self.device)
+        # The last `window` finished episodes per member, plus one spare column that absorbs the
+        # environments whose episode did not end (so one scatter records every ending at once).
         window = train.acceptance.window
-        self.window_return = torch.zeros(k, window, device=self.device)
-        self.window_length = torch.zeros(k, window, device=self.device)
+        self.window_return = torch.zeros(k, window + 1, device=self.device)
+        self.window_length = torch.zeros(k, window + 1, device=self.device)
         self.episodes = torch.zeros(k, dtype=torch.long, device=self.device)  # counted after learning starts
         self.curves: dict[int, list[dict[str, float]]] = {i: [] for i in self.ids}
         self.finished: dict[int, dict[str, Any]] = {}
@@ -573,21 +604,19 @@ class GroupTrainer:
     def run(self, progress: Callable[[int], None] | None = None,
             until: int | None = None) -> dict[int, dict[str, Any]]:
         """Train until every member is finished (or env step ``until``); returns ``{id: record}``."""
-        cfg = self.group.config
         stop = self.train.steps if until is None else min(until, self.train.steps)
         while self.running and self.step < stop:
             self.collect_step()
-            if self.step >= cfg.learning_starts:
-                self.last_losses = self.group.update()
-            if self.step % self.train.log_interval == 0:
+            self.train_step()
+            if self._crossed(self.train.log_interval):
                 self.check_finite()
                 self.log_and_accept()
                 if self.on_log is not None:
                     self.on_log(self)
-            if self.checkpoint is not None and self.step % self.train.checkpoint_interval == 0:
+            if self.checkpoint is not None and self._crossed(self.train.checkpoint_interval):
                 self.save(self.checkpoint)
             if progress is not None:
-                progress(1)
+                progress(self.envs)
         self.check_finite()
         if bool(self.group.active.any()) and self.step >= self.train.steps:
             self.log_and_accept(final=True)
@@ -595,11 +624,17 @@ class GroupTrainer:
             self.save(self.checkpoint)
         return self.finished
 
+    def _crossed(self, interval: int) -> bool:
+        """Did the last batched step pass a multiple of ``interval`` env steps per member?"""
+        return self.step // interval > (self.step - self.envs) // interval
+
     def collect_step(self) -> None:
-        group = self.group
+        """One step of every environment: E transitions per member into the replay buffer."""
+        group, k, e = self.group, len(self.ids), self.envs
         exploring = self.step < group.config.learning_starts
-        action = group.random_action() if exploring else group.act(self.obs)
-        next_obs, reward, terminated, truncated, info = self.env.step(action)
+        obs = self.obs.view(k, e, -1)
+        action = group.random_action(e) if exploring else group.act(obs)
+        next_obs, reward, terminated, truncated, info = self.env.step(action.reshape(k * e, -1))
         next_obs, reward = next_obs.to(self.device), reward.to(self.device)
         terminated, truncated = terminated.to(self.device), truncated.to(self.device)
         done = terminated | truncated
@@ -607,27 +642,40 @@ class GroupTrainer:
         if "final_observation" in info:
             # Same-step autoreset: the transition ends in the old episode's last state.
             real_next = torch.where(done[:, None], info["final_observation"].to(self.device), next_obs)
-        group.buffer.add(self.obs, action, reward, real_next, terminated)
+        group.buffer.add(obs, action, reward.view(k, e), real_next.view(k, e, -1), terminated.view(k, e))
         self.obs = next_obs
-        self.step += 1
+        self.step += e
 
-        self.episode_return += reward
+        done = done.view(k, e)
+        self.episode_return += reward.view(k, e)
         self.episode_length += 1
         # Only episodes that end after learning started say anything about the learned policy.
         count = done & (self.step > group.config.learning_starts)
-        slot = (self.episodes % self.train.acceptance.window)[:, None]
-        for window, value in ((self.window_return, self.episode_return),
-                              (self.window_length, self.episode_length)):
-            window.scatter_(1, slot, torch.where(count, value, window.gather(1, slot)[:, 0])[:, None])
-        self.episodes += count.long()
+        window = self.train.acceptance.window
+        rank = count.long().cumsum(1) - 1
+        slot = torch.where(count, (self.episodes[:, None] + rank) % window, window)
+        self.window_return.scatter_(1, slot, self.episode_return)
+        self.window_length.scatter_(1, slot, self.episode_length)
+        self.episodes += count.sum(1)
         self.episode_return = torch.where(done, 0.0, self.episode_return)
         self.episode_length = torch.where(done, 0.0, self.episode_length)
 
+    def train_step(self) -> None:
+        """The SAC updates the transitions collected so far are due (one per ``update_interval``)."""
+        if self.step < self.group.config.learning_starts:
+            return
+        self.pending += self.envs
+        while self.pending >= self.train.update_interval:
+            self.last_losses = self.group.update()
+            self.pending -= self.train.update_interval
+
     def window_means(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Mean return and length over each member's last ``window`` counted episodes, and that count."""
-        n = self.episodes.clamp(max=self.train.acceptance.window)
+        window = self.train.acceptance.window
+        n = self.episodes.clamp(max=window)
         denom = n.clamp(min=1).to(self.window_return.dtype)
-        return self.window_return.sum(1) / denom, self.window_length.sum(1) / denom, n
+        return (self.window_return[:, :window].sum(1) / denom, self.window_length[:, :window].sum(1) / denom,
+                n)
 
     def log_and_accept(self, final: bool = False) -> None:
         acc = self.train.acceptance
@@ -640,6 +688,15 @@ class GroupTrainer:
             ok &= mean_return >= acc.episode_return
         if acc.episode_length is None and acc.episode_return is None:
             ok &= False  # no threshold: every member trains for its full budget
+        ok &= self.group.active
+        evaluated = None
+        if acc.evaluate and bool(ok.any()):
+            evaluated = ok.clone()
+            eval_return, eval_length = self.evaluate(evaluated)
+            if acc.episode_length is not None:
+                ok &= eval_length >= acc.episode_length
+            if acc.episode_return is not None:
+                ok &= eval_return >= acc.episode_return
         alpha = self.group.alpha.cpu()
         critic = self.last_losses.get("critic_loss")
         rows = zip(self.ids, mean_return.tolist(), mean_length.tolist(), n.tolist(), alpha.tolist(),
@@ -648,6 +705,8 @@ class GroupTrainer:
             point = {"step": self.step, "return": ret, "length": length, "episodes": count, "alpha": a}
             if critic is not None:
                 point["critic_loss"] = float(critic[k])
+            if evaluated is not None and bool(evaluated[k]):
+                point.update(eval_return=float(eval_return[k]), eval_length=float(eval_length[k]))
             self.curves[i].append(point)
         done = (ok & self.train.stop_on_accept) | torch.full_like(ok, final or self.step >= self.train.steps)
         done &= self.group.active
@@ -657,9 +716,11 @@ class GroupTrainer:
         for k in done.nonzero()[:, 0].tolist():
             i = self.ids[k]
             record = {"id": i, "accepted": bool(ok_list[k]), "steps": self.step,
-                      "updates": max(0, self.step - self.group.config.learning_starts),
+                      "updates": self.group.updates,
                       "mean_return": float(mean_return[k]), "mean_length": float(mean_length[k]),
                       "episodes": int(n[k]), "alpha": float(alpha[k])}
+            if evaluated is not None and bool(evaluated[k]):
+                record.update(eval_return=float(eval_return[k]), eval_length=float(eval_length[k]))
             self.finished[i] = record
             if self.on_finish is not None:
                 self.on_finish(i, record, self.group.member_actor(k))
@@ -668,13 +729,41 @@ class GroupTrainer:
         if self.train.compact:
             self._drop_finished()
 
+    @torch.no_grad()
+    def evaluate(self, members: torch.Tensor, max_steps: int = 100_000) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean return and length of one deterministic episode per environment for the members in the
+        mask (NaN for the others), on fresh environments from one fixed seed, so every evaluation
+        starts from the same states and training's environments and random streams are untouched."""
+        index = members.nonzero()[:, 0]
+        m, e = int(index.numel()), self.envs
+        env = self.make_env([self.ids[k] for k in index.tolist()])
+        obs = env.reset(seed=self.seed + 1)[0].to(self.device)
+        total = torch.zeros(m, e, device=self.device)
+        length = torch.zeros(m, e, device=self.device)
+        running = torch.ones(m, e, dtype=torch.bool, device=self.device)
+        stacked = torch.zeros(self.group.members, e, obs.shape[-1], device=self.device)
+        for _ in range(max_steps):
+            stacked[index] = obs.view(m, e, -1)
+            action = self.group.actor.deterministic(stacked)[index]
+            obs, reward, terminated, truncated, _ = env.step(action.reshape(m * e, -1))
+            obs = obs.to(self.device)
+            total += torch.where(running, reward.to(self.device).view(m, e), 0.0)
+            length += running.float()
+            running &= ~(terminated | truncated).to(self.device).view(m, e)
+            if not bool(running.any()):
+                break
+        out_return = torch.full((self.group.members,), math.nan, device=self.device)
+        out_length = torch.full((self.group.members,), math.nan, device=self.device)
+        out_return[index], out_length[index] = total.mean(1), length.mean(1)
+        return out_return, out_length
+
     def _drop_finished(self) -> None:
         keep = self.group.active.nonzero()[:, 0]
         if keep.numel() in (0, len(self.ids)):
             return  # nothing to drop, or nothing left to train (keep the last group for inspection)
         self.group.select(keep)
         self.ids = [self.ids[k] for k in keep.tolist()]
-        for name in ("obs", "episode_return", "episode_length", "window_return", "window_length", "episodes"):
+        for name in ("episode_return", "episode_length", "window_return", "window_length", "episodes"):
             setattr(self, name, getattr(self, name)[keep])
         # The remaining members start fresh episodes on an environment of just their vehicles.
         self.env = self.make_env(self.ids)
@@ -692,7 +781,8 @@ class GroupTrainer:
 
     # ----- checkpoints ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        state = {"format": "robo-sac-group/1", "ids": list(self.ids), "step": self.step,
+        state = {"format": GROUP_FORMAT, "ids": list(self.ids), "step": self.step, "pending": self.pending,
+                 "envs_per_member": self.envs,
                  "group": self.group.state_dict(), "obs": self.obs,
                  "episode_return": self.episode_return, "episode_length": self.episode_length,
                  "window_return": self.window_return, "window_length": self.window_length,
@@ -708,8 +798,11 @@ class GroupTrainer:
     def load(self, path: str | Path) -> None:
         """Continue from :meth:`save`'s file (the environment too when it supports ``state_dict``)."""
         state = _load(path)
-        if not isinstance(state, dict) or state.get("format") != "robo-sac-group/1":
-            raise ValueError(f"{path}: not a SAC group checkpoint")
+        if not isinstance(state, dict) or state.get("format") != GROUP_FORMAT:
+            raise ValueError(f"{path}: not a SAC group checkpoint of this version ({GROUP_FORMAT})")
+        if state["envs_per_member"] != self.envs:
+            raise ValueError(f"{path}: checkpoint ran {state['envs_per_member']} environments per member, "
+                             f"the config asks for {self.envs}")
         saved_ids = list(state["ids"]) + sorted(state["finished"])
         if sorted(saved_ids) != sorted(set(self.ids) | set(state["finished"])):
             raise ValueError(f"{path}: checkpoint is for members {sorted(saved_ids)}, not {sorted(self.ids)}")
@@ -717,7 +810,7 @@ class GroupTrainer:
             self.ids = list(state["ids"])
             self.env = self.make_env(self.ids)
         self.group = SACGroup.from_state_dict(state["group"], device=self.device)
-        self.step = int(state["step"])
+        self.step, self.pending = int(state["step"]), int(state["pending"])
         self.running = bool(self.group.active.any())
         for name in ("obs", "episode_return", "episode_length", "window_return", "window_length", "episodes"):
             setattr(self, name, state[name].to(self.device))

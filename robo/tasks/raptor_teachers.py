@@ -2,8 +2,8 @@
 
 Each teacher sees the 26-value privileged observation of its own vehicle and RAPTOR's reward
 (``sim.quadrotor.QuadrotorEnv`` with ``observation="teacher"``). Teachers are trained in groups of
-``group_size``: the K vehicles are stacked into one batched environment and the K SAC agents into
-stacked networks (:class:`robo.rl.sac.GroupTrainer`). A teacher stops as soon as the mean length (and,
+``group_size``: the K vehicles (``train.envs_per_member`` environments each) are stacked into one
+batched environment and the K SAC agents into stacked networks (:class:`robo.rl.sac.GroupTrainer`). A teacher stops as soon as the mean length (and,
 if set, return) of its last ``window`` training episodes meets the acceptance threshold; finished
 teachers leave the batch so the rest run on smaller tensors. A teacher that reaches its step budget
 without meeting the threshold is rejected, listed with its numbers, and its checkpoint is kept.
@@ -54,6 +54,7 @@ from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, QuadrotorParams, loa
 @dataclass
 class TeacherAcceptance(AcceptanceConfig):
     episode_length: float | None = 490.0  # of RAPTOR's 500-step episodes
+    evaluate: bool = True  # confirmed by the deterministic actor, which is what the student imitates
 
 
 @dataclass
@@ -100,10 +101,12 @@ def fleet_digest(path: str | Path) -> str:
 
 def make_env_factory(fleet: list[QuadrotorParams],
                      config: RaptorTeachersConfig) -> Callable[[list[int]], Any]:
-    """Env factory for :class:`GroupTrainer`: one environment per teacher id, that teacher's vehicle."""
+    """Env factory for :class:`GroupTrainer`: ``train.envs_per_member`` environments per teacher id,
+    all of that teacher's vehicle, teacher-major."""
+    envs = config.train.envs_per_member
 
     def make_env(ids: list[int]) -> QuadrotorEnv:
-        return QuadrotorEnv([fleet[i] for i in ids], config.env, device=config.device,
+        return QuadrotorEnv([fleet[i] for i in ids for _ in range(envs)], config.env, device=config.device,
                             seed=config.seed * 1_000_003 + ids[0])
 
     return make_env
