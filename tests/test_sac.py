@@ -420,8 +420,8 @@ def test_evaluation_confirms_or_refuses_what_the_training_episodes_say() -> None
     """Members whose training episodes pass are flown deterministically before they are accepted."""
 
     def trainer_with_passing_window(threshold: float) -> GroupTrainer:
-        train = GroupTrainConfig(steps=10_000, envs_per_member=2,
-                                 acceptance=AcceptanceConfig(episode_return=threshold, window=2, evaluate=True))
+        accept = AcceptanceConfig(episode_return=threshold, window=2, evaluate=True)
+        train = GroupTrainConfig(steps=10_000, envs_per_member=2, acceptance=accept)
         trainer = GroupTrainer([0, 1], lambda ids: make_pendulums([i for i in ids for _ in range(2)]),
                                SMALL, train)
         trainer.window_return[:, :2] = torch.tensor([[-10.0, -20.0], [-10.0, 0.0]])

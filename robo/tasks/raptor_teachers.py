@@ -3,10 +3,12 @@
 Each teacher sees the 26-value privileged observation of its own vehicle and RAPTOR's reward
 (``sim.quadrotor.QuadrotorEnv`` with ``observation="teacher"``). Teachers are trained in groups of
 ``group_size``: the K vehicles (``train.envs_per_member`` environments each) are stacked into one
-batched environment and the K SAC agents into stacked networks (:class:`robo.rl.sac.GroupTrainer`). A teacher stops as soon as the mean length (and,
-if set, return) of its last ``window`` training episodes meets the acceptance threshold; finished
-teachers leave the batch so the rest run on smaller tensors. A teacher that reaches its step budget
-without meeting the threshold is rejected, listed with its numbers, and its checkpoint is kept.
+batched environment and the K SAC agents into stacked networks (:class:`robo.rl.sac.GroupTrainer`).
+A teacher stops as soon as the mean length (and, if set, return) of its last ``window`` training
+episodes meets the acceptance threshold and, with ``acceptance.evaluate`` (the default), so do its
+deterministic episodes, one per environment; finished teachers leave the batch so the rest run on
+smaller tensors. A teacher that reaches its step budget without meeting the threshold is rejected,
+listed with its numbers, and its checkpoint is kept.
 Groups run one after another, or as Ray tasks spread over a cluster (``ray_address``,
 :mod:`robo.tasks.raptor_ray`), all writing into the one run folder.
 
