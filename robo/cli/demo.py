@@ -10,7 +10,7 @@ DESCRIPTION = """\
 The whole stack in one command, on this CPU, in well under 10 minutes (about 10 s without --train):
 
   1. policy          the committed RAPTOR student (robo/policies/raptor_default/student.pt),
-                     or with --train the quick RAPTOR config trained first (20+ min on 2 cores)
+                     or with --train the quick RAPTOR config trained first (about 13 min on 2 cores)
   2. export          ONNX + policy card; torch vs ONNX Runtime over 500 closed-loop steps
   3. fly             the exported model flies a figure-eight in the simulator behind the CBF safety
                      filter, around an obstacle on the path: tracking RMSE, clearance, interventions

@@ -52,7 +52,7 @@ The whole RAPTOR pipeline in one run folder, each stage resumable with --resume:
   5. export it to ONNX with its policy card                     -> RUN/policy.onnx, RUN/policy.json
 
 examples:
-  robo train raptor --config configs/raptor_quick.yaml            # about 15 min on a 2-core CPU
+  robo train raptor --config configs/raptor_quick.yaml            # about 13 min on a 2-core CPU
   robo train raptor --config configs/raptor.yaml --set teachers.device=cuda
   robo train raptor --config configs/raptor_quick.yaml --out runs/raptor/a --resume
   robo train raptor --config configs/raptor.yaml --ray-address head:6379 --out /shared/runs/raptor/a
