@@ -20,6 +20,7 @@ from robo.tasks.raptor_teachers import (
     RaptorTeachersConfig,
     load_teachers,
     read_curve,
+    summarise,
     train_teachers,
 )
 from sim.quadrotor import sample_fleet, save_fleet
@@ -132,3 +133,23 @@ def test_cli_trains_and_lists_rejected_teachers(tmp_path, fleet, capsys) -> None
     assert "0/2 teachers accepted" in out and "q0" in out and "q1" in out
     assert main([*argv[:2], "--fleet", str(tmp_path / "missing.json"), "--out", str(tmp_path / "x")]) == 1
     assert "fleet file not found" in capsys.readouterr().err
+
+
+def test_deterministic_check_is_kept_in_the_curve_and_in_the_rejected_list(tmp_path, fleet) -> None:
+    # Threshold 1: every training window passes, so the deterministic check runs at the first point.
+    cfg = tiny(tmp_path, "train.acceptance.episode_length=1", "train.acceptance.window=1",
+               "train.acceptance.evaluate=true", teachers=2)
+    run = tmp_path / "run"
+    metrics = train_teachers(cfg, fleet, run, log=lambda s: None)
+    assert metrics["accepted"] == 2
+    for name in ("q0", "q1"):
+        point = read_curve(run / "teachers" / name / "curve.csv")[-1]
+        assert point["eval_length"] >= 1 and "eval_return" in point
+
+    records = {0: {"id": 0, "name": "q0", "accepted": False, "steps": 120, "mean_length": 500.0,
+                   "mean_return": 10.0, "episodes": 10, "eval_length": 300.0, "eval_return": -50.0},
+               1: {"id": 1, "name": "q1", "accepted": False, "steps": 120, "mean_length": 90.0,
+                   "mean_return": -90.0, "episodes": 10}}
+    rejected = summarise(records, 1.0, 1, cfg)["rejected"]
+    assert rejected[0]["eval_length"] == 300.0 and rejected[0]["eval_return"] == -50.0
+    assert "eval_length" not in rejected[1]

@@ -166,10 +166,13 @@ def _raptor_teachers(args: argparse.Namespace) -> int:
     print(f"\n{metrics['accepted']}/{metrics['teachers']} teachers accepted "
           f"(threshold {metrics['acceptance']}); run folder {out}")
     if metrics["rejected"]:
-        print(f"{'rejected':<14}{'steps':>10}{'mean length':>14}{'mean return':>14}{'episodes':>10}")
+        print(f"{'rejected':<14}{'steps':>10}{'mean length':>14}{'mean return':>14}{'episodes':>10}"
+              f"{'deterministic length':>22}")
         for r in metrics["rejected"]:
+            # The deterministic check ran only when the training episodes met the threshold.
+            checked = f"{r['eval_length']:.1f}" if "eval_length" in r else "-"
             print(f"{r['name']:<14}{r['steps']:>10}{r['mean_length']:>14.1f}{r['mean_return']:>14.1f}"
-                  f"{r['episodes']:>10}")
+                  f"{r['episodes']:>10}{checked:>22}")
     per = metrics["core_minutes_per_accepted_teacher"]
     per = "n/a" if per is None else f"{per:.2f}"
     if config.ray_address:

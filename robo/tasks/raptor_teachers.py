@@ -224,7 +224,10 @@ def summarise(records: dict[int, dict[str, Any]], wall: float, threads: int,
     return {
         "teachers": len(records),
         "accepted": len(accepted),
-        "rejected": [{k: r[k] for k in ("name", "steps", "mean_length", "mean_return", "episodes")}
+        # eval_length/eval_return: present when the training episodes passed and the deterministic
+        # episodes did not, which is why such a teacher is rejected.
+        "rejected": [{k: r[k] for k in ("name", "steps", "mean_length", "mean_return", "episodes",
+                                        "eval_length", "eval_return") if k in r}
                      for r in sorted(rejected, key=lambda r: r["id"])],
         "accepted_names": [r["name"] for r in sorted(accepted, key=lambda r: r["id"])],
         "mean_steps_accepted": (sum(r["steps"] for r in accepted) / len(accepted)) if accepted else None,
@@ -292,7 +295,9 @@ def _teacher_writer(run_dir: Path, trainer: GroupTrainer, names: list[str], flee
 
 
 def _write_curve(path: Path, points: list[dict[str, float]]) -> None:
-    write_csv(path, points, ["step", "return", "length", "episodes", "alpha", "critic_loss"])
+    # eval_*: the deterministic confirmation (acceptance.evaluate), only on points where it ran.
+    write_csv(path, points, ["step", "return", "length", "episodes", "alpha", "critic_loss",
+                             "eval_return", "eval_length"])
 
 
 def run_metrics(run_dir: str | Path) -> dict[str, Any]:
