@@ -223,7 +223,9 @@ def test_cli_bad_policy_is_a_one_line_error(tmp_path, capsys) -> None:
     assert "not a readable policy checkpoint" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("path", ["configs/raptor.yaml", "configs/raptor_quick.yaml"])
+# The default student's config too: its README gives the command that trains from it.
+@pytest.mark.parametrize("path", ["configs/raptor.yaml", "configs/raptor_quick.yaml",
+                                  "robo/policies/raptor_default/config.yaml"])
 def test_shipped_pipeline_configs_load(path) -> None:
     config = load_config(RaptorConfig, path)
     assert config.teachers.env.observation == "teacher" and not config.student.env.auto_reset
