@@ -46,7 +46,7 @@ def test_demo_end_to_end_on_the_committed_student(tmp_path, capsys):
 def test_train_flag_trains_the_quick_config_and_uses_its_student(tmp_path, monkeypatch):
     """The wiring of --train, without the 20 minutes: the pipeline is replaced by one that writes what
     the real one writes (its run folder's metrics and student_best.pt)."""
-    import robo.tasks.raptor as raptor
+    import robo.tasks.raptor.pipeline as raptor
 
     calls = []
 

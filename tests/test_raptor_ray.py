@@ -17,7 +17,7 @@ from robo.config import load_config
 pytest.importorskip("sim.quadrotor", reason="needs the quadrotor simulator in sim/quadrotor",
                     exc_type=ImportError)
 
-from robo.tasks.raptor_teachers import RaptorTeachersConfig, train_teachers
+from robo.tasks.raptor.teachers import RaptorTeachersConfig, train_teachers
 from sim.quadrotor import sample_fleet, save_fleet
 
 torch.set_num_threads(1)  # the Ray tasks run with one thread too, so the numbers can match exactly

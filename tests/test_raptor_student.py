@@ -12,8 +12,8 @@ from robo.config import load_config
 from robo.nets.policy import load_policy, raptor_student
 from robo.rl.distill import NonFiniteLoss, Sequences, collect, fit, imitation_loss, sequence_loss
 from robo.rl.sac import atomic_save
-from robo.tasks.raptor import RaptorConfig, StudentConfig, prepare_fleet, train_student
-from robo.tasks.raptor_teachers import RaptorTeachersConfig, train_teachers
+from robo.tasks.raptor.pipeline import RaptorConfig, StudentConfig, prepare_fleet, train_student
+from robo.tasks.raptor.teachers import RaptorTeachersConfig, train_teachers
 from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, sample_fleet, save_fleet
 
 torch.set_num_threads(1)
@@ -255,7 +255,7 @@ def test_the_whole_pipeline_runs_resumes_and_exports(tmp_path, capsys) -> None:
 def test_onnx_and_torch_students_fly_the_same_recovery_episodes() -> None:
     import numpy as np
 
-    from robo.tasks import raptor_eval as ev
+    from robo.tasks.raptor import evaluation as ev
     from sim.quadrotor import preset
 
     cfg = ev.EvalConfig(vehicles=0, presets=())
@@ -266,8 +266,14 @@ def test_onnx_and_torch_students_fly_the_same_recovery_episodes() -> None:
 
 
 def test_teacher_evaluation_flies_each_teacher_on_its_own_quadrotor(teacher_run) -> None:
-    from robo.tasks.raptor_eval import EvalConfig, Teacher, evaluate_teachers, recovery, summarise_recovery
-    from robo.tasks.raptor_teachers import load_teachers
+    from robo.tasks.raptor.evaluation import (
+        EvalConfig,
+        Teacher,
+        evaluate_teachers,
+        recovery,
+        summarise_recovery,
+    )
+    from robo.tasks.raptor.teachers import load_teachers
     from sim.quadrotor import load_fleet
 
     config = load_config(EvalConfig, None, ["vehicles=0", "env.episode_steps=60"])

@@ -16,7 +16,7 @@ from robo.rl.sac import load_actor
 pytest.importorskip("sim.quadrotor", reason="needs the quadrotor simulator in sim/quadrotor",
                     exc_type=ImportError)
 
-from robo.tasks.raptor_teachers import (
+from robo.tasks.raptor.teachers import (
     RaptorTeachersConfig,
     load_teachers,
     read_curve,

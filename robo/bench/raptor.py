@@ -69,7 +69,7 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
 
     from robo.config import load_config
     from robo.rl.sac import GroupTrainConfig, GroupTrainer
-    from robo.tasks.raptor_teachers import RaptorTeachersConfig, make_env_factory
+    from robo.tasks.raptor.teachers import RaptorTeachersConfig, make_env_factory
     from sim.quadrotor import sample_fleet
 
     sizes = _sizes(args.teachers)
@@ -186,7 +186,7 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
     import math
 
     from robo.rl.sac import load_actor
-    from robo.tasks import raptor_eval as ev
+    from robo.tasks.raptor import evaluation as ev
     from sim.quadrotor import QuadrotorParams
 
     run = Path(args.quality)

@@ -48,8 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _raptor(args: argparse.Namespace) -> int:
     from robo.config import load_config
-    from robo.tasks.raptor import write_eval
-    from robo.tasks.raptor_eval import Baseline, EvalConfig, evaluate, load_controller, table
+    from robo.tasks.raptor.evaluation import Baseline, EvalConfig, evaluate, load_controller, table
+    from robo.tasks.raptor.pipeline import write_eval
 
     config = load_config(EvalConfig, args.config, list(args.set))
     if args.teachers:
@@ -68,7 +68,7 @@ def _raptor(args: argparse.Namespace) -> int:
 
 
 def _teachers(args: argparse.Namespace, config) -> int:
-    from robo.tasks.raptor_eval import evaluate_teachers, teachers_table
+    from robo.tasks.raptor.evaluation import evaluate_teachers, teachers_table
     from robo.tasks.run_files import write_json
 
     if args.episodes <= 0:

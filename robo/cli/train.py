@@ -136,7 +136,7 @@ def _raptor_teachers(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from robo.config import load_config
-    from robo.tasks.raptor_teachers import RaptorTeachersConfig, train_teachers
+    from robo.tasks.raptor.teachers import RaptorTeachersConfig, train_teachers
 
     overrides = list(args.set)
     if args.teachers is not None:
@@ -194,7 +194,7 @@ def _out(args: argparse.Namespace, default: str) -> Path:
 def _config_for_student(config_path: str | None, overrides: list[str]):
     """A student config from a student YAML, or from the student section of a pipeline YAML."""
     from robo.config import load_config, read_yaml
-    from robo.tasks.raptor import RaptorConfig, StudentConfig
+    from robo.tasks.raptor.pipeline import RaptorConfig, StudentConfig
 
     if config_path is not None and "student" in read_yaml(config_path):
         return load_config(RaptorConfig, config_path, [f"student.{o}" for o in overrides]).student
@@ -204,7 +204,7 @@ def _config_for_student(config_path: str | None, overrides: list[str]):
 def _raptor_student(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from robo.tasks.raptor import train_student
+    from robo.tasks.raptor.pipeline import train_student
 
     config = _config_for_student(args.config, list(args.set))
     out = _out(args, "runs/raptor-student")
@@ -223,8 +223,8 @@ def _raptor(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from robo.config import load_config
-    from robo.tasks.raptor import RaptorConfig, train_raptor
-    from robo.tasks.raptor_eval import table
+    from robo.tasks.raptor.evaluation import table
+    from robo.tasks.raptor.pipeline import RaptorConfig, train_raptor
 
     config = load_config(RaptorConfig, args.config, list(args.set))
     if args.ray_address is not None:

@@ -146,7 +146,7 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print,
 def _train(cfg: DemoConfig, out: Path, ctx: dict[str, Any], log: Callable[[str], None],
            bar: Callable[[str, int], Any] | None) -> tuple[list, dict]:
     from robo.config import load_config
-    from robo.tasks.raptor import RaptorConfig, train_raptor
+    from robo.tasks.raptor.pipeline import RaptorConfig, train_raptor
 
     if not Path(cfg.train_config).is_file():
         raise OSError(f"training config not found: {cfg.train_config}")

@@ -1,6 +1,6 @@
 """RAPTOR teacher groups as Ray tasks, spread over a local Ray or a cluster (``ray_address``).
 
-Each group not yet done runs as one task that calls :func:`robo.tasks.raptor_teachers.train_group`,
+Each group not yet done runs as one task that calls :func:`robo.tasks.raptor.teachers.train_group`,
 the same function the sequential path calls, and writes into the same run folder. That folder must be
 on storage every node sees, at the same path (NFS, a cluster file system); a task refuses to start on a
 node where it cannot see the run's ``fleet.json``. Resume is the sequential one: finished groups are
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from robo.tasks.raptor_teachers import RaptorTeachersConfig
+    from robo.tasks.raptor.teachers import RaptorTeachersConfig
 
 LOCAL = "local"  # start a new Ray on this machine (ray.init(address="local"))
 # ray.init blocks for minutes retrying an address where nothing listens; a plain TCP connect says so
@@ -202,7 +202,7 @@ def _train_group_task(config: RaptorTeachersConfig, run_dir: str, g: int, member
     """One group on a Ray worker: the sequential path's :func:`train_group`, reporting to the driver."""
     import torch
 
-    from robo.tasks.raptor_teachers import fleet_digest, train_group
+    from robo.tasks.raptor.teachers import fleet_digest, train_group
     from sim.quadrotor import load_fleet
 
     torch.set_num_threads(config.threads or 1)  # the CPUs this task asked Ray for

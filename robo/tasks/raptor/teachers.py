@@ -10,7 +10,7 @@ deterministic episodes, one per environment; finished teachers leave the batch s
 smaller tensors. A teacher that reaches its step budget without meeting the threshold is rejected,
 listed with its numbers, and its checkpoint is kept.
 Groups run one after another, or as Ray tasks spread over a cluster (``ray_address``,
-:mod:`robo.tasks.raptor_ray`), all writing into the one run folder.
+:mod:`robo.tasks.raptor.ray_groups`), all writing into the one run folder.
 
 Run folder layout::
 
@@ -121,7 +121,7 @@ def train_teachers(config: RaptorTeachersConfig, fleet_path: str | Path, run_dir
     """Train ``config.teachers`` teachers of the fleet at ``fleet_path`` into ``run_dir``; returns metrics.
 
     Groups run one after another here, or as Ray tasks when ``config.ray_address`` is set
-    (:mod:`robo.tasks.raptor_ray`); either way each group is trained by :func:`train_group`.
+    (:mod:`robo.tasks.raptor.ray_groups`); either way each group is trained by :func:`train_group`.
     """
     run_dir = Path(run_dir)
     fleet, _ = load_fleet(fleet_path)
@@ -133,10 +133,10 @@ def train_teachers(config: RaptorTeachersConfig, fleet_path: str | Path, run_dir
     groups = [ids[i: i + config.group_size] for i in range(0, len(ids), config.group_size)]
     session: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if config.ray_address is not None:
-        from robo.tasks import raptor_ray
+        from robo.tasks.raptor import ray_groups
 
         # Connect before the run folder is made: a bad address must not leave a half-made run behind.
-        session = raptor_ray.connect(config.ray_address, log=log)
+        session = ray_groups.connect(config.ray_address, log=log)
     with session:
         _prepare_run_dir(run_dir, config, fleet_path, digest, resume)
         if config.threads:
@@ -160,7 +160,7 @@ def train_teachers(config: RaptorTeachersConfig, fleet_path: str | Path, run_dir
                                       progress=progress, log=log, status=status)
                        for g, members in pending}
         else:
-            results = raptor_ray.train_groups(config, run_dir, pending, digest, [p.name for p in fleet],
+            results = ray_groups.train_groups(config, run_dir, pending, digest, [p.name for p in fleet],
                                               progress=progress, log=log, status=status)
             threads = config.threads or 1  # what each Ray task ran with, not this driver
         for group_records, seconds in results.values():

@@ -35,8 +35,8 @@ from robo.config import dump_yaml, to_dict
 from robo.nets.policy import quadrotor_student_meta, raptor_student, save_policy
 from robo.rl.distill import collect, fit
 from robo.rl.sac import atomic_save
-from robo.tasks import raptor_eval
-from robo.tasks.raptor_teachers import RaptorTeachersConfig, fleet_digest, load_teachers, train_teachers
+from robo.tasks.raptor import evaluation
+from robo.tasks.raptor.teachers import RaptorTeachersConfig, fleet_digest, load_teachers, train_teachers
 from robo.tasks.run_files import write_csv, write_json
 from sim.quadrotor import (
     QuadrotorEnv,
@@ -108,7 +108,7 @@ class RaptorConfig:
     fleet: FleetConfig = field(default_factory=FleetConfig)
     teachers: RaptorTeachersConfig = field(default_factory=RaptorTeachersConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
-    eval: raptor_eval.EvalConfig = field(default_factory=raptor_eval.EvalConfig)
+    eval: evaluation.EvalConfig = field(default_factory=evaluation.EvalConfig)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,7 +171,7 @@ def train_student(config: StudentConfig, teacher_run: str | Path, out_dir: str |
     holdout = sample_fleet(config.holdout, config.holdout_seed)
     if {_physics(p) for p in holdout} & {_physics(p) for p in vehicles}:
         raise ValueError("held-out quadrotors include a teacher's quadrotor; change student.holdout_seed")
-    eval_cfg = raptor_eval.EvalConfig(vehicles=0, presets=(), env=QuadrotorEnvConfig(
+    eval_cfg = evaluation.EvalConfig(vehicles=0, presets=(), env=QuadrotorEnvConfig(
         observation="teacher", reference="hold", auto_reset=False))
 
     with torch.random.fork_rng(devices=[]):
@@ -205,9 +205,9 @@ def train_student(config: StudentConfig, teacher_run: str | Path, out_dir: str |
                                "loss": loss, "alive_fraction": float(data.mask.mean()),
                                "seconds": time.perf_counter() - started}
         if epoch % config.eval_interval == 0 or epoch == config.epochs:
-            result = raptor_eval.recovery(raptor_eval.TorchStudent(student), holdout, eval_cfg,
+            result = evaluation.recovery(evaluation.TorchStudent(student), holdout, eval_cfg,
                                           seed=config.holdout_seed)
-            summary = raptor_eval.summarise_recovery(result)
+            summary = evaluation.summarise_recovery(result)
             student.train()
             row.update(holdout_success=summary["success_rate"],
                        holdout_length=summary["mean_episode_length"],
@@ -353,12 +353,12 @@ def train_raptor(config: RaptorConfig, run_dir: str | Path, *, resume: bool = Fa
     else:
         log("stage 3/4: evaluation")
         # What the student was taught: each teacher, deterministic, on its own quadrotor.
-        teachers = raptor_eval.evaluate_teachers(teachers_dir, config.eval, config.eval.preset_episodes)
+        teachers = evaluation.evaluate_teachers(teachers_dir, config.eval, config.eval.preset_episodes)
         write_json(run / "eval" / "teachers_eval.json", {"episodes": config.eval.preset_episodes,
                                                          "teachers": teachers})
-        log(raptor_eval.teachers_table(teachers))
-        controller = raptor_eval.load_controller(student_dir / "student_best.pt")
-        result = raptor_eval.evaluate(controller, config.eval)
+        log(evaluation.teachers_table(teachers))
+        controller = evaluation.load_controller(student_dir / "student_best.pt")
+        result = evaluation.evaluate(controller, config.eval)
         write_eval(result, run / "eval", config.eval.figure8_periods, student_dir)
         metrics = result["metrics"]
     if not (run / "policy.json").is_file():
@@ -373,7 +373,7 @@ def write_eval(result: dict[str, Any], out: Path, periods: tuple[float, ...],
                student_dir: Path | None = None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "metrics.json", result["metrics"])
-    written = [out / "metrics.json", *raptor_eval.plot(result, out, periods)]
+    written = [out / "metrics.json", *evaluation.plot(result, out, periods)]
     if student_dir is not None and (student_dir / "learning_curves.png").is_file():
         written.append(student_dir / "learning_curves.png")
     return written

@@ -219,7 +219,7 @@ def summarise_recovery(result: dict[str, Any]) -> dict[str, float]:
 def evaluate_teachers(run_dir: str | Path, config: EvalConfig, episodes: int = 100) -> list[dict[str, Any]]:
     """Every teacher of a teacher run, deterministic, on its own quadrotor: the precision its labels
     carry. Acceptance looks at stochastic training episodes; this is what the student imitates."""
-    from robo.tasks.raptor_teachers import load_teachers, run_metrics
+    from robo.tasks.raptor.teachers import load_teachers, run_metrics
     from sim.quadrotor import load_fleet
 
     run_dir = Path(run_dir)
