@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from robo.files import write_text
+
 T = TypeVar("T")
 
 
@@ -36,6 +38,8 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: list
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config {path} is a folder; pass a YAML file, e.g. configs/raptor_quick.yaml")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
@@ -187,7 +191,20 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 def dump_yaml(config: Any, path: str | Path) -> None:
     """Write the resolved config atomically (temporary file + rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-    tmp.replace(path)
+    write_text(path, yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+def differing_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two config dicts (missing on one side counts)."""
+    keys = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key, _MISSING), new.get(key, _MISSING)
+        name = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += differing_keys(a, b, name + ".")
+        elif a != b:
+            keys.append(name)
+    return keys
+
+
+_MISSING = object()

@@ -1,0 +1,58 @@
+"""What ``robo train`` and ``robo eval`` share: one subcommand per registered task stage, the same options
+everywhere (``--config``, ``--set``, ``--out``, ``--resume``), and progress bars on the terminal."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from robo.tasks.registry import Stage, tasks
+
+
+def add_stage_commands(group: argparse.ArgumentParser, which: str) -> None:
+    """One subparser per task that has a ``which`` stage ("train" or "evaluate")."""
+    group.set_defaults(_group_parser=group)
+    task_sub = None
+    for task in tasks().values():
+        stage: Stage | None = getattr(task, which)
+        if stage is None:
+            continue
+        if task_sub is None:
+            task_sub = group.add_subparsers(dest="task", metavar="<task>", title="tasks")
+        p = task_sub.add_parser(task.name, help=task.summary, description=stage.description,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+        if stage.arguments is not None:
+            stage.arguments(p)
+        p.add_argument("--config", default=None, help="YAML config (default: the paper's settings)")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key, e.g. --set seed=1 (repeatable)")
+        where = f"default {stage.out}/<time>" if stage.out else "default: next to what is evaluated"
+        p.add_argument("--out", default=None, help=f"output folder ({where})")
+        if stage.resumable:
+            p.add_argument("--resume", action="store_true", help="continue the run in --out")
+        p.set_defaults(func=_runner(stage))
+
+
+def _runner(stage: Stage):
+    def run(args: argparse.Namespace) -> int:
+        from tqdm import tqdm
+
+        from robo.tasks.registry import Context, load_stage_config, resolve
+
+        config = load_stage_config(stage, args.config, list(args.set))
+        resume = bool(getattr(args, "resume", False))
+        if resume and args.out is None:
+            raise ValueError("--resume needs --out RUN_FOLDER (the run to continue)")
+        out = Path(args.out) if args.out else None
+        if out is None and stage.out:
+            out = Path(f"{stage.out}/{time.strftime('%Y-%m-%d_%H-%M-%S')}")
+
+        def bar(desc: str, total: int, initial: int = 0):
+            return tqdm(total=total, initial=initial, desc=desc, unit_scale=True, dynamic_ncols=True)
+
+        ctx = Context(out=out, resume=resume, log=tqdm.write, bar=bar)
+        print(resolve(stage.run)(config, args, ctx))
+        return 0
+
+    return run

@@ -1,0 +1,95 @@
+"""A training run's folder: created empty or resumed under the same config, files written atomically.
+
+Every task opens its run folder through :meth:`RunDir.open`, so the rules are the same everywhere:
+
+* a new run needs an empty (or absent) folder, and writes ``config.yaml`` (the resolved config) and
+  ``run.json`` (what kind of run, the command, package versions) before any work starts;
+* ``--resume`` needs a folder of the same kind, and refuses a config that differs from the stored one,
+  naming the keys (``config.yaml`` must keep saying what trained the run); keys that change how a run
+  is executed but not what it computes (threads, a Ray address) may be listed as ``may_change``;
+* a resumed run first deletes the temporary files a killed process left behind;
+* JSON (strict: NaN -> null), CSV and PNG files are written atomically (:mod:`robo.files`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import platform
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from robo import files
+from robo.config import differing_keys, dump_yaml, to_dict
+
+CONFIG = "config.yaml"
+RUN_INFO = "run.json"
+
+
+class RunDir:
+    """``run.path / name`` for reading; ``write_json``/``write_csv``/``save_figure`` for writing."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    @classmethod
+    def open(cls, path: str | Path, config: Any, *, kind: str, resume: bool,
+             may_change: Iterable[str] = ()) -> RunDir:
+        """Create the run folder for ``config`` or, with ``resume``, reopen it (see the module text)."""
+        run = cls(path)
+        if resume:
+            run._check_resume(config, kind, set(may_change))
+            files.remove_stale_temporaries(run.path)
+        else:
+            if run.path.exists() and not run.path.is_dir():
+                raise OSError(f"{run.path} is a file, not a run folder")
+            if run.path.exists() and any(run.path.iterdir()):
+                raise OSError(f"{run.path} is not empty; pass --resume to continue it or choose another "
+                              "folder")
+            run.path.mkdir(parents=True, exist_ok=True)
+            files.write_json(run / RUN_INFO, {"kind": kind, "command": sys.argv, "started": time.time(),
+                                              "versions": _versions()})
+        dump_yaml(config, run / CONFIG)  # unchanged on resume, up to execution-only keys
+        return run
+
+    def _check_resume(self, config: Any, kind: str, may_change: set[str]) -> None:
+        stored = self.path / CONFIG
+        if not stored.is_file():
+            raise OSError(f"--resume: {self.path} holds no {kind} run (no {CONFIG})")
+        info = self.path / RUN_INFO
+        if info.is_file():
+            found = json.loads(info.read_text()).get("kind")
+            if found != kind:
+                raise OSError(f"--resume: {self.path} holds a {found} run, not a {kind} run")
+        old = yaml.safe_load(stored.read_text()) or {}
+        changed = [k for k in differing_keys(old, to_dict(config)) if k not in may_change]
+        if changed:
+            raise ValueError(f"--resume: the config differs from the run's {stored} in "
+                             f"{', '.join(changed)}; resume with the run's config or start a new folder")
+
+    def write_json(self, name: str, data: Any) -> Path:
+        return files.write_json(self.path / name, data)
+
+    def write_csv(self, name: str, rows: list[dict[str, Any]], keys: list[str]) -> Path:
+        return files.write_csv(self.path / name, rows, keys)
+
+    def save_figure(self, fig: Any, name: str, dpi: int = 100) -> Path:
+        return files.save_figure(fig, self.path / name, dpi)
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for name in ("robo", "torch", "numpy", "mujoco", "onnxruntime"):
+        with contextlib.suppress(md.PackageNotFoundError):
+            out[name] = md.version(name)
+    return out

@@ -1,0 +1,100 @@
+"""The run folder and the atomic writers every task uses (robo/tasks/run_dir.py, robo/files.py)."""
+
+from __future__ import annotations
+
+import errno
+import json
+from dataclasses import dataclass, field
+
+import pytest
+
+from robo import files
+from robo.tasks.run_dir import RunDir
+
+
+@dataclass
+class Inner:
+    lr: float = 3e-4
+    hidden: tuple[int, ...] = (64, 64)
+
+
+@dataclass
+class Cfg:
+    steps: int = 100
+    threads: int = 1
+    inner: Inner = field(default_factory=Inner)
+
+
+def test_new_run_writes_config_and_info_and_refuses_a_full_folder(tmp_path):
+    run = RunDir.open(tmp_path / "run", Cfg(), kind="demo", resume=False)
+    assert (run / "config.yaml").read_text().startswith("steps: 100")
+    assert json.loads((run / "run.json").read_text())["kind"] == "demo"
+    with pytest.raises(OSError, match="not empty; pass --resume"):
+        RunDir.open(tmp_path / "run", Cfg(), kind="demo", resume=False)
+
+
+def test_resume_refuses_a_changed_config_naming_the_keys_and_keeps_config_yaml(tmp_path):
+    RunDir.open(tmp_path, Cfg(), kind="demo", resume=False)
+    before = (tmp_path / "config.yaml").read_bytes()
+    changed = Cfg(steps=200, inner=Inner(hidden=(32,)))
+    with pytest.raises(ValueError, match=r"differs .* in inner\.hidden, steps;"):
+        RunDir.open(tmp_path, changed, kind="demo", resume=True)
+    assert (tmp_path / "config.yaml").read_bytes() == before
+    # Execution-only keys may change; the stored config then records the new value.
+    RunDir.open(tmp_path, Cfg(threads=2), kind="demo", resume=True, may_change=("threads",))
+    assert "threads: 2" in (tmp_path / "config.yaml").read_text()
+
+
+def test_resume_needs_a_run_of_the_same_kind(tmp_path):
+    with pytest.raises(OSError, match="holds no demo run"):
+        RunDir.open(tmp_path, Cfg(), kind="demo", resume=True)
+    RunDir.open(tmp_path, Cfg(), kind="other", resume=False)
+    with pytest.raises(OSError, match="holds a other run, not a demo run"):
+        RunDir.open(tmp_path, Cfg(), kind="demo", resume=True)
+
+
+def test_resume_removes_what_a_killed_process_left(tmp_path):
+    RunDir.open(tmp_path, Cfg(), kind="demo", resume=False)
+    stale = tmp_path / "sub" / ".checkpoint.pt.1234.tmp"
+    stale.parent.mkdir()
+    stale.write_bytes(b"half")
+    RunDir.open(tmp_path, Cfg(), kind="demo", resume=True)
+    assert not stale.exists()
+
+
+def test_json_is_strict_nan_becomes_null(tmp_path):
+    import numpy as np
+
+    path = files.write_json(tmp_path / "m.json", {"a": float("nan"), "b": [np.float32(np.inf), 1.5],
+                                                  "c": np.array([np.nan, 2.0])})
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"a": None, "b": [None, 1.5], "c": [None, 2.0]}
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    path = files.write_text(tmp_path / "out.txt", "good")
+
+    def fail(f):
+        f.write(b"partial")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        files.atomic_write(path, fail)
+    assert path.read_text() == "good"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_a_full_disk_is_one_line_naming_the_file(tmp_path):
+    import torch
+
+    def full(f):
+        raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64 vs 0")
+
+    target = tmp_path / "checkpoint.pt"
+    with pytest.raises(OSError, match=f"disk full while writing {target}") as info:
+        files.atomic_write(target, full)
+    assert info.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []
+    files.save_torch({"x": torch.ones(2)}, target)
+    assert torch.load(target)["x"].sum() == 2
