@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from robo.codegen.c_literal import c_float
 from robo.codegen.graph import StaticGraph, eval_node, node_label
 
 
@@ -64,10 +65,6 @@ def _opt_const(g: StaticGraph, node: onnx.NodeProto, i: int) -> np.ndarray | Non
     return g.consts[name]
 
 
-def _fmt(v: float) -> str:
-    return f"{float(v)!r}f" if np.isfinite(v) else ("-3.40282347e38f" if v < 0 else "3.40282347e38f")
-
-
 # --- element-wise ----------------------------------------------------------------------------
 
 UNARY = {
@@ -85,15 +82,15 @@ def unary(node: onnx.NodeProto, g: StaticGraph) -> Plan:
     n = size(g.shapes[y])
     a = attrs(node)
     if node.op_type == "LeakyRelu":
-        expr = f"v > 0.0f ? v : {_fmt(a.get('alpha', 0.01))} * v"
+        expr = f"v > 0.0f ? v : {c_float(a.get('alpha', 0.01))} * v"
     elif node.op_type == "Clip":
         lo = _opt_const(g, node, 1) if len(node.input) > 1 else a.get("min")
         hi = _opt_const(g, node, 2) if len(node.input) > 2 else a.get("max")
         parts = []
         if lo is not None:
-            parts.append(f"if (v < {_fmt(float(np.asarray(lo)))}) v = {_fmt(float(np.asarray(lo)))};")
+            parts.append(f"if (v < {c_float(float(np.asarray(lo)))}) v = {c_float(float(np.asarray(lo)))};")
         if hi is not None:
-            parts.append(f"if (v > {_fmt(float(np.asarray(hi)))}) v = {_fmt(float(np.asarray(hi)))};")
+            parts.append(f"if (v > {c_float(float(np.asarray(hi)))}) v = {c_float(float(np.asarray(hi)))};")
         body = " ".join(parts)
 
         def emit_clip(c: Ctx) -> list[str]:
@@ -202,7 +199,7 @@ def gemm(node: onnx.NodeProto, g: StaticGraph) -> Plan:
             lines += broadcast_loop(
                 (m, n),
                 [(c.ref(c_name), g.shapes[c_name])],
-                lambda o, ix: f"{c.ref(y)}[{o}] += {_fmt(beta)} * {c.ref(c_name)}[{ix[0]}];",
+                lambda o, ix: f"{c.ref(y)}[{o}] += {c_float(beta)} * {c.ref(c_name)}[{ix[0]}];",
             )
         return lines
 
@@ -227,14 +224,14 @@ def _generic_matmul(node, g, a_name, b_name, trans_a, trans_b, alpha, c_name, be
             f"{{ int r, col, kk; for (r = 0; r < {m}; ++r) for (col = 0; col < {n}; ++col) {{",
             "  float acc = 0.0f;",
             f"  for (kk = 0; kk < {k}; ++kk) acc += {pa}[{ia}] * {pb}[{ib}];",
-            f"  {c.ref(y)}[r * {n} + col] = {_fmt(alpha)} * acc; }} }}",
+            f"  {c.ref(y)}[r * {n} + col] = {c_float(alpha)} * acc; }} }}",
         ]
         if c_name:
             pc = _operand(g, c, c_name, "C")
             lines += broadcast_loop(
                 (m, n),
                 [(pc, g.shapes[c_name])],
-                lambda o, ix: f"{c.ref(y)}[{o}] += {_fmt(beta)} * {pc}[{ix[0]}];",
+                lambda o, ix: f"{c.ref(y)}[{o}] += {c_float(beta)} * {pc}[{ix[0]}];",
             )
         return lines
 
