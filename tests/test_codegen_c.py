@@ -65,8 +65,8 @@ def card_for(path, obs, act, states=(), clip=None):
     return load_card(path)
 
 
-def compare_with_ort(module, onnx_path, steps=500, seed=3):
-    host, ort = HostPolicy(module), OrtPolicy(onnx_path)
+def compare_with_ort(module, onnx_path, steps=500, seed=3, cflags=()):
+    host, ort = HostPolicy(module, cflags=cflags), OrtPolicy(onnx_path)
     obs = sequence(host.manifest["obs_size"], steps, seed)
     ref, ref_status = ort.rollout(obs)
     got, status = zip(*(host.step(o) for o in obs), strict=True)

@@ -54,6 +54,7 @@ _SOURCE = """\
  * by a constant. The QP is solved by the dual active-set method of robo.safety.active_set, step
  * for step, in single precision. */
 #include <math.h>
+#include <stdint.h>
 #include "{prefix}.h"
 
 #define NR {n_round_c}   /* round obstacles: spheres, then cylinders (mask drops z) */
@@ -81,7 +82,13 @@ static const float DEPENDENT = 1e-10f; /* |z|^2 or Gram determinant below: rows 
 
 static float dot3(const float a[3], const float b[3]) {{ return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }}
 
-static int is_finite(float v) {{ return (v - v) == 0.0f; }}  /* false for NaN and +-inf */
+/* False for NaN and +-inf. On the bit pattern, not as (v - v) == 0: -ffast-math lets the compiler
+ * assume finite values and fold that test to true. */
+static int is_finite(float v) {{
+    union {{ float f; uint32_t u; }} b;
+    b.f = v;
+    return (b.u & 0x7f800000u) != 0x7f800000u;
+}}
 
 /* sqrtf without libm and its errno path: one VSQRT on a Cortex-M4F FPU (the argument is a sum of
  * squares, never negative, so errno could never be set anyway). */
