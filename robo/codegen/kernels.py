@@ -45,6 +45,22 @@ ROBO_INLINE float robo_sigmoid(float x) { return 1.0f / (1.0f + robo_expf(-x)); 
    which a policy's absolute tolerance does not see), one exp and one division. */
 ROBO_INLINE float robo_tanh(float x) { return 2.0f / (1.0f + robo_expf(-2.0f * x)) - 1.0f; }
 
+/* 1 / sqrt(x) for a normal x > 0 without libm (sqrtf may call it for errno): a first guess from
+   the exponent bits, then three Newton steps, each squaring the relative error (3e-2, 1e-3, 1e-6,
+   then float round-off). */
+ROBO_INLINE float robo_rsqrt(float x)
+{
+    robo_bits b;
+    float y;
+    b.f = x;
+    b.u = 0x5f375a86u - (b.u >> 1);
+    y = b.f;
+    y = y * (1.5f - 0.5f * x * y * y);
+    y = y * (1.5f - 0.5f * x * y * y);
+    y = y * (1.5f - 0.5f * x * y * y);
+    return y;
+}
+
 /* y[r] = b[r] + sum_k W[r][k] x[k] for a row-major W; four rows at a time so every x[k] that is
    loaded feeds four multiply-adds. b may be 0 (no bias). */
 ROBO_INLINE void robo_dense(const float *W, const float *b, const float *x, float *y, int rows, int cols)
