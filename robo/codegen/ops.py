@@ -379,6 +379,17 @@ def _rnn_checks(node: onnx.NodeProto, g: StaticGraph, acts: list[str]) -> tuple[
     return t, b, i, h
 
 
+def _rnn_outputs(c: Ctx, y: str, finals: list[tuple[str, str]], batch: int, h: int) -> list[str]:
+    """Closes a cell's time loop, copying each step's hidden state ``hc`` into Y, and its batch
+    loop, copying the final states (output, C variable) that the graph uses."""
+    lines = [f"      for (j = 0; j < {h}; ++j) {c.ref(y)}[(t * {batch} + b) * {h} + j] = hc[j];"] if y else []
+    lines.append("    }")
+    for out, var in finals:
+        if out:
+            lines.append(f"    for (j = 0; j < {h}; ++j) {c.ref(out)}[b * {h} + j] = {var}[j];")
+    return [*lines, "  }", "}"]
+
+
 def gru(node: onnx.NodeProto, g: StaticGraph) -> Plan:
     t, batch, i, h = _rnn_checks(node, g, ["sigmoid", "tanh"])
     lbr = int(attrs(node).get("linear_before_reset", 0))
@@ -428,13 +439,7 @@ def gru(node: onnx.NodeProto, g: StaticGraph) -> Plan:
                 f"      for (j = 0; j < {h}; ++j) {{ float n = robo_tanh(gx[{2 * h} + j] + gh[{2 * h} + j]);",
                 "        hc[j] = n + gh[j] * (hc[j] - n); }",
             ]
-        if y:
-            lines.append(f"      for (j = 0; j < {h}; ++j) {c.ref(y)}[(t * {batch} + b) * {h} + j] = hc[j];")
-        lines.append("    }")
-        if yh:
-            lines.append(f"    for (j = 0; j < {h}; ++j) {c.ref(yh)}[b * {h} + j] = hc[j];")
-        lines += ["  }", "}"]
-        return lines
+        return lines + _rnn_outputs(c, y, [(yh, "hc")], batch, h)
 
     return Plan(allocs=outs, scratch=8 * h, emit=emit)
 
@@ -483,15 +488,7 @@ def lstm(node: onnx.NodeProto, g: StaticGraph) -> Plan:
             "        hc[j] = og * robo_tanh(cc[j]);",
             "      }",
         ]
-        if y:
-            lines.append(f"      for (j = 0; j < {h}; ++j) {c.ref(y)}[(t * {batch} + b) * {h} + j] = hc[j];")
-        lines.append("    }")
-        if yh:
-            lines.append(f"    for (j = 0; j < {h}; ++j) {c.ref(yh)}[b * {h} + j] = hc[j];")
-        if yc:
-            lines.append(f"    for (j = 0; j < {h}; ++j) {c.ref(yc)}[b * {h} + j] = cc[j];")
-        lines += ["  }", "}"]
-        return lines
+        return lines + _rnn_outputs(c, y, [(yh, "hc"), (yc, "cc")], batch, h)
 
     return Plan(allocs=outs, scratch=10 * h, emit=emit)
 
