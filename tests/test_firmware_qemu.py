@@ -3,12 +3,14 @@
 import json
 import shutil
 
+import onnx
 import pytest
 import torch
+from test_codegen_attention_ops import TinyAttention, export
 
 from robo.cli import main
 from robo.cli.firmware import check_policy_run
-from robo.codegen.c_emitter import generate_from_file
+from robo.codegen.c_emitter import generate_c, generate_from_file
 from robo.codegen.firmware import build, run_qemu
 from robo.export.onnx_export import export_onnx
 from robo.nets.policy import MLPPolicy, quadrotor_student_meta, raptor_student
@@ -52,6 +54,18 @@ def test_mlp_3x64_in_qemu_through_the_cli(tmp_path, capsys):
     saved = json.loads((tmp_path / "run.json").read_text())
     assert saved["max_abs_error_vs_onnxruntime"] <= 1e-5
     assert saved["instructions_per_step"] > 2 * 9856  # at least a load and a MAC per multiply-add
+
+
+def test_attention_block_on_cortex_m4f(tmp_path):
+    """Softmax, LayerNormalization and batched MatMul of two activations on the target."""
+    torch.manual_seed(0)
+    path, card = export(tmp_path, TinyAttention())
+    manifest = generate_c(onnx.load(path), card, tmp_path / "c")
+    assert {"Softmax", "LayerNormalization", "MatMul"} <= set(manifest["ops"])
+    build(tmp_path / "c", "qemu-mps2-an386", steps=50)
+    result = check_policy_run(tmp_path / "c", run_qemu(tmp_path / "c"), tol=1e-5)
+    assert result["exit_code"] == 0 and result["selftest_rc"] == 0
+    assert result["max_abs_error_vs_onnxruntime"] <= 1e-5 and result["status_matches"]
 
 
 def test_stm32f405_build_runs_on_the_emulated_f405(student):

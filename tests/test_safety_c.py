@@ -16,11 +16,11 @@ CODES = {"pass": 0, "modified": 1, "fault": -1}
 F = ctypes.POINTER(ctypes.c_float)
 
 
-def build(tmp_path, barriers, **kw):
+def build(tmp_path, barriers, cflags=(), **kw):
     paths = write_c(emit_c(barriers, **kw), tmp_path)
     src = next(p for p in paths if p.suffix == ".c")
     lib = tmp_path / "libcbf.so"
-    flags = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-Wvla", "-fPIC"]
+    flags = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-Wvla", "-fPIC", *cflags]
     subprocess.run(["gcc", *flags, "-c", str(src), "-o", str(tmp_path / "cbf.o")], check=True)
     subprocess.run(["gcc", "-shared", str(tmp_path / "cbf.o"), "-o", str(lib), "-lm"], check=True)
     undefined = subprocess.run(["nm", "-u", str(tmp_path / "cbf.o")], capture_output=True, text=True).stdout

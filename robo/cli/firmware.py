@@ -25,23 +25,19 @@ examples:
 """
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "firmware",
-        help="build, run (QEMU) or flash generated C",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def _action(sub: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:
+    return sub.add_parser(
+        name, help=help, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = _action(sub, "firmware", "build, run (QEMU) or flash generated C")
     parser.set_defaults(_group_parser=parser)
     cmd = parser.add_subparsers(dest="action", metavar="<action>", title="actions")
     from robo.codegen.firmware import BOARDS, PROBES
 
-    b = cmd.add_parser(
-        "build",
-        help="cross-compile a module for a board",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    b = _action(cmd, "build", "cross-compile a module for a board")
     b.add_argument("module", help="folder written by `robo codegen c` (with module.json)")
     b.add_argument("--board", choices=list(BOARDS), default="qemu-mps2-an386")
     b.add_argument("--steps", type=int, default=500, help="observation steps the harness runs and times")
@@ -49,12 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--opt", default="-O2", help="optimisation flags (default -O2)")
     b.set_defaults(func=_build)
 
-    r = cmd.add_parser(
-        "run",
-        help="boot the build in QEMU and check it against ONNX Runtime",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    r = _action(cmd, "run", "boot the build in QEMU and check it against ONNX Runtime")
     r.add_argument("module")
     r.add_argument("--board", choices=list(BOARDS), default=None, help="default: the latest build")
     r.add_argument("--tol", type=float, default=1e-5, help="max abs error vs ONNX Runtime")
@@ -62,12 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--json", help="also write the results here")
     r.set_defaults(func=_run)
 
-    f = cmd.add_parser(
-        "flash",
-        help="flash a real board",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    f = _action(cmd, "flash", "flash a real board")
     f.add_argument("module")
     f.add_argument("--board", choices=[n for n in BOARDS if not n.startswith("qemu")], default="stm32f405")
     f.add_argument("--probe", choices=list(PROBES), required=True)

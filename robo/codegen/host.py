@@ -17,19 +17,22 @@ import numpy as np
 HOST_CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-Wvla", "-pedantic", "-fPIC", "-shared"]
 
 
-def build_host_library(module_dir: str | Path, extra_sources: list[str | Path] = (), cc: str = "gcc") -> Path:
-    """``module_dir/build/host/lib<name>.so`` from the module's sources (plus ``extra_sources``)."""
+def build_host_library(
+    module_dir: str | Path, extra_sources: list[str | Path] = (), cc: str = "gcc", cflags: list[str] = ()
+) -> Path:
+    """``module_dir/build/host/lib<name>.so`` from the module's sources (plus ``extra_sources``),
+    compiled with HOST_CFLAGS followed by ``cflags``."""
     module_dir = Path(module_dir)
     manifest = json.loads((module_dir / "module.json").read_text())
     if shutil.which(cc) is None:
         raise RuntimeError(f"host C compiler {cc!r} not found (install gcc: sudo apt-get install gcc)")
     out = module_dir / "build" / "host"
     out.mkdir(parents=True, exist_ok=True)
-    lib = out / f"lib{manifest['name']}.so"
+    tag = "".join(cflags).replace("-", "_").replace("=", "_")  # one library per flag set
+    lib = out / f"lib{manifest['name']}{tag}.so"
     srcs = [str(module_dir / s) for s in manifest["sources"]] + [str(s) for s in extra_sources]
-    proc = subprocess.run(
-        [cc, *HOST_CFLAGS, "-I", str(module_dir), "-o", str(lib), *srcs], capture_output=True, text=True
-    )
+    cmd = [cc, *HOST_CFLAGS, *cflags, "-I", str(module_dir), "-o", str(lib), *srcs]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"host compile of {module_dir} failed:\n{proc.stderr.strip()}")
     return lib
@@ -38,10 +41,10 @@ def build_host_library(module_dir: str | Path, extra_sources: list[str | Path] =
 class HostPolicy:
     """``step(obs) -> (action, status)`` through the generated C, state carried inside."""
 
-    def __init__(self, module_dir: str | Path):
+    def __init__(self, module_dir: str | Path, cflags: list[str] = ()):
         module_dir = Path(module_dir)
         self.manifest = json.loads((module_dir / "module.json").read_text())
-        self.lib = ctypes.CDLL(str(build_host_library(module_dir)))
+        self.lib = ctypes.CDLL(str(build_host_library(module_dir, cflags=cflags)))
         name = self.manifest["name"]
         state_floats = sum(s["size"] for s in self.manifest["state"]) or 1
         self._state = (ctypes.c_float * state_floats)()

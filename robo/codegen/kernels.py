@@ -17,23 +17,25 @@ typedef union { float f; uint32_t u; } robo_bits;
 ROBO_INLINE int robo_isfinite(float x) { robo_bits b; b.f = x; return (b.u & 0x7f800000u) != 0x7f800000u; }
 
 /* e^x in single precision, about 1 ulp: x = k ln2 + r with |r| <= ln2/2 (Cody-Waite split of ln2),
-   e^r by a degree-5 polynomial (least-squares
-   minimax fit on that interval, 2e-7 relative error), 2^k put into the exponent bits. k is rounded by adding
-   1.5 * 2^23 (the float's mantissa then holds round(x / ln2)), which needs no branch or conversion.
-   Inputs are clamped so 2^k stays a normal float (e^x from 1.6e-38 to 1.6e38). */
+   e^r by a degree-5 polynomial (least-squares minimax fit on that interval, 2e-7 relative error),
+   2^k put into the exponent bits. Inputs are clamped so 2^k stays a normal float (e^x from 1.6e-38
+   to 1.6e38); then x / ln2 + 128.5 is positive, so its conversion to int (which truncates) is
+   round(x / ln2) + 128. The rounding is an integer conversion, not a float trick such as
+   (y + 1.5 * 2^23) - 1.5 * 2^23, which -ffast-math, -Ofast or -fassociative-math may cancel. */
 ROBO_INLINE float robo_expf(float x)
 {
-    robo_bits s, m;
+    robo_bits s;
+    int32_t k128;
     float kf, r, p;
     if (x > 88.0f) x = 88.0f;
     if (x < -87.0f) x = -87.0f;
-    m.f = x * 1.44269504f + 12582912.0f;
-    kf = m.f - 12582912.0f;
+    k128 = (int32_t)(x * 1.44269504f + 128.5f);
+    kf = (float)k128 - 128.0f;
     r = x - kf * 0.693145752f;
     r = r - kf * 1.42860677e-6f;
     p = 1.0000001f + r * (0.9999997f + r * (0.49998894f + r * (0.16667575f
         + r * (0.041915383f + r * 0.008297655f))));
-    s.u = (m.u - 0x4B400000u + 127u) << 23;
+    s.u = (uint32_t)(k128 - 1) << 23; /* exponent field k + 127 */
     return p * s.f;
 }
 
@@ -42,6 +44,22 @@ ROBO_INLINE float robo_sigmoid(float x) { return 1.0f / (1.0f + robo_expf(-x)); 
 /* tanh = 2 sigmoid(2x) - 1: absolute error about 1e-7 everywhere (relative error grows near 0,
    which a policy's absolute tolerance does not see), one exp and one division. */
 ROBO_INLINE float robo_tanh(float x) { return 2.0f / (1.0f + robo_expf(-2.0f * x)) - 1.0f; }
+
+/* 1 / sqrt(x) for a normal x > 0 without libm (sqrtf may call it for errno): a first guess from
+   the exponent bits, then three Newton steps, each squaring the relative error (3e-2, 1e-3, 1e-6,
+   then float round-off). */
+ROBO_INLINE float robo_rsqrt(float x)
+{
+    robo_bits b;
+    float y;
+    b.f = x;
+    b.u = 0x5f375a86u - (b.u >> 1);
+    y = b.f;
+    y = y * (1.5f - 0.5f * x * y * y);
+    y = y * (1.5f - 0.5f * x * y * y);
+    y = y * (1.5f - 0.5f * x * y * y);
+    return y;
+}
 
 /* y[r] = b[r] + sum_k W[r][k] x[k] for a row-major W; four rows at a time so every x[k] that is
    loaded feeds four multiply-adds. b may be 0 (no bias). */

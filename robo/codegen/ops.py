@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from robo.codegen.c_literal import c_float
 from robo.codegen.graph import StaticGraph, eval_node, node_label
 
 
@@ -64,10 +65,6 @@ def _opt_const(g: StaticGraph, node: onnx.NodeProto, i: int) -> np.ndarray | Non
     return g.consts[name]
 
 
-def _fmt(v: float) -> str:
-    return f"{float(v)!r}f" if np.isfinite(v) else ("-3.40282347e38f" if v < 0 else "3.40282347e38f")
-
-
 # --- element-wise ----------------------------------------------------------------------------
 
 UNARY = {
@@ -85,15 +82,15 @@ def unary(node: onnx.NodeProto, g: StaticGraph) -> Plan:
     n = size(g.shapes[y])
     a = attrs(node)
     if node.op_type == "LeakyRelu":
-        expr = f"v > 0.0f ? v : {_fmt(a.get('alpha', 0.01))} * v"
+        expr = f"v > 0.0f ? v : {c_float(a.get('alpha', 0.01))} * v"
     elif node.op_type == "Clip":
         lo = _opt_const(g, node, 1) if len(node.input) > 1 else a.get("min")
         hi = _opt_const(g, node, 2) if len(node.input) > 2 else a.get("max")
         parts = []
         if lo is not None:
-            parts.append(f"if (v < {_fmt(float(np.asarray(lo)))}) v = {_fmt(float(np.asarray(lo)))};")
+            parts.append(f"if (v < {c_float(float(np.asarray(lo)))}) v = {c_float(float(np.asarray(lo)))};")
         if hi is not None:
-            parts.append(f"if (v > {_fmt(float(np.asarray(hi)))}) v = {_fmt(float(np.asarray(hi)))};")
+            parts.append(f"if (v > {c_float(float(np.asarray(hi)))}) v = {c_float(float(np.asarray(hi)))};")
         body = " ".join(parts)
 
         def emit_clip(c: Ctx) -> list[str]:
@@ -202,39 +199,63 @@ def gemm(node: onnx.NodeProto, g: StaticGraph) -> Plan:
             lines += broadcast_loop(
                 (m, n),
                 [(c.ref(c_name), g.shapes[c_name])],
-                lambda o, ix: f"{c.ref(y)}[{o}] += {_fmt(beta)} * {c.ref(c_name)}[{ix[0]}];",
+                lambda o, ix: f"{c.ref(y)}[{o}] += {c_float(beta)} * {c.ref(c_name)}[{ix[0]}];",
             )
         return lines
 
     return Plan(allocs=[y], emit=emit)
 
 
+def _batch_offsets(batch: tuple[int, ...], own: tuple[int, ...], stride: int) -> str | np.ndarray:
+    """Where each of the broadcast ``batch`` matrices of one operand starts: a C expression in
+    ``bt`` when the offsets are regular, else a table."""
+    offs = np.broadcast_to(np.arange(size(own)).reshape(own), batch).ravel() * stride
+    if np.array_equal(offs, np.arange(offs.size) * stride):
+        return f"bt * {stride}" if offs.size > 1 else "0"
+    if not offs.any():
+        return "0"
+    return offs
+
+
 def _generic_matmul(node, g, a_name, b_name, trans_a, trans_b, alpha, c_name, beta) -> Plan:
-    """Both operands computed (or A transposed): plain triple loop on 2-D operands."""
+    """Both operands computed, or A constant, or A transposed: a triple loop per matrix, over
+    numpy-broadcast batch dimensions (MatMul); a 1-D operand is a row (A) or a column (B)."""
     y = node.output[0]
     sa, sb = g.shapes[a_name], g.shapes[b_name]
-    if len(sa) != 2 or len(sb) != 2:
-        raise ValueError(f"{node_label(node)}: only 2-D operands are supported when both are computed")
-    m, n = g.shapes[y]
-    k = sa[0] if trans_a else sa[1]
-    ia = f"(kk) * {sa[1]} + (r)" if trans_a else f"(r) * {sa[1]} + (kk)"
-    ib = f"(col) * {sb[1]} + (kk)" if trans_b else f"(kk) * {sb[1]} + (col)"
+    if not sa or not sb:
+        raise ValueError(f"{node_label(node)}: scalar operands are not supported")
+    sa = (1, *sa) if len(sa) == 1 else sa
+    sb = (*sb, 1) if len(sb) == 1 else sb
+    ra, ca, rb, cb = sa[-2], sa[-1], sb[-2], sb[-1]
+    m, k = (ca, ra) if trans_a else (ra, ca)
+    n = rb if trans_b else cb
+    batch = tuple(np.broadcast_shapes(sa[:-2], sb[:-2]))
+    nb = size(batch)
+    if nb * m * n != size(g.shapes[y]):
+        raise ValueError(f"{node_label(node)}: output shape {g.shapes[y]} does not match the operands")
+    off_a, off_b = _batch_offsets(batch, sa[:-2], ra * ca), _batch_offsets(batch, sb[:-2], rb * cb)
+    ia = f"kk * {ca} + r" if trans_a else f"r * {ca} + kk"
+    ib = f"col * {cb} + kk" if trans_b else f"kk * {cb} + col"
 
     def emit(c: Ctx) -> list[str]:
         pa, pb = _operand(g, c, a_name, "A"), _operand(g, c, b_name, "B")
+        oa = off_a if isinstance(off_a, str) else f"{c.index_table(off_a)}[bt]"
+        ob = off_b if isinstance(off_b, str) else f"{c.index_table(off_b)}[bt]"
         lines = [
-            f"/* {node.op_type} {node.name} (generic) */",
-            f"{{ int r, col, kk; for (r = 0; r < {m}; ++r) for (col = 0; col < {n}; ++col) {{",
-            "  float acc = 0.0f;",
-            f"  for (kk = 0; kk < {k}; ++kk) acc += {pa}[{ia}] * {pb}[{ib}];",
-            f"  {c.ref(y)}[r * {n} + col] = {_fmt(alpha)} * acc; }} }}",
+            f"/* {node.op_type} {node.name} (generic): {nb} x [{m}x{k}] x [{k}x{n}] */",
+            f"{{ int bt, r, col, kk; for (bt = 0; bt < {nb}; ++bt) {{",
+            f"  const float *a = {pa} + {oa}, *b = {pb} + {ob}; float *y = {c.ref(y)} + bt * {m * n};",
+            f"  for (r = 0; r < {m}; ++r) for (col = 0; col < {n}; ++col) {{",
+            "    float acc = 0.0f;",
+            f"    for (kk = 0; kk < {k}; ++kk) acc += a[{ia}] * b[{ib}];",
+            f"    y[r * {n} + col] = {c_float(alpha)} * acc; }} }} }}",
         ]
         if c_name:
             pc = _operand(g, c, c_name, "C")
             lines += broadcast_loop(
                 (m, n),
                 [(pc, g.shapes[c_name])],
-                lambda o, ix: f"{c.ref(y)}[{o}] += {_fmt(beta)} * {pc}[{ix[0]}];",
+                lambda o, ix: f"{c.ref(y)}[{o}] += {c_float(beta)} * {pc}[{ix[0]}];",
             )
         return lines
 
@@ -244,11 +265,9 @@ def _generic_matmul(node, g, a_name, b_name, trans_a, trans_b, alpha, c_name, be
 def matmul(node: onnx.NodeProto, g: StaticGraph) -> Plan:
     a_name, b_name = node.input[0], node.input[1]
     y = node.output[0]
-    if b_name not in g.consts or a_name in g.consts:
+    if b_name not in g.consts or a_name in g.consts or g.consts[b_name].ndim != 2:
         return _generic_matmul(node, g, a_name, b_name, 0, 0, 1.0, "", 1.0)
     bmat = g.consts[b_name].astype(np.float32)
-    if bmat.ndim != 2:
-        raise ValueError(f"{node_label(node)}: constant operand must be 2-D, got shape {bmat.shape}")
     k, n = bmat.shape
     rows = size(g.shapes[a_name]) // k
     w = np.ascontiguousarray(bmat.T)
@@ -260,6 +279,75 @@ def matmul(node: onnx.NodeProto, g: StaticGraph) -> Plan:
             f"{{ int r; for (r = 0; r < {rows}; ++r) "
             + c.dense(wn, "0", f"{c.ref(a_name)} + r * {k}", f"{c.ref(y)} + r * {n}", n, k)
             + " }",
+        ]
+
+    return Plan(allocs=[y], emit=emit)
+
+
+# --- normalisation ---------------------------------------------------------------------------
+
+
+def softmax(node: onnx.NodeProto, g: StaticGraph) -> Plan:
+    """Softmax along one axis (opset 13); before opset 13, over all axes from ``axis`` on. The
+    maximum is subtracted first, so no exponent overflows."""
+    x, y = node.input[0], node.output[0]
+    shape = g.shapes[x]
+    if not shape:
+        raise ValueError(f"{node_label(node)}: a scalar input is not supported")
+    axis = int(attrs(node).get("axis", -1 if g.opset >= 13 else 1)) % len(shape)
+    outer = size(shape[:axis])
+    n, inner = (shape[axis], size(shape[axis + 1 :])) if g.opset >= 13 else (size(shape[axis:]), 1)
+
+    def emit(c: Ctx) -> list[str]:
+        return [
+            f"/* Softmax {node.name}: {outer} x {n} values, stride {inner} */",
+            "{ int o, q, j;",
+            f"  for (o = 0; o < {outer}; ++o) for (q = 0; q < {inner}; ++q) {{",
+            f"    const float *x = {c.ref(x)} + o * {n * inner} + q;",
+            f"    float *y = {c.ref(y)} + o * {n * inner} + q;",
+            "    float top = x[0], sum = 0.0f;",
+            f"    for (j = 1; j < {n}; ++j) if (x[j * {inner}] > top) top = x[j * {inner}];",
+            f"    for (j = 0; j < {n}; ++j) {{",
+            f"      float e = robo_expf(x[j * {inner}] - top); y[j * {inner}] = e; sum += e; }}",
+            "    sum = 1.0f / sum;",
+            f"    for (j = 0; j < {n}; ++j) y[j * {inner}] *= sum;",
+            "  }",
+            "}",
+        ]
+
+    return Plan(allocs=[y], emit=emit)
+
+
+def layer_norm(node: onnx.NodeProto, g: StaticGraph) -> Plan:
+    """LayerNormalization (opset 17) over the axes from ``axis`` on, with constant scale and bias."""
+    x, y = node.input[0], node.output[0]
+    if any(node.output[1:]):
+        raise ValueError(f"{node_label(node)}: the Mean and InvStdDev outputs are not supported")
+    shape = g.shapes[x]
+    at = attrs(node)
+    axis = int(at.get("axis", -1)) % len(shape)
+    eps = float(at.get("epsilon", 1e-5))
+    outer, n = size(shape[:axis]), size(shape[axis:])
+    scale = np.broadcast_to(_need_const(g, node, 1, "scale"), shape[axis:]).ravel()
+    bias = _opt_const(g, node, 2)
+    bias = np.zeros(n, np.float32) if bias is None else np.broadcast_to(bias, shape[axis:]).ravel()
+
+    def emit(c: Ctx) -> list[str]:
+        sn, bn = c.const(scale, "S"), c.const(bias, "B")
+        inv_n = c_float(1.0 / n)
+        return [
+            f"/* LayerNormalization {node.name}: {outer} x {n}, epsilon {eps:g} */",
+            "{ int o, j;",
+            f"  for (o = 0; o < {outer}; ++o) {{",
+            f"    const float *x = {c.ref(x)} + o * {n}; float *y = {c.ref(y)} + o * {n};",
+            "    float mean = 0.0f, var = 0.0f, inv;",
+            f"    for (j = 0; j < {n}; ++j) mean += x[j];",
+            f"    mean *= {inv_n};",
+            f"    for (j = 0; j < {n}; ++j) {{ float d = x[j] - mean; var += d * d; }}",
+            f"    inv = robo_rsqrt(var * {inv_n} + {c_float(eps)});",
+            f"    for (j = 0; j < {n}; ++j) y[j] = (x[j] - mean) * inv * {sn}[j] + {bn}[j];",
+            "  }",
+            "}",
         ]
 
     return Plan(allocs=[y], emit=emit)
@@ -289,6 +377,17 @@ def _rnn_checks(node: onnx.NodeProto, g: StaticGraph, acts: list[str]) -> tuple[
                 f"{node_label(node)}: sequence_lens must be constant and equal to the sequence length"
             )
     return t, b, i, h
+
+
+def _rnn_outputs(c: Ctx, y: str, finals: list[tuple[str, str]], batch: int, h: int) -> list[str]:
+    """Closes a cell's time loop, copying each step's hidden state ``hc`` into Y, and its batch
+    loop, copying the final states (output, C variable) that the graph uses."""
+    lines = [f"      for (j = 0; j < {h}; ++j) {c.ref(y)}[(t * {batch} + b) * {h} + j] = hc[j];"] if y else []
+    lines.append("    }")
+    for out, var in finals:
+        if out:
+            lines.append(f"    for (j = 0; j < {h}; ++j) {c.ref(out)}[b * {h} + j] = {var}[j];")
+    return [*lines, "  }", "}"]
 
 
 def gru(node: onnx.NodeProto, g: StaticGraph) -> Plan:
@@ -340,13 +439,7 @@ def gru(node: onnx.NodeProto, g: StaticGraph) -> Plan:
                 f"      for (j = 0; j < {h}; ++j) {{ float n = robo_tanh(gx[{2 * h} + j] + gh[{2 * h} + j]);",
                 "        hc[j] = n + gh[j] * (hc[j] - n); }",
             ]
-        if y:
-            lines.append(f"      for (j = 0; j < {h}; ++j) {c.ref(y)}[(t * {batch} + b) * {h} + j] = hc[j];")
-        lines.append("    }")
-        if yh:
-            lines.append(f"    for (j = 0; j < {h}; ++j) {c.ref(yh)}[b * {h} + j] = hc[j];")
-        lines += ["  }", "}"]
-        return lines
+        return lines + _rnn_outputs(c, y, [(yh, "hc")], batch, h)
 
     return Plan(allocs=outs, scratch=8 * h, emit=emit)
 
@@ -395,15 +488,7 @@ def lstm(node: onnx.NodeProto, g: StaticGraph) -> Plan:
             "        hc[j] = og * robo_tanh(cc[j]);",
             "      }",
         ]
-        if y:
-            lines.append(f"      for (j = 0; j < {h}; ++j) {c.ref(y)}[(t * {batch} + b) * {h} + j] = hc[j];")
-        lines.append("    }")
-        if yh:
-            lines.append(f"    for (j = 0; j < {h}; ++j) {c.ref(yh)}[b * {h} + j] = hc[j];")
-        if yc:
-            lines.append(f"    for (j = 0; j < {h}; ++j) {c.ref(yc)}[b * {h} + j] = cc[j];")
-        lines += ["  }", "}"]
-        return lines
+        return lines + _rnn_outputs(c, y, [(yh, "hc"), (yc, "cc")], batch, h)
 
     return Plan(allocs=outs, scratch=10 * h, emit=emit)
 
@@ -546,6 +631,8 @@ HANDLERS: dict[str, Callable[[onnx.NodeProto, StaticGraph], Plan]] = {
     **{op: binary for op in BINARY},
     "Gemm": gemm,
     "MatMul": matmul,
+    "Softmax": softmax,
+    "LayerNormalization": layer_norm,
     "GRU": gru,
     "LSTM": lstm,
     "Conv": conv,

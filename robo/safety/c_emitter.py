@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from robo.codegen.c_literal import c_floats
 from robo.safety.barriers import BarrierSet
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -53,6 +54,7 @@ _SOURCE = """\
  * by a constant. The QP is solved by the dual active-set method of robo.safety.active_set, step
  * for step, in single precision. */
 #include <math.h>
+#include <stdint.h>
 #include "{prefix}.h"
 
 #define NR {n_round_c}   /* round obstacles: spheres, then cylinders (mask drops z) */
@@ -80,7 +82,13 @@ static const float DEPENDENT = 1e-10f; /* |z|^2 or Gram determinant below: rows 
 
 static float dot3(const float a[3], const float b[3]) {{ return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }}
 
-static int is_finite(float v) {{ return (v - v) == 0.0f; }}  /* false for NaN and +-inf */
+/* False for NaN and +-inf. On the bit pattern, not as (v - v) == 0: -ffast-math lets the compiler
+ * assume finite values and fold that test to true. */
+static int is_finite(float v) {{
+    union {{ float f; uint32_t u; }} b;
+    b.f = v;
+    return (b.u & 0x7f800000u) != 0x7f800000u;
+}}
 
 /* sqrtf without libm and its errno path: one VSQRT on a Cortex-M4F FPU (the argument is a sum of
  * squares, never negative, so errno could never be set anyway). */
@@ -301,16 +309,11 @@ int {prefix}_filter_neighbours(const float x[{state_size}], const float u_nom[3]
 """
 
 
-def _floats(values: np.ndarray) -> str:
-    flat = np.asarray(values, dtype=np.float32).reshape(-1)
-    return ", ".join(f"{float(v)!r}f" if np.isfinite(v) else "0.0f" for v in flat)
-
-
 def _rows(values: np.ndarray, width: int) -> str:
     values = np.asarray(values, dtype=np.float32).reshape(-1, width)
     if len(values) == 0:
         values = np.zeros((1, width), np.float32)  # C has no empty arrays; the loop bound is 0
-    return ", ".join("{" + _floats(row) + "}" for row in values)
+    return ", ".join("{" + c_floats(row) + "}" for row in values)
 
 
 def emit_c(barriers: BarrierSet, *, model: str = "double_integrator", lower: np.ndarray, upper: np.ndarray,
@@ -341,16 +344,16 @@ def emit_c(barriers: BarrierSet, *, model: str = "double_integrator", lower: np.
         "input_doc": "acceleration (3)" if double else "velocity (3)",
         "n_round": n_round, "n_planes": n_planes,
         "n_round_c": n_round, "n_planes_c": n_planes, "n_neigh": barriers.num_neighbours,
-        "separation": _floats([barriers.separation.distance if barriers.separation else 0.0]),
+        "separation": c_floats([barriers.separation.distance if barriers.separation else 0.0]),
         # C has no empty arrays: an unused table gets one dummy entry, its loop bound stays 0.
         "n_round_alloc": max(n_round, 1), "n_planes_alloc": max(n_planes, 1),
         "round_c": _rows(barriers._centers, 3), "round_m": _rows(barriers._masks, 3),
-        "round_r": _floats(barriers._radii) if n_round else "0.0f",
-        "plane_n": _rows(barriers._planes, 3), "plane_o": _floats(barriers._offsets) if n_planes else "0.0f",
-        "lower": _floats(lower), "upper": _floats(upper),
-        "k1": _floats([a1 + a2 if double else 0.0]), "k0": _floats([a1 * a2 if double else a1]),
-        "rho": _floats([slack_weight]),
-        "brake": _floats([brake_gain]), "tol": _floats([tol]),
+        "round_r": c_floats(barriers._radii) if n_round else "0.0f",
+        "plane_n": _rows(barriers._planes, 3), "plane_o": c_floats(barriers._offsets) if n_planes else "0.0f",
+        "lower": c_floats(lower), "upper": c_floats(upper),
+        "k1": c_floats([a1 + a2 if double else 0.0]), "k0": c_floats([a1 * a2 if double else a1]),
+        "rho": c_floats([slack_weight]),
+        "brake": c_floats([brake_gain]), "tol": c_floats([tol]),
     }
     return {
         f"{prefix}.h": _HEADER.format(guard=f"{prefix.upper()}_H", **fields),
