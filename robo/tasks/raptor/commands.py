@@ -35,6 +35,10 @@ def eval_arguments(p: argparse.ArgumentParser) -> None:
     who.add_argument("--teachers", metavar="RUN", help="a finished raptor-teachers run: every teacher on its "
                      "own quadrotor")
     p.add_argument("--episodes", type=int, default=100, help="recovery episodes per teacher (--teachers)")
+    p.add_argument("--compare", action="append", default=[], metavar="P",
+                   help="also fly P on the same episodes and print one table: 'released' (the authors' "
+                        "policy, after robo import raptor-released), 'baseline', or a policy path "
+                        "(repeatable)")
 
 
 def student_config(path: str | None, overrides: list[str]) -> Any:
@@ -124,6 +128,7 @@ def evaluate_policy(config: Any, args: argparse.Namespace, ctx: Context) -> str:
     from pathlib import Path
 
     from robo.files import write_json
+    from robo.tasks.raptor.compare import comparison_table, resolve_controller
     from robo.tasks.raptor.evaluation import (
         Baseline,
         evaluate,
@@ -146,9 +151,21 @@ def evaluate_policy(config: Any, args: argparse.Namespace, ctx: Context) -> str:
     else:
         controller = load_controller(args.policy)
         out = Path(ctx.out or Path(args.policy).parent / f"eval_{Path(args.policy).stem}")
+    if args.compare and args.teachers:
+        raise ValueError("--compare compares policies; it does not apply to --teachers")
+    others = [resolve_controller(spec) for spec in args.compare]  # a bad one fails before any flight
     result = evaluate(controller, config, progress=lambda what: ctx.log(f"  evaluated {what}"))
     written = write_eval(result, out, config.figure8_periods)
-    return f"{table(result['metrics'], config.figure8_periods)}\nwrote " + ", ".join(str(p) for p in written)
+    report = f"{table(result['metrics'], config.figure8_periods)}\nwrote {', '.join(map(str, written))}"
+    if not others:
+        return report
+    label = "baseline" if args.baseline else Path(args.policy).parent.name or args.policy
+    results = {label: result["metrics"]}
+    for name, other in others:
+        ctx.log(f"  evaluating {name} on the same episodes")
+        results[name] = evaluate(other, config)["metrics"]
+    write_json(out / "comparison.json", results)
+    return f"{report}\n\nsame episodes:\n{comparison_table(results, config.figure8_periods)}"
 
 
 def _positive(flag: str, value: int) -> int:
