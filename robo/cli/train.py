@@ -136,7 +136,7 @@ def _raptor_teachers(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from robo.config import load_config
-    from robo.tasks.raptor.teachers import RaptorTeachersConfig, train_teachers
+    from robo.tasks.raptor.teachers import RaptorTeachersConfig, resumed_steps, train_teachers
 
     overrides = list(args.set)
     if args.teachers is not None:
@@ -155,7 +155,9 @@ def _raptor_teachers(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/raptor-teachers/{time.strftime('%Y-%m-%d_%H-%M-%S')}")
 
     groups = -(-config.teachers // config.group_size)
+    # A resumed run's bar starts where the run stands, so its rate and ETA count only this session's steps.
     bar = tqdm(total=groups * config.train.steps, unit="step", unit_scale=True,
+               initial=resumed_steps(config, out) if args.resume else 0,
                desc=f"{config.teachers} teachers, groups of {config.group_size}")
     try:
         metrics = train_teachers(config, args.fleet, out, resume=args.resume, progress=bar.update,
