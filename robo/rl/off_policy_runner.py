@@ -344,7 +344,11 @@ class OffPolicyRunner:
         """Continue from :meth:`save`'s file (the environment too when it supports ``state_dict``);
         ``check(state)`` may refuse it before anything changes. Returns the file's contents."""
         state = load_checkpoint(path)
-        if not isinstance(state, dict) or state.get("format") not in (RUN_FORMAT, _OLD_RUN_FORMAT):
+        if not isinstance(state, dict):
+            raise ValueError(f"{path}: not a SAC group checkpoint")
+        if check is not None:
+            check(state)
+        if state.get("format") not in (RUN_FORMAT, _OLD_RUN_FORMAT):
             raise ValueError(f"{path}: not a SAC group checkpoint of this version ({RUN_FORMAT})")
         if state["envs_per_member"] != self.envs:
             raise ValueError(f"{path}: checkpoint ran {state['envs_per_member']} environments per member, "
@@ -352,8 +356,6 @@ class OffPolicyRunner:
         saved_ids = list(state["ids"]) + sorted(state["finished"])
         if sorted(saved_ids) != sorted(set(self.ids) | set(state["finished"])):
             raise ValueError(f"{path}: checkpoint is for members {sorted(saved_ids)}, not {sorted(self.ids)}")
-        if check is not None:
-            check(state)
         if list(state["ids"]) != self.ids:
             self.ids = list(state["ids"])
             self.env = self.make_env(self.ids)
