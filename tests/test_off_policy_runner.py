@@ -2,36 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import signal
 
 import pytest
 import torch
+from test_sac import LEARNING, LENGTHS, MASSES, SMALL, assert_swings_up, make_pendulums
 
 from robo.rl import checkpoint
 from robo.rl.off_policy_runner import OffPolicyRunner, RunnerConfig
-from robo.rl.sac import SACConfig
 from robo.rl.vec_env import final_observation
-from sim.pendulum import PendulumEnv
 
 torch.set_num_threads(1)
 
-MASSES = torch.tensor([1.0, 0.8])
-LENGTHS = torch.tensor([1.0, 1.0])
-SMALL = SACConfig(actor_hidden=(16, 16), critic_hidden=(32, 32), batch_size=32, learning_starts=100,
-                  buffer_size=10_000)
-
-
-def make_pendulums(ids: list[int]) -> PendulumEnv:
-    return PendulumEnv(MASSES[ids], LENGTHS[ids], seed=7)
-
 
 def expert(obs: torch.Tensor) -> torch.Tensor:
-    """Energy pumping far from upright, a PD controller near it (about -110 to -260 per episode)."""
+    """Energy pumping far from upright, a PD controller near it (about -110 to -260 per episode), for
+    pendulums 0 and 1."""
     cos, sin, omega = obs.unbind(-1)
-    inertia = MASSES * LENGTHS**2 / 3
-    energy = 0.5 * inertia * omega**2 + MASSES * 10.0 * LENGTHS / 2 * (cos - 1)  # 0 at rest upright
+    mass, length = torch.tensor(MASSES[:2]), torch.tensor(LENGTHS[:2])
+    energy = 0.5 * mass * length**2 / 3 * omega**2 + mass * 10.0 * length / 2 * (cos - 1)  # 0 at rest upright
     pump = torch.sign(omega) * torch.sign(-energy)
     hold = -(8.0 * torch.atan2(sin, cos) + 2.0 * omega) / 2.0
     return torch.where(cos > 0.85, hold, pump).clamp(-1, 1)[:, None]
@@ -52,20 +44,8 @@ def demonstrations(steps: int) -> tuple[torch.Tensor, ...]:
     return tuple(torch.stack(column, 1) for column in out)
 
 
-def episode_return(policy) -> torch.Tensor:
-    env = make_pendulums([0, 1])
-    obs, _ = env.reset(seed=123)
-    total = torch.zeros(2)
-    for _ in range(200):
-        obs, reward, *_ = env.step(policy(obs))
-        total += reward
-    return total
-
-
 def test_demonstrations_mixed_into_every_batch_and_the_pendulum_is_learned() -> None:
-    cfg = SACConfig(actor_hidden=(64, 64), critic_hidden=(64, 64), learning_starts=500, actor_lr=1e-3,
-                    critic_lr=1e-3, alpha_lr=1e-3, initial_alpha=0.2, target_entropy=-1.0, buffer_size=10_000,
-                    batch_size=64)
+    cfg = dataclasses.replace(LEARNING, batch_size=64)
     train = RunnerConfig(steps=3000, demo_fraction=0.25)
     runner = OffPolicyRunner([0, 1], make_pendulums, cfg, train, seed=0)
     demo = demonstrations(400)
@@ -85,11 +65,7 @@ def test_demonstrations_mixed_into_every_batch_and_the_pendulum_is_learned() -> 
         found = (batch["obs"][:, :, None, :] == demo[0][:, None, :, :]).all(-1).any(-1)
         assert found.sum(1).tolist() == [16, 16]  # round(0.25 * 64) per member, every batch
         assert found[:, 48:].all()
-    learned = episode_return(lambda obs: runner.group.act(obs, deterministic=True))
-    gen = torch.Generator().manual_seed(0)
-    random = episode_return(lambda obs: torch.rand(2, 1, generator=gen) * 2 - 1)
-    assert (learned > random + 400).all(), (learned, random)
-    assert (learned > -600).all(), learned
+    assert_swings_up(runner, [0, 1])
 
 
 def straight_and_interrupted(tmp_path, interrupt) -> tuple[OffPolicyRunner, OffPolicyRunner, int]:

@@ -7,12 +7,12 @@ import json
 import pytest
 import torch
 from interrupts import interrupt_after
+from test_sac import SMALL, make_pendulums
 
 from robo.cli import main
 from robo.config import load_config
 from robo.rl.off_policy_runner import OffPolicyRunner, RunnerConfig
-from robo.rl.sac import SACConfig, load_actor
-from sim.pendulum import PendulumEnv
+from robo.rl.sac import load_actor
 
 # Reported as a skip (never a pass) while the quadrotor simulator is not importable.
 pytest.importorskip("sim.quadrotor", reason="needs the quadrotor simulator in sim/quadrotor",
@@ -183,16 +183,6 @@ def test_resume_with_a_changed_config_is_refused_naming_the_keys(tmp_path, fleet
 
 
 # ----- RAPTOR's acceptance as the off-policy runner's should_finish, on pendulums --------------------
-
-SMALL = SACConfig(actor_hidden=(16, 16), critic_hidden=(32, 32), batch_size=32, learning_starts=100,
-                  buffer_size=10_000)
-MASSES = [1.0, 0.8, 1.2, 1.0]
-LENGTHS = [1.0, 1.0, 0.9, 1.2]
-
-
-def make_pendulums(ids: list[int]) -> PendulumEnv:
-    return PendulumEnv([MASSES[i] for i in ids], [LENGTHS[i] for i in ids], seed=7)
-
 
 def accepting_runner(ids, make_env, accept: AcceptanceConfig, envs: int = 1, **kwargs) -> OffPolicyRunner:
     train = RunnerConfig(steps=10_000, envs_per_member=envs)

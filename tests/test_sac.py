@@ -199,30 +199,39 @@ def test_select_carries_optimiser_state() -> None:
             torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
 
 
-def test_sac_learns_two_different_pendulums_at_once() -> None:
-    """Return rises from random (about -1200) to a swing-up within 4000 steps (about 20 s on one core)."""
-    cfg = SACConfig(actor_hidden=(64, 64), critic_hidden=(64, 64), learning_starts=500, actor_lr=1e-3,
-                    critic_lr=1e-3, alpha_lr=1e-3, initial_alpha=0.2, target_entropy=-1.0, buffer_size=10_000)
-    train = RunnerConfig(steps=4000, log_interval=1000)
-    trainer = OffPolicyRunner([1, 2], make_pendulums, cfg, train, seed=0)
-    trainer.run()
-    assert sorted(trainer.finished) == [1, 2]
-    assert all(r["steps"] == 4000 for r in trainer.finished.values())  # no should_finish: budget ran out
+# Settings that swing a pendulum up within a few thousand steps.
+LEARNING = SACConfig(actor_hidden=(64, 64), critic_hidden=(64, 64), learning_starts=500, actor_lr=1e-3,
+                     critic_lr=1e-3, alpha_lr=1e-3, initial_alpha=0.2, target_entropy=-1.0,
+                     buffer_size=10_000)
+
+
+def assert_swings_up(runner: OffPolicyRunner, ids: list[int]) -> None:
+    """The runner's deterministic policies do far better than random actions on pendulums ``ids``."""
 
     def episode_return(policy) -> torch.Tensor:
-        env = make_pendulums([1, 2])
+        env = make_pendulums(ids)
         obs, _ = env.reset(seed=123)
-        total = torch.zeros(2)
+        total = torch.zeros(len(ids))
         for _ in range(200):
             obs, reward, *_ = env.step(policy(obs))
             total += reward
         return total
 
-    learned = episode_return(lambda obs: trainer.group.act(obs, deterministic=True))
+    learned = episode_return(lambda obs: runner.group.act(obs, deterministic=True))
     gen = torch.Generator().manual_seed(0)
-    random = episode_return(lambda obs: torch.rand(2, 1, generator=gen) * 2 - 1)
+    random = episode_return(lambda obs: torch.rand(len(ids), 1, generator=gen) * 2 - 1)
     assert (learned > random + 400).all(), (learned, random)
     assert (learned > -600).all(), learned
+
+
+def test_sac_learns_two_different_pendulums_at_once() -> None:
+    """Return rises from random (about -1200) to a swing-up within 4000 steps (about 20 s on one core)."""
+    train = RunnerConfig(steps=4000, log_interval=1000)
+    trainer = OffPolicyRunner([1, 2], make_pendulums, LEARNING, train, seed=0)
+    trainer.run()
+    assert sorted(trainer.finished) == [1, 2]
+    assert all(r["steps"] == 4000 for r in trainer.finished.values())  # no should_finish: budget ran out
+    assert_swings_up(trainer, [1, 2])
 
 
 def test_checkpoint_resume_continues_identically(tmp_path) -> None:
