@@ -317,10 +317,10 @@ def _prepare_run_dir(run_dir: Path, config: RaptorTeachersConfig, fleet_path: st
         raise OSError(f"{run_dir} is not empty; pass --resume to continue it or choose another folder")
     (run_dir / "groups").mkdir(parents=True, exist_ok=True)
     (run_dir / "teachers").mkdir(exist_ok=True)
+    dump_yaml(config, run_dir / "config.yaml")  # first: a run with a fleet.json always has its config
     tmp = run_dir / ".fleet.json.tmp"
     shutil.copyfile(fleet_path, tmp)
     tmp.replace(stored_fleet)
-    dump_yaml(config, run_dir / "config.yaml")
 
 
 # Where and how fast a run trains, not what it trains: a run may resume with other values.
