@@ -7,9 +7,11 @@ import json
 import pytest
 import torch
 from interrupts import interrupt_after
+from test_sac import SMALL, make_pendulums
 
 from robo.cli import main
 from robo.config import load_config
+from robo.rl.off_policy_runner import OffPolicyRunner, RunnerConfig
 from robo.rl.sac import load_actor
 
 # Reported as a skip (never a pass) while the quadrotor simulator is not importable.
@@ -17,9 +19,12 @@ pytest.importorskip("sim.quadrotor", reason="needs the quadrotor simulator in si
                     exc_type=ImportError)
 
 from robo.tasks.raptor.teachers import (
+    Acceptance,
+    AcceptanceConfig,
     RaptorTeachersConfig,
     load_teachers,
     read_curve,
+    resumed_steps,
     summarise,
     train_teachers,
 )
@@ -93,12 +98,18 @@ def test_interrupted_run_resumes_without_losing_progress(tmp_path, fleet) -> Non
     with pytest.raises(KeyboardInterrupt):
         train_teachers(cfg, fleet, run, progress=interrupt_after(100), log=lambda s: None)
     checkpoint = torch.load(run / "groups" / "group_0000.pt", weights_only=True)
-    assert checkpoint["step"] == 80  # the last checkpoint before the interruption
+    assert checkpoint["step"] == 100  # saved on the interruption: only the step in progress is lost
+    assert resumed_steps(cfg, run) == 100  # where the resumed progress bar starts
     with pytest.raises(OSError, match="not empty"):
         train_teachers(cfg, fleet, run, log=lambda s: None)
+    # A killed writer's temporary files are cleared by the resume.
+    leftovers = [run / "groups" / ".group_0000.pt.999.tmp", run / "config.yaml.tmp"]
+    for tmp in leftovers:
+        tmp.write_bytes(b"half a file")
     messages = []
     metrics = train_teachers(cfg, fleet, run, resume=True, log=messages.append)
-    assert "resumed at env step 80" in messages[0]
+    assert "resumed at env step 100" in messages[0]
+    assert not any(p.exists() for p in leftovers) and not list(run.rglob("*.tmp*"))
     assert metrics["teachers"] == 2
     curve = read_curve(run / "teachers" / "q0" / "curve.csv")
     assert [p["step"] for p in curve] == [20, 40, 60, 80, 100, 120]  # nothing lost, nothing repeated
@@ -153,3 +164,93 @@ def test_deterministic_check_is_kept_in_the_curve_and_in_the_rejected_list(tmp_p
     rejected = summarise(records, 1.0, 1, cfg)["rejected"]
     assert rejected[0]["eval_length"] == 300.0 and rejected[0]["eval_return"] == -50.0
     assert "eval_length" not in rejected[1]
+
+
+def test_resume_with_a_changed_config_is_refused_naming_the_keys(tmp_path, fleet) -> None:
+    cfg = tiny(tmp_path, "train.acceptance.episode_length=1000", teachers=1)
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train_teachers(cfg, fleet, run, progress=interrupt_after(30), log=lambda s: None)
+    stored = (run / "config.yaml").read_text()
+    changed = tiny(tmp_path, "train.acceptance.episode_length=1000", "sac.batch_size=32", "train.steps=200",
+                   teachers=1)
+    with pytest.raises(ValueError, match=r"config differs .* in sac\.batch_size \(16 -> 32\), train\.steps"):
+        train_teachers(changed, fleet, run, resume=True, log=lambda s: None)
+    assert (run / "config.yaml").read_text() == stored  # still says what trained the run
+    # Where the run trains may change: threads and a Ray address are not part of what it trains.
+    same = tiny(tmp_path, "train.acceptance.episode_length=1000", "threads=1", teachers=1)
+    assert train_teachers(same, fleet, run, resume=True, log=lambda s: None)["teachers"] == 1
+
+
+# ----- RAPTOR's acceptance as the off-policy runner's should_finish, on pendulums --------------------
+
+def accepting_runner(ids, make_env, accept: AcceptanceConfig, envs: int = 1, **kwargs) -> OffPolicyRunner:
+    train = RunnerConfig(steps=10_000, envs_per_member=envs)
+    return OffPolicyRunner(ids, make_env, SMALL, train, window=accept.window,
+                           should_finish=Acceptance(accept), **kwargs)
+
+
+def member_actor_view(runner: OffPolicyRunner, k: int) -> list[torch.Tensor]:
+    return [p.detach()[k].clone() for p in runner.group.actor.parameters()]
+
+
+def test_acceptance_finishes_exactly_the_members_above_threshold() -> None:
+    finished = {}
+
+    def on_finish(i, record, actor):
+        finished[i] = (record, actor)
+
+    accept = AcceptanceConfig(episode_return=-500.0, window=2)
+    trainer = accepting_runner([0, 1, 2, 3], make_pendulums, accept, on_finish=on_finish)
+    trainer.replay.add(torch.zeros(4, 3), torch.zeros(4, 1), torch.zeros(4), torch.zeros(4, 3),
+                       torch.zeros(4, dtype=torch.bool))
+    trainer.update()
+    keep = {k: member_actor_view(trainer, k) for k in range(4)}
+    trainer.window_return[:, :2] = torch.tensor([[-100.0, -200.0], [-900.0, -800.0], [-400.0, -450.0],
+                                                 [-100.0, -1000.0]])
+    trainer.episodes[:] = torch.tensor([2, 2, 2, 1])  # member 3 has not finished enough episodes
+    trainer.log_and_finish()
+    assert sorted(finished) == [0, 2]
+    assert all(r["accepted"] for r, _ in finished.values())
+    assert finished[2][0]["mean_return"] == pytest.approx(-425.0)
+    x = torch.randn(6, 3)
+    torch.testing.assert_close(finished[0][1](x), actor_from_view(keep[0], x))
+    # compacted: the group now holds members 1 and 3, unchanged
+    assert trainer.ids == [1, 3] and trainer.group.members == 2 and trainer.env.num_envs == 2
+    assert trainer.replay.members == 2
+    for j, k in enumerate((1, 3)):
+        assert all(torch.equal(a, b) for a, b in zip(keep[k], member_actor_view(trainer, j), strict=True))
+
+
+def actor_from_view(view: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Run an actor from its raw member slices (weights [in, out], biases [1, out])."""
+    for i in range(0, 6, 2):  # 3 layers x (weight, bias) of the SMALL actor
+        x = x @ view[i] + view[i + 1][0]
+        if i < 4:
+            x = torch.relu(x)
+    return x
+
+
+def test_evaluation_confirms_or_refuses_what_the_training_episodes_say() -> None:
+    """Members whose training episodes pass are flown deterministically before they are accepted."""
+
+    def trainer_with_passing_window(threshold: float) -> OffPolicyRunner:
+        accept = AcceptanceConfig(episode_return=threshold, window=2, evaluate=True)
+        trainer = accepting_runner([0, 1], lambda ids: make_pendulums([i for i in ids for _ in range(2)]),
+                                   accept, envs=2)
+        trainer.window_return[:, :2] = torch.tensor([[-10.0, -20.0], [-10.0, 0.0]])
+        trainer.episodes[:] = torch.tensor([2, 1])  # member 1 has not finished enough episodes
+        return trainer
+
+    # An untrained actor cannot hold the pendulum up: its deterministic return is far below -100.
+    strict = trainer_with_passing_window(-100.0)
+    strict.log_and_finish()
+    assert strict.finished == {} and strict.group.members == 2
+    point = strict.curves[0][-1]
+    assert point["eval_length"] == 200.0 and point["eval_return"] < -100.0
+    assert "eval_return" not in strict.curves[1][-1]  # its training episodes failed: not flown
+
+    lenient = trainer_with_passing_window(-1e9)
+    lenient.log_and_finish()
+    assert list(lenient.finished) == [0] and lenient.finished[0]["accepted"]
+    assert lenient.finished[0]["eval_length"] == 200.0

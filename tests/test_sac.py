@@ -1,4 +1,5 @@
-"""Batched SAC: learns the pendulum, K batched members == K separate agents, freezing, resume, NaN stop."""
+"""Batched SAC and its off-policy runner: learns the pendulum, K batched members == K separate agents,
+freezing, resume, NaN stop."""
 
 from __future__ import annotations
 
@@ -13,16 +14,9 @@ from torch.distributions import Normal
 from torch.distributions.transforms import TanhTransform
 
 from robo.config import ConfigError, load_config
-from robo.rl.sac import (
-    AcceptanceConfig,
-    GroupTrainConfig,
-    GroupTrainer,
-    NonFiniteLoss,
-    SACConfig,
-    SACGroup,
-    load_actor,
-    save_actor,
-)
+from robo.rl.off_policy_runner import NonFiniteLoss, OffPolicyRunner, RunnerConfig
+from robo.rl.replay import ReplayBuffer
+from robo.rl.sac import SACConfig, SACGroup, load_actor, save_actor
 from sim.pendulum import PendulumEnv
 
 torch.set_num_threads(1)
@@ -37,18 +31,19 @@ def make_pendulums(ids: list[int]) -> PendulumEnv:
     return PendulumEnv([MASSES[i] for i in ids], [LENGTHS[i] for i in ids], seed=7)
 
 
-def filled_group(members: int = 3, seed: int = 0) -> SACGroup:
+def filled_group(members: int = 3, seed: int = 0) -> tuple[SACGroup, ReplayBuffer]:
     g = SACGroup(members, 5, 2, SMALL, seed=seed)
+    buffer = ReplayBuffer(members, 5, 2, SMALL.buffer_size)
     gen = torch.Generator().manual_seed(seed)
     for _ in range(200):
-        g.buffer.add(torch.randn(members, 5, generator=gen), torch.rand(members, 2, generator=gen) * 2 - 1,
+        buffer.add(torch.randn(members, 5, generator=gen), torch.rand(members, 2, generator=gen) * 2 - 1,
                      torch.randn(members, generator=gen), torch.randn(members, 5, generator=gen),
                      torch.rand(members, generator=gen) < 0.1)
     with torch.no_grad():  # different temperatures, so a mix-up between members would show
         g.log_alpha.copy_(torch.log(torch.linspace(0.2, 1.0, members)))
     for _ in range(3):  # non-trivial Adam moments
-        g.update()
-    return g
+        g.update(buffer.sample(32, g.generator))
+    return g, buffer
 
 
 def rows(batch: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:
@@ -104,9 +99,9 @@ def ref_losses(g: SACGroup, k: int, batch, noise):
 
 def test_batched_group_equals_separate_agents_losses_and_gradients() -> None:
     torch.manual_seed(0)
-    g = filled_group(3)
+    g, buffer = filled_group(3)
     K = g.members
-    batch = g.buffer.sample(32, torch.Generator().manual_seed(1))
+    batch = buffer.sample(32, torch.Generator().manual_seed(1))
     noise = torch.randn(2, K, 32, 2)
 
     critic = g.critic_loss(batch, noise[0])
@@ -156,14 +151,14 @@ def test_batched_group_equals_separate_agents_losses_and_gradients() -> None:
 
 def test_a_full_update_equals_k_separate_updates() -> None:
     torch.manual_seed(1)
-    g = filled_group(4)
+    g, buffer = filled_group(4)
     singles = []
     for k in range(4):
         s = copy.deepcopy(g)
         s.select([k])
         singles.append(s)
     for step in range(3):
-        batch = g.buffer.sample(32, torch.Generator().manual_seed(10 + step))
+        batch = buffer.sample(32, torch.Generator().manual_seed(10 + step))
         noise = torch.randn(2, 4, 32, 2)
         g.update(batch, noise)
         for k, s in enumerate(singles):
@@ -175,13 +170,13 @@ def test_a_full_update_equals_k_separate_updates() -> None:
 
 def test_freeze_leaves_exactly_the_frozen_members_untouched() -> None:
     torch.manual_seed(2)
-    g = filled_group(3)
+    g, buffer = filled_group(3)
     before = [[t.clone() for t in member_view(g, k)] for k in range(3)]
     moments = {k: [g.critic_opt.state[p]["exp_avg"][[k, 3 + k]].clone() for p in g.critic.parameters()]
                for k in range(3)}
     g.freeze(torch.tensor([False, True, False]))
     for _ in range(5):
-        g.update()
+        g.update(buffer.sample(32, g.generator))
     for k in range(3):
         same = all(torch.equal(a, b) for a, b in zip(before[k], member_view(g, k), strict=True))
         same_moments = all(torch.equal(m, g.critic_opt.state[p]["exp_avg"][[k, 3 + k]])
@@ -192,10 +187,10 @@ def test_freeze_leaves_exactly_the_frozen_members_untouched() -> None:
 
 def test_select_carries_optimiser_state() -> None:
     torch.manual_seed(3)
-    g = filled_group(3)
+    g, buffer = filled_group(3)
     sub = copy.deepcopy(g)
     sub.select([2, 0])
-    batch = g.buffer.sample(32, torch.Generator().manual_seed(4))
+    batch = buffer.sample(32, torch.Generator().manual_seed(4))
     noise = torch.randn(2, 3, 32, 2)
     g.update(batch, noise)
     sub.update({n: v[[2, 0]] for n, v in batch.items()}, noise[:, [2, 0]])
@@ -204,80 +199,51 @@ def test_select_carries_optimiser_state() -> None:
             torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
 
 
-def test_sac_learns_two_different_pendulums_at_once() -> None:
-    """Return rises from random (about -1200) to a swing-up within 4000 steps (about 20 s on one core)."""
-    cfg = SACConfig(actor_hidden=(64, 64), critic_hidden=(64, 64), learning_starts=500, actor_lr=1e-3,
-                    critic_lr=1e-3, alpha_lr=1e-3, initial_alpha=0.2, target_entropy=-1.0, buffer_size=10_000)
-    trainer = GroupTrainer([1, 2], make_pendulums, cfg, GroupTrainConfig(steps=4000, log_interval=1000),
-                           seed=0)
-    trainer.run()
-    assert sorted(trainer.finished) == [1, 2]
-    assert all(not r["accepted"] for r in trainer.finished.values())  # no threshold set: budget ran out
+# Settings that swing a pendulum up within a few thousand steps.
+LEARNING = SACConfig(actor_hidden=(64, 64), critic_hidden=(64, 64), learning_starts=500, actor_lr=1e-3,
+                     critic_lr=1e-3, alpha_lr=1e-3, initial_alpha=0.2, target_entropy=-1.0,
+                     buffer_size=10_000)
+
+
+def assert_swings_up(runner: OffPolicyRunner, ids: list[int]) -> None:
+    """The runner's deterministic policies do far better than random actions on pendulums ``ids``."""
 
     def episode_return(policy) -> torch.Tensor:
-        env = make_pendulums([1, 2])
+        env = make_pendulums(ids)
         obs, _ = env.reset(seed=123)
-        total = torch.zeros(2)
+        total = torch.zeros(len(ids))
         for _ in range(200):
             obs, reward, *_ = env.step(policy(obs))
             total += reward
         return total
 
-    learned = episode_return(lambda obs: trainer.group.act(obs, deterministic=True))
+    learned = episode_return(lambda obs: runner.group.act(obs, deterministic=True))
     gen = torch.Generator().manual_seed(0)
-    random = episode_return(lambda obs: torch.rand(2, 1, generator=gen) * 2 - 1)
+    random = episode_return(lambda obs: torch.rand(len(ids), 1, generator=gen) * 2 - 1)
     assert (learned > random + 400).all(), (learned, random)
     assert (learned > -600).all(), learned
 
 
-def test_acceptance_finishes_exactly_the_members_above_threshold(tmp_path) -> None:
-    train = GroupTrainConfig(steps=10_000, acceptance=AcceptanceConfig(episode_return=-500.0, window=2))
-    finished = {}
-
-    def on_finish(i, record, actor):
-        finished[i] = (record, actor)
-
-    trainer = GroupTrainer([0, 1, 2, 3], make_pendulums, SMALL, train, on_finish=on_finish)
-    trainer.group.buffer.add(torch.zeros(4, 3), torch.zeros(4, 1), torch.zeros(4), torch.zeros(4, 3),
-                             torch.zeros(4, dtype=torch.bool))
-    trainer.group.update()
-    keep = {k: [t.clone() for t in member_view(trainer.group, k)] for k in range(4)}
-    trainer.window_return[:, :2] = torch.tensor([[-100.0, -200.0], [-900.0, -800.0], [-400.0, -450.0],
-                                             [-100.0, -1000.0]])
-    trainer.episodes[:] = torch.tensor([2, 2, 2, 1])  # member 3 has not finished enough episodes
-    trainer.log_and_accept()
-    assert sorted(finished) == [0, 2]
-    assert all(r["accepted"] for r, _ in finished.values())
-    assert finished[2][0]["mean_return"] == pytest.approx(-425.0)
-    x = torch.randn(6, 3)
-    torch.testing.assert_close(finished[0][1](x), trainer_copy_actor(keep[0], x))
-    # compacted: the group now holds members 1 and 3, unchanged
-    assert trainer.ids == [1, 3] and trainer.group.members == 2 and trainer.env.num_envs == 2
-    for j, k in enumerate((1, 3)):
-        for a, b in zip(keep[k], member_view(trainer.group, j), strict=True):
-            assert torch.equal(a, b)
-
-
-def trainer_copy_actor(view: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """Run an actor from its raw member slices (weights [in, out], biases [1, out])."""
-    params = view[:6]  # 3 layers x (weight, bias) of the SMALL actor
-    for i in range(0, 6, 2):
-        x = x @ params[i] + params[i + 1][0]
-        if i < 4:
-            x = torch.relu(x)
-    return x
+def test_sac_learns_two_different_pendulums_at_once() -> None:
+    """Return rises from random (about -1200) to a swing-up within 4000 steps (about 20 s on one core)."""
+    train = RunnerConfig(steps=4000, log_interval=1000)
+    trainer = OffPolicyRunner([1, 2], make_pendulums, LEARNING, train, seed=0)
+    trainer.run()
+    assert sorted(trainer.finished) == [1, 2]
+    assert all(r["steps"] == 4000 for r in trainer.finished.values())  # no should_finish: budget ran out
+    assert_swings_up(trainer, [1, 2])
 
 
 def test_checkpoint_resume_continues_identically(tmp_path) -> None:
-    train = GroupTrainConfig(steps=400, log_interval=100, checkpoint_interval=200)
-    straight = GroupTrainer([0, 3], make_pendulums, SMALL, train, seed=5)
+    train = RunnerConfig(steps=400, log_interval=100, checkpoint_interval=200)
+    straight = OffPolicyRunner([0, 3], make_pendulums, SMALL, train, seed=5)
     straight.run()
 
     path = tmp_path / "group.pt"
-    first = GroupTrainer([0, 3], make_pendulums, SMALL, train, seed=5, checkpoint=path)
+    first = OffPolicyRunner([0, 3], make_pendulums, SMALL, train, seed=5, checkpoint=path)
     first.run(until=200)
     del first
-    resumed = GroupTrainer([0, 3], make_pendulums, SMALL, train, seed=5, checkpoint=path)
+    resumed = OffPolicyRunner([0, 3], make_pendulums, SMALL, train, seed=5, checkpoint=path)
     resumed.load(path)
     assert resumed.step == 200
     resumed.run()
@@ -285,7 +251,7 @@ def test_checkpoint_resume_continues_identically(tmp_path) -> None:
         for a, b in zip(member_view(straight.group, k), member_view(resumed.group, k), strict=True):
             assert torch.equal(a, b)
     for name in ("obs", "reward", "next_obs"):
-        a, b = straight.group.buffer.data[name], resumed.group.buffer.data[name]
+        a, b = straight.replay.data[name], resumed.replay.data[name]
         assert torch.equal(a[:, :400], b[:, :400])
     assert straight.curves == resumed.curves
     assert straight.finished == resumed.finished
@@ -309,9 +275,9 @@ class NaNAfter(PendulumEnv):
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path) -> None:
     path = tmp_path / "group.pt"
-    train = GroupTrainConfig(steps=2000, log_interval=100, checkpoint_interval=200)
-    trainer = GroupTrainer([0, 1], lambda ids: NaNAfter(MASSES[:2], LENGTHS[:2], bad_step=450), SMALL, train,
-                           checkpoint=path)
+    train = RunnerConfig(steps=2000, log_interval=100, checkpoint_interval=200)
+    trainer = OffPolicyRunner([0, 1], lambda ids: NaNAfter(MASSES[:2], LENGTHS[:2], bad_step=450), SMALL,
+                              train, checkpoint=path)
     with pytest.raises(NonFiniteLoss, match=r"non-finite loss for member\(s\) \[1\].*last good checkpoint"):
         trainer.run()
     state = torch.load(path, weights_only=True)
@@ -321,7 +287,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
 
 
 def test_actor_export_round_trip(tmp_path) -> None:
-    g = filled_group(3)
+    g, _ = filled_group(3)
     path = save_actor(tmp_path / "a.pt", g.member_actor(2), g.act_size, {"teacher": "q2"})
     actor, policy, meta = load_actor(path)
     assert [m.out_features for m in actor if isinstance(m, nn.Linear)] == [16, 16, 4]
@@ -345,16 +311,19 @@ def test_config_defaults_are_the_papers_and_bad_keys_are_named(tmp_path) -> None
 
 
 def test_resume_after_finished_members_were_dropped(tmp_path) -> None:
-    train = GroupTrainConfig(steps=400, log_interval=100, checkpoint_interval=1000,
-                             acceptance=AcceptanceConfig(episode_return=-500.0, window=1))
-    a = GroupTrainer([0, 1, 2], make_pendulums, SMALL, train, seed=2)
+    train = RunnerConfig(steps=400, log_interval=100, checkpoint_interval=1000)
+
+    def above(stats):
+        return (stats.episodes >= 1) & (stats.mean_return >= -500.0)
+
+    a = OffPolicyRunner([0, 1, 2], make_pendulums, SMALL, train, seed=2, window=1, should_finish=above)
     a.run(until=150)
     a.window_return[:, 0] = torch.tensor([-900.0, -100.0, -900.0])
     a.episodes[:] = 1
-    a.log_and_accept()
+    a.log_and_finish()
     assert a.ids == [0, 2] and sorted(a.finished) == [1]
     a.save(tmp_path / "g.pt")
-    b = GroupTrainer([0, 1, 2], make_pendulums, SMALL, train, seed=2)
+    b = OffPolicyRunner([0, 1, 2], make_pendulums, SMALL, train, seed=2, window=1, should_finish=above)
     b.load(tmp_path / "g.pt")
     assert b.ids == [0, 2] and b.env.num_envs == 2 and b.group.members == 2
     a.run(until=250)
@@ -363,7 +332,7 @@ def test_resume_after_finished_members_were_dropped(tmp_path) -> None:
         for x, y in zip(member_view(a.group, k), member_view(b.group, k), strict=True):
             assert torch.equal(x, y)
     with pytest.raises(ValueError, match="members"):
-        GroupTrainer([0, 3], make_pendulums, SMALL, train).load(tmp_path / "g.pt")
+        OffPolicyRunner([0, 3], make_pendulums, SMALL, train).load(tmp_path / "g.pt")
 
 
 class TaggedEnv:
@@ -398,14 +367,13 @@ def test_several_environments_per_member_fill_their_own_replay_and_windows() -> 
     """E = 3 environments per member: 3 transitions per member per batched step, one update per
     `update_interval` transitions, and episodes that end on the same step all reach the window."""
     cfg = dataclasses.replace(SMALL, learning_starts=30)
-    train = GroupTrainConfig(steps=120, log_interval=60, envs_per_member=3, update_interval=2,
-                             acceptance=AcceptanceConfig(episode_length=1.0, window=50), stop_on_accept=False)
-    trainer = GroupTrainer([4, 9], lambda ids: TaggedEnv(ids, 3), cfg, train)
+    train = RunnerConfig(steps=120, log_interval=60, envs_per_member=3, update_interval=2)
+    trainer = OffPolicyRunner([4, 9], lambda ids: TaggedEnv(ids, 3), cfg, train, window=50)
     trainer.run()
-    assert trainer.step == 120 and trainer.group.buffer.size == 120
+    assert trainer.step == 120 and trainer.replay.size == 120
     # Updates begin with the batched step that brings the buffer to learning_starts (step 30, 3 rows).
     assert trainer.group.updates == (120 - 30 + 3) // 2
-    data = trainer.group.buffer.data
+    data = trainer.replay.data
     for k, member in enumerate((4, 9)):
         assert bool((data["reward"][k, :120] == member).all())  # only its own environments' rows
         assert bool((data["obs"][k, :120, 0] == member).all())
@@ -414,29 +382,3 @@ def test_several_environments_per_member_fill_their_own_replay_and_windows() -> 
     _, mean_length, n = trainer.window_means()
     assert n.tolist() == [len(lengths)] * 2
     torch.testing.assert_close(mean_length, torch.full((2,), sum(lengths) / len(lengths)))
-
-
-def test_evaluation_confirms_or_refuses_what_the_training_episodes_say() -> None:
-    """Members whose training episodes pass are flown deterministically before they are accepted."""
-
-    def trainer_with_passing_window(threshold: float) -> GroupTrainer:
-        accept = AcceptanceConfig(episode_return=threshold, window=2, evaluate=True)
-        train = GroupTrainConfig(steps=10_000, envs_per_member=2, acceptance=accept)
-        trainer = GroupTrainer([0, 1], lambda ids: make_pendulums([i for i in ids for _ in range(2)]),
-                               SMALL, train)
-        trainer.window_return[:, :2] = torch.tensor([[-10.0, -20.0], [-10.0, 0.0]])
-        trainer.episodes[:] = torch.tensor([2, 1])  # member 1 has not finished enough episodes
-        return trainer
-
-    # An untrained actor cannot hold the pendulum up: its deterministic return is far below -100.
-    strict = trainer_with_passing_window(-100.0)
-    strict.log_and_accept()
-    assert strict.finished == {} and strict.group.members == 2
-    point = strict.curves[0][-1]
-    assert point["eval_length"] == 200.0 and point["eval_return"] < -100.0
-    assert "eval_return" not in strict.curves[1][-1]  # its training episodes failed: not flown
-
-    lenient = trainer_with_passing_window(-1e9)
-    lenient.log_and_accept()
-    assert list(lenient.finished) == [0] and lenient.finished[0]["accepted"]
-    assert lenient.finished[0]["eval_length"] == 200.0

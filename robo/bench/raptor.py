@@ -68,7 +68,8 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from robo.config import load_config
-    from robo.rl.sac import GroupTrainConfig, GroupTrainer
+    from robo.rl.off_policy_runner import OffPolicyRunner as GroupTrainer
+    from robo.rl.off_policy_runner import RunnerConfig as GroupTrainConfig
     from robo.tasks.raptor.teachers import RaptorTeachersConfig, make_env_factory
     from sim.quadrotor import sample_fleet
 
@@ -100,7 +101,7 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
         trainer.run(until=args.warmup)
         for _ in range(3):  # first updates allocate optimiser state and warm kernels
             trainer.collect_step()
-            trainer.group.update()
+            trainer.update()
         sync()
         iterations, updates, start = 0, trainer.group.updates, time.perf_counter()
         while True:

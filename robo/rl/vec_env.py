@@ -13,8 +13,10 @@ tensors (``sim.pendulum.PendulumEnv`` and ``sim.quadrotor.QuadrotorEnv`` are the
 * optional ``state_dict()`` / ``load_state_dict()``: everything a resumed run needs to continue bit for
   bit. A runner that checkpoints saves them when the environment has them.
 
-Runners that train K independent agents (``robo.rl.off_policy_runner``) take one ``VecEnv`` per agent,
-each with the same ``num_envs``, so agent k's rows never mix with agent l's.
+Runners that train K independent agents (``robo.rl.off_policy_runner``) take a factory
+``make_env(ids) -> VecEnv`` that builds one environment of ``len(ids) * E`` rows, member-major (agent k
+owns rows ``k * E .. k * E + E - 1``), so agent k's rows never mix with agent l's. The factory is called
+again with fewer ids when finished agents leave the batch, and for deterministic evaluation episodes.
 """
 
 from __future__ import annotations

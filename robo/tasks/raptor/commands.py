@@ -54,6 +54,7 @@ def student_config(path: str | None, overrides: list[str]) -> Any:
 def train_teachers(config: Any, args: argparse.Namespace, ctx: Context) -> str:
     import torch
 
+    from robo.tasks.raptor.teachers import resumed_steps
     from robo.tasks.raptor.teachers import train_teachers as train
 
     if args.teachers is not None:
@@ -68,8 +69,10 @@ def train_teachers(config: Any, args: argparse.Namespace, ctx: Context) -> str:
         raise RuntimeError("--device cuda: this torch build sees no CUDA device")
 
     groups = -(-config.teachers // config.group_size)
+    # A resumed run's bar starts where the run stands, so its rate and ETA count only this session's steps.
+    done = resumed_steps(config, ctx.out) if ctx.resume else 0
     with ctx.bar(f"{config.teachers} teachers, groups of {config.group_size}",
-                 groups * config.train.steps) as bar:
+                 groups * config.train.steps, initial=done) as bar:
         metrics = train(config, args.fleet, ctx.out, resume=ctx.resume, progress=bar.update,
                         log=ctx.log, status=bar.set_postfix_str)
     return teachers_report(metrics, config, ctx)

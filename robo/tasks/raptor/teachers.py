@@ -3,14 +3,18 @@
 Each teacher sees the 26-value privileged observation of its own vehicle and RAPTOR's reward
 (``sim.quadrotor.QuadrotorEnv`` with ``observation="teacher"``). Teachers are trained in groups of
 ``group_size``: the K vehicles (``train.envs_per_member`` environments each) are stacked into one
-batched environment and the K SAC agents into stacked networks (:class:`robo.rl.sac.GroupTrainer`).
+batched environment and the K SAC agents into stacked networks, trained by
+:class:`robo.rl.off_policy_runner.OffPolicyRunner` with :class:`Acceptance` as its ``should_finish``.
 A teacher stops as soon as the mean length (and, if set, return) of its last ``window`` training
 episodes meets the acceptance threshold and, with ``acceptance.evaluate`` (the default), so do its
 deterministic episodes, one per environment; finished teachers leave the batch so the rest run on
 smaller tensors. A teacher that reaches its step budget without meeting the threshold is rejected,
 listed with its numbers, and its checkpoint is kept.
 Groups run one after another, or as Ray tasks spread over a cluster (``ray_address``,
-:mod:`robo.tasks.raptor.ray_groups`), all writing into the one run folder.
+:mod:`robo.rl.distributed`), all writing into the one run folder, which on a cluster must be on storage
+every node sees, at the same path. An interrupted run (Ctrl-C, SIGTERM, a Ray worker that died) continues
+with ``resume``: finished groups are skipped, a group with a checkpoint continues it, and the config must
+be the one in the run's ``config.yaml``.
 
 Run folder layout::
 
@@ -28,9 +32,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import hashlib
 import json
 import shutil
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,18 +45,60 @@ from typing import Any
 
 import torch
 
-from robo.config import dump_yaml, to_dict
-from robo.rl.sac import (
-    AcceptanceConfig,
-    GroupTrainConfig,
-    GroupTrainer,
-    SACConfig,
-    SquashedGaussianActor,
-    load_actor,
-    save_actor,
-)
+from robo.config import dump_yaml, load_config, to_dict
+from robo.rl import distributed
+from robo.rl.checkpoint import load_checkpoint, remove_temporary_files
+from robo.rl.off_policy_runner import EpisodeStats, OffPolicyRunner, RunnerConfig
+from robo.rl.sac import SACConfig, SquashedGaussianActor, load_actor, save_actor
 from robo.tasks.run_files import write_csv, write_json
 from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, QuadrotorParams, load_fleet
+
+
+@dataclass
+class AcceptanceConfig:
+    """When a member counts as trained: means over its last ``window`` training episodes and, with
+    ``evaluate``, also over deterministic episodes (one per environment, from one fixed set of start
+    states) run when the training episodes pass. Training episodes are stochastic, and with several
+    environments per member the last ones to end are a biased sample (those started together and
+    survived end together); the deterministic policy is also what a teacher hands on."""
+
+    episode_length: float | None = None  # e.g. 500 for RAPTOR's full 5 s episodes
+    episode_return: float | None = None
+    window: int = 10
+    evaluate: bool = False
+
+    def __post_init__(self) -> None:
+        if self.window <= 0:
+            raise ValueError(f"acceptance.window must be > 0, got {self.window}")
+
+
+class Acceptance:
+    """The runner's ``should_finish`` for teachers: a member is accepted when its window means meet the
+    thresholds (and, with ``evaluate``, its deterministic episodes do too); accepted members finish when
+    ``stop_on_accept``. Notes ``accepted`` and, where they ran, ``eval_return``/``eval_length``."""
+
+    def __init__(self, config: AcceptanceConfig, stop_on_accept: bool = True):
+        self.config, self.stop_on_accept = config, stop_on_accept
+
+    def __call__(self, stats: EpisodeStats) -> torch.Tensor:
+        acc = self.config
+        ok = stats.episodes >= acc.window
+        if acc.episode_length is not None:
+            ok &= stats.mean_length >= acc.episode_length
+        if acc.episode_return is not None:
+            ok &= stats.mean_return >= acc.episode_return
+        if acc.episode_length is None and acc.episode_return is None:
+            ok &= False  # no threshold: every member trains for its full budget
+        ok &= stats.active
+        if acc.evaluate and bool(ok.any()):
+            eval_return, eval_length = stats.evaluate(ok.clone())
+            if acc.episode_length is not None:
+                ok &= eval_length >= acc.episode_length
+            if acc.episode_return is not None:
+                ok &= eval_return >= acc.episode_return
+            stats.notes.update(eval_return=eval_return, eval_length=eval_length)
+        stats.notes["accepted"] = ok
+        return ok & self.stop_on_accept
 
 
 @dataclass
@@ -60,13 +108,14 @@ class TeacherAcceptance(AcceptanceConfig):
 
 
 @dataclass
-class TeacherTrainConfig(GroupTrainConfig):
+class TeacherTrainConfig(RunnerConfig):
     # The paper trains each teacher for a fixed 1M steps; most reach near-full episodes by 100k, so
     # stopping at the threshold is where most of the saving comes from. Defaults live in the class
     # (not a factory) so that overriding one key from YAML keeps the others.
     steps: int = 1_000_000
     log_interval: int = 5_000
     checkpoint_interval: int = 50_000
+    stop_on_accept: bool = True  # freeze a member once it meets the acceptance threshold
     acceptance: TeacherAcceptance = field(default_factory=TeacherAcceptance)
 
 
@@ -103,7 +152,7 @@ def fleet_digest(path: str | Path) -> str:
 
 def make_env_factory(fleet: list[QuadrotorParams],
                      config: RaptorTeachersConfig) -> Callable[[list[int]], Any]:
-    """Env factory for :class:`GroupTrainer`: ``train.envs_per_member`` environments per teacher id,
+    """Env factory for :class:`OffPolicyRunner`: ``train.envs_per_member`` environments per teacher id,
     all of that teacher's vehicle, teacher-major."""
     envs = config.train.envs_per_member
 
@@ -121,7 +170,7 @@ def train_teachers(config: RaptorTeachersConfig, fleet_path: str | Path, run_dir
     """Train ``config.teachers`` teachers of the fleet at ``fleet_path`` into ``run_dir``; returns metrics.
 
     Groups run one after another here, or as Ray tasks when ``config.ray_address`` is set
-    (:mod:`robo.tasks.raptor.ray_groups`); either way each group is trained by :func:`train_group`.
+    (:func:`robo.rl.distributed.run_groups`); either way each group is trained by :func:`train_group`.
     """
     run_dir = Path(run_dir)
     fleet, _ = load_fleet(fleet_path)
@@ -133,10 +182,8 @@ def train_teachers(config: RaptorTeachersConfig, fleet_path: str | Path, run_dir
     groups = [ids[i: i + config.group_size] for i in range(0, len(ids), config.group_size)]
     session: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if config.ray_address is not None:
-        from robo.tasks.raptor import ray_groups
-
         # Connect before the run folder is made: a bad address must not leave a half-made run behind.
-        session = ray_groups.connect(config.ray_address, log=log)
+        session = distributed.connect(config.ray_address, log=log)
     with session:
         _prepare_run_dir(run_dir, config, fleet_path, digest, resume)
         if config.threads:
@@ -160,8 +207,14 @@ def train_teachers(config: RaptorTeachersConfig, fleet_path: str | Path, run_dir
                                       progress=progress, log=log, status=status)
                        for g, members in pending}
         else:
-            results = ray_groups.train_groups(config, run_dir, pending, digest, [p.name for p in fleet],
-                                              progress=progress, log=log, status=status)
+            names = [p.name for p in fleet]
+            where = run_dir.resolve()  # a task's working folder is not the driver's
+            results = distributed.run_groups(
+                functools.partial(_train_group_task, config, str(where), digest), pending,
+                num_cpus=config.threads or 1, num_gpus=1 if config.device == "cuda" else 0,
+                what="teacher groups", describe=lambda g, m: f"group {g} ({', '.join(names[i] for i in m)})",
+                hint=f"The other groups' results are kept in {where}; resume the run to retry",
+                progress=progress, log=log, status=status)
             threads = config.threads or 1  # what each Ray task ran with, not this driver
         for group_records, seconds in results.values():
             records.update({r["id"]: r for r in group_records})
@@ -186,22 +239,28 @@ def train_group(config: RaptorTeachersConfig, run_dir: Path, g: int, members: li
     names = [p.name for p in fleet]
     done_file = run_dir / "groups" / f"group_{g:04d}.json"
     checkpoint = run_dir / "groups" / f"group_{g:04d}.pt"
-    trainer = GroupTrainer(members, make_env, config.sac, config.train, device=config.device,
-                           seed=config.seed * 1_000_003 + members[0], checkpoint=checkpoint)
+    train = config.train
+    trainer = OffPolicyRunner(members, make_env, config.sac, train, device=config.device,
+                              seed=config.seed * 1_000_003 + members[0], window=train.acceptance.window,
+                              should_finish=Acceptance(train.acceptance, train.stop_on_accept),
+                              checkpoint=checkpoint)
     trainer.on_finish = _teacher_writer(run_dir, trainer, names, fleet, digest)
     if status is not None:
         trainer.on_log = _status_line(g, len(members), status)
-    seconds_before = 0.0
-    if checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+
+    def same_fleet(state: dict[str, Any]) -> None:
         if state.get("fleet_sha256") not in (None, digest):
             raise ValueError(f"{checkpoint}: teacher checkpoint from another fleet (sha256 "
                              f"{state['fleet_sha256'][:12]}, this fleet {digest[:12]})")
-        trainer.load(checkpoint)
-        seconds_before = float(state.get("seconds", 0.0))
+
+    seconds_before = 0.0
+    if checkpoint.is_file():
+        seconds_before = float(trainer.load(checkpoint, check=same_fleet).get("seconds", 0.0))
         log(f"group {g}: resumed at env step {trainer.step}")
     start = time.perf_counter()
-    _stamp_checkpoints(trainer, digest, seconds_before, start)
+    # Every group checkpoint also records its fleet and the time spent so far.
+    trainer.checkpoint_meta = lambda: {"fleet_sha256": digest,
+                                       "seconds": seconds_before + time.perf_counter() - start}
     trainer.run(progress=progress)
     seconds = seconds_before + time.perf_counter() - start
     threads = torch.get_num_threads()
@@ -251,19 +310,78 @@ def _prepare_run_dir(run_dir: Path, config: RaptorTeachersConfig, fleet_path: st
         if fleet_digest(stored_fleet) != digest:
             raise ValueError(f"--resume: {fleet_path} is not the fleet this run was started with "
                              f"({stored_fleet})")
-    elif run_dir.exists() and any(run_dir.iterdir()):
+        _check_same_config(config, run_dir / "config.yaml")
+        remove_temporary_files(run_dir)  # left by a killed run
+        return
+    if run_dir.exists() and any(run_dir.iterdir()):
         raise OSError(f"{run_dir} is not empty; pass --resume to continue it or choose another folder")
     (run_dir / "groups").mkdir(parents=True, exist_ok=True)
     (run_dir / "teachers").mkdir(exist_ok=True)
-    if not resume:
-        tmp = run_dir / ".fleet.json.tmp"
-        shutil.copyfile(fleet_path, tmp)
-        tmp.replace(stored_fleet)
-    dump_yaml(config, run_dir / "config.yaml")
+    dump_yaml(config, run_dir / "config.yaml")  # first: a run with a fleet.json always has its config
+    tmp = run_dir / ".fleet.json.tmp"
+    shutil.copyfile(fleet_path, tmp)
+    tmp.replace(stored_fleet)
 
 
-def _status_line(group: int, members: int, status: Callable[[str], None]) -> Callable[[GroupTrainer], None]:
-    def on_log(trainer: GroupTrainer) -> None:
+# Where and how fast a run trains, not what it trains: a run may resume with other values.
+_EXECUTION_KEYS = {"ray_address", "threads"}
+
+
+def _check_same_config(config: RaptorTeachersConfig, stored: Path) -> None:
+    """Refuse to resume with a config other than the one in the run's ``config.yaml``, naming the keys."""
+    if not stored.is_file():
+        raise OSError(f"--resume: {stored.parent} holds no config.yaml to continue from")
+    before, now = _flat(to_dict(load_config(RaptorTeachersConfig, stored))), _flat(to_dict(config))
+    differ = sorted(k for k in before.keys() | now.keys()
+                    if k not in _EXECUTION_KEYS and before.get(k) != now.get(k))
+    if differ:
+        listed = ", ".join(f"{k} ({before.get(k)!r} -> {now.get(k)!r})" for k in differ)
+        raise ValueError(f"--resume: the config differs from the run's {stored} in {listed}; resume with "
+                         f"that config or start a new run")
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def resumed_steps(config: RaptorTeachersConfig, run_dir: str | Path) -> int:
+    """Env steps per member a resumed run has behind it, summed over groups (a progress bar's start):
+    a finished group counts its whole budget, a group with a checkpoint its checkpoint's step."""
+    groups = Path(run_dir) / "groups"
+    done = 0
+    for g in range(-(-config.teachers // config.group_size)):
+        if (groups / f"group_{g:04d}.json").is_file():
+            done += config.train.steps
+        elif (groups / f"group_{g:04d}.pt").is_file():
+            with contextlib.suppress(ValueError, OSError):  # an unreadable checkpoint is reported later
+                done += int(load_checkpoint(groups / f"group_{g:04d}.pt", mmap=True)["step"])
+    return done
+
+
+def _train_group_task(config: RaptorTeachersConfig, run_dir: str, digest: str, g: int, members: list[int],
+                      **callbacks: Any) -> tuple[list[dict[str, Any]], float]:
+    """One group on a Ray worker (:func:`robo.rl.distributed.run_groups`): :func:`train_group` on the
+    run folder, once the node is seen to share it."""
+    fleet_file = Path(run_dir) / "fleet.json"
+    if not fleet_file.is_file() or fleet_digest(fleet_file) != digest:
+        raise RuntimeError(f"node {socket.gethostname()} does not see the run folder {run_dir} (its "
+                           f"fleet.json is missing or another); put the run folder on storage every "
+                           f"node sees, at the same path")
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"node {socket.gethostname()}: torch sees no CUDA device")
+    fleet, _ = load_fleet(fleet_file)
+    return train_group(config, Path(run_dir), g, members, fleet=fleet, digest=digest, **callbacks)
+
+
+def _status_line(group: int, members: int,
+                 status: Callable[[str], None]) -> Callable[[OffPolicyRunner], None]:
+    def on_log(trainer: OffPolicyRunner) -> None:
         lengths = [c[-1]["length"] for c in trainer.curves.values() if c and c[-1]["episodes"]]
         mean = f"{sum(lengths) / len(lengths):.0f}" if lengths else "-"
         status(f"group {group}: training {len(trainer.ids)}/{members}, mean episode length {mean}")
@@ -271,17 +389,7 @@ def _status_line(group: int, members: int, status: Callable[[str], None]) -> Cal
     return on_log
 
 
-def _stamp_checkpoints(trainer: GroupTrainer, digest: str, seconds_before: float, start: float) -> None:
-    """Every group checkpoint also records its fleet and the time spent so far."""
-    plain = trainer.state_dict
-
-    def state_dict() -> dict[str, Any]:
-        return {**plain(), "fleet_sha256": digest, "seconds": seconds_before + time.perf_counter() - start}
-
-    trainer.state_dict = state_dict  # type: ignore[method-assign]
-
-
-def _teacher_writer(run_dir: Path, trainer: GroupTrainer, names: list[str], fleet: list[QuadrotorParams],
+def _teacher_writer(run_dir: Path, trainer: OffPolicyRunner, names: list[str], fleet: list[QuadrotorParams],
                     digest: str) -> Callable:
     def on_finish(i: int, record: dict[str, Any], actor: torch.nn.Module) -> None:
         folder = run_dir / "teachers" / names[i]

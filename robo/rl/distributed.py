@@ -1,12 +1,11 @@
-"""RAPTOR teacher groups as Ray tasks, spread over a local Ray or a cluster (``ray_address``).
+"""Groups of independent work as Ray tasks, on a local Ray or a cluster: ``fn(group_id, members)``.
 
-Each group not yet done runs as one task that calls :func:`robo.tasks.raptor.teachers.train_group`,
-the same function the sequential path calls, and writes into the same run folder. That folder must be
-on storage every node sees, at the same path (NFS, a cluster file system); a task refuses to start on a
-node where it cannot see the run's ``fleet.json``. Resume is the sequential one: finished groups are
-skipped by the driver, a group with a checkpoint continues it (also when Ray retries a task whose
-worker died). A group that fails is reported by number once the other groups have finished, so their
-work stays on disk.
+:func:`run_groups` runs one Ray task per group, each calling ``fn(group_id, members, progress=...,
+log=..., status=...)``; the callbacks' calls come back through a small actor and reach the driver's
+callbacks (a progress bar, a log, a status line). A group that fails is reported by number, with its
+worker's exception in one line, once the other groups have finished, so their work is kept. ``fn`` must
+be picklable (a module-level function or a ``functools.partial`` of one); what it writes must go to
+storage every node sees.
 
 Ray is imported only here and only when asked for, so that it stays an optional extra (``robo[ray]``).
 """
@@ -18,18 +17,16 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from robo.tasks.raptor.teachers import RaptorTeachersConfig
+from typing import Any
 
 LOCAL = "local"  # start a new Ray on this machine (ray.init(address="local"))
 # ray.init blocks for minutes retrying an address where nothing listens; a plain TCP connect says so
 # in seconds.
 CONNECT_TIMEOUT_S = 5.0
-POLL_S = 0.5  # how often the driver refreshes its progress bar
+POLL_S = 0.5  # how often the driver refreshes its progress
 FLUSH_S = 1.0  # how often a task reports its steps to the driver
+
+GroupFn = Callable[..., Any]  # fn(group_id, members, *, progress, log, status) -> result
 
 
 def import_ray() -> Any:
@@ -59,7 +56,7 @@ def connect(address: str, log: Callable[[str], None] = print) -> Iterator[Any]:
     try:
         ray.init(address=address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
-        raise RuntimeError(f"Ray at {address!r}: {_first_line(exc)}") from exc
+        raise RuntimeError(f"Ray at {address!r}: {first_line(exc)}") from exc
     try:
         resources = ray.cluster_resources()
         nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
@@ -87,25 +84,25 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
                            f"the cluster with 'ray start --head' or give its head node's address") from None
 
 
-def train_groups(config: RaptorTeachersConfig, run_dir: Path, groups: list[tuple[int, list[int]]],
-                 digest: str, names: list[str], *, progress: Callable[[int], None] | None = None,
-                 log: Callable[[str], None] = print, status: Callable[[str], None] | None = None
-                 ) -> dict[int, tuple[list[dict[str, Any]], float]]:
-    """Train ``groups`` ([(group number, member ids)]) as Ray tasks; ``{group: (records, seconds)}``.
+def run_groups(fn: GroupFn, groups: list[tuple[int, list[int]]], *, num_cpus: int = 1, num_gpus: float = 0,
+               what: str = "groups", describe: Callable[[int, list[int]], str] | None = None,
+               hint: str = "", progress: Callable[[int], None] | None = None,
+               log: Callable[[str], None] = print, status: Callable[[str], None] | None = None
+               ) -> dict[int, Any]:
+    """Run ``fn`` for each of ``groups`` ([(group id, members)]) as a Ray task; ``{group id: result}``.
 
-    Needs a connected Ray (:func:`connect`). Progress, status lines and log messages of the tasks come
-    back through a small actor and are passed to the callbacks here, on the driver.
+    Needs a connected Ray (:func:`connect`). Each task asks for ``num_cpus`` CPUs (and torch uses that
+    many threads) and ``num_gpus`` GPUs. When groups fail, one ``RuntimeError`` line names each
+    (``describe(g, members)``, default "group g") with its cause, followed by ``hint``.
     """
     ray = import_ray()
     if not groups:
         return {}
-    run_dir = run_dir.resolve()  # a task's working folder is not the driver's
     reporter = ray.remote(num_cpus=0)(Reporter).remote()
-    task = ray.remote(_train_group_task).options(
-        num_cpus=config.threads or 1, num_gpus=1 if config.device == "cuda" else 0)
-    refs = {task.remote(config, str(run_dir), g, members, digest, reporter): g for g, members in groups}
+    task = ray.remote(_group_task).options(num_cpus=num_cpus, num_gpus=num_gpus)
+    refs = {task.remote(fn, g, members, num_cpus, reporter): g for g, members in groups}
     members_of = dict(groups)
-    results: dict[int, tuple[list[dict[str, Any]], float]] = {}
+    results: dict[int, Any] = {}
     failures: dict[int, str] = {}
     latest: dict[int, str] = {}
     waiting = list(refs)
@@ -137,13 +134,13 @@ def train_groups(config: RaptorTeachersConfig, run_dir: Path, groups: list[tuple
                     log(f"group {g}: failed: {failures[g]}")
             relay()
     finally:
-        for ref in waiting:  # interrupted: stop the rest (their checkpoints stay for --resume)
+        for ref in waiting:  # interrupted: stop the rest
             ray.cancel(ref, force=True)
     if failures:
-        listed = "; ".join(f"group {g} ({', '.join(names[i] for i in members_of[g])}): {why}"
-                           for g, why in sorted(failures.items()))
-        raise RuntimeError(f"{len(failures)} of {len(groups)} teacher groups failed on Ray: {listed}. "
-                           f"The other groups' results are kept in {run_dir}; resume the run to retry")
+        name = describe or (lambda g, members: f"group {g}")
+        listed = "; ".join(f"{name(g, members_of[g])}: {why}" for g, why in sorted(failures.items()))
+        raise RuntimeError(f"{len(failures)} of {len(groups)} {what} failed on Ray: {listed}."
+                           + (f" {hint}" if hint else ""))
     return results
 
 
@@ -197,27 +194,14 @@ class _TaskReport:
             ray.get(ref)  # the last report lands before the driver sees the task finish
 
 
-def _train_group_task(config: RaptorTeachersConfig, run_dir: str, g: int, members: list[int], digest: str,
-                      reporter: Any) -> tuple[list[dict[str, Any]], float]:
-    """One group on a Ray worker: the sequential path's :func:`train_group`, reporting to the driver."""
+def _group_task(fn: GroupFn, g: int, members: list[int], num_cpus: int, reporter: Any) -> Any:
+    """One group on a Ray worker, reporting to the driver."""
     import torch
 
-    from robo.tasks.raptor.teachers import fleet_digest, train_group
-    from sim.quadrotor import load_fleet
-
-    torch.set_num_threads(config.threads or 1)  # the CPUs this task asked Ray for
-    fleet_file = Path(run_dir) / "fleet.json"
-    if not fleet_file.is_file() or fleet_digest(fleet_file) != digest:
-        raise RuntimeError(f"node {socket.gethostname()} does not see the run folder {run_dir} (its "
-                           f"fleet.json is missing or another); put the run folder on storage every "
-                           f"node sees, at the same path")
-    if config.device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"node {socket.gethostname()}: torch sees no CUDA device")
-    fleet, _ = load_fleet(fleet_file)
+    torch.set_num_threads(num_cpus)  # the CPUs this task asked Ray for
     report = _TaskReport(reporter, g)
     try:
-        return train_group(config, Path(run_dir), g, members, fleet=fleet, digest=digest,
-                           progress=report.progress, log=report.log, status=report.status)
+        return fn(g, members, progress=report.progress, log=report.log, status=report.status)
     finally:
         report.flush(wait=True)
 
@@ -226,10 +210,10 @@ def _cause(exc: BaseException) -> str:
     """The worker's own exception, in one line, for a Ray error (a task error wraps it)."""
     cause = getattr(exc, "cause", None)
     if isinstance(cause, BaseException):
-        return f"{type(cause).__name__}: {_first_line(cause)}"
-    return f"{type(exc).__name__}: {_first_line(exc)}"
+        return f"{type(cause).__name__}: {first_line(cause)}"
+    return f"{type(exc).__name__}: {first_line(exc)}"
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
