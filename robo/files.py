@@ -41,7 +41,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
         if _disk_full(exc):
-            raise OSError(errno.ENOSPC, f"disk full while writing {path}") from exc
+            error = OSError(f"disk full: no space left on the device to write {path}")
+            error.errno = errno.ENOSPC  # set after: OSError(errno, text) would print "[Errno 28]" first
+            raise error from exc
         raise
 
 
@@ -96,10 +98,11 @@ def save_torch(obj: Any, path: str | Path) -> Path:
 
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:
-    """Delete the temporary files a killed process left below ``folder``; returns what was removed."""
+    """Delete the temporary files a killed process left below ``folder`` (``.NAME.PID.tmp``, and the
+    ``NAME.tmp`` / ``.NAME.tmp.png`` of runs written by earlier versions); returns what was removed."""
     removed = []
-    for tmp in Path(folder).rglob(f".*{TMP_SUFFIX}"):
-        if tmp.is_file():
+    for tmp in Path(folder).rglob(f"*{TMP_SUFFIX}*"):
+        if tmp.is_file() and (tmp.name.endswith(TMP_SUFFIX) or tmp.name.startswith(".")):
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from robo.config import ConfigError, load_config
-from robo.rl.distill import NonFiniteLoss
+from robo.rl.checkpoint import NonFiniteLoss
 from robo.rl.on_policy_runner import OnPolicyConfig, OnPolicyRunner
 from robo.rl.ppo import PPOConfig
 from sim.pendulum import PendulumConfig, PendulumEnv

@@ -10,7 +10,8 @@ import torch
 from robo.cli import main
 from robo.config import load_config
 from robo.nets.policy import load_policy, raptor_student
-from robo.rl.distill import NonFiniteLoss, Sequences, collect, fit, imitation_loss, sequence_loss
+from robo.rl.checkpoint import NonFiniteLoss
+from robo.rl.distill import Sequences, collect, fit, imitation_loss, sequence_loss
 from robo.rl.sac import atomic_save
 from robo.tasks.raptor.pipeline import RaptorConfig, StudentConfig, prepare_fleet, train_student
 from robo.tasks.raptor.teachers import RaptorTeachersConfig, train_teachers

@@ -92,7 +92,7 @@ def test_a_full_disk_is_one_line_naming_the_file(tmp_path):
         raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64 vs 0")
 
     target = tmp_path / "checkpoint.pt"
-    with pytest.raises(OSError, match=f"disk full while writing {target}") as info:
+    with pytest.raises(OSError, match=f"disk full: no space left on the device to write {target}") as info:
         files.atomic_write(target, full)
     assert info.value.errno == errno.ENOSPC
     assert list(tmp_path.iterdir()) == []

@@ -14,7 +14,8 @@ from torch.distributions import Normal
 from torch.distributions.transforms import TanhTransform
 
 from robo.config import ConfigError, load_config
-from robo.rl.off_policy_runner import NonFiniteLoss, OffPolicyRunner, RunnerConfig
+from robo.rl.checkpoint import NonFiniteLoss
+from robo.rl.off_policy_runner import OffPolicyRunner, RunnerConfig
 from robo.rl.replay import ReplayBuffer
 from robo.rl.sac import SACConfig, SACGroup, load_actor, save_actor
 from sim.pendulum import PendulumEnv

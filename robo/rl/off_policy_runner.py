@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from robo.rl.checkpoint import atomic_save, load_checkpoint
+from robo.rl.checkpoint import NonFiniteLoss, atomic_save, load_checkpoint
 from robo.rl.replay import ReplayBuffer
 from robo.rl.sac import SACConfig, SACGroup
 from robo.rl.vec_env import VecEnv, final_observation
@@ -82,10 +82,6 @@ EnvFactory = Callable[[list[int]], VecEnv]
 OnFinish = Callable[[int, dict[str, Any], nn.Sequential], None]
 RUN_FORMAT = "robo-sac-group/3"
 _OLD_RUN_FORMAT = "robo-sac-group/2"  # the replay inside the group's state
-
-
-class NonFiniteLoss(RuntimeError):
-    """A member's loss became NaN or infinite; training stopped at the last good checkpoint."""
 
 
 def never_finish(stats: EpisodeStats) -> torch.Tensor:

@@ -29,10 +29,9 @@ import torch
 
 from robo.config import to_dict
 from robo.nets.actor_critic import ActorCritic
-from robo.rl.distill import NonFiniteLoss
+from robo.rl.checkpoint import NonFiniteLoss, atomic_save, load_checkpoint
 from robo.rl.ppo import PPO, PPOConfig
 from robo.rl.rollout_storage import RolloutStorage
-from robo.rl.sac import atomic_save
 from robo.rl.vec_env import VecEnv, final_observation
 
 FORMAT = "robo-ppo-runner/1"
@@ -184,7 +183,7 @@ class OnPolicyRunner:
 
     def load(self, path: str | Path) -> None:
         """Continue from :meth:`save`'s file; refuses one written for other settings, naming them."""
-        state = _read(path)
+        state = load_checkpoint(path, format=FORMAT)
         if state["num_envs"] != self.env.num_envs:
             raise ValueError(f"{path}: checkpoint ran {state['num_envs']} environments, this run has "
                              f"{self.env.num_envs}")
@@ -213,15 +212,3 @@ class OnPolicyRunner:
             self.episode_return.zero_()
             self.episode_length.zero_()
 
-
-def _read(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise OSError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{path}: not a readable checkpoint ({exc.__class__.__name__}: {exc})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a PPO runner checkpoint ({FORMAT})")
-    return state

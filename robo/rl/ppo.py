@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from robo.nets.actor_critic import ActorCritic
-from robo.rl.distill import NonFiniteLoss
+from robo.rl.checkpoint import NonFiniteLoss
 
 MIN_LR, MAX_LR, LR_FACTOR = 1e-5, 1e-2, 1.5
 

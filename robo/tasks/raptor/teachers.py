@@ -46,8 +46,9 @@ from typing import Any
 import torch
 
 from robo.config import dump_yaml, load_config, to_dict
+from robo.files import remove_stale_temporaries
 from robo.rl import distributed
-from robo.rl.checkpoint import load_checkpoint, remove_temporary_files
+from robo.rl.checkpoint import load_checkpoint
 from robo.rl.off_policy_runner import EpisodeStats, OffPolicyRunner, RunnerConfig
 from robo.rl.sac import SACConfig, SquashedGaussianActor, load_actor, save_actor
 from robo.tasks.run_files import write_csv, write_json
@@ -311,7 +312,7 @@ def _prepare_run_dir(run_dir: Path, config: RaptorTeachersConfig, fleet_path: st
             raise ValueError(f"--resume: {fleet_path} is not the fleet this run was started with "
                              f"({stored_fleet})")
         _check_same_config(config, run_dir / "config.yaml")
-        remove_temporary_files(run_dir)  # left by a killed run
+        remove_stale_temporaries(run_dir)  # left by a killed run
         return
     if run_dir.exists() and any(run_dir.iterdir()):
         raise OSError(f"{run_dir} is not empty; pass --resume to continue it or choose another folder")
