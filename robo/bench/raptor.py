@@ -185,7 +185,7 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
     """Student vs baseline vs a teacher on its own quadrotor, with the measurements of robo eval raptor."""
     import math
 
-    from robo.rl.sac import load_actor
+    from robo.nets.policy import load_policy
     from robo.tasks.raptor import evaluation as ev
     from sim.quadrotor import QuadrotorParams
 
@@ -206,8 +206,8 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
     accepted = json.loads((run / "teachers" / "metrics.json").read_text())["accepted_names"]
     if accepted:
         actor_file = run / "teachers" / "teachers" / accepted[0] / "actor.pt"
-        _, policy, meta = load_actor(actor_file)
-        vehicle = QuadrotorParams.from_dict(meta["quadrotor"])
+        policy, meta = load_policy(actor_file)
+        vehicle = QuadrotorParams.from_dict(meta["origin"]["quadrotor"])
         teacher = ev.Teacher(policy)
         own = ev.summarise_recovery(ev.recovery(teacher, [vehicle], config, episodes=args.preset_episodes,
                                                 seed=args.seed))

@@ -21,9 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-
-class NonFiniteLoss(RuntimeError):
-    """The imitation loss became NaN or infinite; the last good checkpoint is kept."""
+from robo.rl.sac import NonFiniteLoss  # one error for every loss that became NaN or infinite
 
 
 @dataclass

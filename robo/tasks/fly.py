@@ -11,7 +11,6 @@ command back into :class:`sim.quadrotor.QuadrotorEnv`. No ROS. Call it from Pyth
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ import torch
 from robo.runtime import DEFAULT_POLICY, Controller, OnnxPolicy, Trajectory, TrajectoryConfig, VehicleState
 from robo.safety.config import SafetyConfig, SphereConfig, build_filter
 from robo.safety.setpoint import SetpointFilter
+from robo.tasks.run_files import write_json
 from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, preset
 from sim.quadrotor.dynamics import hover_state
 
@@ -115,7 +115,7 @@ def fly(cfg: FlyConfig, progress: Callable[[int], None] | None = None) -> dict[s
         loop = time.perf_counter() - tic
         gaps = np.linalg.norm(obstacles - x[:3], axis=1) - radii
         clearance = float(np.min(gaps)) if len(radii) else math.inf
-        rows.append([t, *x[0:3], *x[7:10], *ref.position, *out.setpoint.position, *out.motors,
+        rows.append([t, *x[0:3], *x[7:10], *ref.position, *out.setpoint.position, *out.command,
                      FILTER_CODES[out.filter_status], out.h_min, clearance, loop * 1e6])
         env.step(torch.from_numpy(out.action)[None])
         if progress:
@@ -160,9 +160,7 @@ def write_flight(result: dict[str, Any], out: str | Path) -> Path:
     """metrics.json, trajectory.csv and flight.png into ``out`` (each written atomically)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(result["metrics"], indent=2) + "\n")
-    tmp.replace(out / "metrics.json")
+    write_json(out / "metrics.json", result["metrics"])  # strict JSON: a missing number is null
     tmp = out / ".trajectory.csv.tmp"
     np.savetxt(tmp, np.array(result["rows"]), delimiter=",", header=",".join(COLUMNS), comments="",
                fmt="%.6g")
