@@ -57,6 +57,9 @@ class DemoConfig:
     def __post_init__(self) -> None:
         if self.train and self.policy:
             raise ValueError("--train and --policy exclude each other (training makes the policy)")
+        if Path(self.policy).suffix == ".onnx":
+            raise ValueError(f"--policy {self.policy}: the demo exports a student checkpoint (.pt, "
+                             "robo.nets.policy format) itself; fly an .onnx with `robo fly --policy`")
         if not math.isfinite(self.duration) or self.duration <= 0:
             raise ValueError(f"duration must be > 0 s, got {self.duration}")
         if self.firmware_steps < 4:

@@ -88,10 +88,12 @@ COLUMNS = ["t", "x", "y", "z", "vx", "vy", "vz", "x_ref", "y_ref", "z_ref", "x_s
 FILTER_CODES = {"off": 0, "pass": 1, "modified": 2, "fault": 3}
 
 
-def fly(cfg: FlyConfig, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Fly ``cfg`` and return {"metrics": ..., "rows": [[...COLUMNS]], "config": cfg}."""
+def fly(cfg: FlyConfig, progress: Callable[[int], None] | None = None,
+        controller: Controller | None = None) -> dict[str, Any]:
+    """Fly ``cfg`` and return {"metrics": ..., "rows": [[...COLUMNS]], "config": cfg}; ``controller``:
+    one already built by :func:`build_controller` (a caller that checks the policy first)."""
     params = preset(cfg.preset)
-    controller = build_controller(cfg)
+    controller = controller or build_controller(cfg)
     dt = controller.policy.period  # the simulator steps at the policy's trained rate
     env = QuadrotorEnv([params], QuadrotorEnvConfig(dt=dt, reference="hold", terminate=False,
                                                     auto_reset=False, disturbance=False),
