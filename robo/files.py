@@ -65,9 +65,9 @@ def write_text(path: str | Path, text: str) -> Path:
     return write_bytes(path, text.encode())
 
 
-def write_json(path: str | Path, data: Any) -> Path:
+def write_json(path: str | Path, data: Any, indent: int = 1) -> Path:
     """Strict JSON: NaN and infinities (a measurement that does not exist) are written as null."""
-    text = json.dumps(finite_or_none(data), indent=1, default=_jsonable, allow_nan=False)
+    text = json.dumps(finite_or_none(data), indent=indent, default=_jsonable, allow_nan=False)
     return write_text(path, text + "\n")
 
 

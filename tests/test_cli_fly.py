@@ -29,7 +29,7 @@ def test_cli_writes_plot_metrics_and_config(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--policy", "/nonexistent/p.onnx"], "policy card not found"),
+    (["--policy", "/nonexistent/p.onnx"], "no such file: /nonexistent/p.onnx"),
     (["--obstacle", "1,2"], "expected four finite numbers"),
     (["--preset", "nope"], "unknown preset"),
     (["--set", "trajectory.kind=spiral"], "unknown 'spiral'"),
@@ -39,3 +39,20 @@ def test_bad_input_is_one_line(tmp_path, capsys, argv, message):
     assert main(["fly", *argv, "-o", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("robo: error:") and message in err[-1]
+
+
+def test_a_corrupt_model_whose_card_matches_is_one_line_in_fly_and_eval(tmp_path, capsys):
+    from policy_standins import copy_default
+
+    from robo.export.card import sha256_file
+
+    path = copy_default(tmp_path / "p")
+    path.write_bytes(b"garbage, not a model")
+    card = json.loads(path.with_suffix(".json").read_text())
+    card["onnx"]["sha256"] = sha256_file(path)
+    path.with_suffix(".json").write_text(json.dumps(card))
+    for argv in (["fly", "--policy", str(path), "-o", str(tmp_path / "fly")],
+                 ["eval", "raptor", "--policy", str(path), "--out", str(tmp_path / "eval")]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "ONNX Runtime cannot load it" in err[0], argv

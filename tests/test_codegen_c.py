@@ -16,8 +16,9 @@ from robo.codegen.firmware import sequence
 from robo.codegen.host import HostPolicy
 from robo.export.card import CARD_FORMAT, load_card, sha256_file, write_card
 from robo.export.onnx_export import export_onnx
-from robo.export.reference import OrtPolicy
-from robo.nets.policy import MLPPolicy, RecurrentPolicy, generic_meta, quadrotor_student_meta, raptor_student
+from robo.nets.policy import MLPPolicy, RecurrentPolicy, generic_meta, raptor_student
+from robo.runtime import OnnxPolicy
+from sim.quadrotor.observation import quadrotor_student_meta
 
 torch.set_num_threads(1)
 
@@ -66,7 +67,7 @@ def card_for(path, obs, act, states=(), clip=None):
 
 
 def compare_with_ort(module, onnx_path, steps=500, seed=3, cflags=()):
-    host, ort = HostPolicy(module, cflags=cflags), OrtPolicy(onnx_path)
+    host, ort = HostPolicy(module, cflags=cflags), OnnxPolicy(onnx_path)
     obs = sequence(host.manifest["obs_size"], steps, seed)
     ref, ref_status = ort.rollout(obs)
     got, status = zip(*(host.step(o) for o in obs), strict=True)

@@ -92,6 +92,7 @@ def test_a_failing_stage_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
     (["--preset", "nope"], "unknown preset"),
     (["--obstacle", "1,2"], "expected four finite numbers"),
     (["--policy", "/nonexistent/student.pt"], "demo stage 'policy' failed: policy checkpoint not found"),
+    (["--policy", "robo/policies/raptor_default/policy.onnx"], "the demo exports a student checkpoint (.pt"),
 ])
 def test_bad_input_is_one_line(tmp_path, capsys, argv, message):
     assert main(["demo", *argv, "--out", str(tmp_path)]) == 1

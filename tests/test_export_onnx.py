@@ -12,10 +12,10 @@ from robo.export.onnx_export import export_onnx
 from robo.nets.policy import (
     RecurrentPolicy,
     generic_meta,
-    quadrotor_student_meta,
     raptor_student,
     save_policy,
 )
+from sim.quadrotor.observation import quadrotor_student_meta
 
 torch.set_num_threads(1)
 
@@ -74,3 +74,54 @@ def test_cli_missing_checkpoint_is_a_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("robo: error:") and "nope" in err
     assert not (tmp_path / "p.onnx").exists()
+
+
+def test_card_inputs_carry_their_role(tmp_path):
+    card = export_onnx(raptor_student(), quadrotor_student_meta(), tmp_path / "policy.onnx", steps=10)
+    assert [(t["name"], t["role"]) for t in card["onnx"]["inputs"]] == [
+        ("obs", "observation"), ("h_in", "recurrent_state")]
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--tol", "-1"], "--tol must be a finite number >= 0"),
+    (["--steps", "-5"], "--steps must be >= 1"),
+    (["--steps", "0"], "a check over 0 steps checks nothing"),
+    (["--tol", "0"], "differs from torch"),  # fails after writing: still nothing changes
+])
+def test_a_failed_export_leaves_the_old_one_exactly_as_it_was(tmp_path, capsys, bad, message):
+    torch.manual_seed(0)
+    save_policy(tmp_path / "run" / "policy.pt", raptor_student(), quadrotor_student_meta())
+    out = tmp_path / "out"
+    run = str(tmp_path / "run")
+    assert main(["export", "onnx", run, "-o", str(out / "policy.onnx"), "--steps", "20"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    save_policy(tmp_path / "run" / "policy.pt", raptor_student(), quadrotor_student_meta())  # other weights
+    capsys.readouterr()
+    assert main(["export", "onnx", run, "-o", str(out / "policy.onnx"), *bad]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert load_card(out / "policy.onnx")["onnx"]["sha256"] == sha256_file(out / "policy.onnx")
+    # A new folder holds a complete export or nothing (no leftover temporary folder either).
+    assert main(["export", "onnx", run, "-o", str(tmp_path / "new" / "a" / "p.onnx"), *bad]) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "run"]
+
+
+def test_a_new_nested_folder_appears_complete(tmp_path):
+    export_onnx(raptor_student(), quadrotor_student_meta(), tmp_path / "a" / "b" / "policy.onnx", steps=10)
+    assert sorted(p.name for p in (tmp_path / "a" / "b").iterdir()) == ["policy.json", "policy.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+
+
+def test_cards_are_strict_json(tmp_path):
+    meta = quadrotor_student_meta(run={"holdout": {"success_rate": float("nan")}}, origin={"r": float("inf")})
+    export_onnx(raptor_student(), meta, tmp_path / "policy.onnx", steps=10)
+    text = (tmp_path / "policy.json").read_text()
+    card = json.loads(text, parse_constant=lambda c: pytest.fail(f"card contains {c}"))
+    assert card["training"]["run"]["holdout"]["success_rate"] is None
+    assert card["training"]["origin"] == {"r": None}
+
+
+def test_a_missing_model_is_no_such_file(tmp_path):
+    with pytest.raises(OSError, match=r"no such file: .*none\.onnx"):
+        load_card(tmp_path / "none.onnx")

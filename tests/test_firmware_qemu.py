@@ -13,7 +13,8 @@ from robo.cli.firmware import check_policy_run
 from robo.codegen.c_emitter import generate_c, generate_from_file
 from robo.codegen.firmware import build, run_qemu
 from robo.export.onnx_export import export_onnx
-from robo.nets.policy import MLPPolicy, quadrotor_student_meta, raptor_student
+from robo.nets.policy import MLPPolicy, raptor_student
+from sim.quadrotor.observation import quadrotor_student_meta
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.qemu

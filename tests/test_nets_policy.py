@@ -7,10 +7,10 @@ from robo.nets.policy import (
     MLPPolicy,
     RecurrentPolicy,
     load_policy,
-    quadrotor_student_meta,
     raptor_student,
     save_policy,
 )
+from sim.quadrotor.observation import quadrotor_student_meta
 
 torch.set_num_threads(1)
 

@@ -10,9 +10,8 @@ import torch
 from robo.cli import main
 from robo.config import load_config
 from robo.nets.policy import load_policy, raptor_student
-from robo.rl.checkpoint import NonFiniteLoss
+from robo.rl.checkpoint import NonFiniteLoss, atomic_save
 from robo.rl.distill import Sequences, collect, fit, imitation_loss, sequence_loss
-from robo.rl.sac import atomic_save
 from robo.tasks.raptor.pipeline import RaptorConfig, StudentConfig, prepare_fleet, train_student
 from robo.tasks.raptor.teachers import RaptorTeachersConfig, train_teachers
 from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, sample_fleet, save_fleet
@@ -217,7 +216,7 @@ def test_cli_trains_a_student_and_evaluates_it(teacher_run, tmp_path, capsys) ->
 def test_cli_bad_policy_is_a_one_line_error(tmp_path, capsys) -> None:
     assert main(["eval", "raptor", "--policy", str(tmp_path / "missing.pt")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "policy not found" in err[0]
+    assert len(err) == 1 and "no such file" in err[0]
     junk = tmp_path / "junk.pt"
     junk.write_text("not a checkpoint")
     assert main(["eval", "raptor", "--policy", str(junk)]) == 1

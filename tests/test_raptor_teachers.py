@@ -11,8 +11,8 @@ from test_sac import SMALL, make_pendulums
 
 from robo.cli import main
 from robo.config import load_config
+from robo.nets.policy import load_policy
 from robo.rl.off_policy_runner import OffPolicyRunner, RunnerConfig
-from robo.rl.sac import load_actor
 
 # Reported as a skip (never a pass) while the quadrotor simulator is not importable.
 pytest.importorskip("sim.quadrotor", reason="needs the quadrotor simulator in sim/quadrotor",
@@ -57,8 +57,8 @@ def test_unreachable_threshold_rejects_every_teacher_and_keeps_its_files(tmp_pat
     for r in metrics["rejected"]:
         assert r["steps"] == 120 and 0 < r["mean_length"] < 1000
     for name in ("q0", "q1", "q2"):
-        _, policy, meta = load_actor(run / "teachers" / name / "actor.pt")
-        assert meta["teacher"] == name and meta["record"]["accepted"] is False
+        policy, meta = load_policy(run / "teachers" / name / "actor.pt")
+        assert meta["origin"]["teacher"] == name and meta["origin"]["record"]["accepted"] is False
         assert policy(torch.zeros(1, 26)).shape == (1, 4)
         curve = read_curve(run / "teachers" / name / "curve.csv")
         assert [p["step"] for p in curve] == [20, 40, 60, 80, 100, 120]
@@ -72,7 +72,7 @@ def test_unreachable_threshold_rejects_every_teacher_and_keeps_its_files(tmp_pat
     obs = torch.randn(3, 5, 26)
     labels = stacked.deterministic(obs)
     for k, name in enumerate(names):
-        _, policy, _ = load_actor(run / "teachers" / name / "actor.pt")
+        policy, _ = load_policy(run / "teachers" / name / "actor.pt")
         torch.testing.assert_close(labels[k], policy(obs[k]), atol=1e-6, rtol=1e-6)
     with pytest.raises(ValueError, match="no teachers"):
         load_teachers(run)  # none was accepted

@@ -99,6 +99,8 @@ def test_missing_card_and_garbage_model(tmp_path):
     (tmp_path / "x.onnx").write_bytes(b"not a model")
     with pytest.raises(OSError, match="policy card not found"):
         OnnxPolicy(tmp_path / "x.onnx")
+    with pytest.raises(OSError, match="no such file"):
+        OnnxPolicy(tmp_path / "none.onnx")
     path = write_standin(tmp_path / "s")
     path.write_bytes(b"garbage")
     card = json.loads(path.with_suffix(".json").read_text())
@@ -110,14 +112,16 @@ def test_missing_card_and_garbage_model(tmp_path):
         OnnxPolicy(path)
 
 
-def test_actions_are_clamped_and_bad_observations_refused(tmp_path):
+def test_actions_are_clamped_and_a_non_finite_observation_gives_the_fallback(tmp_path):
     policy = OnnxPolicy(write_standin(tmp_path, bias=np.array([5.0, -5.0, 0.5, 0.0])))
     step = policy.step(np.zeros(22, np.float32))
     np.testing.assert_allclose(step.action, [1.0, -1.0, 0.5, 0.0])
+    assert not step.fallback and policy.state[0][0, 0] == 1.0
     obs = np.zeros(22, np.float32)
     obs[3] = np.nan
-    with pytest.raises(ValueError, match="non-finite observation value at index 3"):
-        policy.step(obs)
+    step = policy.step(obs)
+    assert step.fallback and np.array_equal(step.action, np.zeros(4))  # the clip's midpoint
+    assert policy.state[0][0, 0] == 0.0  # the state starts over
     with pytest.raises(ValueError, match="21 values"):
         policy.step(np.zeros(21))
 
@@ -145,7 +149,7 @@ def test_controller_with_filter_keeps_the_setpoint_out_of_an_obstacle():
                          np.zeros(3))
     out = ctl.step(state, Setpoint(np.array([1.0, 0.0, 1.0]), np.array([1.0, 0.0, 0.0])))
     assert out.filter_status == "modified" and out.setpoint.position[0] < 1.0
-    assert out.motors.shape == (4,) and np.all((out.motors >= 0) & (out.motors <= 1))
+    assert out.command.shape == (4,) and np.all((out.command >= 0) & (out.command <= 1))
     bad = VehicleState(np.array([np.nan, 0, 1.0]), np.array([1.0, 0, 0, 0]), np.zeros(3), np.zeros(3))
     with pytest.raises(ValueError, match="non-finite vehicle state"):
         ctl.step(bad, Setpoint(np.zeros(3), np.zeros(3)))

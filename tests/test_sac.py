@@ -14,10 +14,11 @@ from torch.distributions import Normal
 from torch.distributions.transforms import TanhTransform
 
 from robo.config import ConfigError, load_config
+from robo.nets.policy import load_policy
 from robo.rl.checkpoint import NonFiniteLoss
 from robo.rl.off_policy_runner import OffPolicyRunner, RunnerConfig
 from robo.rl.replay import ReplayBuffer
-from robo.rl.sac import SACConfig, SACGroup, load_actor, save_actor
+from robo.rl.sac import SACConfig, SACGroup, save_actor
 from sim.pendulum import PendulumEnv
 
 torch.set_num_threads(1)
@@ -289,15 +290,15 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
 
 def test_actor_export_round_trip(tmp_path) -> None:
     g, _ = filled_group(3)
-    path = save_actor(tmp_path / "a.pt", g.member_actor(2), g.act_size, {"teacher": "q2"})
-    actor, policy, meta = load_actor(path)
-    assert [m.out_features for m in actor if isinstance(m, nn.Linear)] == [16, 16, 4]
+    path = save_actor(tmp_path / "a.pt", g.member_actor(2), g.act_size, {"origin": {"teacher": "q2"}})
+    policy, meta = load_policy(path)
+    assert [m.out_features for m in policy.net if isinstance(m, nn.Linear)] == [16, 16, 2]
     obs = torch.randn(3, 5)
-    assert meta == {"teacher": "q2"}
+    assert meta == {"origin": {"teacher": "q2"}}
     torch.testing.assert_close(policy(obs[2:3]), g.act(obs, deterministic=True)[2:3], atol=1e-6, rtol=1e-6)
     torch.testing.assert_close(policy(obs[2:3]), g.member_policy(2)(obs[2:3]))
     with pytest.raises(OSError, match="not found"):
-        load_actor(tmp_path / "missing.pt")
+        load_policy(tmp_path / "missing.pt")
 
 
 def test_config_defaults_are_the_papers_and_bad_keys_are_named(tmp_path) -> None:

@@ -23,9 +23,10 @@ from robo.codegen.firmware import build, firmware_dir, run_qemu, sequence
 from robo.codegen.host import HostPolicy, build_host_library
 from robo.config import load_config
 from robo.export.onnx_export import export_onnx
-from robo.export.reference import OrtPolicy
-from robo.nets.policy import MLPPolicy, generic_meta, quadrotor_student_meta, raptor_student
+from robo.nets.policy import MLPPolicy, generic_meta, raptor_student
+from robo.runtime import OnnxPolicy
 from sim import mass_spring_damper as msd
+from sim.quadrotor.observation import quadrotor_student_meta
 
 HELP = (
     "generated C vs ONNX Runtime on host and emulated Cortex-M4F (error, instructions, flash, RAM, heap) "
@@ -116,7 +117,7 @@ def bench_policy(net: torch.nn.Module, folder: Path, steps: int) -> dict[str, An
     card = export_onnx(net, quadrotor_student_meta(), folder / "policy.onnx", steps=steps)
     generate_from_file(folder / "policy.onnx", folder / "c")
     obs = sequence(22, steps, seed=0)
-    ref, ref_status = OrtPolicy(folder / "policy.onnx").rollout(obs)
+    ref, ref_status = OnnxPolicy(folder / "policy.onnx").rollout(obs)
     host = HostPolicy(folder / "c")
     got, status = zip(*(host.step(o) for o in obs), strict=True)
     host_err = float(np.abs(np.array(got) - ref).max())

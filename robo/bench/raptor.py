@@ -68,8 +68,7 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from robo.config import load_config
-    from robo.rl.off_policy_runner import OffPolicyRunner as GroupTrainer
-    from robo.rl.off_policy_runner import RunnerConfig as GroupTrainConfig
+    from robo.rl.off_policy_runner import OffPolicyRunner, RunnerConfig
     from robo.tasks.raptor.teachers import RaptorTeachersConfig, make_env_factory
     from sim.quadrotor import sample_fleet
 
@@ -88,7 +87,7 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
     config = load_config(RaptorTeachersConfig, args.config, [f"device={args.device}", f"seed={args.seed}"])
     envs = config.train.envs_per_member if args.envs_per_teacher is None else args.envs_per_teacher
     interval = config.train.update_interval if args.update_interval is None else args.update_interval
-    train = GroupTrainConfig(steps=10**9, log_interval=10**9, checkpoint_interval=10**9, envs_per_member=envs,
+    train = RunnerConfig(steps=10**9, log_interval=10**9, checkpoint_interval=10**9, envs_per_member=envs,
                              update_interval=interval)
     config = dataclasses.replace(config, train=train)
     make_env = make_env_factory(fleet, config)
@@ -97,7 +96,7 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
 
     rows = []
     for k in sizes:
-        trainer = GroupTrainer(list(range(k)), make_env, sac, train, device=args.device, seed=args.seed)
+        trainer = OffPolicyRunner(list(range(k)), make_env, sac, train, device=args.device, seed=args.seed)
         trainer.run(until=args.warmup)
         for _ in range(3):  # first updates allocate optimiser state and warm kernels
             trainer.collect_step()
@@ -186,7 +185,7 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
     """Student vs baseline vs a teacher on its own quadrotor, with the measurements of robo eval raptor."""
     import math
 
-    from robo.rl.sac import load_actor
+    from robo.nets.policy import load_policy
     from robo.tasks.raptor import evaluation as ev
     from sim.quadrotor import QuadrotorParams
 
@@ -207,8 +206,8 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
     accepted = json.loads((run / "teachers" / "metrics.json").read_text())["accepted_names"]
     if accepted:
         actor_file = run / "teachers" / "teachers" / accepted[0] / "actor.pt"
-        _, policy, meta = load_actor(actor_file)
-        vehicle = QuadrotorParams.from_dict(meta["quadrotor"])
+        policy, meta = load_policy(actor_file)
+        vehicle = QuadrotorParams.from_dict(meta["origin"]["quadrotor"])
         teacher = ev.Teacher(policy)
         own = ev.summarise_recovery(ev.recovery(teacher, [vehicle], config, episodes=args.preset_episodes,
                                                 seed=args.seed))

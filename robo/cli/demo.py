@@ -43,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key of the training config, e.g. student.epochs=50 (repeatable)")
     p.add_argument("--policy", default="", metavar="CHECKPOINT",
-                   help="a student checkpoint (robo.nets.policy format) instead of the committed one")
+                   help="a student checkpoint (.pt, robo.nets.policy format) instead of the committed one; "
+                   "the demo exports it (an exported .onnx flies with `robo fly --policy`)")
     p.add_argument("--preset", default="x500", help="simulated vehicle (default x500: the committed "
                    "student does not fly the Crazyflie)")
     p.add_argument("--duration", type=float, default=10.0, help="seconds of figure-eight (default 10)")

@@ -11,7 +11,9 @@ Export a trained policy to ONNX with its policy card (policy.json beside it).
 
 The recurrent state becomes an explicit input/output (h_in -> h_out, and c_in -> c_out for an
 LSTM). The model is checked with onnx.checker and run for --steps closed-loop steps through torch
-and ONNX Runtime side by side; more than --tol max abs difference is an error and nothing is kept.
+and ONNX Runtime side by side; more than --tol max abs difference is an error. Model and card are
+written into a temporary folder beside the output and moved into place only when the check passes,
+so a failed export leaves an existing one exactly as it was.
 
 examples:
   robo export onnx runs/raptor/2024-05-01_12-00 -o out/policy.onnx
@@ -38,8 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "source", metavar="RUN_OR_CHECKPOINT", help="a run folder (with policy.pt) or a checkpoint"
     )
     p.add_argument("-o", "--output", required=True, help="the .onnx file to write (card goes beside it)")
-    p.add_argument("--steps", type=int, default=500, help="closed-loop steps for the equivalence check")
-    p.add_argument("--tol", type=float, default=1e-5, help="max abs difference torch vs ONNX Runtime")
+    p.add_argument("--steps", type=int, default=500, help="closed-loop steps of the equivalence check (>= 1)")
+    p.add_argument("--tol", type=float, default=1e-5, help="max abs difference torch vs ONNX Runtime (>= 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic observation sequence")
     p.set_defaults(func=_export_onnx)
 

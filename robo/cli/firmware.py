@@ -95,7 +95,7 @@ def check_policy_run(module: str | Path, result: dict, tol: float) -> dict:
     import numpy as np
 
     from robo.codegen.firmware import read_manifest, sequence
-    from robo.export.reference import OrtPolicy
+    from robo.runtime import OnnxPolicy
 
     module = Path(module)
     if result.get("selftest_rc", -1) != 0:
@@ -113,7 +113,7 @@ def check_policy_run(module: str | Path, result: dict, tol: float) -> dict:
         raise ValueError(f"{module}/module.json names no ONNX model to compare with")
     info = result["build"]
     obs = sequence(manifest["obs_size"], info["steps"], info["seed"])
-    ref_act, ref_status = OrtPolicy(module / manifest["onnx"]).rollout(obs)
+    ref_act, ref_status = OnnxPolicy(module / manifest["onnx"]).rollout(obs)
     acts = result["actions"]
     if acts.shape != ref_act.shape:
         raise RuntimeError(

@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from robo.tasks.fly import FlyConfig, fly, parse_obstacle, write_flight
+    from robo.tasks.fly import FlyConfig, build_controller, fly, parse_obstacle, write_flight
     from sim.quadrotor import preset
 
     overrides = list(args.set)
@@ -58,9 +58,10 @@ def run(args: argparse.Namespace) -> int:
     cfg.obstacles = [*cfg.obstacles, *(parse_obstacle(o) for o in args.obstacle)]
     FlyConfig.__post_init__(cfg)
     preset(cfg.preset)  # an unknown preset fails before anything runs
-    steps = round(cfg.duration * 100)
+    controller = build_controller(cfg)  # a policy that cannot run fails before anything is shown
+    steps = round(cfg.duration * controller.policy.rate_hz)
     with tqdm(total=steps, desc=f"flying {cfg.preset}", unit="step") as bar:
-        result = fly(cfg, bar.update)
+        result = fly(cfg, bar.update, controller)
     out = write_flight(result, args.out)
     dump_yaml(cfg, out / "config.yaml")
     m = result["metrics"]

@@ -3,15 +3,17 @@
 Standard library only, so every consumer (runtime, ROS node, codegen, firmware) can read it
 without torch. :func:`load_card` refuses a card whose ONNX file is missing or whose sha256 does
 not match; :func:`check_io_names` refuses a model whose inputs/outputs differ from the card's.
+Each ONNX input carries a ``role`` (:data:`ROLES`); :func:`write_card` writes strict JSON.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from robo.files import write_json
 
 CARD_FORMAT = "robo-policy-card/1"
 REQUIRED = (
@@ -24,6 +26,11 @@ REQUIRED = (
     "onnx",
     "training",
 )
+
+# What an ONNX input is to a runtime: the observation it builds, the recurrent state it carries from one
+# call to the next, or an auxiliary tensor the caller supplies by name (neighbours, an action queue).
+OBSERVATION, RECURRENT_STATE, AUXILIARY = "observation", "recurrent_state", "auxiliary"
+ROLES = (OBSERVATION, RECURRENT_STATE, AUXILIARY)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -41,12 +48,8 @@ def card_path_for(path: str | Path) -> Path:
 
 
 def write_card(card: dict[str, Any], path: str | Path) -> Path:
-    """Write the card atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(card, indent=2) + "\n")
-    tmp.replace(path)
-    return path
+    """Write the card atomically, as strict JSON (NaN and infinities become null)."""
+    return write_json(path, card, indent=2)
 
 
 def load_card(path: str | Path, verify: bool = True) -> dict[str, Any]:
@@ -55,6 +58,8 @@ def load_card(path: str | Path, verify: bool = True) -> dict[str, Any]:
     The returned dict gains ``"onnx_path"``: the model file the card vouches for.
     Raises ValueError/OSError with a one-line reason when anything does not match.
     """
+    if Path(path).suffix == ".onnx" and not Path(path).is_file():
+        raise OSError(f"no such file: {path}")
     card_file = card_path_for(path)
     if not card_file.is_file():
         raise OSError(f"policy card not found: {card_file} (write one with `robo export onnx`)")
@@ -90,6 +95,17 @@ def check_io_names(card: dict[str, Any], inputs: list[str], outputs: list[str]) 
             f"model inputs {list(inputs)} / outputs {list(outputs)} do not match the card's "
             f"{want_in} / {want_out}"
         )
+
+
+def input_roles(card: dict[str, Any]) -> list[str]:
+    """The role of each ONNX input, in order. A card written before roles existed: the first input is
+    the observation, the others the recurrent state."""
+    roles = [t.get("role") or (OBSERVATION if i == 0 else RECURRENT_STATE)
+             for i, t in enumerate(card["onnx"]["inputs"])]
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise ValueError(f"card: input role {unknown[0]!r} is not one of {', '.join(ROLES)}")
+    return roles
 
 
 def obs_clip(card: dict[str, Any]) -> list[tuple[float, float] | None]:

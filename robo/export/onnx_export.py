@@ -2,16 +2,24 @@
 
 The exported graph has a fixed batch of 1 and every recurrent state as an explicit input and output
 (``h_in``/``h_out``, and ``c_in``/``c_out`` for an LSTM), so ONNX Runtime, ROS nodes and the generated
-C carry the state the same way. After writing, the model is checked with ``onnx.checker`` and run for
-500 closed-loop steps through torch and ONNX Runtime side by side, each carrying its own state;
-more than ``tol`` max abs difference in any action or state is an error.
+C carry the state the same way. The model is checked with ``onnx.checker`` and run for 500
+closed-loop steps through torch and ONNX Runtime side by side, each carrying its own state; more than
+``tol`` max abs difference in any action or state is an error.
+
+Nothing half-done is ever visible: model and card are written into a temporary sibling folder,
+checked there, and only then moved into place. A failed export leaves an existing export exactly as
+it was, and a new folder holds either a complete export or nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import math
 import os
+import shutil
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +30,9 @@ import torch
 from torch import nn
 
 from robo import __version__
-from robo.export.card import CARD_FORMAT, card_path_for, sha256_file, write_card
+from robo.export.card import CARD_FORMAT, OBSERVATION, RECURRENT_STATE, card_path_for, sha256_file, write_card
 from robo.nets.policy import load_policy
+from robo.runtime.policy import open_session
 
 OPSET = 17
 OBS_INPUT = "obs"
@@ -75,12 +84,12 @@ def build_card(
     if len(act_layout) != act_dim:
         raise ValueError(f"meta action layout has {len(act_layout)} entries, the network gives {act_dim}")
     state = []
-    inputs = [{"name": OBS_INPUT, "shape": [1, obs_dim]}]
+    inputs = [{"name": OBS_INPUT, "shape": [1, obs_dim], "role": OBSERVATION}]
     outputs = [{"name": ACTION_OUTPUT, "shape": [1, act_dim]}]
     for s in getattr(net, "state_names", ()) if getattr(net, "recurrent", False) else ():
         size = net.hidden_size
         state.append({"name": s, "size": size, "input": f"{s}_in", "output": f"{s}_out", "initial": "zeros"})
-        inputs.append({"name": f"{s}_in", "shape": [1, size]})
+        inputs.append({"name": f"{s}_in", "shape": [1, size], "role": RECURRENT_STATE})
         outputs.append({"name": f"{s}_out", "shape": [1, size]})
     return {
         "format": CARD_FORMAT,
@@ -107,6 +116,7 @@ def build_card(
             "checkpoint": checkpoint,
             "config": meta.get("config"),
             "arch": net.arch,
+            **({"origin": meta["origin"]} if "origin" in meta else {}),
         },
         "export": {"robo_version": __version__, "torch": torch.__version__, "onnx": onnx.__version__},
     }
@@ -126,9 +136,32 @@ def export_onnx(
     out = Path(out)
     if out.suffix != ".onnx":
         raise ValueError(f"output {out} must end in .onnx (the card goes beside it as .json)")
+    if steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {steps} (a check over {steps} steps checks nothing)")
+    if not (math.isfinite(tol) and tol >= 0):
+        raise ValueError(f"--tol must be a finite number >= 0, got {tol:g}")
     net = net.eval().float()
-    wrapper = _Exportable(net)
-    obs_dim = net.arch["obs_dim"]
+    model = _to_onnx(net, meta)
+    with _staged(out.parent, [out.name, card_path_for(out).name]) as stage:
+        staged = stage / out.name
+        onnx.save(model, staged)
+        card = build_card(net, meta, staged, checkpoint)
+        err = compare_rollout(net, staged, card, steps=steps, seed=seed)
+        card["export"]["equivalence"] = {
+            "steps": steps,
+            "seed": seed,
+            "max_abs_error": err,
+            "tolerance": tol,
+            "against": f"onnxruntime {ort.__version__}",
+        }
+        if not err <= tol:
+            raise RuntimeError(f"ONNX Runtime differs from torch by {err:.3g} over {steps} steps "
+                               f"(> {tol:g}); nothing written")
+        write_card(card, card_path_for(staged))
+    return card
+
+
+def _to_onnx(net: nn.Module, meta: dict[str, Any]) -> onnx.ModelProto:
     recurrent = getattr(net, "recurrent", False)
     state0 = net.initial_state(1) if recurrent else ()
     in_names = [OBS_INPUT] + [f"{s}_in" for s in (net.state_names if recurrent else ())]
@@ -139,8 +172,8 @@ def export_onnx(
         # batch is fixed to 1, so its batch-size warning does not apply.
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            wrapper,
-            (torch.zeros(1, obs_dim), *state0),
+            _Exportable(net),
+            (torch.zeros(1, net.arch["obs_dim"]), *state0),
             buf,
             input_names=in_names,
             output_names=out_names,
@@ -152,26 +185,33 @@ def export_onnx(
     model.producer_name = "robo"
     model.doc_string = f"robo policy for task {meta.get('task', 'generic')}"
     onnx.checker.check_model(model, full_check=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    onnx.save(model, tmp)
-    tmp.replace(out)
-    card = build_card(net, meta, out, checkpoint)
-    err = compare_rollout(net, out, card, steps=steps, seed=seed)
-    card["export"]["equivalence"] = {
-        "steps": steps,
-        "seed": seed,
-        "max_abs_error": err,
-        "tolerance": tol,
-        "against": f"onnxruntime {ort.__version__}",
-    }
-    if not err <= tol:
-        out.unlink(missing_ok=True)
-        raise RuntimeError(
-            f"ONNX Runtime differs from torch by {err:.3g} over {steps} steps (> {tol:g}); nothing written"
-        )
-    write_card(card, card_path_for(out))
-    return card
+    return model
+
+
+@contextlib.contextmanager
+def _staged(folder: Path, names: list[str]) -> Iterator[Path]:
+    """A temporary folder beside the output (same file system, so moves are renames). When the block
+    succeeds, the files ``names`` move into ``folder`` (model first, card last) or, when ``folder`` is
+    new, the whole new folder appears at once; either way the temporary folder is then removed."""
+    folder = folder.absolute()
+    new = None
+    if not folder.exists():
+        new = folder  # the topmost folder that does not exist yet
+        while not new.parent.exists():
+            new = new.parent
+    root = (new.parent if new else folder) / f".export-{os.getpid()}.tmp"
+    stage = root / folder.relative_to(new) if new else root
+    shutil.rmtree(root, ignore_errors=True)
+    stage.mkdir(parents=True)
+    try:
+        yield stage
+        if new:
+            root.rename(new)
+        else:
+            for name in names:
+                (stage / name).replace(folder / name)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def export_checkpoint(source: str | Path, out: str | Path, **kwargs: Any) -> dict[str, Any]:
@@ -206,9 +246,7 @@ def compare_rollout(
     The previous action is fed back into the observation (where the layout has it), each side from
     its own output, so a drift in the carried state would show up and compound.
     """
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(str(onnx_file), opts, providers=["CPUExecutionProvider"])
+    sess = open_session(onnx_file)
     obs_seq = synthetic_observations(card, steps, seed)
     slots = _feedback_slots(card)
     clip = card["action"]["clip"]

@@ -1,8 +1,11 @@
-"""The policy networks every method exports, and the checkpoint format that carries them.
+"""The policy registry every method adds to, and the one checkpoint format that carries any policy.
 
-Two shapes of policy, both with batch-first tensors:
+A policy class is registered under a kind (``@register_policy("mlp")``); it has an ``arch`` dict
+(``kind``, ``obs_dim``, ``act_dim`` and its constructor arguments), so :func:`build_policy` rebuilds it
+from a checkpoint and export reads its sizes. Two shapes ship here, both with batch-first tensors:
 
-* :class:`MLPPolicy` - ``forward(obs) -> action``.
+* :class:`MLPPolicy` - ``forward(obs) -> action``, with an optional output activation (``"tanh"``:
+  a SAC actor's deterministic policy).
 * :class:`RecurrentPolicy` - Linear+ReLU -> GRU or LSTM -> Linear,
   ``forward(obs, state) -> (action, state)``. The recurrent state is explicit (a tuple of
   ``[batch, hidden]`` tensors: ``(h,)`` for a GRU, ``(h, c)`` for an LSTM) and starts at zeros
@@ -10,26 +13,31 @@ Two shapes of policy, both with batch-first tensors:
   all carry it the same way. :func:`raptor_student` is the RAPTOR student (22 -> 16 ReLU -> GRU 16
   -> 4, 2068 parameters).
 
-Checkpoints: :func:`save_policy` writes the network's constructor arguments, its weights and a
-``meta`` mapping (what the policy card needs: task, observation and action layout, control rate,
-training run and config; see :data:`META_KEYS`) atomically; :func:`load_policy` rebuilds the network.
+Checkpoints (format ``robo-policy/1``, the only one): :func:`save_policy` writes the network's arch,
+its weights and a ``meta`` mapping (what the policy card needs: task, observation and action layout,
+control rate, training run and config; see :data:`META_KEYS`) atomically;
+:func:`load_policy` rebuilds the network.
 A training loop only needs::
 
     net = raptor_student()
     ...train...
-    save_policy(run_dir / "policy.pt", net, quadrotor_student_meta(run=str(run_dir), config=cfg_dict))
+    save_policy(run_dir / "policy.pt", net, {"task": ..., "observation": [...], "run": str(run_dir)})
+
+(``sim.quadrotor.observation.quadrotor_student_meta`` builds the quadrotor's meta from its layout.)
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
 FORMAT = "robo-policy/1"
+OLD_SAC_ACTOR_FORMAT = "robo-sac-actor/1"  # SAC actors before the registry; converted when loaded
 
 # What ``meta`` may hold; robo/export turns it into the policy card (policy.json).
 #   task: str                       e.g. "quadrotor-hover"
@@ -41,6 +49,8 @@ FORMAT = "robo-policy/1"
 #   control_rate_hz: float
 #   run: str                         the training run folder
 #   config: dict                     the resolved training config
+#   origin: dict                     where else the weights came from (a SAC teacher's name, fleet and
+#                                    vehicle; an imported policy's source), copied to the card
 META_KEYS = (
     "task",
     "observation",
@@ -51,28 +61,55 @@ META_KEYS = (
     "control_rate_hz",
     "run",
     "config",
+    "origin",
 )
+
+POLICIES: dict[str, type[nn.Module]] = {}
+_Policy = TypeVar("_Policy", bound=type[nn.Module])
+
+
+def register_policy(kind: str) -> Callable[[_Policy], _Policy]:
+    """Class decorator: checkpoints and export know the class as ``kind`` (its ``arch["kind"]``)."""
+
+    def add(cls: _Policy) -> _Policy:
+        if kind in POLICIES and POLICIES[kind] is not cls:
+            raise ValueError(f"policy kind {kind!r} is already registered by {POLICIES[kind].__name__}")
+        cls.kind = kind
+        POLICIES[kind] = cls
+        return cls
+
+    return add
+
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
 
+@register_policy("mlp")
 class MLPPolicy(nn.Module):
-    """Feed-forward policy: ``hidden`` Linear+activation layers, then a linear output (no squashing)."""
+    """Feed-forward policy: ``hidden`` Linear+activation layers, a linear output, then
+    ``output_activation`` (None: no squashing; "tanh": actions in (-1, 1), as a SAC actor's mean)."""
 
     recurrent = False
 
     def __init__(
-        self, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (64, 64, 64), activation: str = "relu"
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: tuple[int, ...] = (64, 64, 64),
+        activation: str = "relu",
+        output_activation: str | None = None,
     ):
         super().__init__()
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"MLPPolicy: activation {activation!r} is not one of {sorted(_ACTIVATIONS)}")
+        for name, value in (("activation", activation), ("output_activation", output_activation or "tanh")):
+            if value not in _ACTIVATIONS:
+                raise ValueError(f"MLPPolicy: {name} {value!r} is not one of {sorted(_ACTIVATIONS)}")
         self.arch = {
             "kind": "mlp",
             "obs_dim": obs_dim,
             "act_dim": act_dim,
             "hidden": list(hidden),
             "activation": activation,
+            "output_activation": output_activation,
         }
         layers: list[nn.Module] = []
         width = obs_dim
@@ -80,12 +117,15 @@ class MLPPolicy(nn.Module):
             layers += [nn.Linear(width, h), _ACTIVATIONS[activation]()]
             width = h
         layers.append(nn.Linear(width, act_dim))
+        if output_activation is not None:
+            layers.append(_ACTIVATIONS[output_activation]())
         self.net = nn.Sequential(*layers)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.net(obs)
 
 
+@register_policy("recurrent")
 class RecurrentPolicy(nn.Module):
     """Linear(obs -> embed) + ReLU -> GRU/LSTM(hidden) -> Linear(hidden -> act), one step per call."""
 
@@ -149,20 +189,19 @@ def raptor_student() -> RecurrentPolicy:
 
 
 def build_policy(arch: dict[str, Any]) -> nn.Module:
-    """Rebuild a network from its ``arch`` dict (as stored in a checkpoint)."""
-    kwargs = {k: v for k, v in arch.items() if k != "kind"}
-    if arch.get("kind") == "mlp":
-        kwargs["hidden"] = tuple(kwargs.get("hidden", ()))
-        return MLPPolicy(**kwargs)
-    if arch.get("kind") == "recurrent":
-        return RecurrentPolicy(**kwargs)
-    raise ValueError(f"unknown policy kind {arch.get('kind')!r} (expected 'mlp' or 'recurrent')")
+    """Rebuild a network from its ``arch`` dict (as stored in a checkpoint) through the registry."""
+    kind = arch.get("kind")
+    if kind not in POLICIES:
+        raise ValueError(f"unknown policy kind {kind!r} (known: {', '.join(sorted(POLICIES))})")
+    return POLICIES[kind](**{k: v for k, v in arch.items() if k != "kind"})
 
 
 def save_policy(path: str | Path, net: nn.Module, meta: dict[str, Any]) -> Path:
     """Write ``net`` and ``meta`` to ``path`` atomically (temporary file + rename)."""
-    if not hasattr(net, "arch"):
-        raise ValueError("save_policy: the network must be an MLPPolicy or RecurrentPolicy (it has no .arch)")
+    kind = getattr(net, "arch", {}).get("kind")
+    if POLICIES.get(kind) is not type(net):
+        raise ValueError(f"save_policy: {type(net).__name__} is not a registered policy "
+                         f"(known kinds: {', '.join(sorted(POLICIES))}; add one with @register_policy)")
     unknown = sorted(set(meta) - set(META_KEYS))
     if unknown:
         raise ValueError(f"save_policy: unknown meta key {unknown[0]!r} (known: {', '.join(META_KEYS)})")
@@ -184,6 +223,8 @@ def load_policy(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ValueError(f"{path}: not a readable policy checkpoint ({exc.__class__.__name__})") from None
+    if isinstance(payload, dict) and payload.get("format") == OLD_SAC_ACTOR_FORMAT:
+        payload = _converted_sac_actor(payload)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not a robo policy checkpoint (expected format {FORMAT!r})")
     net = build_policy(payload["arch"])
@@ -194,24 +235,16 @@ def load_policy(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     return net.eval(), dict(payload["meta"])
 
 
-def quadrotor_student_meta(**extra: Any) -> dict[str, Any]:
-    """The 22-value RAPTOR observation and 4 motor actions (reference/quadrotor.md), for the card."""
-    obs: list[dict[str, Any]] = []
-    obs += [{"name": f"p_err.{a}", "unit": "m", "clip": None} for a in "xyz"]
-    obs += [{"name": f"R.{r}{c}", "unit": "1", "clip": [-1.0, 1.0]} for r in range(3) for c in range(3)]
-    obs += [{"name": f"v_err.{a}", "unit": "m/s", "clip": None} for a in "xyz"]
-    obs += [{"name": f"omega.{a}", "unit": "rad/s", "clip": None} for a in "xyz"]
-    obs += [{"name": f"prev_action.{m}", "unit": "1", "clip": [-1.0, 1.0]} for m in ("FR", "BR", "BL", "FL")]
-    meta: dict[str, Any] = {
-        "task": "quadrotor",
-        "observation": obs,
-        "action": [{"name": f"motor.{m}", "unit": "1"} for m in ("FR", "BR", "BL", "FL")],
-        "action_clip": [-1.0, 1.0],
-        "action_mapping": "motor setpoint u = (a + 1) / 2 in [0, 1], motors FR, BR, BL, FL",
-        "control_rate_hz": 100.0,
-    }
-    meta.update(extra)
-    return meta
+def _converted_sac_actor(old: dict[str, Any]) -> dict[str, Any]:
+    """An old SAC actor file (a ReLU MLP whose last layer gives mean and raw log-std) as the
+    ``robo-policy/1`` payload of its deterministic policy ``tanh(mean)``; its meta becomes ``origin``."""
+    act = int(old["act_size"])
+    arch = MLPPolicy(old["obs_size"], act, tuple(old["hidden"]), "relu", "tanh").arch
+    weights = {f"net.{k}": v for k, v in old["state_dict"].items()}
+    last = 2 * len(old["hidden"])  # index of the output Linear in the Sequential
+    for name in ("weight", "bias"):
+        weights[f"net.{last}.{name}"] = weights[f"net.{last}.{name}"][:act]
+    return {"format": FORMAT, "arch": arch, "state_dict": weights, "meta": {"origin": dict(old["meta"])}}
 
 
 def generic_meta(obs_dim: int, act_dim: int, **extra: Any) -> dict[str, Any]:

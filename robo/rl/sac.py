@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from robo.nets.ensemble import EnsembleMLP, select_members
-from robo.rl.checkpoint import atomic_save
-from robo.rl.checkpoint import load_checkpoint as _load
+from robo.nets.policy import MLPPolicy, save_policy
 
 # ---------------------------------------------------------------------------------------------
 # Configuration (defaults: the RAPTOR teachers' settings, reference/quadrotor.md)
@@ -365,43 +363,23 @@ class SACGroup:
         return group
 
 
-def deterministic_policy(actor: nn.Sequential, act_size: int) -> nn.Sequential:
-    """``tanh(mean)`` from a single actor MLP whose last layer outputs (mean, raw log-std)."""
-    layers = list(copy.deepcopy(actor))
-    last = layers[-1]
-    head = nn.Linear(last.in_features, act_size, device=last.weight.device, dtype=last.weight.dtype)
+def deterministic_policy(actor: nn.Sequential, act_size: int) -> MLPPolicy:
+    """``tanh(mean)`` of a single actor MLP whose last layer outputs (mean, raw log-std), as the
+    registered :class:`MLPPolicy` that export, runtime and codegen read."""
+    linears = [m for m in actor if isinstance(m, nn.Linear)]
+    w = linears[0].weight
+    policy = MLPPolicy(linears[0].in_features, act_size, tuple(m.out_features for m in linears[:-1]),
+                       "relu", "tanh").to(device=w.device, dtype=w.dtype)
     with torch.no_grad():
-        head.weight.copy_(last.weight[:act_size])
-        head.bias.copy_(last.bias[:act_size])
-    return nn.Sequential(*layers[:-1], head, nn.Tanh())
-
-
-ACTOR_FORMAT = "robo-sac-actor/1"
+        for dst, src in zip([m for m in policy.net if isinstance(m, nn.Linear)], linears, strict=True):
+            dst.weight.copy_(src.weight[: dst.out_features])
+            dst.bias.copy_(src.bias[: dst.out_features])
+    return policy
 
 
 def save_actor(path: str | Path, actor: nn.Sequential, act_size: int, meta: dict[str, Any]) -> Path:
-    """One member's actor (as from :meth:`SACGroup.member_actor`) with ``meta``, written atomically."""
-    linears = [m for m in actor if isinstance(m, nn.Linear)]
-    payload = {"format": ACTOR_FORMAT, "obs_size": linears[0].in_features, "act_size": act_size,
-               "hidden": [m.out_features for m in linears[:-1]], "state_dict": actor.state_dict(),
-               "meta": meta}
-    return atomic_save(payload, path)
+    """One member's deterministic policy (from :meth:`SACGroup.member_actor`) in the one policy format
+    (:func:`robo.nets.policy.save_policy`; read it back with ``load_policy``). The log-std head is
+    training state: it stays in the group checkpoint."""
+    return save_policy(path, deterministic_policy(actor, act_size).cpu().float(), meta)
 
-
-def load_actor(path: str | Path) -> tuple[nn.Sequential, nn.Sequential, dict[str, Any]]:
-    """Read :func:`save_actor`'s file: ``(actor MLP, deterministic tanh policy, meta)``."""
-    payload = _load(path)
-    if payload.get("format") != ACTOR_FORMAT:
-        raise ValueError(f"{path}: not a SAC actor checkpoint (expected format {ACTOR_FORMAT!r})")
-    sizes = [payload["obs_size"], *payload["hidden"], 2 * payload["act_size"]]
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    actor = nn.Sequential(*layers)
-    try:
-        actor.load_state_dict(payload["state_dict"])
-    except RuntimeError as exc:
-        raise ValueError(f"{path}: actor weights do not match the stored sizes ({exc})") from None
-    return actor, deterministic_policy(actor, payload["act_size"]), payload["meta"]

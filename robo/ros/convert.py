@@ -12,7 +12,7 @@ from geometry_msgs.msg import PoseStamped, TwistStamped
 from nav_msgs.msg import Odometry
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension, MultiArrayLayout
 
-from robo.runtime.observation import Setpoint, VehicleState, rotation_matrix
+from robo.runtime.quadrotor import Setpoint, VehicleState, rotation_matrix
 
 MOTOR_ORDER = ("FR", "BR", "BL", "FL")
 MOTOR_LAYOUT = MultiArrayLayout(dim=[MultiArrayDimension(label="motors FR,BR,BL,FL [0,1]", size=4, stride=4)])

@@ -32,7 +32,7 @@ from robo.ros.common import (
     vector,
 )
 from robo.ros.convert import odometry_to_state, pose_position, setpoint_msgs, stamp_seconds, twist_velocity
-from robo.runtime.observation import Setpoint
+from robo.runtime import Setpoint
 from robo.safety.config import GeofenceConfig, SafetyConfig, SphereConfig, build_filter
 from robo.safety.setpoint import SetpointFilter
 

@@ -40,7 +40,7 @@ from robo.ros.common import (
 )
 from robo.ros.convert import motor_msg, odometry_to_state, pose_position, stamp_seconds, twist_velocity
 from robo.runtime import DEFAULT_POLICY, Controller, OnnxPolicy, Setpoint, Watchdog, WatchdogConfig
-from robo.runtime.observation import VehicleState
+from robo.runtime.quadrotor import VehicleState
 from robo.runtime.watchdog import HOLD, MOTORS_OFF, OPEN_LOOP
 
 PARAMS = [
@@ -192,7 +192,7 @@ class PolicyNode(Node):
             velocity = self.velocity_sp if abs(self.twist_stamp - self.setpoint_stamp) < 0.5 else np.zeros(3)
             setpoint = Setpoint(self.position_sp, velocity)
         out = self.controller.step(self.state, setpoint, self.state_stamp)
-        self.motor_pub.publish(motor_msg(out.motors))
+        self.motor_pub.publish(motor_msg(out.command))
         self.commands += 1
         if self.stamp_pub is not None:
             self.stamp_pub.publish(self.state_header)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from robo.runtime.observation import Setpoint
+from robo.safety.setpoint import Setpoint
 
 KINDS = ("hold", "figure8", "waypoints")
 

@@ -18,7 +18,7 @@ Typical use (a runtime loop or a ROS node; numpy only, no torch)::
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,9 +33,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Setpoint:
+    """Where the vehicle should be and how fast it should move there (world frame); the one definition."""
+
     position: np.ndarray
     velocity: np.ndarray
-    accel_ff: np.ndarray
+    accel_ff: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import robo
+from robo.files import write_json
 from robo.runtime import DEFAULT_POLICY
-from robo.tasks.run_files import write_json
 
 REPO = Path(robo.__file__).resolve().parent.parent
 COMMITTED_STUDENT = Path(DEFAULT_POLICY).with_name("student.pt")
@@ -57,6 +57,9 @@ class DemoConfig:
     def __post_init__(self) -> None:
         if self.train and self.policy:
             raise ValueError("--train and --policy exclude each other (training makes the policy)")
+        if Path(self.policy).suffix == ".onnx":
+            raise ValueError(f"--policy {self.policy}: the demo exports a student checkpoint (.pt, "
+                             "robo.nets.policy format) itself; fly an .onnx with `robo fly --policy`")
         if not math.isfinite(self.duration) or self.duration <= 0:
             raise ValueError(f"duration must be > 0 s, got {self.duration}")
         if self.firmware_steps < 4:

@@ -11,7 +11,6 @@ command back into :class:`sim.quadrotor.QuadrotorEnv`. No ROS. Call it from Pyth
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from robo.files import write_json
 from robo.runtime import DEFAULT_POLICY, Controller, OnnxPolicy, Trajectory, TrajectoryConfig, VehicleState
 from robo.safety.config import SafetyConfig, SphereConfig, build_filter
 from robo.safety.setpoint import SetpointFilter
@@ -88,10 +88,12 @@ COLUMNS = ["t", "x", "y", "z", "vx", "vy", "vz", "x_ref", "y_ref", "z_ref", "x_s
 FILTER_CODES = {"off": 0, "pass": 1, "modified": 2, "fault": 3}
 
 
-def fly(cfg: FlyConfig, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Fly ``cfg`` and return {"metrics": ..., "rows": [[...COLUMNS]], "config": cfg}."""
+def fly(cfg: FlyConfig, progress: Callable[[int], None] | None = None,
+        controller: Controller | None = None) -> dict[str, Any]:
+    """Fly ``cfg`` and return {"metrics": ..., "rows": [[...COLUMNS]], "config": cfg}; ``controller``:
+    one already built by :func:`build_controller` (a caller that checks the policy first)."""
     params = preset(cfg.preset)
-    controller = build_controller(cfg)
+    controller = controller or build_controller(cfg)
     dt = controller.policy.period  # the simulator steps at the policy's trained rate
     env = QuadrotorEnv([params], QuadrotorEnvConfig(dt=dt, reference="hold", terminate=False,
                                                     auto_reset=False, disturbance=False),
@@ -115,7 +117,7 @@ def fly(cfg: FlyConfig, progress: Callable[[int], None] | None = None) -> dict[s
         loop = time.perf_counter() - tic
         gaps = np.linalg.norm(obstacles - x[:3], axis=1) - radii
         clearance = float(np.min(gaps)) if len(radii) else math.inf
-        rows.append([t, *x[0:3], *x[7:10], *ref.position, *out.setpoint.position, *out.motors,
+        rows.append([t, *x[0:3], *x[7:10], *ref.position, *out.setpoint.position, *out.command,
                      FILTER_CODES[out.filter_status], out.h_min, clearance, loop * 1e6])
         env.step(torch.from_numpy(out.action)[None])
         if progress:
@@ -160,9 +162,7 @@ def write_flight(result: dict[str, Any], out: str | Path) -> Path:
     """metrics.json, trajectory.csv and flight.png into ``out`` (each written atomically)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(result["metrics"], indent=2) + "\n")
-    tmp.replace(out / "metrics.json")
+    write_json(out / "metrics.json", result["metrics"])  # strict JSON: a missing number is null
     tmp = out / ".trajectory.csv.tmp"
     np.savetxt(tmp, np.array(result["rows"]), delimiter=",", header=",".join(COLUMNS), comments="",
                fmt="%.6g")

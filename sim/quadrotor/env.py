@@ -35,6 +35,7 @@ from sim.quadrotor.dynamics import (
     rk4_columns,
     rotation_matrix,
 )
+from sim.quadrotor.observation import ACTION, STUDENT, TEACHER
 from sim.quadrotor.params import QuadrotorParams
 from sim.quadrotor.references import (
     KINDS,
@@ -49,16 +50,11 @@ from sim.quadrotor.references import (
 TERMINATION_REASONS = ("none", "position", "velocity", "angular_velocity", "non_finite")
 NON_FINITE = TERMINATION_REASONS.index("non_finite")
 
-STUDENT_OBSERVATION = (
-    ["position_error_x", "position_error_y", "position_error_z"]
-    + [f"rotation_{r}{c}" for r in range(3) for c in range(3)]
-    + ["velocity_error_x", "velocity_error_y", "velocity_error_z"]
-    + ["angular_velocity_x", "angular_velocity_y", "angular_velocity_z"]
-    + ["previous_action_fr", "previous_action_br", "previous_action_bl", "previous_action_fl"]
-)
-TEACHER_OBSERVATION = [*STUDENT_OBSERVATION, "motor_fr", "motor_br", "motor_bl", "motor_fl"]
-OBSERVATION_UNITS = ["m"] * 3 + ["1"] * 9 + ["m/s"] * 3 + ["rad/s"] * 3 + ["1"] * 4 + ["1"] * 4
-ACTION_NAMES = ("motor_fr", "motor_br", "motor_bl", "motor_fl")
+# Names and units come from the one written-down layout (sim.quadrotor.observation).
+STUDENT_OBSERVATION = STUDENT.names
+TEACHER_OBSERVATION = TEACHER.names
+OBSERVATION_UNITS = [e["unit"] for e in TEACHER.card_entries()]
+ACTION_NAMES = tuple(a["name"] for a in ACTION)
 
 # Random numbers one reset consumes per environment.
 _UNIFORMS, _NORMALS = 18, 6
@@ -124,7 +120,8 @@ class EnvState:
 def observe(state: torch.Tensor, ref_pos: torch.Tensor, ref_vel: torch.Tensor,
             prev_action: torch.Tensor, teacher: bool) -> torch.Tensor:
     """RAPTOR's observation [N, 22] from row-major inputs (state [N, 17], the others [N, 3] and
-    [N, 4]), plus the 4 motor states mapped to [-1, 1] for teachers."""
+    [N, 4]), plus the 4 motor states mapped to [-1, 1] for teachers; in the order of
+    :data:`sim.quadrotor.observation.STUDENT` / ``TEACHER``."""
     rot = rotation_matrix(state[:, Q]).flatten(1)
     parts = [state[:, P] - ref_pos, rot, state[:, V] - ref_vel, state[:, W], prev_action]
     if teacher:

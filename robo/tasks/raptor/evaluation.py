@@ -26,6 +26,7 @@ import torch
 from robo.control.geometric import GeometricController
 from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, QuadrotorParams, preset
 from sim.quadrotor.dynamics import hover_state
+from sim.quadrotor.observation import STUDENT
 
 PRESET_NAMES = ("crazyflie", "x500", "arpl", "fs-base", "flightmare")
 
@@ -87,15 +88,20 @@ class TorchStudent:
 
 
 class OnnxStudent:
-    """An exported policy (ONNX + card) run by ONNX Runtime, one environment per call as deployed.
+    """An exported policy (ONNX + card) run by the runtime's ONNX Runtime wrapper, one environment per
+    call, exactly as the ROS node and ``robo fly`` run it (observation clips, action clamp, fallback).
 
     One session serves every environment; each environment's recurrent state is swapped in per call.
     """
 
     def __init__(self, onnx_path: str | Path):
-        from robo.export.reference import OrtPolicy
+        from robo.runtime import OnnxPolicy
 
-        self.policy = OrtPolicy(onnx_path)
+        self.policy = OnnxPolicy(onnx_path)
+        if self.policy.task != "quadrotor" or self.policy.obs_size != STUDENT.size:
+            raise ValueError(f"{onnx_path}: a RAPTOR policy takes the {STUDENT.size}-value quadrotor "
+                             f"observation, this card's task is {self.policy.task!r} with "
+                             f"{self.policy.obs_size} values")
         self.states: list[list[np.ndarray]] = []
 
     def reset(self, n: int) -> None:
@@ -107,9 +113,9 @@ class OnnxStudent:
         actions = []
         for i, o in enumerate(obs):
             self.policy.state = self.states[i]
-            actions.append(self.policy.step(o)[0])
+            actions.append(self.policy.step(o).action)
             self.states[i] = self.policy.state
-        return torch.from_numpy(np.stack(actions))
+        return torch.from_numpy(np.stack(actions).astype(np.float32))
 
     def hidden(self) -> np.ndarray | None:
         if not self.states or not self.states[0]:
@@ -154,15 +160,16 @@ def load_controller(path: str | Path) -> TorchStudent | OnnxStudent:
     """A torch policy checkpoint (``.pt``) or an exported ``.onnx`` (its card beside it)."""
     path = Path(path)
     if not path.is_file():
-        raise OSError(f"policy not found: {path}")
+        raise OSError(f"no such file: {path}")
     if path.suffix == ".onnx":
         return OnnxStudent(path)
     from robo.nets.policy import load_policy
 
     net, _ = load_policy(path)
     obs = getattr(net, "arch", {}).get("obs_dim")
-    if obs != 22:
-        raise ValueError(f"{path}: a RAPTOR policy takes the 22-value observation, this one takes {obs}")
+    if obs != STUDENT.size:
+        raise ValueError(f"{path}: a RAPTOR policy takes the {STUDENT.size}-value observation, "
+                         f"this one takes {obs}")
     return TorchStudent(net)
 
 

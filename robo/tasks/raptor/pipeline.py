@@ -32,12 +32,12 @@ from typing import Any
 import torch
 
 from robo.config import dump_yaml, to_dict
-from robo.nets.policy import quadrotor_student_meta, raptor_student, save_policy
+from robo.files import write_csv, write_json
+from robo.nets.policy import raptor_student, save_policy
+from robo.rl.checkpoint import atomic_save
 from robo.rl.distill import collect, fit
-from robo.rl.sac import atomic_save
 from robo.tasks.raptor import evaluation
 from robo.tasks.raptor.teachers import RaptorTeachersConfig, fleet_digest, load_teachers, train_teachers
-from robo.tasks.run_files import write_csv, write_json
 from sim.quadrotor import (
     QuadrotorEnv,
     QuadrotorEnvConfig,
@@ -46,6 +46,7 @@ from sim.quadrotor import (
     sample_fleet,
     save_fleet,
 )
+from sim.quadrotor.observation import STUDENT, TEACHER, quadrotor_student_meta
 from sim.quadrotor.sampler import coverage_order
 
 
@@ -123,7 +124,7 @@ def steady_state_offsets(teacher: Callable, params, config: StudentConfig, seed:
         return torch.zeros(k, 3)
     env_cfg = QuadrotorEnvConfig(**{**to_dict(config.env), "reference": "hold"})
     env = QuadrotorEnv(params.repeat(config.offset_episodes), env_cfg, seed=seed)
-    data = collect(env, env_cfg.episode_steps, teacher, lambda obs: obs[:, :3], None)
+    data = collect(env, env_cfg.episode_steps, teacher, lambda obs: obs[:, STUDENT.slice("p_err")], None)
     start = env_cfg.episode_steps // 2
     mask = data.mask[:, start:, None]
     per_row = (data.inputs[:, start:] * mask).sum(1)
@@ -164,8 +165,8 @@ def train_student(config: StudentConfig, teacher_run: str | Path, out_dir: str |
     row_offsets = offsets.repeat_interleave(per, dim=0)
 
     def student_input(obs: torch.Tensor) -> torch.Tensor:
-        x = obs[:, :22].clone()
-        x[:, :3] -= row_offsets
+        x = obs[:, TEACHER.part(STUDENT)].clone()
+        x[:, STUDENT.slice("p_err")] -= row_offsets
         return x
 
     holdout = sample_fleet(config.holdout, config.holdout_seed)

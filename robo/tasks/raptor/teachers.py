@@ -22,7 +22,7 @@ Run folder layout::
     fleet.json                   the fleet the teachers belong to (its sha256 is in every checkpoint)
     groups/group_0003.pt         a group's full training state while it runs (--resume continues it)
     groups/group_0003.json       a finished group's records
-    teachers/<name>/actor.pt     one teacher's actor (robo.rl.sac.load_actor), accepted or not
+    teachers/<name>/actor.pt     one teacher's deterministic policy (robo.nets.policy.load_policy)
     teachers/<name>/curve.csv    its learning curve (env step, mean return, mean length, ...)
     metrics.json                 accepted / rejected teachers, steps, core-minutes per accepted teacher
     learning_curves.png
@@ -46,13 +46,15 @@ from typing import Any
 import torch
 
 from robo.config import dump_yaml, load_config, to_dict
-from robo.files import remove_stale_temporaries
+from robo.files import remove_stale_temporaries, write_csv, write_json
+from robo.nets.ensemble import EnsembleMLP
+from robo.nets.policy import load_policy
 from robo.rl import distributed
 from robo.rl.checkpoint import load_checkpoint
 from robo.rl.off_policy_runner import EpisodeStats, OffPolicyRunner, RunnerConfig
-from robo.rl.sac import SACConfig, SquashedGaussianActor, load_actor, save_actor
-from robo.tasks.run_files import write_csv, write_json
+from robo.rl.sac import SACConfig, save_actor
 from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, QuadrotorParams, load_fleet
+from sim.quadrotor.observation import TEACHER, policy_meta
 
 
 @dataclass
@@ -394,8 +396,8 @@ def _teacher_writer(run_dir: Path, trainer: OffPolicyRunner, names: list[str], f
                     digest: str) -> Callable:
     def on_finish(i: int, record: dict[str, Any], actor: torch.nn.Module) -> None:
         folder = run_dir / "teachers" / names[i]
-        meta = {"teacher": names[i], "fleet_sha256": digest, "quadrotor": fleet[i].to_dict(),
-                "record": record, "observation": "teacher (26 values)"}
+        meta = policy_meta(TEACHER, run=str(run_dir), origin={
+            "teacher": names[i], "fleet_sha256": digest, "quadrotor": fleet[i].to_dict(), "record": record})
         save_actor(folder / "actor.pt", actor.cpu(), trainer.group.act_size, meta)
         _write_curve(folder / "curve.csv", trainer.curves[i])
         write_json(folder / "result.json", {**record, "name": names[i]})
@@ -418,7 +420,7 @@ def run_metrics(run_dir: str | Path) -> dict[str, Any]:
 
 
 def load_teachers(run_dir: str | Path, names: list[str] | None = None, *, accepted_only: bool = True,
-                  device: str | torch.device = "cpu") -> tuple[list[str], SquashedGaussianActor]:
+                  device: str | torch.device = "cpu") -> tuple[list[str], StackedTeachers]:
     """Stack a teacher run's actors for batched labelling: ``actor.deterministic(obs [K, B, 26])``.
 
     ``names`` defaults to the run's accepted teachers (all teachers with ``accepted_only=False``), in
@@ -433,21 +435,25 @@ def load_teachers(run_dir: str | Path, names: list[str] | None = None, *, accept
     if not names:
         raise ValueError(f"{run_dir}: no teachers to load")
     digest = fleet_digest(run_dir / "fleet.json")
-    actors = []
+    policies = []
     for name in names:
         path = run_dir / "teachers" / name / "actor.pt"
-        actor, _, meta = load_actor(path)
-        if meta.get("fleet_sha256") != digest:
+        policy, meta = load_policy(path)
+        if meta.get("origin", {}).get("fleet_sha256") != digest:
             raise ValueError(f"{path}: teacher trained on another fleet than {run_dir / 'fleet.json'}")
-        actors.append(actor)
-    linears = [m for m in actors[0] if isinstance(m, torch.nn.Linear)]
-    sac = SACConfig()
-    stacked = SquashedGaussianActor(len(actors), linears[0].in_features, linears[-1].out_features // 2,
-                                    tuple(m.out_features for m in linears[:-1]), sac.log_std_min,
-                                    sac.log_std_max, device=device)
-    for k, actor in enumerate(actors):
-        stacked.net.load_member(k, actor)
-    return list(names), stacked.requires_grad_(False)
+        policies.append(policy.net)
+    return list(names), StackedTeachers(EnsembleMLP.from_members(policies)).to(device).requires_grad_(False)
+
+
+class StackedTeachers(torch.nn.Module):
+    """K teachers' deterministic policies as one ensemble: ``deterministic(obs [K, B, 26])``."""
+
+    def __init__(self, net: EnsembleMLP):
+        super().__init__()
+        self.net = net
+
+    def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.net(obs))
 
 
 def read_curve(path: str | Path) -> list[dict[str, float]]:

@@ -1,0 +1,93 @@
+"""The quadrotor's observation layout, written down once: names, units, clipping and slices.
+
+The environment computes the values (:func:`sim.quadrotor.env.observe`); everything that needs to know
+what they are derives it from here: the policy card (:func:`quadrotor_student_meta`), the runtime's
+observation builder (through the card's names), and the student slicing of the teacher observation.
+
+The student sees 22 values; a teacher sees the same 22 followed by 4 privileged motor states. Plain
+Python (no torch), so a card can be written without the simulator running.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+MOTORS = ("FR", "BR", "BL", "FL")  # reference/quadrotor.md motor order
+
+
+@dataclass(frozen=True)
+class Field:
+    """One named group of values, e.g. ``p_err`` with components x, y, z -> ``p_err.x`` ..."""
+
+    name: str
+    unit: str
+    components: tuple[str, ...]
+    clip: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class ObservationLayout:
+    fields: tuple[Field, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [f"{f.name}.{c}" for f in self.fields for c in f.components]
+
+    @property
+    def size(self) -> int:
+        return sum(len(f.components) for f in self.fields)
+
+    def slice(self, field: str) -> slice:
+        """Where ``field``'s values sit in an observation vector."""
+        start = 0
+        for f in self.fields:
+            if f.name == field:
+                return slice(start, start + len(f.components))
+            start += len(f.components)
+        known = ", ".join(f.name for f in self.fields)
+        raise ValueError(f"observation has no field {field!r} (fields: {known})")
+
+    def part(self, layout: ObservationLayout) -> slice:
+        """Where ``layout`` (a leading part of this one, e.g. the student's) sits: ``obs[:, part]``."""
+        if self.fields[: len(layout.fields)] != layout.fields:
+            raise ValueError("the layout is not a leading part of this one")
+        return slice(0, layout.size)
+
+    def card_entries(self) -> list[dict[str, Any]]:
+        """``[{"name", "unit", "clip"}]`` per value, the policy card's ``observation.layout``."""
+        return [{"name": f"{f.name}.{c}", "unit": f.unit, "clip": list(f.clip) if f.clip else None}
+                for f in self.fields for c in f.components]
+
+
+_XYZ = ("x", "y", "z")
+STUDENT = ObservationLayout((
+    Field("p_err", "m", _XYZ),                     # p - p_ref, world
+    Field("R", "1", tuple(f"{r}{c}" for r in range(3) for c in range(3)), (-1.0, 1.0)),  # body to world
+    Field("v_err", "m/s", _XYZ),                   # v - v_ref, world
+    Field("omega", "rad/s", _XYZ),                 # body rates
+    Field("prev_action", "1", MOTORS, (-1.0, 1.0)),
+))
+TEACHER = ObservationLayout((*STUDENT.fields, Field("motor_state", "1", MOTORS, (-1.0, 1.0))))
+
+ACTION = [{"name": f"motor.{m}", "unit": "1"} for m in MOTORS]
+ACTION_MAPPING = "motor setpoint u = (a + 1) / 2 in [0, 1], motors FR, BR, BL, FL"
+
+
+def policy_meta(layout: ObservationLayout, **extra: Any) -> dict[str, Any]:
+    """What a quadrotor policy checkpoint carries for its card (``robo.nets.policy.META_KEYS``)."""
+    meta: dict[str, Any] = {
+        "task": "quadrotor",
+        "observation": layout.card_entries(),
+        "action": [dict(a) for a in ACTION],
+        "action_clip": [-1.0, 1.0],
+        "action_mapping": ACTION_MAPPING,
+        "control_rate_hz": 100.0,
+    }
+    meta.update(extra)
+    return meta
+
+
+def quadrotor_student_meta(**extra: Any) -> dict[str, Any]:
+    """The 22-value student observation and 4 motor actions, for the card."""
+    return policy_meta(STUDENT, **extra)
