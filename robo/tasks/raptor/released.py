@@ -105,7 +105,8 @@ def import_released(out: str | Path, checkpoint: str | Path | None = None) -> di
     """Convert the released checkpoint into ``out``/student.pt + policy.onnx + policy.json."""
     from robo.export.onnx_export import export_checkpoint
     from robo.files import write_json
-    from robo.nets.policy import quadrotor_student_meta, save_policy
+    from robo.nets.policy import save_policy
+    from sim.quadrotor.observation import quadrotor_student_meta
 
     source = Path(checkpoint) if checkpoint is not None else packaged_checkpoint()
     if not source.is_file():
@@ -123,7 +124,8 @@ def import_released(out: str | Path, checkpoint: str | Path | None = None) -> di
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        save_policy(staging / "student.pt", net, quadrotor_student_meta(run=f"{PACKAGE} {_version()}"))
+        save_policy(staging / "student.pt", net, quadrotor_student_meta(
+            run=f"{PACKAGE} {_version()}", origin={"source": "released", "package": PACKAGE}))
         card = export_checkpoint(staging / "student.pt", staging / "policy.onnx")
         write_json(staging / "origin.json", origin)
         _replace_folder(staging, out)
