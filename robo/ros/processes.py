@@ -25,6 +25,7 @@ EXECUTABLES = {
     "policy": "robo.ros.policy_node",
     "safety_filter": "robo.ros.filter_node",
     "trajectory": "robo.ros.trajectory_node",
+    "graph": "robo.ros.graph",  # several of the above in one process: arguments name them
 }
 REPO = Path(__file__).resolve().parents[2]
 PARAMS_FILE = REPO / "configs" / "ros_quadrotor.yaml"
@@ -33,14 +34,14 @@ PARAMS_FILE = REPO / "configs" / "ros_quadrotor.yaml"
 def node_command(executable: str, *, name: str | None = None, namespace: str = "",
                  params_files: Sequence[str | Path] = (), parameters: Mapping[str, Any] | None = None,
                  remappings: Sequence[tuple[str, str]] = (), install_prefix: str | Path | None = None,
-                 tmp_dir: str | Path | None = None) -> list[str]:
+                 tmp_dir: str | Path | None = None, arguments: Sequence[str] = ()) -> list[str]:
     if executable not in EXECUTABLES:
         raise ValueError(f"unknown robo node {executable!r} (known: {', '.join(EXECUTABLES)})")
     if install_prefix is not None:
         cmd = [str(Path(install_prefix) / "lib" / "robo" / executable)]
     else:
         cmd = [sys.executable, "-m", EXECUTABLES[executable]]
-    cmd.append("--ros-args")
+    cmd += [*arguments, "--ros-args"]
     if name:
         cmd += ["-r", f"__node:={name}"]
     if namespace:

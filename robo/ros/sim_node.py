@@ -30,7 +30,6 @@ from std_msgs.msg import Float32MultiArray
 
 from robo.ros.common import CONTROL_QOS, Param, QosWatch, declare, main_for, vector
 from robo.ros.convert import state_to_odometry
-from sim.quadrotor.mujoco_twin import MujocoQuadrotor, hover_state_np
 from sim.quadrotor.params import PRESETS, preset
 
 
@@ -71,6 +70,9 @@ class QuadrotorSim(Node):
             raise ValueError(f"real_time_factor: {v['real_time_factor']:g} needs publish_clock: true "
                              "(and use_sim_time on the other nodes)")
         params = preset(v["preset"])
+        # MuJoCo loads here, inside main_for, where Ctrl-C during start-up ends the node quietly.
+        from sim.quadrotor.mujoco_twin import MujocoQuadrotor, hover_state_np
+
         self.state = hover_state_np(params, np.asarray(v["initial_position"], dtype=np.float64))
         self.vehicle = MujocoQuadrotor(params, self.state, dt=self.dt)
         self.motors = np.zeros(4)
