@@ -2,7 +2,7 @@
 
     ros2 launch robo quadrotor.launch.py                              # simulator, filter on, x500
     ros2 launch robo quadrotor.launch.py filter:=false trajectory:=hold
-    ros2 launch robo quadrotor.launch.py use_sim_time:=true   # every node on the simulator's /clock
+    ros2 launch robo quadrotor.launch.py use_sim_time:=true   # every node on the simulator's /clock, lockstep
     ros2 launch robo quadrotor.launch.py vehicle:=real odom_topic:=/mavros/local_position/odom \
         motor_topic:=/my_bridge/motors namespace:=uav1 policy:=/path/to/policy.onnx
 
@@ -11,7 +11,9 @@ only) and policy. With the filter the trajectory publishes reference/*, the filt
 odometry message with setpoint/*, and the policy runs on those; without it the trajectory publishes
 setpoint/* and the policy runs on each odometry message. With use_sim_time:=true every node runs on
 ROS time from /clock (timers, staleness, stamps), which quadrotor_sim then publishes (vehicle:=sim), or
-an external simulator does (vehicle:=real against e.g. a software-in-the-loop autopilot).
+an external simulator does (vehicle:=real against e.g. a software-in-the-loop autopilot). lockstep
+(default: on with use_sim_time) makes quadrotor_sim step only when the command answering its last
+odometry has arrived, so a slow machine runs slower, never differently.
 """
 
 import os
@@ -53,6 +55,7 @@ def generate_launch_description() -> LaunchDescription:
     trajectory = LaunchConfiguration("trajectory")
     use_sim_time = LaunchConfiguration("use_sim_time")
     composed = LaunchConfiguration("composed")
+    lockstep = LaunchConfiguration("lockstep")
 
     filter_on = PythonExpression(["'", use_filter, "'.lower() in ('true', '1', 'yes')"])
     separate = PythonExpression(["'", composed, "' != 'true'"])
@@ -96,6 +99,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("use_sim_time", default_value="false", choices=["true", "false"],
                               description="every node on simulated time from /clock, which quadrotor_sim "
                               "publishes (real_time_factor in the params file sets its pace)"),
+        DeclareLaunchArgument("lockstep", default_value=use_sim_time, choices=["true", "false"],
+                              description="quadrotor_sim steps when the command for its last odometry has "
+                              "arrived (needs use_sim_time; default: use_sim_time)"),
         DeclareLaunchArgument("composed", default_value="false", choices=["true", "false"],
                               description="every node in one process (the graph executable, one executor): "
                               "fewer dropped messages on a busy machine"),
@@ -104,7 +110,7 @@ def generate_launch_description() -> LaunchDescription:
     nodes = [
         Node(package="robo", executable="quadrotor_sim", name="quadrotor_sim", namespace=namespace,
              parameters=[params_file, {"preset": ParameterValue(preset, value_type=str),
-                                      "publish_clock": use_sim_time}, sim_time],
+                                      "publish_clock": use_sim_time, "lockstep": lockstep}, sim_time],
              remappings=[("odom", odom_topic), ("motor_command", motor_topic)],
              condition=IfCondition(is_sim), on_exit=end_launch, output="screen"),
         Node(package="robo", executable="trajectory", name="trajectory", namespace=namespace,
@@ -122,7 +128,8 @@ def generate_launch_description() -> LaunchDescription:
              condition=IfCondition(separate), on_exit=end_launch, output="screen"),
         Node(package="robo", executable="graph", namespace=namespace, arguments=[graph_nodes],
              parameters=[params_file, {"preset": ParameterValue(preset, value_type=str),
-                                      "publish_clock": use_sim_time, "kind": trajectory,
+                                      "publish_clock": use_sim_time, "lockstep": lockstep,
+                                      "kind": trajectory,
                                       "policy": ParameterValue(policy, value_type=str), "trigger": trigger,
                                       "use_filter_status": filter_on}, sim_time],
              # A remapping for one node of the process: <node>:<from>:=<to>.

@@ -101,6 +101,7 @@ class PolicyNode(Node):
         self.mode, self.reason = WAITING, "waiting for the first odometry message"
         self.hold: np.ndarray | None = None
         self.last_command = -math.inf  # node-clock time of the last motor command
+        self.answered: tuple = (None, WAITING, np.zeros(4))  # odometry stamp, mode, motors of the last answer
         self.commands = 0
         self.rejected = 0
         self.qos = QosWatch(self)
@@ -144,9 +145,11 @@ class PolicyNode(Node):
         # must not make a live stream look stale or a dead one fresh.
         self.watchdog.odometry(self._now(), self.state)
         # With trigger=setpoint the filter's setpoints drive the loop; while they do not arrive
-        # (stale) or the state is bad (the filter answers nothing useful), odometry does.
+        # (stale) or the state is bad (the filter answers nothing useful), odometry does; so does odometry
+        # whose filtered setpoint (stamped like it) came first.
         setpoints_flowing = self._now() - self.setpoint_stamp <= 3 * self.policy.period
-        if self.trigger == "odometry" or not setpoints_flowing or not self.state.finite():
+        if (self.trigger == "odometry" or not setpoints_flowing or not self.state.finite()
+                or self.setpoint_stamp == self.state_stamp):
             self._control(msg.header)
 
     def _on_pose(self, msg: PoseStamped) -> None:
@@ -195,7 +198,12 @@ class PolicyNode(Node):
         v = self._verdict(now)
         if v.mode == WAITING or self.state is None:
             return
-        if v.mode in (DESCEND, MOTORS_OFF):
+        stamp = None if answers is None else (answers.stamp.sec, answers.stamp.nanosec)
+        if stamp is not None and (stamp, v.mode) == self.answered[:2]:
+            # The same odometry again (a lockstep simulator repeats what it has no answer to): the same
+            # answer, as computing again from a policy state that has moved on would give another.
+            motors = self.answered[2]
+        elif v.mode in (DESCEND, MOTORS_OFF):
             motors = np.full(4, self.descent_throttle if v.descent else 0.0)
         else:
             if v.mode == HOLD:
@@ -207,6 +215,8 @@ class PolicyNode(Node):
                 fresh_twist = abs(self.twist_stamp - self.setpoint_stamp) < 0.5
                 setpoint = Setpoint(self.position_sp, self.velocity_sp if fresh_twist else np.zeros(3))
             motors = self.controller.step(self.state, setpoint, self.state_stamp).motors
+        if stamp is not None:
+            self.answered = (stamp, v.mode, motors)
         self.motor_pub.publish(motor_msg(motors, answers.stamp if answers is not None else None))
         self.last_command = now
         self.commands += 1
