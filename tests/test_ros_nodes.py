@@ -345,12 +345,53 @@ def test_bench_ros_measures_latency_and_drops(tmp_path):
 
     result = bench.run(argparse.Namespace(duration=1.0, rates=[100.0], policy=""))
     assert set(result["baseline_in_process"]) == {"policy", "filter+policy"}
-    assert [c["chain"] for c in result["ros"]] == ["policy", "filter+policy"]
+    assert [(c["chain"], c["process"]) for c in result["ros"]] == [
+        ("policy", "separate"), ("filter+policy", "separate"), ("filter+policy", "one")]
+    [row] = result["composed_vs_separate"]
+    assert row["rate_hz"] == 100.0 and 0 <= row["dropped_one_process"] < 0.5
     for case in result["ros"]:
         assert case["sent"] == 100 and case["answered"] + case["dropped"] == 100
         assert case["answered"] > 50 and 0 < case["p50_ms"] <= case["p99_ms"] <= case["max_ms"]
     with pytest.raises(ValueError, match="--rates"):
         bench.run(argparse.Namespace(duration=1.0, rates=[0.0], policy=""))
+
+
+def test_filter_and_policy_in_one_process_answer_odometry_over_dds(tmp_path):
+    """The graph executable (composed:=true) with the safety filter and the policy in one process: each
+    node keeps its name, parameters and topics, and the chain answers odometry with a motor command
+    stamped like it, as the two processes do. An unknown node name stops it with one line."""
+    g = Graph(tmp_path)
+    try:
+        commands: list[tuple[int, int] | None] = []
+        g.node.create_subscription(Float32MultiArray, "motor_command",
+                                   lambda m: commands.append(answered_stamp(m)), CONTROL_QOS)
+        odom = g.node.create_publisher(Odometry, "odom", CONTROL_QOS)
+        pose_pub = g.node.create_publisher(PoseStamped, "reference/pose", CONTROL_QOS)
+        twist_pub = g.node.create_publisher(TwistStamped, "reference/twist", CONTROL_QOS)
+        g.start("graph", arguments=["safety_filter", "policy"],
+                parameters={"trigger": "setpoint", "use_filter_status": True, "state_timeout": 1.0})
+        x = np.array([0, 0, 1.0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+        sent: list[tuple[int, int]] = []
+
+        def send() -> None:
+            stamp = g.node.get_clock().now().to_msg()
+            pose, twist = setpoint_msgs(Setpoint(np.array([0, 0, 1.0]), np.zeros(3)), stamp)
+            pose_pub.publish(pose)
+            twist_pub.publish(twist)
+            odom.publish(state_to_odometry(x, stamp))
+            sent.append((stamp.sec, stamp.nanosec))
+
+        g.node.create_timer(0.01, send)
+        g.spin_until(lambda: len(set(commands) & set(sent)) >= 20, 60, "20 answered odometry messages")
+        g.spin_until(lambda: g.statuses("/safety_filter") and g.statuses("/policy"), 10,
+                     "diagnostics of both nodes")
+        assert g.statuses("/policy")[-1].values[0].value == "ok"
+        assert g.procs["graph"].poll() is None
+        bad = g.start("graph", name="bad_graph", arguments=["policy", "autopilot"])
+        assert bad.wait(timeout=30) == 1 and "graph: error:" in g.log("bad_graph") \
+            and "autopilot" in g.log("bad_graph")
+    finally:
+        g.close()
 
 
 def test_ros_nodes_run_without_torch():

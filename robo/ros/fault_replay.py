@@ -109,6 +109,7 @@ def replay(stalls: list[float], trials: int, settle: float = 2.5) -> list[dict[s
         faults = [(f"odometry stall {d:g} s", d) for d in stalls for _ in range(trials)]
         faults += [("NaN odometry", None)] * trials
         for name, duration in faults:
+            settled(rec, spin)
             t0 = time.monotonic()
             if duration is not None:
                 rec["drop_until"] = t0 + duration
@@ -134,6 +135,19 @@ def replay(stalls: list[float], trials: int, settle: float = 2.5) -> list[dict[s
         node.destroy_node()
         rclpy.try_shutdown(context=ctx)
     return results
+
+
+def settled(rec: dict[str, Any], spin: Any, timeout: float = 10.0) -> bool:
+    """Wait until the vehicle has hovered at the hold point for 0.5 s: each trial starts from a steady
+    hover, not from the recovery after the last one (faults piling up would measure something else)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        now = time.monotonic()
+        recent = np.array([r[1:4] for r in rec["z"] if r[0] >= now - 0.5])
+        if len(recent) > 20 and np.abs(recent - [0.0, 0.0, 1.0]).max() < 0.05:
+            return True
+        spin(0.1)
+    return False
 
 
 def _measure(name: str, rec: dict[str, Any], t0: float, duration: float | None,

@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 
 
-def measure_chain(chain: str, rate: float, duration: float, policy: str) -> dict[str, Any]:
+def measure_chain(chain: str, rate: float, duration: float, policy: str,
+                  composed: bool = False) -> dict[str, Any]:
+    """``composed``: the chain's nodes in one process (the ``graph`` executable, one executor)."""
     import rclpy
     from geometry_msgs.msg import PoseStamped, TwistStamped
     from nav_msgs.msg import Odometry
@@ -34,12 +36,16 @@ def measure_chain(chain: str, rate: float, duration: float, policy: str) -> dict
     procs = []
     params: dict[str, Any] = {"policy": policy, "state_timeout": 1.0, "setpoint_timeout": 1.0,
                               "echo_odometry_stamp": True}
+    nodes = ["safety_filter", "policy"] if filtered else ["policy"]
     if filtered:
         params.update(trigger="setpoint", use_filter_status=True)
-        procs.append(start_node("safety_filter", tmp / "filter.log", domain, params_files=[PARAMS_FILE],
-                                tmp_dir=tmp))
-    procs.append(start_node("policy", tmp / "policy.log", domain, params_files=[PARAMS_FILE],
-                            parameters=params, tmp_dir=tmp))
+    if composed:
+        procs.append(start_node("graph", tmp / "graph.log", domain, params_files=[PARAMS_FILE],
+                                parameters=params, tmp_dir=tmp, arguments=nodes))
+    else:
+        for name in nodes:
+            procs.append(start_node(name, tmp / f"{name}.log", domain, params_files=[PARAMS_FILE],
+                                    parameters=params if name == "policy" else None, tmp_dir=tmp))
     ctx = rclpy.Context()
     rclpy.init(context=ctx, domain_id=domain)
     node = rclpy.create_node("robo_bench_ros", context=ctx)
@@ -116,7 +122,8 @@ def measure_chain(chain: str, rate: float, duration: float, policy: str) -> dict
         node.destroy_node()
         rclpy.try_shutdown(context=ctx)
     ok = latency[~np.isnan(latency)] * 1e3
-    return {"chain": chain, "rate_hz": rate, "sent": n, "answered": int(ok.size),
+    return {"chain": chain, "process": "one" if composed else "separate", "rate_hz": rate, "sent": n,
+            "answered": int(ok.size),
             "dropped": int(n - ok.size), "motor_commands": state["motor_commands"],
             "p50_ms": float(np.percentile(ok, 50)) if ok.size else None,
             "p99_ms": float(np.percentile(ok, 99)) if ok.size else None,
