@@ -138,13 +138,13 @@ def replay(stalls: list[float], trials: int, settle: float = 2.5) -> list[dict[s
 
 
 def settled(rec: dict[str, Any], spin: Any, timeout: float = 10.0) -> bool:
-    """Wait until the vehicle has hovered at the hold point for 0.5 s: each trial starts from a steady
-    hover, not from the recovery after the last one (faults piling up would measure something else)."""
+    """Wait until the vehicle has hovered within 0.1 m of the hold point for 0.5 s: each trial starts from
+    a steady hover, not from the recovery after the last one (faults piling up measure something else)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         now = time.monotonic()
         recent = np.array([r[1:4] for r in rec["z"] if r[0] >= now - 0.5])
-        if len(recent) > 20 and np.abs(recent - [0.0, 0.0, 1.0]).max() < 0.05:
+        if len(recent) > 20 and np.abs(recent - [0.0, 0.0, 1.0]).max() < 0.1:
             return True
         spin(0.1)
     return False
