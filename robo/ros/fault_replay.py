@@ -35,7 +35,7 @@ def replay(stalls: list[float], trials: int, settle: float = 2.5) -> list[dict[s
     from std_msgs.msg import Float32MultiArray
 
     from robo.ros.common import CONTROL_QOS
-    from robo.ros.processes import PARAMS_FILE, start_node
+    from robo.ros.processes import PARAMS_FILE, start_node, stop_nodes
 
     domain = 100 + os.getpid() % 50
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
@@ -123,14 +123,7 @@ def replay(stalls: list[float], trials: int, settle: float = 2.5) -> list[dict[s
         results.append(_measure("simulator killed", rec, t0, math.inf))
         results.append(_second_vehicle(rec, start))
     finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for p in procs.values():
-            try:
-                p.wait(timeout=5)
-            except Exception:
-                p.kill()
+        stop_nodes(list(procs.values()))
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown(context=ctx)

@@ -26,7 +26,7 @@ def measure_chain(chain: str, rate: float, duration: float, policy: str,
 
     from robo.ros.common import CONTROL_QOS
     from robo.ros.convert import setpoint_msgs, state_to_odometry
-    from robo.ros.processes import PARAMS_FILE, start_node
+    from robo.ros.processes import PARAMS_FILE, start_node, stop_nodes
     from robo.runtime import Setpoint
 
     domain = 150 + os.getpid() % 50
@@ -111,13 +111,7 @@ def measure_chain(chain: str, rate: float, duration: float, policy: str,
         while time.perf_counter() < end:
             executor.spin_once(timeout_sec=0.005)
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=5)
-            except Exception:
-                p.kill()
+        stop_nodes(procs)
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown(context=ctx)

@@ -10,6 +10,7 @@ console script when one is given, else ``python -m robo.ros.<module>`` (what tha
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -77,3 +78,16 @@ def start_node(executable: str, log: str | Path, domain_id: int | None = None,
     out = open(log, "w")  # noqa: SIM115 - the process owns it until it exits
     return subprocess.Popen(node_command(executable, **kwargs), stdout=out, stderr=subprocess.STDOUT,
                             env=ros_env(domain_id), cwd=REPO)
+
+
+def stop_nodes(procs: Sequence[subprocess.Popen]) -> None:
+    """SIGINT (a clean node shutdown) to every node still running, then wait; kill what hangs."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    for proc in procs:
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
