@@ -18,11 +18,8 @@ from robo.runtime import (
     Trajectory,
     TrajectoryConfig,
     VehicleState,
-    Watchdog,
-    WatchdogConfig,
     build_observation,
 )
-from robo.runtime.watchdog import HOLD, MOTORS_OFF, OK, OPEN_LOOP
 from sim.quadrotor.env import observe
 from sim.quadrotor.references import Figure8Settings
 from sim.quadrotor.references import figure8 as sim_figure8
@@ -153,22 +150,3 @@ def test_controller_with_filter_keeps_the_setpoint_out_of_an_obstacle():
     bad = VehicleState(np.array([np.nan, 0, 1.0]), np.array([1.0, 0, 0, 0]), np.zeros(3), np.zeros(3))
     with pytest.raises(ValueError, match="non-finite vehicle state"):
         ctl.step(bad, Setpoint(np.zeros(3), np.zeros(3)))
-
-
-def test_watchdog_escalates_and_latches():
-    wd = Watchdog(WatchdogConfig(state_timeout=0.05, setpoint_timeout=0.5, open_loop_timeout=0.3,
-                                 hold_timeout=1.0))
-    assert wd.check(0.0, 0.01, True, 0.1).mode == OK
-    v = wd.check(0.1, 0.01, True, 0.6)
-    assert v.mode == HOLD and "stale setpoint" in v.reason
-    assert wd.check(0.2, 0.01, True, 0.1).mode == OK  # recovers while not yet escalated
-    assert wd.check(0.3, 0.01, True, 0.1, filter_fault="infeasible").reason.startswith("safety filter fault")
-    assert wd.check(0.4, 0.01, False, 0.1).mode == OPEN_LOOP
-    v = wd.check(0.75, 0.2, True, 0.1)
-    assert v.mode == MOTORS_OFF and "stale odometry" in v.reason
-    assert wd.check(5.0, 0.0, True, 0.0).mode == MOTORS_OFF  # latched
-    wd.reset()
-    assert wd.check(5.1, 0.0, True, 0.0).mode == OK
-    assert "never received" in wd.check(6.0, float("inf"), True, 0.0).reason
-    with pytest.raises(ValueError, match="state_timeout"):
-        WatchdogConfig(state_timeout=-1)

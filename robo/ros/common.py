@@ -162,17 +162,31 @@ def _header(node: Node) -> Any:
     return Header(stamp=node.get_clock().now().to_msg())
 
 
-def main_for(factory: Callable[[], Node], args: list[str] | None = None) -> int:
-    """Init, build the node (a bad parameter or model ends here with one line), spin, shut down."""
-    rclpy.init(args=args if args is not None else sys.argv)
+def main_for(factories: Callable[[], Node] | Sequence[Callable[[], Node]],
+             args: list[str] | None = None) -> int:
+    """Init, build the node(s) (a bad parameter or model ends here: one line, exit 1), spin them all in
+    one SingleThreadedExecutor, shut down. Ctrl-C, at any point, ends it silently with status 0."""
+    factories = [factories] if callable(factories) else list(factories)
     try:
-        node = factory()
-    except Exception as exc:  # the node could not start: say why in one line, exit non-zero
-        print(f"{factory.__name__}: error: {exc}", file=sys.stderr)
+        rclpy.init(args=args if args is not None else sys.argv)
+        nodes = []
+        try:
+            for factory in factories:
+                nodes.append(factory())
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # a node could not start: say why in one line, exit non-zero
+            print(f"{factory.__name__}: error: {exc}", file=sys.stderr)
+            for node in nodes:
+                node.destroy_node()
+            rclpy.try_shutdown()
+            return 1
+    except KeyboardInterrupt:  # Ctrl-C while starting (ros2 launch forwards it): no traceback
         rclpy.try_shutdown()
-        return 1
+        return 0
     executor = SingleThreadedExecutor()
-    executor.add_node(node)
+    for node in nodes:
+        executor.add_node(node)
     try:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
@@ -188,6 +202,7 @@ def main_for(factory: Callable[[], Node], args: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         executor.shutdown()
-        node.destroy_node()
+        for node in nodes:
+            node.destroy_node()
         rclpy.try_shutdown()
     return 0

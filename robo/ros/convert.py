@@ -74,6 +74,27 @@ def twist_velocity(msg: TwistStamped) -> np.ndarray:
     return np.array([v.x, v.y, v.z], dtype=np.float64)
 
 
-def motor_msg(motors: np.ndarray) -> Float32MultiArray:
-    """Four motor setpoints in [0, 1], order FR, BR, BL, FL; 0 = motor stopped."""
-    return Float32MultiArray(layout=MOTOR_LAYOUT, data=[float(v) for v in motors])
+STAMP_LABEL = "odometry_stamp "
+
+
+def motor_msg(motors: np.ndarray, odometry_stamp=None) -> Float32MultiArray:
+    """Four motor setpoints in [0, 1], order FR, BR, BL, FL; 0 = motor stopped.
+
+    ``odometry_stamp``: the stamp of the odometry the command answers, carried as a second layout
+    dimension of size 1 (the shape stays 4 x 1, so readers of the four values are unaffected); the
+    lockstep simulator matches each command to its step by it.
+    """
+    layout = MOTOR_LAYOUT
+    if odometry_stamp is not None:
+        label = f"{STAMP_LABEL}{odometry_stamp.sec} {odometry_stamp.nanosec}"
+        layout = MultiArrayLayout(dim=[*MOTOR_LAYOUT.dim, MultiArrayDimension(label=label, size=1, stride=1)])
+    return Float32MultiArray(layout=layout, data=[float(v) for v in motors])
+
+
+def answered_stamp(msg: Float32MultiArray) -> tuple[int, int] | None:
+    """(sec, nanosec) of the odometry a motor command answers, None when it does not say."""
+    for dim in msg.layout.dim:
+        if dim.label.startswith(STAMP_LABEL):
+            sec, nanosec = dim.label[len(STAMP_LABEL):].split()
+            return int(sec), int(nanosec)
+    return None

@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 
 
-def measure_chain(chain: str, rate: float, duration: float, policy: str) -> dict[str, Any]:
+def measure_chain(chain: str, rate: float, duration: float, policy: str,
+                  composed: bool = False) -> dict[str, Any]:
+    """``composed``: the chain's nodes in one process (the ``graph`` executable, one executor)."""
     import rclpy
     from geometry_msgs.msg import PoseStamped, TwistStamped
     from nav_msgs.msg import Odometry
@@ -24,7 +26,7 @@ def measure_chain(chain: str, rate: float, duration: float, policy: str) -> dict
 
     from robo.ros.common import CONTROL_QOS
     from robo.ros.convert import setpoint_msgs, state_to_odometry
-    from robo.ros.processes import PARAMS_FILE, start_node
+    from robo.ros.processes import PARAMS_FILE, start_node, stop_nodes
     from robo.runtime import Setpoint
 
     domain = 150 + os.getpid() % 50
@@ -34,12 +36,16 @@ def measure_chain(chain: str, rate: float, duration: float, policy: str) -> dict
     procs = []
     params: dict[str, Any] = {"policy": policy, "state_timeout": 1.0, "setpoint_timeout": 1.0,
                               "echo_odometry_stamp": True}
+    nodes = ["safety_filter", "policy"] if filtered else ["policy"]
     if filtered:
         params.update(trigger="setpoint", use_filter_status=True)
-        procs.append(start_node("safety_filter", tmp / "filter.log", domain, params_files=[PARAMS_FILE],
-                                tmp_dir=tmp))
-    procs.append(start_node("policy", tmp / "policy.log", domain, params_files=[PARAMS_FILE],
-                            parameters=params, tmp_dir=tmp))
+    if composed:
+        procs.append(start_node("graph", tmp / "graph.log", domain, params_files=[PARAMS_FILE],
+                                parameters=params, tmp_dir=tmp, arguments=nodes))
+    else:
+        for name in nodes:
+            procs.append(start_node(name, tmp / f"{name}.log", domain, params_files=[PARAMS_FILE],
+                                    parameters=params if name == "policy" else None, tmp_dir=tmp))
     ctx = rclpy.Context()
     rclpy.init(context=ctx, domain_id=domain)
     node = rclpy.create_node("robo_bench_ros", context=ctx)
@@ -105,18 +111,13 @@ def measure_chain(chain: str, rate: float, duration: float, policy: str) -> dict
         while time.perf_counter() < end:
             executor.spin_once(timeout_sec=0.005)
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=5)
-            except Exception:
-                p.kill()
+        stop_nodes(procs)
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown(context=ctx)
     ok = latency[~np.isnan(latency)] * 1e3
-    return {"chain": chain, "rate_hz": rate, "sent": n, "answered": int(ok.size),
+    return {"chain": chain, "process": "one" if composed else "separate", "rate_hz": rate, "sent": n,
+            "answered": int(ok.size),
             "dropped": int(n - ok.size), "motor_commands": state["motor_commands"],
             "p50_ms": float(np.percentile(ok, 50)) if ok.size else None,
             "p99_ms": float(np.percentile(ok, 99)) if ok.size else None,

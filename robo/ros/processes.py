@@ -10,6 +10,7 @@ console script when one is given, else ``python -m robo.ros.<module>`` (what tha
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,7 @@ EXECUTABLES = {
     "policy": "robo.ros.policy_node",
     "safety_filter": "robo.ros.filter_node",
     "trajectory": "robo.ros.trajectory_node",
+    "graph": "robo.ros.graph",  # several of the above in one process: arguments name them
 }
 REPO = Path(__file__).resolve().parents[2]
 PARAMS_FILE = REPO / "configs" / "ros_quadrotor.yaml"
@@ -33,14 +35,14 @@ PARAMS_FILE = REPO / "configs" / "ros_quadrotor.yaml"
 def node_command(executable: str, *, name: str | None = None, namespace: str = "",
                  params_files: Sequence[str | Path] = (), parameters: Mapping[str, Any] | None = None,
                  remappings: Sequence[tuple[str, str]] = (), install_prefix: str | Path | None = None,
-                 tmp_dir: str | Path | None = None) -> list[str]:
+                 tmp_dir: str | Path | None = None, arguments: Sequence[str] = ()) -> list[str]:
     if executable not in EXECUTABLES:
         raise ValueError(f"unknown robo node {executable!r} (known: {', '.join(EXECUTABLES)})")
     if install_prefix is not None:
         cmd = [str(Path(install_prefix) / "lib" / "robo" / executable)]
     else:
         cmd = [sys.executable, "-m", EXECUTABLES[executable]]
-    cmd.append("--ros-args")
+    cmd += [*arguments, "--ros-args"]
     if name:
         cmd += ["-r", f"__node:={name}"]
     if namespace:
@@ -76,3 +78,16 @@ def start_node(executable: str, log: str | Path, domain_id: int | None = None,
     out = open(log, "w")  # noqa: SIM115 - the process owns it until it exits
     return subprocess.Popen(node_command(executable, **kwargs), stdout=out, stderr=subprocess.STDOUT,
                             env=ros_env(domain_id), cwd=REPO)
+
+
+def stop_nodes(procs: Sequence[subprocess.Popen]) -> None:
+    """SIGINT (a clean node shutdown) to every node still running, then wait; kill what hangs."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    for proc in procs:
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

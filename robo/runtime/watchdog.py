@@ -1,39 +1,69 @@
-"""The watchdog's decision, as a pure function of ages and flags (the ROS policy node feeds it).
+"""The watchdog's decision: which command a control loop may send, from what arrived and when.
 
-Modes, in order of escalation:
+Pure logic (no ROS): the policy node reports every odometry message (:meth:`Watchdog.odometry`) and
+asks once per control period (:meth:`Watchdog.check`). Modes, in order of escalation:
+
   ok          fly the policy on the latest state and setpoint;
   hold        the state is good but the setpoint is stale or the safety filter faulted: fly the
-              policy to the position held when the fault began, at zero velocity (brake and hover);
-  open_loop   the state is stale or not finite, so no closed loop is possible: every motor at the
-              configured safe throttle (level hover thrust) for a short time;
-  motors_off  a fault lasted longer than its timeout: every motor at 0. Latched until reset().
+              policy to the position held when the fault began, at zero velocity (closed loop);
+  descend     no usable state (stale, not finite, or this loop itself stalled): no closed loop is
+              possible. If the last good odometry showed the vehicle level and calm, every motor at the
+              descent throttle (below hover, so it can only sink, never climb or speed up sideways
+              much) for at most ``descent_timeout`` from the fault's start; otherwise every motor at 0,
+              because constant thrust on a tilted or tumbling vehicle flies it away (worse than motors off);
+  motors_off  a fault outlasted its timeout: every motor at 0. Latched until :meth:`reset`.
+
+Re-entry after a state fault: the policy's recurrent state is stale (it saw none of the stall), so
+the policy flies again only after ``reentry_messages`` consecutive fresh, finite odometry messages,
+and the verdict that ends the fault says ``reset_policy``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
-OK, HOLD, OPEN_LOOP, MOTORS_OFF = "ok", "hold", "open_loop", "motors_off"
+import numpy as np
+
+from robo.runtime.quadrotor import VehicleState
+
+OK, HOLD, DESCEND, MOTORS_OFF = "ok", "hold", "descend", "motors_off"
+WAITING = "waiting"  # nothing received yet: nothing to command, the watchdog is not armed
 
 
 @dataclass
 class WatchdogConfig:
-    state_timeout: float = 0.1       # s without fresh odometry -> open_loop (10 periods at 100 Hz)
+    state_timeout: float = 0.1       # s without fresh odometry (or a control-loop gap) -> descend
     setpoint_timeout: float = 0.5    # s without a fresh setpoint -> hold
-    open_loop_timeout: float = 0.5   # s of open_loop -> motors_off
+    descent_timeout: float = 1.0     # s of descend (from the fault's start, re-entry aside) -> motors_off
     hold_timeout: float = 10.0       # s of hold -> motors_off
+    reentry_messages: int = 5        # fresh consecutive odometry messages before the policy flies again
+    max_tilt_deg: float = 30.0       # level enough for an open-loop descent
+    max_rate: float = 3.0            # rad/s: calm enough for an open-loop descent
 
     def __post_init__(self) -> None:
-        for name, value in vars(self).items():
+        for f in fields(self):
+            value = getattr(self, f.name)
             if not math.isfinite(value) or value <= 0:
-                raise ValueError(f"watchdog.{name}: must be a positive number of seconds, got {value}")
+                raise ValueError(f"watchdog.{f.name}: must be a positive number, got {value}")
+        if self.max_tilt_deg >= 90:
+            raise ValueError(f"watchdog.max_tilt_deg: must be below 90, got {self.max_tilt_deg}")
 
 
 @dataclass(frozen=True)
 class Verdict:
     mode: str
-    reason: str  # "" when ok
+    reason: str                 # "" when ok
+    descent: bool = False       # descend at the descent throttle (else, outside ok/hold, every motor at 0)
+    reset_policy: bool = False  # the fault is over: zero the policy's recurrent state before flying
+
+
+def tilt_and_rate(state: VehicleState) -> tuple[float, float]:
+    """Angle between body z and world z (deg) and the body-rate magnitude (rad/s)."""
+    x, y = float(state.quaternion[1]), float(state.quaternion[2])
+    cos_tilt = 1.0 - 2.0 * (x * x + y * y)  # R[2, 2]
+    tilt = math.degrees(math.acos(max(-1.0, min(1.0, cos_tilt))))
+    return tilt, float(np.linalg.norm(state.angular_velocity))
 
 
 class Watchdog:
@@ -42,45 +72,92 @@ class Watchdog:
         self.reset()
 
     def reset(self) -> None:
-        self.mode = OK
+        self.mode = WAITING
         self.reason = ""
-        self._since: float | None = None      # when the current fault began (any mode)
-        self._open_since: float | None = None  # when the current open-loop stretch began
+        self._last_odometry = -math.inf   # arrival of the newest odometry message
+        self._good_level = False          # that one showed a level, calm vehicle
+        self._finite = True               # the newest message was finite
+        self._fresh = 0                   # consecutive fresh finite messages
+        self._last_check: float | None = None
+        self._state_fault = ""            # why the policy may not fly (cleared by re-entry)
+        self._fault_since = math.inf      # when that fault began
+        self._hold_since: float | None = None
 
-    def check(self, now: float, state_age: float, state_finite: bool, setpoint_age: float,
-              filter_fault: str = "") -> Verdict:
-        """Ages in seconds (inf when nothing has arrived); ``filter_fault``: the filter's reason or ""."""
+    # ----- inputs ---------------------------------------------------------------------------------
+    def odometry(self, now: float, state: VehicleState) -> None:
+        """Report one odometry message, as it arrives (``now``: its stamp or arrival time, s)."""
         cfg = self.cfg
+        self._finite = state.finite()
+        if not self._finite:
+            self._fresh = 0
+            self._fault(now, "non-finite odometry")
+        else:
+            fresh = now - self._last_odometry <= cfg.state_timeout
+            self._fresh = self._fresh + 1 if fresh else 1
+            tilt, rate = tilt_and_rate(state)
+            self._good_level = tilt <= cfg.max_tilt_deg and rate <= cfg.max_rate
+        self._last_odometry = now
+
+    # ----- decision -------------------------------------------------------------------------------
+    def check(self, now: float, setpoint_age: float, filter_fault: str = "") -> Verdict:
+        """Once per control period. ``setpoint_age`` in s (inf: none yet); ``filter_fault``: its reason."""
+        cfg = self.cfg
+        gap = math.inf if self._last_check is None else now - self._last_check
+        self._last_check = now
         if self.mode == MOTORS_OFF:
             return Verdict(MOTORS_OFF, self.reason)
-        if not state_finite:
-            mode, reason = OPEN_LOOP, "non-finite odometry"
-        elif not state_age <= cfg.state_timeout:
-            mode, reason = OPEN_LOOP, f"stale odometry ({_age(state_age)} > {cfg.state_timeout:g} s)"
-        elif not setpoint_age <= cfg.setpoint_timeout:
-            mode, reason = HOLD, f"stale setpoint ({_age(setpoint_age)} > {cfg.setpoint_timeout:g} s)"
+        if self._last_odometry == -math.inf:
+            return self._set(Verdict(WAITING, "waiting for the first odometry message"))
+        state_age = now - self._last_odometry
+        if not math.isinf(gap) and gap > cfg.state_timeout and not self._state_fault:
+            # This loop did not run for longer than the state timeout: whatever the policy saw last
+            # is old, so the stall is a state fault like stale odometry, and needs a re-entry.
+            self._fault(now, f"control loop stalled for {gap:.3f} s")
+        if state_age > cfg.state_timeout and not self._state_fault:
+            self._fault(now, f"stale odometry ({state_age:.3f} s > {cfg.state_timeout:g} s)")
+        if self._state_fault:
+            if self._finite and state_age <= cfg.state_timeout and self._fresh >= cfg.reentry_messages:
+                self._state_fault = ""
+                return self._flying(now, setpoint_age, filter_fault, reset=True)
+            return self._descend(now)
+        return self._flying(now, setpoint_age, filter_fault, reset=False)
+
+    def _fault(self, now: float, reason: str) -> None:
+        if not self._state_fault:
+            self._fault_since = now
+        self._state_fault = reason
+        self._fresh = 0
+
+    def _descend(self, now: float) -> Verdict:
+        cfg = self.cfg
+        reason = self._state_fault
+        if self._fresh:
+            reason += f"; re-entry {self._fresh}/{cfg.reentry_messages} fresh odometry"
+        # Bounded from the fault's start: odometry bursts too short to re-enter do not extend it.
+        if now - self._fault_since >= cfg.descent_timeout:
+            return self._set(Verdict(MOTORS_OFF, f"{reason}; motors off after {now - self._fault_since:.2f} "
+                                     "s of descent"))
+        if not self._good_level:
+            return self._set(Verdict(DESCEND, f"{reason}; attitude not level or unknown: motors at 0"))
+        return self._set(Verdict(DESCEND, f"{reason}; level descent", descent=True))
+
+    def _flying(self, now: float, setpoint_age: float, filter_fault: str, reset: bool) -> Verdict:
+        cfg = self.cfg
+        if not setpoint_age <= cfg.setpoint_timeout:
+            age = "never received" if math.isinf(setpoint_age) else f"{setpoint_age:.3f} s"
+            reason = f"stale setpoint ({age} > {cfg.setpoint_timeout:g} s)"
         elif filter_fault:
-            mode, reason = HOLD, f"safety filter fault: {filter_fault}"
+            reason = f"safety filter fault: {filter_fault}"
         else:
-            mode, reason = OK, ""
-        if mode == OK:
-            self.mode, self.reason, self._since, self._open_since = OK, "", None, None
-            return Verdict(OK, "")
-        if self._since is None:
-            self._since = now
-        if mode == OPEN_LOOP:
-            self._open_since = now if self._open_since is None else self._open_since
-        else:
-            self._open_since = None
-        # Open loop (no feedback) runs on the short timeout from its own start; any fault, hold
-        # included, on the long one from when the fault began.
-        for since, limit in ((self._open_since, cfg.open_loop_timeout), (self._since, cfg.hold_timeout)):
-            if since is not None and now - since >= limit:
-                self.mode, self.reason = MOTORS_OFF, f"{reason}; motors off after {now - since:.2f} s"
-                return Verdict(MOTORS_OFF, self.reason)
-        self.mode, self.reason = mode, reason
-        return Verdict(mode, reason)
+            self._hold_since = None
+            return self._set(Verdict(OK, "", reset_policy=reset))
+        if self._hold_since is None:
+            self._hold_since = now
+        if now - self._hold_since >= cfg.hold_timeout:
+            held = now - self._hold_since
+            return self._set(Verdict(MOTORS_OFF, f"{reason}; motors off after {held:.2f} s"))
+        return self._set(Verdict(HOLD, reason, reset_policy=reset))
 
-
-def _age(age: float) -> str:
-    return "never received" if math.isinf(age) else f"{age:.3f} s"
+    def _set(self, verdict: Verdict) -> Verdict:
+        self.mode, self.reason = verdict.mode, verdict.reason
+        return verdict

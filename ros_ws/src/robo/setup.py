@@ -40,6 +40,7 @@ setup(
             "policy = robo.ros.policy_node:main",
             "safety_filter = robo.ros.filter_node:main",
             "trajectory = robo.ros.trajectory_node:main",
+            "graph = robo.ros.graph:main",
         ],
     },
 )

@@ -1,0 +1,185 @@
+"""The ROS graph under injected faults, for ``robo bench faults`` (rclpy side; see robo/bench/faults.py).
+
+The real nodes run as processes: quadrotor_sim (its odometry remapped to ``sim/odom``), trajectory
+(hold) and policy. This process relays ``sim/odom`` to ``odom`` and injects the faults there:
+odometry stalls (messages dropped for a while, the vehicle keeps flying), one NaN odometry message,
+and last the simulator killed. It records every motor command on arrival, the true altitude, and the
+policy node's own diagnostics, which it publishes on every mode change: the fault is dated when the
+policy says it detected it, on its clock. A second vehicle (the same three nodes under the namespace
+``uav2``) flies alongside without faults; it must not notice any of them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DESCENT, OFF = 0.5, 0.0  # configs/ros_quadrotor.yaml: descent_throttle; motors off
+FAILSAFE = ("descend", "motors_off")
+SECOND = "uav2"
+
+
+def replay(stalls: list[float], trials: int, settle: float = 2.5) -> list[dict[str, Any]]:
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from nav_msgs.msg import Odometry
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile
+    from std_msgs.msg import Float32MultiArray
+
+    from robo.ros.common import CONTROL_QOS
+    from robo.ros.processes import PARAMS_FILE, start_node, stop_nodes
+
+    domain = 100 + os.getpid() % 50
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    tmp = Path(tempfile.mkdtemp(prefix="robo_bench_faults_"))
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=domain)
+    node = rclpy.create_node("robo_bench_faults", context=ctx)
+    executor = SingleThreadedExecutor(context=ctx)
+    executor.add_node(node)
+    odom_pub = node.create_publisher(Odometry, "odom", CONTROL_QOS)
+    rec: dict[str, Any] = {"z": [], "commands": [], "relayed": [], "drop_until": 0.0, "nan": False,
+                           "modes": [], "second_z": [], "second_modes": []}
+    wall_minus_monotonic = time.time() - time.monotonic()  # diagnostics carry the nodes' (system) time
+
+    def on_diagnostics(m: DiagnosticArray) -> None:
+        t = m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 - wall_minus_monotonic
+        for s in m.status:
+            mode = next((v.value for v in s.values if v.key == "mode"), "")
+            if s.name == "/policy":
+                rec["modes"].append((t, mode, s.message))
+            elif s.name == f"/{SECOND}/policy":
+                rec["second_modes"].append((t, mode, s.message))
+
+    def on_sim_odom(m: Odometry) -> None:
+        now = time.monotonic()
+        p = m.pose.pose.position
+        rec["z"].append((now, p.x, p.y, p.z))
+        if now < rec["drop_until"]:
+            return
+        if rec["nan"]:
+            m.pose.pose.position.x = math.nan
+            rec["nan"] = False
+        odom_pub.publish(m)
+        rec["relayed"].append(time.monotonic())
+
+    node.create_subscription(Odometry, "sim/odom", on_sim_odom, CONTROL_QOS)
+    node.create_subscription(Float32MultiArray, "motor_command",
+                             lambda m: rec["commands"].append((time.monotonic(), list(m.data))), CONTROL_QOS)
+    node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, QoSProfile(depth=100))
+
+    def on_second_odom(m: Odometry) -> None:
+        p = m.pose.pose.position
+        rec["second_z"].append((time.monotonic(), p.x, p.y, p.z))
+
+    node.create_subscription(Odometry, f"/{SECOND}/odom", on_second_odom, CONTROL_QOS)
+    procs = {
+        "quadrotor_sim": start_node("quadrotor_sim", tmp / "sim.log", domain, params_files=[PARAMS_FILE],
+                                    remappings=[("odom", "sim/odom")], tmp_dir=tmp),
+        "trajectory": start_node("trajectory", tmp / "trajectory.log", domain, params_files=[PARAMS_FILE],
+                                 parameters={"kind": "hold"}, tmp_dir=tmp),
+        "policy": start_node("policy", tmp / "policy.log", domain, params_files=[PARAMS_FILE], tmp_dir=tmp),
+    }
+    for name, params in (("quadrotor_sim", {}), ("trajectory", {"kind": "hold"}), ("policy", {})):
+        procs[f"{SECOND}/{name}"] = start_node(name, tmp / f"{SECOND}_{name}.log", domain, namespace=SECOND,
+                                               params_files=[PARAMS_FILE], parameters=params, tmp_dir=tmp)
+
+    def spin(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.005)
+
+    results = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(rec["commands"]) < 100 or len(rec["second_z"]) < 100:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"bench faults: the graph did not fly; logs in {tmp}")
+            spin(0.1)
+        spin(2.0)
+        start = time.monotonic()
+        faults = [(f"odometry stall {d:g} s", d) for d in stalls for _ in range(trials)]
+        faults += [("NaN odometry", None)] * trials
+        for name, duration in faults:
+            settled(rec, spin)
+            t0 = time.monotonic()
+            if duration is not None:
+                rec["drop_until"] = t0 + duration
+            else:
+                rec["nan"] = True
+            spin(settle)
+            results.append(_measure(name, rec, t0, duration))
+        t0 = time.monotonic()
+        procs["quadrotor_sim"].send_signal(signal.SIGKILL)
+        spin(1.0)
+        results.append(_measure("simulator killed", rec, t0, math.inf))
+        results.append(_second_vehicle(rec, start))
+    finally:
+        stop_nodes(list(procs.values()))
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=ctx)
+    return results
+
+
+def settled(rec: dict[str, Any], spin: Any, timeout: float = 10.0) -> bool:
+    """Wait until the vehicle has hovered within 0.1 m of the hold point for 0.5 s: each trial starts from
+    a steady hover, not from the recovery after the last one (faults piling up measure something else)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        now = time.monotonic()
+        recent = np.array([r[1:4] for r in rec["z"] if r[0] >= now - 0.5])
+        if len(recent) > 20 and np.abs(recent - [0.0, 0.0, 1.0]).max() < 0.1:
+            return True
+        spin(0.1)
+    return False
+
+
+def _measure(name: str, rec: dict[str, Any], t0: float, duration: float | None,
+             state_timeout: float = 0.1, period: float = 0.01) -> dict[str, Any]:
+    """Detection: when the policy node reported a failsafe mode (its clock); its delay after the fault
+    became detectable (no odometry for state_timeout, or the NaN's arrival; this relay's clock)."""
+    relayed_before = [t for t in rec["relayed"] if t <= t0]
+    last = relayed_before[-1] if relayed_before else t0
+    if duration is None:  # NaN: detectable on arrival of the first message relayed after t0
+        detectable = next((t for t in rec["relayed"] if t > t0), math.nan)
+    else:
+        detectable = last + state_timeout
+    end = t0 + (duration if duration is not None and math.isfinite(duration) else 0.0) + 1.0
+    detected = next((t for t, mode, _ in rec["modes"] if t0 <= t <= end and mode in FAILSAFE), math.nan)
+    safe = next((t for t, m in rec["commands"] if t >= detected - 1e-4 and _is_safe(m)), math.nan)
+    measured = math.isfinite(detected) and math.isfinite(safe)
+    periods = math.ceil((safe - detected) / period) if measured else None
+    window = np.array([r for r in rec["z"] if r[0] >= t0 - 0.05]) if rec["z"] else np.zeros((0, 4))
+    before = [r for r in rec["z"] if r[0] < t0]
+    z0 = before[-1][3] if before else math.nan
+    loss = float(z0 - window[:, 3].min()) if len(window) else None
+    lost = bool(len(window) and (np.linalg.norm(window[-1, 1:4] - [0.0, 0.0, 1.0]) > 1.0
+                                 or not np.all(np.isfinite(window[:, 1:4]))))
+    delay = (detected - detectable) * 1e3 if math.isfinite(detected) and math.isfinite(detectable) else None
+    return {"fault": name, "detected": math.isfinite(detected), "periods_to_safe_command": periods,
+            "detection_delay_ms": delay, "max_altitude_loss_m": loss,
+            "lost": lost if duration is not math.inf else None}
+
+
+def _second_vehicle(rec: dict[str, Any], t0: float) -> dict[str, Any]:
+    """The vehicle in namespace uav2 over all the faults above: never in a failsafe mode, never lost."""
+    z = np.array([r for r in rec["second_z"] if r[0] >= t0])
+    failsafe = [m for t, m, _ in rec["second_modes"] if t >= t0 and m in FAILSAFE]
+    loss = float(1.0 - z[:, 3].min()) if len(z) else None
+    lost = bool(not len(z) or np.abs(z[:, 1:4] - [0.0, 0.0, 1.0]).max() > 1.0)
+    return {"fault": f"second vehicle (/{SECOND})", "detected": bool(failsafe),
+            "periods_to_safe_command": None, "detection_delay_ms": None, "max_altitude_loss_m": loss,
+            "lost": lost, "unaffected": not failsafe and not lost}
+
+
+def _is_safe(motors: list[float]) -> bool:
+    return all(abs(v - DESCENT) < 1e-6 for v in motors) or all(v == OFF for v in motors)
