@@ -70,9 +70,9 @@ def train(config: PendulumTrainConfig, args: argparse.Namespace, ctx: Context) -
     if ctx.resume and (run / CHECKPOINT).is_file():  # a run killed before its first checkpoint restarts
         runner.load(run / CHECKPOINT)
     per_iteration = config.runner.num_steps * config.envs
-    started = time.perf_counter()
+    first, started = runner.iteration, time.perf_counter()
     with ctx.bar("pendulum PPO", config.runner.iterations * per_iteration,
-                 initial=runner.iteration * per_iteration) as bar:
+                 initial=first * per_iteration) as bar:
         runner.on_log = lambda stats: bar.set_postfix_str(f"return {stats['mean_return']:.0f}")
         history = runner.run(progress=bar.update)
     seconds = time.perf_counter() - started
@@ -81,12 +81,14 @@ def train(config: PendulumTrainConfig, args: argparse.Namespace, ctx: Context) -
     last = history[-1]
     run.write_json("metrics.json", {"iterations": runner.iteration, "env_steps": last["env_steps"],
                                     "mean_return": last["mean_return"], "mean_length": last["mean_length"],
-                                    "wall_seconds_this_session": seconds, "threads": config.threads})
+                                    "session_started_at_iteration": first, "session_wall_seconds": seconds,
+                                    "threads": config.threads})
     card = export_policy(runner, run, config)
+    error = card["export"]["equivalence"]["max_abs_error"]
     return (f"pendulum: {runner.iteration} iterations, {last['env_steps']:,} transitions "
-            f"({seconds:.0f} s this session); training mean return {last['mean_return']:.0f} "
-            f"(random policy about -1200)\npolicy {run / 'policy.onnx'} (ONNX Runtime max abs difference "
-            f"{card['export']['equivalence']['max_abs_error']:.1g}); "
+            f"({runner.iteration - first} in {seconds:.0f} s this session); training mean return "
+            f"{last['mean_return']:.0f} (random policy about -1200)\n"
+            f"policy {run / 'policy.onnx'} (ONNX Runtime max abs difference {error:.1g}); "
             f"robo eval pendulum --policy {run / 'policy.onnx'}")
 
 
