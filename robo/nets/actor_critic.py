@@ -11,8 +11,8 @@
 * Optional :class:`RunningObsNorm` (running mean and variance of the observations, as buffers so the
   statistics travel in ``state_dict``).
 
-:meth:`ActorCritic.deterministic_actor` is the exportable policy: a plain module ``obs -> mean`` with
-the observation normalisation folded in.
+:meth:`ActorCritic.deterministic_actor` is the exportable policy: a registered policy ``obs -> mean``
+with the observation normalisation folded in (:class:`~robo.nets.policy.NormalizedMLPPolicy`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import math
 import torch
 from torch import nn
 
-from robo.nets.policy import MLPPolicy
+from robo.nets.policy import MLPPolicy, NormalizedMLPPolicy
 
 
 class RunningObsNorm(nn.Module):
@@ -105,10 +105,19 @@ class ActorCritic(nn.Module):
         z = (action - mean) / self.log_std.exp()
         return (-0.5 * z**2 - self.log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
 
-    def deterministic_actor(self) -> nn.Module:
-        """A detached copy ``obs -> action mean`` (normalisation included) for evaluation and export;
-        clip its output to [-1, 1] as the environment does."""
-        return nn.Sequential(copy.deepcopy(self.obs_norm), copy.deepcopy(self.actor)).eval()
+    def deterministic_actor(self) -> MLPPolicy:
+        """A detached copy ``obs -> action mean`` (normalisation included) for evaluation and export, a
+        registered policy that :func:`robo.nets.policy.save_policy` writes; clip its output to [-1, 1]
+        as the environment does."""
+        if not isinstance(self.obs_norm, RunningObsNorm):
+            return copy.deepcopy(self.actor).eval()
+        norm = self.obs_norm
+        arch = {k: v for k, v in self.actor.arch.items() if k != "kind"}
+        policy = NormalizedMLPPolicy(**arch, clip=norm.clip).to(self.log_std.device)
+        # The same float32 statistics RunningObsNorm.forward computes, so both give the same actions.
+        policy.load_state_dict({**self.actor.state_dict(), "obs_mean": norm.mean.float(),
+                                "obs_std": torch.sqrt(norm.var + norm.eps).float()})
+        return policy.eval()
 
 
 def _orthogonal_init(net: MLPPolicy, last_gain: float) -> None:

@@ -5,7 +5,8 @@ A policy class is registered under a kind (``@register_policy("mlp")``); it has 
 from a checkpoint and export reads its sizes. Two shapes ship here, both with batch-first tensors:
 
 * :class:`MLPPolicy` - ``forward(obs) -> action``, with an optional output activation (``"tanh"``:
-  a SAC actor's deterministic policy).
+  a SAC actor's deterministic policy); :class:`NormalizedMLPPolicy` adds a fixed observation
+  normalisation in front (a PPO actor's deterministic policy).
 * :class:`RecurrentPolicy` - Linear+ReLU -> GRU or LSTM -> Linear,
   ``forward(obs, state) -> (action, state)``. The recurrent state is explicit (a tuple of
   ``[batch, hidden]`` tensors: ``(h,)`` for a GRU, ``(h, c)`` for an LSTM) and starts at zeros
@@ -123,6 +124,23 @@ class MLPPolicy(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.net(obs)
+
+
+@register_policy("normalized-mlp")
+class NormalizedMLPPolicy(MLPPolicy):
+    """An :class:`MLPPolicy` behind a fixed observation normalisation ``clip((obs - obs_mean) / obs_std)``:
+    an on-policy actor with its running statistics frozen in, so every runtime feeds raw observations."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (64, 64, 64),
+                 activation: str = "relu", output_activation: str | None = None, clip: float = 10.0):
+        super().__init__(obs_dim, act_dim, hidden, activation, output_activation)
+        self.arch.update(kind="normalized-mlp", clip=clip)
+        self.register_buffer("obs_mean", torch.zeros(obs_dim))
+        self.register_buffer("obs_std", torch.ones(obs_dim))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        clip = self.arch["clip"]
+        return self.net(((obs - self.obs_mean) / self.obs_std).clamp(-clip, clip))
 
 
 @register_policy("recurrent")

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 TASK_PACKAGES = (
     "robo.tasks.raptor",
+    "robo.tasks.pendulum",
 )
 
 
