@@ -18,6 +18,14 @@ from dataclasses import dataclass
 
 import torch
 
+from sim.layout import Field, ObservationLayout
+
+OBSERVATION = ObservationLayout((
+    Field("cos", "1", clip=(-1.0, 1.0)),     # cos of the angle from upright
+    Field("sin", "1", clip=(-1.0, 1.0)),
+    Field("omega", "rad/s"),                 # angular velocity, within +-max_speed
+))
+
 
 @dataclass
 class PendulumConfig:
@@ -35,7 +43,7 @@ class PendulumConfig:
 class PendulumEnv:
     """``num_envs`` pendulums stepped as one tensor program; ``mass``/``length`` per environment."""
 
-    observation_size = 3
+    observation_size = OBSERVATION.size
     action_size = 1
 
     def __init__(self, mass: Sequence[float] | torch.Tensor, length: Sequence[float] | torch.Tensor,

@@ -10,56 +10,11 @@ Python (no torch), so a card can be written without the simulator running.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from sim.layout import Field, ObservationLayout
+
 MOTORS = ("FR", "BR", "BL", "FL")  # reference/quadrotor.md motor order
-
-
-@dataclass(frozen=True)
-class Field:
-    """One named group of values, e.g. ``p_err`` with components x, y, z -> ``p_err.x`` ..."""
-
-    name: str
-    unit: str
-    components: tuple[str, ...]
-    clip: tuple[float, float] | None = None
-
-
-@dataclass(frozen=True)
-class ObservationLayout:
-    fields: tuple[Field, ...]
-
-    @property
-    def names(self) -> list[str]:
-        return [f"{f.name}.{c}" for f in self.fields for c in f.components]
-
-    @property
-    def size(self) -> int:
-        return sum(len(f.components) for f in self.fields)
-
-    def slice(self, field: str) -> slice:
-        """Where ``field``'s values sit in an observation vector."""
-        start = 0
-        for f in self.fields:
-            if f.name == field:
-                return slice(start, start + len(f.components))
-            start += len(f.components)
-        known = ", ".join(f.name for f in self.fields)
-        raise ValueError(f"observation has no field {field!r} (fields: {known})")
-
-    def part(self, layout: ObservationLayout) -> slice:
-        """Where ``layout`` (a leading part of this one, e.g. the student's) sits: ``obs[:, part]``."""
-        if self.fields[: len(layout.fields)] != layout.fields:
-            raise ValueError("the layout is not a leading part of this one")
-        return slice(0, layout.size)
-
-    def card_entries(self) -> list[dict[str, Any]]:
-        """``[{"name", "unit", "clip"}]`` per value, the policy card's ``observation.layout``."""
-        return [{"name": f"{f.name}.{c}", "unit": f.unit, "clip": list(f.clip) if f.clip else None}
-                for f in self.fields for c in f.components]
-
-
 _XYZ = ("x", "y", "z")
 STUDENT = ObservationLayout((
     Field("p_err", "m", _XYZ),                     # p - p_ref, world

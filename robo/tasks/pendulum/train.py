@@ -20,13 +20,9 @@ from robo.rl.on_policy_runner import RESUMABLE_CHANGES, OnPolicyConfig, OnPolicy
 from robo.rl.ppo import PPOConfig
 from robo.tasks.registry import Context
 from robo.tasks.run_dir import RunDir
-from sim.pendulum import PendulumConfig, PendulumEnv
+from sim.pendulum import OBSERVATION, PendulumConfig, PendulumEnv
 
 TASK = "pendulum"
-# What the card says the network reads and writes (sim.pendulum's observation and action).
-OBSERVATION = [{"name": "cos", "unit": "1", "clip": [-1.0, 1.0]},
-               {"name": "sin", "unit": "1", "clip": [-1.0, 1.0]},
-               {"name": "omega", "unit": "rad/s", "clip": None}]
 ACTION = [{"name": "torque", "unit": "1"}]
 CHECKPOINT = "checkpoint.pt"
 
@@ -113,7 +109,8 @@ def export_policy(runner: OnPolicyRunner, run: RunDir, config: PendulumTrainConf
     from robo.export.onnx_export import export_checkpoint
     from robo.nets.policy import save_policy
 
-    meta = {"task": TASK, "observation": OBSERVATION, "action": ACTION, "action_clip": [-1.0, 1.0],
+    meta = {"task": TASK, "observation": OBSERVATION.card_entries(), "action": ACTION,
+            "action_clip": [-1.0, 1.0],
             "action_mapping": f"torque = a * {config.pendulum.max_torque} N m",
             "control_rate_hz": 1.0 / config.pendulum.dt, "run": str(Path(run.path)),
             "config": to_dict(config)}
