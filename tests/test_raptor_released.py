@@ -75,3 +75,18 @@ def test_bad_checkpoints_are_one_line_and_write_nothing(imported, tmp_path, caps
         assert message in err and err.count("\n") == 1, err
     assert {p.name: p.read_bytes() for p in imported.iterdir()} == before
     assert sorted(p.name for p in imported.parent.iterdir()) == [imported.name]
+
+
+@pytest.mark.qemu
+def test_the_imported_policy_goes_through_the_demo_fly_c_and_qemu(imported, tmp_path):
+    """The same path as the committed student: export, a filtered flight, C, the Cortex-M4F in QEMU."""
+    import json
+
+    assert main(["demo", "--policy", str(imported / "student.pt"), "--duration", "2",
+                 "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    stages = {s["stage"]: s["measured"] for s in summary["stages"]}
+    assert stages["export"]["max_abs_error"] < 1e-5
+    assert not stages["fly"]["collision"]
+    run = stages["firmware run"]
+    assert run["max_abs_error_vs_onnxruntime"] < 1e-5 and run["status_matches"]

@@ -125,7 +125,8 @@ def import_released(out: str | Path, checkpoint: str | Path | None = None) -> di
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         save_policy(staging / "student.pt", net, quadrotor_student_meta(
-            run=f"{PACKAGE} {_version()}", origin={"source": "released", "package": PACKAGE}))
+            run={"package": PACKAGE, "version": _version(), "checkpoint_name": attrs["checkpoint_name"]},
+            origin={"source": "released", "package": PACKAGE}))
         card = export_checkpoint(staging / "student.pt", staging / "policy.onnx")
         write_json(staging / "origin.json", origin)
         _replace_folder(staging, out)
