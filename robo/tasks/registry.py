@@ -22,6 +22,7 @@ from typing import Any, Protocol
 TASK_PACKAGES = (
     "robo.tasks.raptor",
     "robo.tasks.pendulum",
+    "robo.tasks.online_cbf",
 )
 
 

@@ -1,0 +1,126 @@
+"""The decentralised multi-agent CBF filter, batched over agents x environments in torch.
+
+Every agent i of every environment solves its own QP over its acceleration a_i:
+
+    minimize |a_i - a_nom_i|^2 + rho * sum(s)   s.t.   row_j . a_i + s_j >= b_j,  |a_i|_inf <= a_max
+
+with one row per neighbour (another agent or an obstacle) within the sensing radius. The barrier is
+h = |p_i - p_j|^2 - d^2 (d: the two radii plus a margin), of relative degree two for a double
+integrator, so it enters as a high-order CBF with the agent's own gains (k1, k2):
+
+    psi = h' + k1 h,    psi' + k2 psi = h'' + (k1 + k2) h' + k1 k2 h >= 0,
+    h' = 2 dp.dv,       h'' = 2 |dv|^2 + 2 dp.(a_i - a_j).
+
+For a pair of agents each takes half of the condition, 2 dp.a_i >= -c/2 with
+c = 2 |dv|^2 + (k1 + k2) h' + k1 k2 h (the two halves add up to the whole when both agents use the
+same gains); an obstacle is taken fully, 2 dp.a_i >= -c. Rows are divided by |2 dp| so they have
+unit length (the solver's tolerance and the slack are then in m/s^2). The gains are inputs per
+agent, so a tuner can set them online.
+
+The QP is the projection solved by :func:`robo.safety.batched_active_set.solve_active_set` (the
+algorithm of the fast path and the emitted C), a 2-D problem padded with a zero third axis. The
+slack is an exact (L1) penalty: it is zero whenever the hard problem is feasible with multipliers
+below rho, and otherwise (infeasible, or a multiplier above rho) the agent is at fault: it gets the
+defined brake command ``clamp(-brake_gain * v, -a_max, a_max)`` and the fault is counted. The cvxpy
+statement of one agent's QP is :func:`robo.safety.multi_agent.reference_agent_qp`.
+
+Not imported by ``robo.safety``: torch stays off the runtime's import path.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from robo.safety.batched_active_set import solve_active_set
+
+
+@dataclass(frozen=True)
+class MultiAgentFilterConfig:
+    agent_radius: float = 0.2     # m
+    sensing_radius: float = 3.0   # m
+    max_accel: float = 2.0        # m/s^2 per axis
+    margin: float = 0.05          # m added to every contact distance (the discrete-time step's allowance)
+    slack_weight: float = 1e4     # rho: a barrier multiplier above it is a fault
+    brake_gain: float = 10.0      # 1/s, the fault command's velocity gain
+    tol: float = 1e-9             # accepted row violation (m/s^2)
+
+    def __post_init__(self) -> None:
+        for name in ("agent_radius", "sensing_radius", "max_accel", "slack_weight", "brake_gain", "tol"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"filter: {name} must be finite and > 0, got {value}")
+        if not (math.isfinite(self.margin) and self.margin >= 0):
+            raise ValueError(f"filter: margin must be finite and >= 0, got {self.margin}")
+
+
+@dataclass(frozen=True)
+class FilterOutput:
+    u: torch.Tensor         # [E, N, D] accelerations to apply
+    fault: torch.Tensor     # [E, N] bool: QP infeasible (slack needed): u is the brake command
+    modified: torch.Tensor  # [E, N] bool: u differs from the nominal command (and no fault)
+
+
+def _check_gains(k: torch.Tensor, name: str) -> None:
+    if not bool(torch.isfinite(k).all()) or bool((k <= 0).any()):
+        raise ValueError(f"filter: gain {name} must be finite and > 0 for every agent")
+
+
+def barrier_rows(p: torch.Tensor, v: torch.Tensor, obstacle_p: torch.Tensor, obstacle_r: torch.Tensor,
+                 k1: torch.Tensor, k2: torch.Tensor,
+                 config: MultiAgentFilterConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each agent's rows ``A . a_i >= b``: A [E, N, N + O, D] (unit rows), b [E, N, N + O].
+
+    Slot j < N is agent j, slot N + k obstacle k; a slot out of sensing range (or the agent itself)
+    is the empty row 0 >= -1, which never binds.
+    """
+    E, N, D = p.shape
+    O = obstacle_p.shape[1]
+    dp = torch.cat([p[:, :, None] - p[:, None], p[:, :, None] - obstacle_p[:, None]], dim=2)   # [E, N, R, D]
+    dv = torch.cat([v[:, :, None] - v[:, None], v[:, :, None].expand(E, N, O, D)], dim=2)
+    r = config.agent_radius
+    reach = torch.cat([torch.full((E, N, N), 2 * r, dtype=p.dtype, device=p.device),
+                       (r + obstacle_r)[:, None].expand(E, N, O)], dim=2) + config.margin
+    share = torch.cat([torch.full((N,), 0.5), torch.ones(O)]).to(p)                          # [R]
+    dist = dp.norm(dim=-1)
+    h = dist**2 - reach**2
+    h_dot = 2 * (dp * dv).sum(-1)
+    k1, k2 = k1[..., None], k2[..., None]
+    c = 2 * (dv * dv).sum(-1) + (k1 + k2) * h_dot + k1 * k2 * h
+    live = (dist <= config.sensing_radius) & ~torch.eye(N + O, dtype=torch.bool, device=p.device)[:N]
+    safe_dist = torch.where(live, dist, 1.0)
+    A = torch.where(live[..., None], dp / safe_dist[..., None], 0.0)
+    b = torch.where(live, -share * c / (2 * safe_dist), -1.0)
+    return A, b
+
+
+def filter_accelerations(p: torch.Tensor, v: torch.Tensor, u_nom: torch.Tensor, obstacle_p: torch.Tensor,
+                         obstacle_r: torch.Tensor, k1: torch.Tensor | float, k2: torch.Tensor | float,
+                         config: MultiAgentFilterConfig) -> FilterOutput:
+    """Filter every agent's nominal acceleration ``u_nom`` [E, N, D] (positions ``p``, velocities
+    ``v``; obstacles [E, O, D] and radii [E, O]; gains scalars or [E, N])."""
+    E, N, D = p.shape
+    k1 = torch.as_tensor(k1, dtype=p.dtype, device=p.device).expand(E, N)
+    k2 = torch.as_tensor(k2, dtype=p.dtype, device=p.device).expand(E, N)
+    _check_gains(k1, "k1")
+    _check_gains(k2, "k2")
+    A, b = barrier_rows(p, v, obstacle_p, obstacle_r, k1, k2, config)
+    R = A.shape[2]
+    B = E * N
+    eye = torch.eye(3, dtype=p.dtype, device=p.device)[:D]                                  # [D, 3]
+    G = torch.cat([torch.nn.functional.pad(A.reshape(B, R, D), (0, 3 - D)),
+                   eye.expand(B, D, 3), -eye.expand(B, D, 3)], dim=1)                     # [B, R + 2D, 3]
+    g = torch.cat([b.reshape(B, R), torch.full((B, 2 * D), -config.max_accel, dtype=p.dtype,
+                                               device=p.device)], dim=1)
+    u_flat = torch.nn.functional.pad(u_nom.reshape(B, D), (0, 3 - D))
+    u, ok, act, mu = solve_active_set(G, g, u_flat, tol=config.tol, dependent=1e-20,
+                                      max_steps=4 * G.shape[1] + 8)
+    barrier = (act >= 0) & (act < R)
+    fault = (~ok | (barrier & (mu > config.slack_weight)).any(dim=1)).reshape(E, N)
+    u = u[:, :D].reshape(E, N, D)
+    brake = (-config.brake_gain * v).clamp(-config.max_accel, config.max_accel)
+    u = torch.where(fault[..., None], brake, u)
+    modified = ~fault & ((u - u_nom).abs() > 1e-9).any(dim=-1)
+    return FilterOutput(u, fault, modified)

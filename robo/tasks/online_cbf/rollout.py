@@ -1,0 +1,92 @@
+"""Episodes of one scenario under a controller, their metrics, and the exhaustive grid search.
+
+A controller is the nominal PD (``gains=None``) or the filter with fixed gains (k1, k2). All episodes
+run as one batch; they stop when every episode has all its agents at their goals, or at the horizon.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from robo.safety.batched_multi_agent import filter_accelerations
+from robo.tasks.online_cbf.config import OnlineCbfConfig
+from sim.swarm import SwarmState, make_scenario, nominal_accelerations, reset, step
+
+Gains = tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class Rollout:
+    final: SwarmState
+    faults: int            # agent-steps whose QP needed slack
+    agent_steps: int
+    paths: torch.Tensor    # [T + 1, N, D] the first episode's positions
+
+
+def run_episodes(config: OnlineCbfConfig, gains: Gains, *, episodes: int | None = None,
+                 seed: int | None = None, progress: Callable[[int], None] | None = None) -> Rollout:
+    episodes = config.episodes if episodes is None else episodes
+    seed = config.seed if seed is None else seed
+    sw = config.swarm
+    scenario = make_scenario(config.scenario, config.agents, episodes, seed=seed, dim=sw.dim,
+                             spacing=config.spacing, jitter=config.jitter, obstacles=config.obstacles)
+    state = reset(scenario, sw)
+    fc = config.filter_config()
+    faults, agent_steps, paths = 0, 0, [state.p[0]]
+    for _ in range(sw.episode_steps):
+        u = nominal_accelerations(state.p, state.v, state.goal, max_speed=sw.max_speed,
+                                  max_accel=sw.max_accel, kp=config.kp, kd=config.kd)
+        if gains is not None:
+            out = filter_accelerations(state.p, state.v, u, state.obstacle_p, state.obstacle_r, *gains, fc)
+            u = out.u
+            faults += int(out.fault.sum())
+        agent_steps += u.shape[0] * u.shape[1]
+        state = step(state, u, sw)
+        paths.append(state.p[0])
+        if progress is not None:
+            progress(1)
+        if bool((state.arrived_step >= 0).all()):
+            break
+    return Rollout(state, faults, agent_steps, torch.stack(paths))
+
+
+def metrics(rollout: Rollout, config: OnlineCbfConfig) -> dict[str, Any]:
+    s = rollout.final
+    collided = s.collisions > 0
+    success = (s.arrived_step >= 0) & ~collided
+    makespan = s.arrived_step[success].double() * config.swarm.dt
+    return {
+        "episodes": int(s.p.shape[0]),
+        "success_rate": float(success.double().mean()),
+        "collisions": int(s.collisions.sum()),
+        "collision_episode_rate": float(collided.double().mean()),
+        "min_distance_m": float(s.min_distance.min()),
+        "contact_distance_m": 2 * config.swarm.agent_radius,
+        "deadlock_rate": float(s.deadlocked.any(dim=1).double().mean()),
+        "makespan_s": float(makespan.mean()) if len(makespan) else None,
+        "qp_faults": rollout.faults,
+        "qp_fault_rate": rollout.faults / rollout.agent_steps,
+    }
+
+
+def _rank(m: dict[str, Any]) -> tuple:
+    # Safety first, then success, then speed.
+    return (-m["collisions"], m["success_rate"], -m["deadlock_rate"], -(m["makespan_s"] or float("inf")))
+
+
+def grid_search(config: OnlineCbfConfig, progress: Callable[[int], None] | None = None
+                ) -> tuple[tuple[float, float], list[dict[str, Any]]]:
+    """Every (k1, k2) of ``config.grid`` on the grid's own episodes; returns the best gains (fewest
+    collisions, then highest success, lowest deadlock rate, shortest makespan) and the whole table."""
+    table = []
+    for k1 in config.grid.k1:
+        for k2 in config.grid.k2:
+            run = run_episodes(config, (k1, k2), episodes=config.grid.episodes, seed=config.grid.seed,
+                               progress=progress)
+            table.append({"k1": k1, "k2": k2, **metrics(run, config)})
+    best = max(table, key=_rank)
+    return (best["k1"], best["k2"]), table

@@ -1,0 +1,18 @@
+"""Batched multi-agent navigation: double-integrator agents with speed and acceleration limits.
+
+Tensors are ``[envs, agents, dim]`` (dim 2 or 3). The environment is plain functions of state and
+action (MuJoCo Playground style): :func:`reset` builds a :class:`SwarmState` from a
+:class:`Scenario`, :func:`step` advances it under accelerations and counts collisions, deadlocks and
+arrival. :mod:`sim.swarm.scenarios` makes the seeded scenarios, :mod:`sim.swarm.observation` the
+per-agent features (written down once as layouts), :mod:`sim.swarm.nominal` the PD-to-goal controller.
+"""
+
+from sim.swarm.env import SwarmConfig, SwarmState, at_goal, pairwise_distances, reset, step
+from sim.swarm.nominal import nominal_accelerations
+from sim.swarm.observation import AGENT_LAYOUT, EDGE_LAYOUT, observe
+from sim.swarm.scenarios import SCENARIOS, Scenario, make_scenario
+
+__all__ = [
+    "AGENT_LAYOUT", "EDGE_LAYOUT", "SCENARIOS", "Scenario", "SwarmConfig", "SwarmState", "at_goal",
+    "make_scenario", "nominal_accelerations", "observe", "pairwise_distances", "reset", "step",
+]
