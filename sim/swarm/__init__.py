@@ -9,10 +9,11 @@ per-agent features (written down once as layouts), :mod:`sim.swarm.nominal` the 
 
 from sim.swarm.env import SwarmConfig, SwarmState, at_goal, pairwise_distances, reset, step
 from sim.swarm.nominal import nominal_accelerations
-from sim.swarm.observation import AGENT_LAYOUT, EDGE_LAYOUT, observe
+from sim.swarm.observation import AGENT_LAYOUT, EDGE_LAYOUT, agent_layout, edge_layout, observe
 from sim.swarm.scenarios import SCENARIOS, Scenario, make_scenario
 
 __all__ = [
-    "AGENT_LAYOUT", "EDGE_LAYOUT", "SCENARIOS", "Scenario", "SwarmConfig", "SwarmState", "at_goal",
-    "make_scenario", "nominal_accelerations", "observe", "pairwise_distances", "reset", "step",
+    "AGENT_LAYOUT", "EDGE_LAYOUT", "SCENARIOS", "Scenario", "SwarmConfig", "SwarmState", "agent_layout",
+    "at_goal", "edge_layout", "make_scenario", "nominal_accelerations", "observe", "pairwise_distances",
+    "reset", "step",
 ]

@@ -38,12 +38,13 @@ class _Layout:
     obstacles: np.ndarray     # [O, 3]: x, y, radius
 
 
-def _circle_radius(agents: int, spacing: float) -> float:
-    return max(2.0, spacing / (2 * math.sin(math.pi / agents)))
+def _circle_radius(agents: int, spacing: float, least: float) -> float:
+    return max(least, spacing / (2 * math.sin(math.pi / agents)))
 
 
-def _swap(rng: np.random.Generator, agents: int, spacing: float, jitter: float) -> _Layout:
-    radius = _circle_radius(agents, spacing)
+def _swap(rng: np.random.Generator, agents: int, spacing: float, jitter: float,
+          least: float = 2.0) -> _Layout:
+    radius = _circle_radius(agents, spacing, least)
     angle = rng.uniform(0, 2 * math.pi) + 2 * math.pi * np.arange(agents) / agents
     angle += rng.uniform(-jitter, jitter, agents) / radius
     starts = radius * np.stack([np.cos(angle), np.sin(angle)], axis=1)
@@ -89,12 +90,13 @@ def _corridor(rng: np.random.Generator, agents: int, spacing: float, jitter: flo
 
 
 OBSTACLE_RADII = (0.2, 0.5)  # m, drawn uniformly
+OBSTACLE_CIRCLE = 3.0        # m, the least radius of the start circle: room for the obstacles inside
 
 
 def _obstacles(rng: np.random.Generator, agents: int, spacing: float, jitter: float,
                count: int) -> _Layout:
-    swap = _swap(rng, agents, spacing, jitter)
-    inner = 0.6 * _circle_radius(agents, spacing)  # the starts and goals stay clear
+    swap = _swap(rng, agents, spacing, jitter, least=OBSTACLE_CIRCLE)
+    inner = 0.6 * _circle_radius(agents, spacing, OBSTACLE_CIRCLE)  # the starts and goals stay clear
     placed: list[np.ndarray] = []
     for _ in range(100 * count):
         if len(placed) == count:
@@ -103,7 +105,7 @@ def _obstacles(rng: np.random.Generator, agents: int, spacing: float, jitter: fl
         c = rng.uniform(-inner, inner, 2)
         if np.linalg.norm(c) + r > inner:
             continue
-        if all(np.linalg.norm(c - o[:2]) > r + o[2] + spacing for o in placed):
+        if all(np.linalg.norm(c - o[:2]) > r + o[2] + spacing / 2 for o in placed):  # an agent fits between
             placed.append(np.array([c[0], c[1], r]))
     if len(placed) < count:
         raise ValueError(f"scenario obstacles: could not place {count} obstacles apart inside a circle of "
@@ -112,7 +114,7 @@ def _obstacles(rng: np.random.Generator, agents: int, spacing: float, jitter: fl
 
 
 def make_scenario(name: str, agents: int, envs: int, *, seed: int, dim: int = 2, spacing: float = 0.8,
-                  jitter: float = 0.05, obstacles: int = 6, dtype: torch.dtype = torch.float64,
+                  jitter: float = 0.05, obstacles: int = 4, dtype: torch.dtype = torch.float64,
                   device: str | torch.device = "cpu") -> Scenario:
     """``envs`` seeded instances of scenario ``name`` with ``agents`` agents in ``dim`` dimensions.
 

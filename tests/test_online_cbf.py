@@ -1,0 +1,103 @@
+"""The decentralised CBF filter (batched torch vs its cvxpy statement), its closed loop on the swap,
+and robo eval online-cbf."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from robo.cli import main
+from robo.safety.batched_multi_agent import MultiAgentFilterConfig, filter_accelerations
+from robo.safety.multi_agent import reference_agent_qp
+from robo.tasks.online_cbf.config import OnlineCbfConfig
+from robo.tasks.online_cbf.rollout import grid_search, metrics, run_episodes
+from sim.swarm import SwarmConfig
+
+FILTER = MultiAgentFilterConfig(sensing_radius=2.0)
+
+
+def _random_instance(rng, agents=5, obstacles=2):
+    while True:  # agents and obstacles apart, within a box where most pairs sense each other
+        p = rng.uniform(-1.5, 1.5, (agents, 2))
+        c = rng.uniform(-1.5, 1.5, (obstacles, 2))
+        r = rng.uniform(0.1, 0.3, obstacles)
+        d = np.linalg.norm(p[:, None] - p[None], axis=-1) + np.eye(agents) * 9
+        do = np.linalg.norm(p[:, None] - c[None], axis=-1)
+        if d.min() > 0.5 and (do > 0.25 + r + 0.05).all():
+            return p, rng.uniform(-1, 1, (agents, 2)), rng.uniform(-3, 3, (agents, 2)), c, r
+
+
+def test_the_batched_filter_solves_each_agents_cvxpy_qp():
+    rng = np.random.default_rng(0)
+    cases = [_random_instance(rng) for _ in range(12)]
+    p, v, u_nom, c, r = (torch.tensor(np.stack(x)) for x in zip(*cases, strict=True))
+    k1 = torch.tensor(rng.uniform(0.3, 4.0, (12, 5)))
+    k2 = torch.tensor(rng.uniform(0.3, 4.0, (12, 5)))
+    out = filter_accelerations(p, v, u_nom, c, r, k1, k2, FILTER)
+    statuses, worst = [], 0.0
+    for e in range(12):
+        for i in range(5):
+            ref = reference_agent_qp(i, p[e].numpy(), v[e].numpy(), u_nom[e, i].numpy(), c[e].numpy(),
+                                     r[e].numpy(), float(k1[e, i]), float(k2[e, i]),
+                                     agent_radius=FILTER.agent_radius, sensing_radius=FILTER.sensing_radius,
+                                     max_accel=FILTER.max_accel, margin=FILTER.margin,
+                                     slack_weight=FILTER.slack_weight)
+            assert ref.status != "solver_failed"
+            assert bool(out.fault[e, i]) == (ref.status == "infeasible"), (e, i, ref)
+            statuses.append(ref.status)
+            if ref.status == "optimal":
+                worst = max(worst, float(np.abs(out.u[e, i].numpy() - ref.u).max()))
+    assert worst < 1e-5
+    assert int(out.modified.sum()) >= 10  # the instances exercise the constraints ...
+    assert statuses.count("infeasible") >= 1 and statuses.count("optimal") >= 40  # ... and the fault
+    brake = (-FILTER.brake_gain * v).clamp(-FILTER.max_accel, FILTER.max_accel)
+    assert torch.equal(out.u[out.fault], brake[out.fault])
+
+
+def test_the_filter_refuses_bad_gains():
+    p = torch.tensor([[[0.0, 0.0], [1.0, 0.0]]], dtype=torch.float64)
+    none = torch.zeros(1, 0, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="gain k2 must be finite and > 0"):
+        filter_accelerations(p, p * 0, p * 0, none, none[..., 0], 1.0, torch.tensor([[1.0, -1.0]]), FILTER)
+
+
+SHORT = OnlineCbfConfig(scenario="swap", agents=8, episodes=2, swarm=SwarmConfig(episode_time=12.0))
+
+
+def test_the_filtered_swap_of_eight_agents_has_no_collision_where_the_nominal_controller_collides():
+    nominal = metrics(run_episodes(SHORT, None), SHORT)
+    filtered = metrics(run_episodes(SHORT, (2.0, 2.0)), SHORT)
+    assert nominal["collisions"] > 0 and nominal["min_distance_m"] < 0.4
+    assert filtered["collisions"] == 0 and filtered["min_distance_m"] > 0.4
+
+
+def test_grid_search_tries_every_pair_and_picks_the_safest_then_most_successful():
+    grid = dataclasses.replace(SHORT.grid, k1=[0.5, 2.0], k2=[2.0], episodes=2)
+    config = dataclasses.replace(SHORT, agents=4, grid=grid, swarm=SwarmConfig(episode_time=4.0))
+    best, table = grid_search(config)
+    assert sorted((row["k1"], row["k2"]) for row in table) == [(0.5, 2.0), (2.0, 2.0)]
+    row = next(r for r in table if (r["k1"], r["k2"]) == best)
+    assert row["collisions"] == min(r["collisions"] for r in table)
+    tied = [r for r in table if r["collisions"] == row["collisions"]]
+    assert row["success_rate"] == max(r["success_rate"] for r in tied)
+
+
+def test_cli_eval_writes_metrics_and_trajectories(tmp_path, capsys):
+    out = tmp_path / "e"
+    args = ["eval", "online-cbf", "--scenario", "corridor", "--agents", "4", "--episodes", "2",
+            "--set", "swarm.episode_time=3.0", "--out", str(out)]
+    assert main([*args, "--gains", "2,2"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["scenario"] == "corridor" and m["agents"] == 4 and m["episodes"] == 2
+    assert m["gains"] == {"k1": 2.0, "k2": 2.0}
+    keys = ("success_rate", "collisions", "min_distance_m", "deadlock_rate", "makespan_s", "qp_fault_rate")
+    assert all(key in m for key in keys)
+    assert (out / "trajectories.png").stat().st_size > 1000
+    before = (out / "metrics.json").read_bytes()
+    assert main([*args, "--gains", "2,-1"]) == 1
+    assert "--gains '2,-1': both gains must be finite and > 0" in capsys.readouterr().err
+    assert main([*args, "--nominal", "--agents", "1"]) == 1
+    assert "agents must be >= 2" in capsys.readouterr().err
+    assert (out / "metrics.json").read_bytes() == before
