@@ -20,7 +20,7 @@ from robo.tasks.online_cbf.rollout import grid_search, metrics, run_episodes
 from sim.swarm import SCENARIOS, make_scenario, nominal_accelerations, reset, step
 
 HELP = ("Online CBFs: decentralised filter solves/s batched (agents x envs) vs a per-environment loop and "
-        "cvxpy per agent; per scenario nominal vs grid-searched fixed gains. Example: robo bench online-cbf "
+        "cvxpy per agent; per scenario nominal vs grid-searched fixed gains. Example: robo bench online_cbf "
         "--episodes 100   (quick look: --quick)")
 GAINS = (2.0, 2.0)
 
