@@ -434,12 +434,7 @@ def plot(result: dict[str, Any], out_dir: Path, periods: tuple[float, ...]) -> l
 
 
 def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
+    from robo.files import save_figure
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.tight_layout()
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path, dpi=110)

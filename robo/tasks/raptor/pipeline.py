@@ -279,6 +279,8 @@ def plot_history(path: Path, history: list[dict[str, Any]]) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from robo.files import save_figure
+
     fig, ax = plt.subplots(figsize=(7, 4))
     epochs = [r["epoch"] for r in history]
     ax.semilogy(epochs, [r["loss"] for r in history], color="tab:blue", label="imitation loss")
@@ -295,11 +297,7 @@ def plot_history(path: Path, history: list[dict[str, Any]]) -> Path:
         ax.axvline(switch - 0.5, color="grey", ls=":", lw=1)
     ax.set_title("RAPTOR student distillation")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 # ---------------------------------------------------------------------------------------------
