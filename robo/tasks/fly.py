@@ -37,6 +37,9 @@ class TrackerGains:
     kv: float = 3.0
 
 
+MAX_DURATION_S = 3600.0  # an hour of flight: beyond it a typo (1e12) would run for ever
+
+
 @dataclass
 class FlyConfig:
     policy: str = ""                     # policy.onnx (its card beside it); "" = the committed default
@@ -51,8 +54,8 @@ class FlyConfig:
     tracker: TrackerGains = field(default_factory=TrackerGains)
 
     def __post_init__(self) -> None:
-        if not math.isfinite(self.duration) or self.duration <= 0:
-            raise ValueError(f"duration must be > 0 s, got {self.duration}")
+        if not (math.isfinite(self.duration) and 0 < self.duration <= MAX_DURATION_S):
+            raise ValueError(f"duration must be in (0, {MAX_DURATION_S:g}] s, got {self.duration:g}")
         if not math.isfinite(self.margin) or self.margin < 0:
             raise ValueError(f"margin must be >= 0 m, got {self.margin}")
         for ob in self.obstacles:
