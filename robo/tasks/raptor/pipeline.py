@@ -38,6 +38,7 @@ from robo.rl.checkpoint import atomic_save
 from robo.rl.distill import collect, fit
 from robo.tasks.raptor import evaluation
 from robo.tasks.raptor.teachers import RaptorTeachersConfig, fleet_digest, load_teachers, train_teachers
+from robo.tasks.run_dir import RunDir
 from sim.quadrotor import (
     QuadrotorEnv,
     QuadrotorEnvConfig,
@@ -321,13 +322,9 @@ def train_raptor(config: RaptorConfig, run_dir: str | Path, *, resume: bool = Fa
                  log: Callable[[str], None] = print,
                  bar: Callable[[str, int], Any] | None = None) -> dict[str, Any]:
     """Fleet -> teachers -> student -> evaluation -> ONNX export, each stage resumable."""
-    run = Path(run_dir)
-    if not resume and run.exists() and any(run.iterdir()):
-        raise OSError(f"{run} is not empty; pass --resume to continue it or choose another folder")
-    if resume and not (run / "config.yaml").is_file():
-        raise OSError(f"--resume: {run} holds no raptor run (no config.yaml)")
-    run.mkdir(parents=True, exist_ok=True)
-    dump_yaml(config, run / "config.yaml")
+    # A changed config is refused before any stage runs: config.yaml keeps saying what trained the run.
+    run = RunDir.open(run_dir, config, kind="raptor", resume=resume,
+                      may_change=("teachers.threads", "student.threads")).path
     prepare_fleet(config.fleet, run / "fleet.json")
 
     teachers_dir = run / "teachers"
