@@ -197,6 +197,8 @@ def generate_c(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Write the C module for ``model`` into ``out_dir``; returns the manifest (also module.json)."""
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise ValueError(f"output {out_dir} is a file; pass a folder for the generated module")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise ValueError(f"--name {name!r} is not a C identifier")
     g = load_static_graph(model, set(HANDLERS))

@@ -159,6 +159,8 @@ class Teacher:
 def load_controller(path: str | Path) -> TorchStudent | OnnxStudent:
     """A torch policy checkpoint (``.pt``) or an exported ``.onnx`` (its card beside it)."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; pass a policy file (.pt or .onnx)")
     if not path.is_file():
         raise OSError(f"no such file: {path}")
     if path.suffix == ".onnx":
