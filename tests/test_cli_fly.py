@@ -33,12 +33,21 @@ def test_cli_writes_plot_metrics_and_config(tmp_path, capsys):
     (["--obstacle", "1,2"], "expected four finite numbers"),
     (["--preset", "nope"], "unknown preset"),
     (["--set", "trajectory.kind=spiral"], "unknown 'spiral'"),
-    (["--set", "duration=-1"], "duration must be > 0"),
+    (["--set", "duration=-1"], "duration must be in (0, 3600] s, got -1"),
+    (["--set", "duration=1e12"], "duration must be in (0, 3600] s, got 1e+12"),
 ])
 def test_bad_input_is_one_line(tmp_path, capsys, argv, message):
     assert main(["fly", *argv, "-o", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("robo: error:") and message in err[-1]
+
+
+def test_a_flight_into_an_obstacle_ends_with_one_error_line(tmp_path, capsys):
+    argv = ["fly", "--no-filter", "--obstacle", ",".join(map(str, OBSTACLE)), "--set", "duration=4"]
+    assert main([*argv, "-o", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("robo: error: the flight hit an obstacle") and str(tmp_path) in err[-1]
+    assert json.loads((tmp_path / "metrics.json").read_text())["collision"]
 
 
 def test_a_corrupt_model_whose_card_matches_is_one_line_in_fly_and_eval(tmp_path, capsys):

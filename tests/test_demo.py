@@ -91,10 +91,11 @@ def test_a_failing_stage_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
     (["--train", "--policy", "x.pt"], "exclude each other"),
     (["--preset", "nope"], "unknown preset"),
     (["--obstacle", "1,2"], "expected four finite numbers"),
-    (["--policy", "/nonexistent/student.pt"], "demo stage 'policy' failed: policy checkpoint not found"),
+    (["--policy", "/nonexistent/student.pt"], "policy checkpoint not found: /nonexistent/student.pt"),
     (["--policy", "robo/policies/raptor_default/policy.onnx"], "the demo exports a student checkpoint (.pt"),
 ])
 def test_bad_input_is_one_line(tmp_path, capsys, argv, message):
-    assert main(["demo", *argv, "--out", str(tmp_path)]) == 1
+    assert main(["demo", *argv, "--out", str(tmp_path / "demo")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("robo: error:") and message in err[-1]
+    assert not (tmp_path / "demo").exists()  # bad input: refused before anything is written

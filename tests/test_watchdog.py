@@ -66,12 +66,22 @@ def test_alternating_stalls_never_fly_the_stale_policy_and_end_in_motors_off():
     assert modes[-1] == MOTORS_OFF and modes.index(MOTORS_OFF) * DT <= 0.1 + 1.0 + 0.23 + DT
 
 
-def test_a_tilted_or_spinning_vehicle_gets_motors_at_zero_not_the_descent_throttle():
-    for s in (state(tilt_deg=45.0), state(rate=6.0)):
-        wd = Watchdog()
-        fly(wd, 0.0, 0.2, s)
-        v = fly(wd, 0.2, 0.2, odometry=False)[-1]
-        assert v.mode == DESCEND and not v.descent and "not level" in v.reason
+def test_a_tilted_vehicle_gets_motors_at_zero_not_the_descent_throttle():
+    wd = Watchdog()
+    fly(wd, 0.0, 0.2, state(tilt_deg=70.0))
+    v = fly(wd, 0.2, 0.2, odometry=False)[-1]
+    assert v.mode == DESCEND and not v.descent and "tilt 70 deg (dead-reckoned) or unknown" in v.reason
+
+
+def test_a_level_but_spinning_vehicle_descends_until_its_dead_reckoned_tilt_passes_the_bound():
+    # 3 rad/s roll from level: 60 deg after 0.35 s. Cutting at once (the old "not calm" rule) dropped
+    # a vehicle still recovering from an earlier fault; thrust that still points up slows the fall.
+    wd = Watchdog(WatchdogConfig(max_tilt_deg=60.0))
+    fly(wd, 0.0, 0.2, state(rate=3.0))
+    verdicts = fly(wd, 0.2, 0.5, odometry=False)
+    lifting = [round(0.2 + k * DT, 2) for k, v in enumerate(verdicts) if v.descent]
+    assert all(v.mode == DESCEND for v in verdicts[10:])
+    assert lifting and lifting[0] <= 0.3 and 0.5 <= lifting[-1] <= 0.2 - DT + math.radians(60) / 3.0 + DT
 
 
 def test_non_finite_odometry_is_a_fault_at_once_and_motors_off_after_the_descent_timeout():

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from robo import files
 
 
 def machine_info() -> dict[str, Any]:
@@ -49,9 +50,4 @@ def time_repeated(fn: Callable[[], Any], *, min_seconds: float = 1.0, min_calls:
 
 def write_json(result: dict[str, Any], path: str | Path) -> Path:
     """Write atomically so an interrupted benchmark never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2, sort_keys=False) + "\n")
-    tmp.replace(path)
-    return path
+    return files.write_json(path, result, indent=2)

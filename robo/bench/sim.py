@@ -15,6 +15,7 @@ import torch
 from tqdm import tqdm
 
 from robo.bench.common import time_repeated
+from robo.files import save_figure
 from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, sample_fleet
 
 HELP = "quadrotor sim: steps/s at batch 1..65536 (eager vs compiled), MuJoCo agreement, baseline hover"
@@ -110,8 +111,4 @@ def plot(twin: dict[str, dict[str, float]], hover: dict[str, float], path: Path)
     b.set_title("baseline: position error 5 s after a 0.5 m offset")
     b.set_ylabel("m")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path, dpi=100)

@@ -69,4 +69,9 @@ def run(args: argparse.Namespace) -> int:
                 "collision", "filter_stats", "loop_latency_us"):
         print(f"  {key:26s} {m[key]}")
     print(f"wrote {out}/flight.png, trajectory.csv, metrics.json, config.yaml")
-    return 0 if m["completed"] and not m["collision"] else 1
+    if not m["completed"]:
+        raise RuntimeError(f"the flight failed: {m['crash']} (see {out}/flight.png)")
+    if m["collision"]:
+        raise RuntimeError(f"the flight hit an obstacle (clearance {m['min_obstacle_clearance_m']:.3f} m; "
+                           f"see {out}/flight.png)")
+    return 0

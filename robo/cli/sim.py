@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from tqdm import tqdm
 
 from robo.config import dump_yaml, load_config
+from robo.files import write_json
 
 ORDER = 10
 
@@ -62,9 +62,7 @@ def run_quadrotor(args: argparse.Namespace) -> int:
     write_csv(result["rows"], out / "trajectory.csv")
     plot(result["rows"], f"{cfg.preset}, baseline controller, {cfg.env.reference}", out / "trajectory.png")
     metrics = result["metrics"]
-    tmp = out / "metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2))
-    tmp.replace(out / "metrics.json")
+    write_json(out / "metrics.json", metrics, indent=2)
     for key, value in metrics.items():
         print(f"  {key:28s} {value:.4f}" if isinstance(value, float) else f"  {key:28s} {value}")
     print(f"wrote {out}/trajectory.png, trajectory.csv, metrics.json, config.yaml")

@@ -13,9 +13,7 @@ nothing relies on float rounding or on IEEE NaN comparisons (robo/codegen/kernel
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ from robo.codegen.graph import StaticGraph, load_static_graph, node_label
 from robo.codegen.kernels import KERNELS_C
 from robo.codegen.ops import HANDLERS, Plan, size
 from robo.export.card import action_clip, check_io_names, fallback_action, load_card, obs_clip
+from robo.files import write_bytes, write_text
 
 GOLDEN_STEPS = 16
 SELFTEST_TOL = 1e-5
@@ -198,6 +197,8 @@ def generate_c(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Write the C module for ``model`` into ``out_dir``; returns the manifest (also module.json)."""
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise ValueError(f"output {out_dir} is a file; pass a folder for the generated module")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise ValueError(f"--name {name!r} is not a C identifier")
     g = load_static_graph(model, set(HANDLERS))
@@ -255,7 +256,7 @@ def generate_c(
     out.mkdir(parents=True, exist_ok=True)
     files = {f"{name}.h": header, f"{name}.c": source, f"{name}_selftest.c": selftest}
     for fname, text in files.items():
-        _atomic_write(out / fname, text)
+        write_text(out / fname, text)
     onnx_src = Path(card["onnx_path"]) if "onnx_path" in card else None
     manifest = {
         "format": "robo-c-module/1",
@@ -277,10 +278,9 @@ def generate_c(
         # compare with ONNX Runtime; the card's hash still vouches for the copy.
         for src in (onnx_src, onnx_src.with_suffix(".json")):
             if src.resolve() != (out / src.name).resolve():
-                shutil.copyfile(src, out / f".{src.name}.tmp")
-                (out / f".{src.name}.tmp").replace(out / src.name)
+                write_bytes(out / src.name, src.read_bytes())
         manifest["onnx"] = onnx_src.name
-    _atomic_write(out / "module.json", json.dumps(manifest, indent=2) + "\n")
+    write_text(out / "module.json", json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
@@ -292,12 +292,6 @@ def generate_from_file(onnx_path: str | Path, out_dir: str | Path, name: str = "
     except Exception as exc:
         raise ValueError(f"{onnx_path}: not a readable ONNX model ({exc.__class__.__name__})") from None
     return generate_c(model, card, out_dir, name)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def reference_step_fn(model: onnx.ModelProto, card: dict[str, Any]):

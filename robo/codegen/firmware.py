@@ -28,6 +28,7 @@ import numpy as np
 
 import robo
 from robo.codegen.c_literal import c_float
+from robo.files import write_text
 
 ICOUNT_SHIFT = 6  # each instruction advances QEMU's virtual clock by 2^6 ns
 HEAP_SYMBOLS = {
@@ -106,15 +107,9 @@ def sequence(n_obs: int, steps: int, seed: int) -> np.ndarray:
     return obs
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def _policy_glue(manifest: dict[str, Any], gen: Path, steps: int, seed: int) -> list[Path]:
     name, up = manifest["name"], manifest["name"].upper()
-    _write(
+    write_text(
         gen / "robo_module.h",
         "\n".join(
             [
@@ -135,7 +130,7 @@ def _policy_glue(manifest: dict[str, Any], gen: Path, steps: int, seed: int) -> 
     obs = sequence(manifest["obs_size"], steps, seed).ravel()
     vals = [c_float(v) for v in obs]
     body = ["    " + ", ".join(vals[i : i + 8]) + "," for i in range(0, len(vals), 8)]
-    _write(
+    write_text(
         gen / "robo_sequence.c",
         "\n".join(
             [
@@ -247,7 +242,7 @@ def build(
         "image": _section_sizes(out / "app.elf"),
         "footprint": footprint(out, measured, state_bytes) if measured else None,
     }
-    _write(out / "build.json", json.dumps(info, indent=2) + "\n")
+    write_text(out / "build.json", json.dumps(info, indent=2) + "\n")
     return info
 
 

@@ -58,6 +58,10 @@ def load_card(path: str | Path, verify: bool = True) -> dict[str, Any]:
     The returned dict gains ``"onnx_path"``: the model file the card vouches for.
     Raises ValueError/OSError with a one-line reason when anything does not match.
     """
+    if Path(path).is_dir():
+        raise ValueError(f"{path} is a folder; pass the policy's .onnx file (its card beside it)")
+    if Path(path).suffix not in (".onnx", ".json"):
+        raise ValueError(f"{path}: expected an exported policy (.onnx, its card beside it)")
     if Path(path).suffix == ".onnx" and not Path(path).is_file():
         raise OSError(f"no such file: {path}")
     card_file = card_path_for(path)

@@ -31,6 +31,7 @@ from torch import nn
 
 from robo import __version__
 from robo.export.card import CARD_FORMAT, OBSERVATION, RECURRENT_STATE, card_path_for, sha256_file, write_card
+from robo.files import TMP_SUFFIX
 from robo.nets.policy import load_policy
 from robo.runtime.policy import open_session
 
@@ -199,7 +200,7 @@ def _staged(folder: Path, names: list[str]) -> Iterator[Path]:
         new = folder  # the topmost folder that does not exist yet
         while not new.parent.exists():
             new = new.parent
-    root = (new.parent if new else folder) / f".export-{os.getpid()}.tmp"
+    root = (new.parent if new else folder) / f".export-{os.getpid()}{TMP_SUFFIX}"
     stage = root / folder.relative_to(new) if new else root
     shutil.rmtree(root, ignore_errors=True)
     stage.mkdir(parents=True)

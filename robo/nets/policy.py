@@ -29,13 +29,14 @@ A training loop only needs::
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
 from torch import nn
+
+from robo.files import save_torch
 
 FORMAT = "robo-policy/1"
 OLD_SAC_ACTOR_FORMAT = "robo-sac-actor/1"  # SAC actors before the registry; converted when loaded
@@ -224,12 +225,8 @@ def save_policy(path: str | Path, net: nn.Module, meta: dict[str, Any]) -> Path:
     if unknown:
         raise ValueError(f"save_policy: unknown meta key {unknown[0]!r} (known: {', '.join(META_KEYS)})")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "arch": net.arch, "state_dict": net.state_dict(), "meta": dict(meta)}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-    return path
+    return save_torch(payload, path)
 
 
 def load_policy(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:

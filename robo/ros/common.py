@@ -176,11 +176,15 @@ def main_for(factories: Callable[[], Node] | Sequence[Callable[[], Node]],
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # a node could not start: say why in one line, exit non-zero
-            print(f"{factory.__name__}: error: {exc}", file=sys.stderr)
+            # ...unless a signal shut the context down under it (rclpy's handler turns Ctrl-C during
+            # start-up into an RCLError "initialization failed"): that is an interrupt, not a failure.
+            interrupted = not rclpy.ok()
+            if not interrupted:
+                print(f"{factory.__name__}: error: {exc}", file=sys.stderr)
             for node in nodes:
                 node.destroy_node()
             rclpy.try_shutdown()
-            return 1
+            return 0 if interrupted else 1
     except KeyboardInterrupt:  # Ctrl-C while starting (ros2 launch forwards it): no traceback
         rclpy.try_shutdown()
         return 0

@@ -60,8 +60,8 @@ PARAMS = [
           "vehicle's hover throttle, so it sinks (x500: hover 0.555, 0.5 sinks at 1.8 m/s^2)", 0.0, 1.0),
     Param("reentry_messages", 5, "fresh consecutive odometry messages before the policy flies again after "
           "a state fault (its recurrent state is reset)", 1, 1000),
-    Param("max_tilt_deg", 30.0, "tilt up to which the last good attitude allows the level descent "
-          "(else motors at 0)", 1.0, 89.0),
+    Param("max_tilt_deg", 60.0, "tilt, dead-reckoned from the last good attitude and its roll/pitch rate, "
+          "up to which the descent throttle lifts (else motors at 0)", 1.0, 89.0),
     Param("initial_throttle", 0.555, "motor setpoint in [0, 1] the policy sees as its previous action "
           "before its first command", 0.0, 1.0, read_only=True),
     Param("diagnostics_rate_hz", 2.0, "diagnostics messages per second (and on every mode change)",

@@ -12,13 +12,13 @@ command, never the nominal command.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 
 from robo.codegen.c_literal import c_floats
+from robo.files import write_text
 from robo.safety.barriers import BarrierSet
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -363,13 +363,4 @@ def emit_c(barriers: BarrierSet, *, model: str = "double_integrator", lower: np.
 
 def write_c(files: dict[str, str], out_dir: str | Path) -> list[Path]:
     """Write the emitted files atomically (temporary file + rename) into ``out_dir``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, text in files.items():
-        path = out / name
-        tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
-        paths.append(path)
-    return paths
+    return [write_text(Path(out_dir) / name, text) for name, text in files.items()]

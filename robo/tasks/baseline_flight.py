@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from robo import files
 from robo.control.geometric import GeometricController, GeometricGains
 from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, preset
 from sim.quadrotor.dynamics import hover_state
@@ -69,12 +69,7 @@ def fly(cfg: BaselineFlightConfig, progress: Callable[[int], None] | None = None
 
 
 def write_csv(rows: list[list[float]], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(COLUMNS)
-        writer.writerows(rows)
-    tmp.replace(path)
+    files.write_csv(path, [dict(zip(COLUMNS, row, strict=True)) for row in rows], COLUMNS)
 
 
 def plot(rows: list[list[float]], title: str, path: Path) -> None:
@@ -97,7 +92,4 @@ def plot(rows: list[list[float]], title: str, path: Path) -> None:
     ax_t.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    files.save_figure(fig, path, dpi=110)

@@ -60,6 +60,8 @@ class DemoConfig:
         if Path(self.policy).suffix == ".onnx":
             raise ValueError(f"--policy {self.policy}: the demo exports a student checkpoint (.pt, "
                              "robo.nets.policy format) itself; fly an .onnx with `robo fly --policy`")
+        if self.policy and Path(self.policy).is_dir():
+            raise ValueError(f"--policy {self.policy} is a folder; pass a student checkpoint (.pt)")
         if not math.isfinite(self.duration) or self.duration <= 0:
             raise ValueError(f"duration must be > 0 s, got {self.duration}")
         if self.firmware_steps < 4:
@@ -95,6 +97,10 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print,
     ``bar(description, total)`` makes a progress bar (a context manager with ``update(n)``, e.g. tqdm)
     for the long stages: the flight and the training.
     """
+    if cfg.policy:
+        from robo.nets.policy import load_policy
+
+        load_policy(cfg.policy)  # a bad --policy is bad input: refused before the output folder exists
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     ctx: dict[str, Any] = {}

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from robo.files import write_json
+from robo.files import atomic_write, save_figure, write_json
 from robo.runtime import DEFAULT_POLICY, Controller, OnnxPolicy, Trajectory, TrajectoryConfig, VehicleState
 from robo.safety.config import SafetyConfig, SphereConfig, build_filter
 from robo.safety.setpoint import SetpointFilter
@@ -35,6 +35,9 @@ class TrackerGains:
 
     kp: float = 4.0
     kv: float = 3.0
+
+
+MAX_DURATION_S = 3600.0  # an hour of flight: beyond it a typo (1e12) would run for ever
 
 
 @dataclass
@@ -51,8 +54,8 @@ class FlyConfig:
     tracker: TrackerGains = field(default_factory=TrackerGains)
 
     def __post_init__(self) -> None:
-        if not math.isfinite(self.duration) or self.duration <= 0:
-            raise ValueError(f"duration must be > 0 s, got {self.duration}")
+        if not (math.isfinite(self.duration) and 0 < self.duration <= MAX_DURATION_S):
+            raise ValueError(f"duration must be in (0, {MAX_DURATION_S:g}] s, got {self.duration:g}")
         if not math.isfinite(self.margin) or self.margin < 0:
             raise ValueError(f"margin must be >= 0 m, got {self.margin}")
         for ob in self.obstacles:
@@ -163,10 +166,8 @@ def write_flight(result: dict[str, Any], out: str | Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "metrics.json", result["metrics"])  # strict JSON: a missing number is null
-    tmp = out / ".trajectory.csv.tmp"
-    np.savetxt(tmp, np.array(result["rows"]), delimiter=",", header=",".join(COLUMNS), comments="",
-               fmt="%.6g")
-    tmp.replace(out / "trajectory.csv")
+    atomic_write(out / "trajectory.csv", lambda f: np.savetxt(
+        f, np.array(result["rows"]), delimiter=",", header=",".join(COLUMNS), comments="", fmt="%.6g"))
     plot(result, out / "flight.png")
     return out
 
@@ -210,7 +211,4 @@ def plot(result: dict[str, Any], path: Path) -> None:
     fig.suptitle(f"{cfg.preset}, {Path(m['policy']).name}, {cfg.trajectory.kind}, filter "
                  f"{'on' if cfg.filter else 'off'}: tracking RMSE {m['tracking_rmse_m']:.3f} m, {status}")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path, dpi=100)

@@ -159,6 +159,8 @@ class Teacher:
 def load_controller(path: str | Path) -> TorchStudent | OnnxStudent:
     """A torch policy checkpoint (``.pt``) or an exported ``.onnx`` (its card beside it)."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; pass a policy file (.pt or .onnx)")
     if not path.is_file():
         raise OSError(f"no such file: {path}")
     if path.suffix == ".onnx":
@@ -434,12 +436,7 @@ def plot(result: dict[str, Any], out_dir: Path, periods: tuple[float, ...]) -> l
 
 
 def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
+    from robo.files import save_figure
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.tight_layout()
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path, dpi=110)

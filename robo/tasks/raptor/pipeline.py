@@ -38,6 +38,7 @@ from robo.rl.checkpoint import atomic_save
 from robo.rl.distill import collect, fit
 from robo.tasks.raptor import evaluation
 from robo.tasks.raptor.teachers import RaptorTeachersConfig, fleet_digest, load_teachers, train_teachers
+from robo.tasks.run_dir import RunDir
 from sim.quadrotor import (
     QuadrotorEnv,
     QuadrotorEnvConfig,
@@ -279,6 +280,8 @@ def plot_history(path: Path, history: list[dict[str, Any]]) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from robo.files import save_figure
+
     fig, ax = plt.subplots(figsize=(7, 4))
     epochs = [r["epoch"] for r in history]
     ax.semilogy(epochs, [r["loss"] for r in history], color="tab:blue", label="imitation loss")
@@ -295,11 +298,7 @@ def plot_history(path: Path, history: list[dict[str, Any]]) -> Path:
         ax.axvline(switch - 0.5, color="grey", ls=":", lw=1)
     ax.set_title("RAPTOR student distillation")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,13 +322,9 @@ def train_raptor(config: RaptorConfig, run_dir: str | Path, *, resume: bool = Fa
                  log: Callable[[str], None] = print,
                  bar: Callable[[str, int], Any] | None = None) -> dict[str, Any]:
     """Fleet -> teachers -> student -> evaluation -> ONNX export, each stage resumable."""
-    run = Path(run_dir)
-    if not resume and run.exists() and any(run.iterdir()):
-        raise OSError(f"{run} is not empty; pass --resume to continue it or choose another folder")
-    if resume and not (run / "config.yaml").is_file():
-        raise OSError(f"--resume: {run} holds no raptor run (no config.yaml)")
-    run.mkdir(parents=True, exist_ok=True)
-    dump_yaml(config, run / "config.yaml")
+    # A changed config is refused before any stage runs: config.yaml keeps saying what trained the run.
+    run = RunDir.open(run_dir, config, kind="raptor", resume=resume,
+                      may_change=("teachers.threads", "student.threads")).path
     prepare_fleet(config.fleet, run / "fleet.json")
 
     teachers_dir = run / "teachers"
