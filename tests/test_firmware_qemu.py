@@ -9,9 +9,9 @@ import torch
 from test_codegen_attention_ops import TinyAttention, export
 
 from robo.cli import main
-from robo.cli.firmware import check_policy_run
 from robo.codegen.c_emitter import generate_c, generate_from_file
 from robo.codegen.firmware import build, run_qemu
+from robo.codegen.verify import check_policy_run
 from robo.export.onnx_export import export_onnx
 from robo.nets.policy import MLPPolicy, raptor_student
 from sim.quadrotor.observation import quadrotor_student_meta

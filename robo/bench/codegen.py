@@ -122,7 +122,7 @@ def bench_policy(net: torch.nn.Module, folder: Path, steps: int) -> dict[str, An
     got, status = zip(*(host.step(o) for o in obs), strict=True)
     host_err = float(np.abs(np.array(got) - ref).max())
     info = build(folder / "c", "qemu-mps2-an386", steps=steps, seed=0)
-    from robo.cli.firmware import check_policy_run
+    from robo.codegen.verify import check_policy_run
 
     qemu = check_policy_run(folder / "c", run_qemu(folder / "c"), tol=TARGETS["max_abs_error"])
     fp = info["footprint"]

@@ -271,8 +271,8 @@ def _build(cfg: DemoConfig, out: Path) -> tuple[list, dict]:
 
 
 def _run(cfg: DemoConfig, out: Path) -> tuple[list, dict]:
-    from robo.cli.firmware import check_policy_run  # the same check `robo firmware run` makes
     from robo.codegen.firmware import run_qemu
+    from robo.codegen.verify import check_policy_run  # the same check `robo firmware run` makes
 
     folder = out / "firmware"
     result = check_policy_run(folder, run_qemu(folder, cfg.board, timeout=120.0), cfg.tol)
