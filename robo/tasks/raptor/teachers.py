@@ -63,7 +63,7 @@ from robo.rl import distributed
 from robo.rl.checkpoint import load_checkpoint
 from robo.rl.off_policy_runner import EnvFactory, EpisodeStats, Fly, OffPolicyRunner, RunnerConfig
 from robo.rl.sac import SACConfig, save_actor
-from robo.tasks.run_dir import RunDir
+from robo.tasks.run_dir import RunDir, Scalars
 from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, QuadrotorParams, load_fleet
 from sim.quadrotor.observation import TEACHER, policy_meta
 
@@ -347,8 +347,6 @@ def train_group(config: RaptorTeachersConfig, run_dir: Path, g: int, members: li
                               should_finish=Acceptance(train.acceptance, train.stop_on_accept),
                               checkpoint=checkpoint, judge=judge)
     trainer.on_finish = _teacher_writer(run_dir, trainer, names, fleet, digest)
-    scalars = RunDir(run_dir).scalars("teachers")
-    trainer.on_log = _logger(g, len(members), names, scalars, status)
 
     def same_fleet(state: dict[str, Any]) -> None:
         if state.get("fleet_sha256") not in (None, digest):
@@ -359,6 +357,10 @@ def train_group(config: RaptorTeachersConfig, run_dir: Path, g: int, members: li
     if checkpoint.is_file():
         seconds_before = float(trainer.load(checkpoint, check=same_fleet).get("seconds", 0.0))
         log(f"group {g}: resumed at env step {trainer.step}")
+    scalars = RunDir(run_dir).scalars("teachers")
+    # A resumed group logged its earlier curve points before it was interrupted.
+    trainer.on_log = _logger(g, len(members), names, scalars, status,
+                             logged={i: len(c) for i, c in trainer.curves.items()})
     start = time.perf_counter()
     # Every group checkpoint also records its fleet and the time spent so far.
     trainer.checkpoint_meta = lambda: {"fleet_sha256": digest,
@@ -491,11 +493,12 @@ _SCALARS = ("return", "length", "critic_loss", "alpha", "eval_length", "select_s
             "select_final_error", "select_length")
 
 
-def _logger(group: int, members: int, names: list[str], scalars: Any,
-            status: Callable[[str], None] | None) -> Callable[[OffPolicyRunner], None]:
-    """After each curve point: the new points of every teacher as TensorBoard scalars, and the
-    status line (members still training, their mean episode length)."""
-    logged: dict[int, int] = {}
+def _logger(group: int, members: int, names: list[str], scalars: Scalars,
+            status: Callable[[str], None] | None,
+            logged: dict[int, int]) -> Callable[[OffPolicyRunner], None]:
+    """After each curve point: every teacher's points after the first ``logged[id]`` as TensorBoard
+    scalars (tag ``<teacher>/<column>``, step = env steps), and the status line (members still
+    training, their mean episode length)."""
 
     def on_log(trainer: OffPolicyRunner) -> None:
         for i, curve in trainer.curves.items():
