@@ -109,10 +109,10 @@ class Acceptance:
         if acc.episode_length is None and acc.episode_return is None and acc.final_error is None:
             ok &= False  # no threshold: every member trains for its full budget
         if acc.final_error is not None:
-            best = stats.best.get("best_final_error")
-            if best is None:
+            if "best_step" not in stats.best:
                 raise ValueError("acceptance.final_error needs judged snapshots (train.select_interval > 0)")
-            ok &= best < acc.final_error  # NaN (not judged yet) is not below
+            best = stats.best.get("best_final_error")  # absent before the first judgement
+            ok &= best < acc.final_error if best is not None else False  # NaN is not below either
         ok &= stats.active
         if acc.evaluate and bool(ok.any()):
             eval_return, eval_length = stats.evaluate(ok.clone())
