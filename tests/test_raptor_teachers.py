@@ -313,3 +313,24 @@ def test_precision_acceptance_needs_judged_snapshots() -> None:
         load_config(RaptorTeachersConfig, None, ["train.acceptance.final_error=0.1"])
     with pytest.raises(ValueError, match="select_episodes"):
         load_config(RaptorTeachersConfig, None, ["train.select_episodes=0"])
+
+
+def test_bench_measures_steps_to_precision_and_names_bad_vehicles(tmp_path, capsys) -> None:
+    config = tmp_path / "teachers.yaml"
+    config.write_text("sac: {actor_hidden: [16, 16], critic_hidden: [32, 32], batch_size: 16, "
+                      "learning_starts: 40, buffer_size: 1000}\n"
+                      "train: {envs_per_member: 2, update_interval: 2}\n")
+    out = tmp_path / "bench.json"
+    argv = ["bench", "raptor", "--skip-throughput", "--skip-updates", "--precision", "--config", str(config),
+            "--vehicles-precision", "crazyflie,x500", "--steps", "200", "--select-interval", "100",
+            "--select-episodes", "2", "--json", str(out)]
+    assert main(argv) == 0
+    rows = json.loads(out.read_text())["precision"]["results"]
+    assert [r["vehicle"] for r in rows] == ["crazyflie", "x500"]
+    for r in rows:
+        # Either precise at a judged step, or the budget ran out with the best snapshot reported.
+        assert (r["precise"] and r["steps"] in (100, 200)) or (not r["precise"] and r["steps"] == 200)
+        assert r["best_step"] in (100, 200) and r["core_seconds"] > 0
+    assert "steps to precision" in capsys.readouterr().out
+    assert main([*argv[:8], "nowhere", *argv[9:]]) == 1
+    assert "unknown preset 'nowhere'" in capsys.readouterr().err

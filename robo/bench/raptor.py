@@ -178,6 +178,7 @@ def updates(args: argparse.Namespace) -> dict[str, Any]:
 def precision(args: argparse.Namespace) -> dict[str, Any]:
     """Env steps and core-seconds until each vehicle's teacher is precise (see the module text)."""
     import dataclasses as dc
+    import math
 
     import torch
 
@@ -212,7 +213,8 @@ def precision(args: argparse.Namespace) -> dict[str, Any]:
                              train, device=args.device, seed=args.seed, window=1,
                              should_finish=Acceptance(acceptance), judge=Precision(own, args.final_error))
     core_seconds = [0.0] * len(vehicles)
-    last = [time.perf_counter()]
+    start = time.perf_counter()
+    last = [start]
 
     def account(trainer: OffPolicyRunner) -> None:
         now = time.perf_counter()
@@ -220,11 +222,13 @@ def precision(args: argparse.Namespace) -> dict[str, Any]:
         for i in trained:
             core_seconds[i] += (now - last[0]) * args.threads / len(trained)
         last[0] = now
-        best = {i: r.get("best_final_error", float("inf")) for i, r in trainer.finished.items()}
-        print(f"  step {trainer.step}: training {len(trainer.ids)}, finished {best}", flush=True)
+        judged = ", ".join(f"{names[i]} {p.get('select_success', 0.0):.0%} / "
+                           f"{p.get('select_final_error', math.inf):.3f} m"
+                           for i in trained for p in trainer.curves[i][-1:])
+        print(f"  step {trainer.step} ({now - start:.0f} s): success / median final error: {judged}",
+              flush=True)
 
     runner.on_log = account
-    start = time.perf_counter()
     records = runner.run()
     wall = time.perf_counter() - start
     rows = []
