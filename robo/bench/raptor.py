@@ -139,10 +139,12 @@ def updates(args: argparse.Namespace) -> dict[str, Any]:
         batch = {"obs": rand(k, b, 26), "action": rand(k, b, 4).tanh(), "reward": rand(k, b),
                  "next_obs": rand(k, b, 26), "terminated": torch.zeros(k, b, device=args.device)}
         row: dict[str, Any] = {"teachers": k}
+        first: dict[str, torch.Tensor] = {}
         for mode in ("eager", "compiled"):
             group = SACGroup(k, 26, 4, dc.replace(sac, compile=mode == "compiled"), device=args.device,
                              seed=args.seed)
             start = time.perf_counter()
+            first[mode] = group.update(batch)["critic_loss"]  # same seed, batch and noise in both modes
             for _ in range(2 * sac.policy_frequency):  # compiles both the critic-only and the full update
                 group.update(batch)
             sync()
@@ -158,6 +160,8 @@ def updates(args: argparse.Namespace) -> dict[str, Any]:
                         break
             row[f"{mode}_teacher_updates_per_s"] = k * n / elapsed
         row["compiled_vs_eager"] = row["compiled_teacher_updates_per_s"] / row["eager_teacher_updates_per_s"]
+        row["first_critic_loss_max_rel_diff"] = float(
+            ((first["compiled"] - first["eager"]).abs() / first["eager"].abs().clamp(min=1e-12)).max())
         rows.append(row)
     base = rows[0]["eager_teacher_updates_per_s"] / sizes[0]
     for r in rows:
@@ -165,11 +169,12 @@ def updates(args: argparse.Namespace) -> dict[str, Any]:
     where = f"{args.threads} CPU thread(s)" if args.device == "cpu" else "CUDA"
     print(f"\nstacked SAC update (critics {list(sac.critic_hidden)}, batch {sac.batch_size}, actor every "
           f"{sac.policy_frequency}) on {where}: teacher-updates/s")
-    print(f"{'K':>6}{'eager':>12}{'compiled':>12}{'compiled/eager':>16}{'compile s':>11}")
+    print(f"{'K':>6}{'eager':>12}{'compiled':>12}{'compiled/eager':>16}{'compile s':>11}{'loss diff':>11}")
     for r in rows:
-        print(f"{r['teachers']:>6}{r['eager_teacher_updates_per_s']:>12.0f}"
-              f"{r['compiled_teacher_updates_per_s']:>12.0f}{r['compiled_vs_eager']:>15.2f}x"
-              f"{r['compiled_warmup_s']:>11.0f}")
+        print(f"{r['teachers']:>6}{r['eager_teacher_updates_per_s']:>12.1f}"
+              f"{r['compiled_teacher_updates_per_s']:>12.1f}{r['compiled_vs_eager']:>15.2f}x"
+              f"{r['compiled_warmup_s']:>11.0f}{r['first_critic_loss_max_rel_diff']:>11.1e}")
+    print("loss diff: largest relative difference of the first critic loss, compiled vs eager")
     return {"device": args.device, "threads": args.threads, "seconds_per_setting": args.update_seconds,
             "batch_size": sac.batch_size, "critic_hidden": list(sac.critic_hidden),
             "policy_frequency": sac.policy_frequency, "results": rows}
