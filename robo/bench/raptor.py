@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -149,15 +151,7 @@ def updates(args: argparse.Namespace) -> dict[str, Any]:
                 group.update(batch)
             sync()
             row[f"{mode}_warmup_s"] = time.perf_counter() - start
-            n, start = 0, time.perf_counter()
-            while True:
-                group.update(batch)
-                n += 1
-                if n % 5 == 0:
-                    sync()
-                    elapsed = time.perf_counter() - start
-                    if elapsed >= args.update_seconds:
-                        break
+            n, elapsed = _timed(functools.partial(group.update, batch), args.update_seconds, sync, every=5)
             row[f"{mode}_teacher_updates_per_s"] = k * n / elapsed
         row["compiled_vs_eager"] = row["compiled_teacher_updates_per_s"] / row["eager_teacher_updates_per_s"]
         row["first_critic_loss_max_rel_diff"] = float(
@@ -306,16 +300,13 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
             trainer.collect_step()
             trainer.update()
         sync()
-        iterations, updates, start = 0, trainer.group.updates, time.perf_counter()
-        while True:
+        updates = trainer.group.updates
+
+        def iteration(trainer: OffPolicyRunner = trainer) -> None:
             trainer.collect_step()
             trainer.train_step()
-            iterations += 1
-            if iterations % 10 == 0:
-                sync()
-                elapsed = time.perf_counter() - start
-                if elapsed >= args.seconds:
-                    break
+
+        iterations, elapsed = _timed(iteration, args.seconds, sync, every=10)
         updates = trainer.group.updates - updates
         rows.append({"teachers": k, "iterations": iterations, "seconds": elapsed,
                      "env_steps_per_s": k * envs * iterations / elapsed,
@@ -341,6 +332,20 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
             "config": args.config, "envs_per_teacher": envs, "update_interval": interval,
             "sac": {"actor_hidden": list(sac.actor_hidden), "critic_hidden": list(sac.critic_hidden),
                     "batch_size": sac.batch_size}, "results": rows}
+
+
+def _timed(step: Callable[[], Any], seconds: float, sync: Callable[[], Any], every: int) -> tuple[int, float]:
+    """Call ``step`` until ``seconds`` have passed, checked (after ``sync``) every ``every`` calls;
+    returns the calls and the seconds they took."""
+    calls, start = 0, time.perf_counter()
+    while True:
+        step()
+        calls += 1
+        if calls % every == 0:
+            sync()
+            elapsed = time.perf_counter() - start
+            if elapsed >= seconds:
+                return calls, elapsed
 
 
 def _sizes(text: str) -> list[int]:
