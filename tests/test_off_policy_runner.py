@@ -151,3 +151,67 @@ def test_a_checkpoint_from_before_the_split_still_resumes(tmp_path) -> None:
     resumed.load(tmp_path / "old.pt")
     assert resumed.step == 120 and resumed.replay.size == 120
     assert torch.equal(resumed.replay.data["obs"][:, :120], runner.replay.data["obs"][:, :120])
+
+
+def scripted_judge(scores: dict[int, list[float]], runner_ref: list[OffPolicyRunner], seen: list):
+    """A judge that gives member id i its next score, taken from ``scores[i]``, and records, per call,
+    the step and every judged member's current actor weights (to compare with what is handed on)."""
+
+    def judge(active, fly):
+        runner = runner_ref[0]
+        episodes = fly(active)
+        assert episodes.returns.shape == (int(active.sum()), runner.envs)
+        score = torch.full((active.numel(), 1), -float("inf"))
+        values = {"score": torch.full((active.numel(),), float("nan"))}
+        for k in active.nonzero()[:, 0].tolist():
+            i = runner.ids[k]
+            score[k, 0] = values["score"][k] = scores[i].pop(0)
+            seen.append((runner.step, i, runner.group.member_actor(k).state_dict()))
+        return score, values
+
+    return judge
+
+
+def test_the_best_judged_snapshot_is_handed_on_and_survives_compaction_and_resume(tmp_path) -> None:
+    # Member 0 finishes at step 200 (its should_finish), member 1 trains on alone to 400.
+    train = RunnerConfig(steps=400, log_interval=50, select_interval=100, checkpoint_interval=1000)
+    scores = {0: [1.0, 3.0], 1: [5.0, 2.0, 7.0, 6.0]}
+    ref: list[OffPolicyRunner] = []
+    seen: list = []
+    handed: dict[int, tuple[dict, dict]] = {}
+
+    def finish_member_0_at_200(stats):
+        return torch.tensor([i == 0 and stats.step >= 200 for i in stats.ids])
+
+    def make(checkpoint=None):
+        runner = OffPolicyRunner([0, 1], make_pendulums, SMALL, train, seed=3,
+                                 judge=scripted_judge(scores, ref, seen), checkpoint=checkpoint,
+                                 should_finish=finish_member_0_at_200,
+                                 on_finish=lambda i, r, actor: handed.__setitem__(i, (r, actor.state_dict())))
+        ref[:] = [runner]
+        return runner
+
+    make(tmp_path / "c.pt").run(until=300)  # checkpointed at 300: member 1 judged at 100, 200, 300
+    resumed = make()
+    resumed.load(tmp_path / "c.pt")
+    resumed.run()
+    snapshot = {(step, i): weights for step, i, weights in seen}
+    record0, actor0 = handed[0]
+    record1, actor1 = handed[1]
+    assert record0["best_step"] == 200 and record0["best_score"] == 3.0 and record0["select_score"] == 3.0
+    assert record1["best_step"] == 300 and record1["best_score"] == 7.0 and record1["select_score"] == 6.0
+    for name, value in actor0.items():
+        assert torch.equal(value, snapshot[(200, 0)][name])
+    for name, value in actor1.items():
+        assert torch.equal(value, snapshot[(300, 1)][name])  # not the last (400) weights
+    assert not torch.equal(actor1["0.weight"], snapshot[(400, 1)]["0.weight"])
+    assert scores == {0: [], 1: []}  # judged every 100 steps while training, not after finishing
+    points = [p for p in resumed.curves[1] if "select_score" in p]
+    assert [(p["step"], p["select_score"]) for p in points] == [(100, 5), (200, 2), (300, 7), (400, 6)]
+
+
+def test_select_interval_needs_a_judge_and_a_multiple_of_the_log_interval() -> None:
+    with pytest.raises(ValueError, match="multiple of log_interval"):
+        RunnerConfig(log_interval=100, select_interval=150)
+    with pytest.raises(ValueError, match="select_interval and a judge"):
+        OffPolicyRunner([0], make_pendulums, SMALL, RunnerConfig(log_interval=50, select_interval=100))

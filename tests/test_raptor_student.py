@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from test_tensorboard import read_scalars
 
 from robo.cli import main
 from robo.config import load_config
@@ -225,7 +226,7 @@ def test_cli_bad_policy_is_a_one_line_error(tmp_path, capsys) -> None:
 
 # The default student's config too: its README gives the command that trains from it.
 @pytest.mark.parametrize("path", ["configs/raptor.yaml", "configs/raptor_quick.yaml",
-                                  "robo/policies/raptor_default/config.yaml"])
+                                  "configs/raptor_small.yaml", "robo/policies/raptor_default/config.yaml"])
 def test_shipped_pipeline_configs_load(path) -> None:
     config = load_config(RaptorConfig, path)
     assert config.teachers.env.observation == "teacher" and not config.student.env.auto_reset
@@ -244,6 +245,10 @@ def test_the_whole_pipeline_runs_resumes_and_exports(tmp_path, capsys) -> None:
         assert (run / name).is_file(), name
     card = json.loads((run / "policy.json").read_text())
     assert card["observation"]["size"] == 22 and card["control_rate_hz"] == 100.0
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    logged = read_scalars(run / "tensorboard" / "eval")
+    x500 = metrics["presets"]["x500"]["success_rate"]
+    assert logged["eval/presets/x500/success_rate"] == [(0, pytest.approx(x500))]
     assert "x500" in capsys.readouterr().out
     onnx_before = (run / "policy.onnx").read_bytes()
     assert main([*args, "--resume"]) == 0  # finished stages are kept, not redone

@@ -254,3 +254,83 @@ def test_evaluation_confirms_or_refuses_what_the_training_episodes_say() -> None
     lenient.log_and_finish()
     assert list(lenient.finished) == [0] and lenient.finished[0]["accepted"]
     assert lenient.finished[0]["eval_length"] == 200.0
+
+
+def test_precision_scores_success_then_median_final_error_and_a_crash_counts_as_infinite() -> None:
+    from robo.rl.off_policy_runner import Episodes
+    from robo.tasks.raptor.teachers import Precision
+
+    # Member 0 (inactive) is not flown; member 1: errors 0.05, 0.2, crash; member 2: 0.05, 0.06, 0.3.
+    errors = torch.tensor([[0.05, 0.2, 0.01], [0.05, 0.06, 0.3]])
+    final_obs = torch.zeros(2, 3, 26)
+    final_obs[..., 2] = errors  # the z component of p - p_ref
+    terminated = torch.tensor([[False, False, True], [False, False, False]])
+    episodes = Episodes(torch.tensor([[10.0, 20, 30], [1, 2, 3]]), torch.tensor([[500.0, 500, 7], [500] * 3]),
+                        terminated, final_obs)
+    active = torch.tensor([False, True, True])
+    score, values = Precision(lambda ids: None, radius=0.1)(active, lambda mask, make_env: episodes)
+    assert values["success"][1:].tolist() == pytest.approx([1 / 3, 2 / 3])
+    assert values["final_error"][1:].tolist() == pytest.approx([0.2, 0.06])  # medians, crash = inf
+    assert values["length"][1:].tolist() == pytest.approx([1007 / 3, 500.0])
+    assert torch.isnan(values["success"][0]) and score[0].tolist() == [-float("inf")] * 3
+    assert score[1].tolist() == pytest.approx([1 / 3, -0.2, 20.0])
+    assert score[2, 0] > score[1, 0]  # more successes win before the median is compared
+
+
+def test_judged_episodes_are_each_teachers_own_whatever_its_group(fleet) -> None:
+    from robo.tasks.raptor.teachers import OwnEpisodes
+    from sim.quadrotor import QuadrotorEnvConfig, load_fleet
+
+    vehicles, _ = load_fleet(fleet)
+    cfg = QuadrotorEnvConfig(observation="teacher")
+    both = OwnEpisodes(vehicles, [0, 2], 4, cfg, "cpu").reset()[0]
+    alone = OwnEpisodes(vehicles, [2], 4, cfg, "cpu").reset(seed=123)[0]
+    assert torch.equal(both[4:], alone) and not torch.equal(both[:4], alone)
+
+
+def test_each_teacher_hands_on_its_best_judged_snapshot_and_can_be_required_precise(tmp_path, fleet) -> None:
+    cfg = tiny(tmp_path, "train.select_interval=40", "train.select_episodes=4", "train.acceptance.window=1",
+               "train.acceptance.episode_length=1", "train.acceptance.final_error=0.001", teachers=2)
+    run = tmp_path / "run"
+    metrics = train_teachers(cfg, fleet, run, log=lambda s: None)
+    assert metrics["accepted"] == 0  # length passes at once, a 1 mm median final error does not
+    assert {r["name"] for r in metrics["rejected"]} == {"q0", "q1"}
+    assert all(r["best_step"] in (40, 80, 120) for r in metrics["rejected"])
+    assert [s["name"] for s in metrics["snapshots"]] == ["q0", "q1"]
+    for name in ("q0", "q1"):
+        result = json.loads((run / "teachers" / name / "result.json").read_text())
+        judged = [p for p in read_curve(run / "teachers" / name / "curve.csv") if "select_success" in p]
+        assert [p["step"] for p in judged] == [40, 80, 120]
+        best = next(p for p in judged if p["step"] == result["best_step"])
+        assert result["best_success"] == best["select_success"]
+        assert result["best_length"] == best["select_length"]
+        _, meta = load_policy(run / "teachers" / name / "actor.pt")
+        assert meta["origin"]["record"]["best_step"] == result["best_step"]
+
+
+def test_precision_acceptance_needs_judged_snapshots() -> None:
+    with pytest.raises(ValueError, match=r"final_error needs train\.select_interval"):
+        load_config(RaptorTeachersConfig, None, ["train.acceptance.final_error=0.1"])
+    with pytest.raises(ValueError, match="select_episodes"):
+        load_config(RaptorTeachersConfig, None, ["train.select_episodes=0"])
+
+
+def test_bench_measures_steps_to_precision_and_names_bad_vehicles(tmp_path, capsys) -> None:
+    config = tmp_path / "teachers.yaml"
+    config.write_text("sac: {actor_hidden: [16, 16], critic_hidden: [32, 32], batch_size: 16, "
+                      "learning_starts: 40, buffer_size: 1000}\n"
+                      "train: {envs_per_member: 2, update_interval: 2}\n")
+    out = tmp_path / "bench.json"
+    argv = ["bench", "raptor", "--skip-throughput", "--skip-updates", "--precision", "--config", str(config),
+            "--vehicles-precision", "crazyflie,x500", "--steps", "200", "--select-interval", "100",
+            "--select-episodes", "2", "--json", str(out)]
+    assert main(argv) == 0
+    rows = json.loads(out.read_text())["precision"]["results"]
+    assert [r["vehicle"] for r in rows] == ["crazyflie", "x500"]
+    for r in rows:
+        # Either precise at a judged step, or the budget ran out with the best snapshot reported.
+        assert (r["precise"] and r["steps"] in (100, 200)) or (not r["precise"] and r["steps"] == 200)
+        assert r["best_step"] in (100, 200) and r["core_seconds"] > 0
+    assert "steps to precision" in capsys.readouterr().out
+    assert main([*argv[:8], "nowhere", *argv[9:]]) == 1
+    assert "unknown preset 'nowhere'" in capsys.readouterr().err

@@ -1,5 +1,20 @@
-"""``robo bench raptor``: RAPTOR teacher training throughput, K batched teachers vs one teacher alone.
+"""``robo bench raptor``: RAPTOR teacher training cost: throughput, stacked updates, steps to precision.
 
+Sections (one run measures its baselines beside the figures it compares):
+
+* **throughput** (default): the real training loop, K batched teachers vs one alone (below);
+* **updates** (default): the stacked SAC update alone, teacher-updates/s for ``--update-teachers``
+  (1, 16, 64) teachers, eager vs ``torch.compile`` (``sac.compile``) in the same run, with the compile
+  time; ``--skip-updates`` leaves it out;
+* **precision** (``--precision``): env steps and core-seconds until a teacher's deterministic median
+  final position error (:class:`robo.tasks.raptor.teachers.Precision`: recovery episodes on its own
+  vehicle, a crash counts as infinite) falls below ``--final-error`` (0.1 m), for the vehicles of
+  ``--vehicles-precision`` (presets across mass and thrust-to-weight), trained together as one group,
+  judged every ``--select-interval`` steps, within ``--steps``; a teacher that does not get there is
+  reported with the best snapshot it reached. Core-seconds: each judged interval's wall time x
+  threads, shared equally by the teachers still training in it.
+
+Throughput details:
 For each K the same SAC teachers (the paper's networks and batch size) run the real loop on K sampled
 quadrotors: each iteration steps E environments per teacher and makes the SAC updates that are due,
 one per ``update_interval`` env steps per teacher (E = 1, interval 1: one env step, one gradient step).
@@ -17,8 +32,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,26 +67,207 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the baseline controller and one teacher on its own quadrotor, in one table")
     parser.add_argument("--vehicles", type=int, default=1000, help="held-out quadrotors for --quality")
     parser.add_argument("--preset-episodes", type=int, default=100, help="recovery episodes per preset")
-    parser.add_argument("--skip-throughput", action="store_true", help="only the --quality table")
+    parser.add_argument("--skip-throughput", action="store_true",
+                        help="leave out the training-loop throughput")
+    parser.add_argument("--skip-updates", action="store_true", help="leave out the eager-vs-compiled updates")
+    parser.add_argument("--update-teachers", default="1,16,64",
+                        help="comma-separated teacher counts for the stacked-update section")
+    parser.add_argument("--update-seconds", type=float, default=5.0, help="timed seconds per update setting")
+    parser.add_argument("--precision", action="store_true",
+                        help="measure env steps and core-seconds to a precise teacher (minutes to hours)")
+    parser.add_argument("--vehicles-precision", default="crazyflie,arpl,x500,fs-base",
+                        help="comma-separated presets, one teacher each, for --precision")
+    parser.add_argument("--steps", type=int, default=1_000_000,
+                        help="env-step budget per teacher (--precision)")
+    parser.add_argument("--select-interval", type=int, default=50_000,
+                        help="env steps between judged snapshots (--precision)")
+    parser.add_argument("--select-episodes", type=int, default=32,
+                        help="deterministic recovery episodes per judgement (--precision)")
+    parser.add_argument("--final-error", type=float, default=0.1,
+                        help="median final position error [m] a precise teacher reaches (--precision)")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if not args.skip_throughput:
         out["throughput"] = throughput(args)
+    if not args.skip_updates:
+        out["updates"] = updates(args)
+    if args.precision:
+        out["precision"] = precision(args)
     if args.quality is not None:
         out["quality"] = quality(args)
     if not out:
-        raise ValueError("--skip-throughput needs --quality RUN (nothing to measure)")
+        raise ValueError("--skip-throughput and --skip-updates leave nothing to measure; add --precision "
+                         "or --quality RUN")
     return out
+
+
+def _teachers_config(args: argparse.Namespace) -> Any:
+    """The teacher config of ``--config``: a teacher config, or a pipeline config's ``teachers:``."""
+    from robo.config import from_dict, load_config, read_yaml
+    from robo.tasks.raptor.teachers import RaptorTeachersConfig
+
+    overrides = [f"device={args.device}", f"seed={args.seed}"]
+    if args.config is not None and isinstance(read_yaml(args.config).get("teachers"), dict):
+        data = {**read_yaml(args.config)["teachers"], "device": args.device, "seed": args.seed}
+        return from_dict(RaptorTeachersConfig, data)
+    return load_config(RaptorTeachersConfig, args.config, overrides)
+
+
+def updates(args: argparse.Namespace) -> dict[str, Any]:
+    """Stacked SAC updates per second for K teachers, eager vs ``torch.compile``, on random batches of
+    the teachers' shapes (26 inputs, 4 actions); the compile time is reported on its own."""
+    import dataclasses as dc
+
+    import torch
+
+    from robo.rl.sac import SACGroup
+
+    sizes = _sizes(args.update_teachers)
+    if args.update_seconds <= 0 or args.threads <= 0:
+        raise ValueError("--update-seconds and --threads must be > 0")
+    torch.set_num_threads(args.threads)
+    sac = _teachers_config(args).sac
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
+    rows = []
+    for k in sizes:
+        g = torch.Generator(device=args.device).manual_seed(args.seed)
+        b = sac.batch_size
+
+        def rand(*shape: int, g: torch.Generator = g) -> torch.Tensor:
+            return torch.randn(*shape, generator=g, device=args.device)
+
+        batch = {"obs": rand(k, b, 26), "action": rand(k, b, 4).tanh(), "reward": rand(k, b),
+                 "next_obs": rand(k, b, 26), "terminated": torch.zeros(k, b, device=args.device)}
+        row: dict[str, Any] = {"teachers": k}
+        first: dict[str, torch.Tensor] = {}
+        for mode in ("eager", "compiled"):
+            group = SACGroup(k, 26, 4, dc.replace(sac, compile=mode == "compiled"), device=args.device,
+                             seed=args.seed)
+            start = time.perf_counter()
+            first[mode] = group.update(batch)["critic_loss"]  # same seed, batch and noise in both modes
+            for _ in range(2 * sac.policy_frequency):  # compiles both the critic-only and the full update
+                group.update(batch)
+            sync()
+            row[f"{mode}_warmup_s"] = time.perf_counter() - start
+            n, elapsed = _timed(functools.partial(group.update, batch), args.update_seconds, sync, every=5)
+            row[f"{mode}_teacher_updates_per_s"] = k * n / elapsed
+        row["compiled_vs_eager"] = row["compiled_teacher_updates_per_s"] / row["eager_teacher_updates_per_s"]
+        row["first_critic_loss_max_rel_diff"] = float(
+            ((first["compiled"] - first["eager"]).abs() / first["eager"].abs().clamp(min=1e-12)).max())
+        rows.append(row)
+    base = rows[0]["eager_teacher_updates_per_s"] / sizes[0]
+    for r in rows:
+        r["eager_vs_one_teacher"] = r["eager_teacher_updates_per_s"] / r["teachers"] / base
+    where = f"{args.threads} CPU thread(s)" if args.device == "cpu" else "CUDA"
+    print(f"\nstacked SAC update (critics {list(sac.critic_hidden)}, batch {sac.batch_size}, actor every "
+          f"{sac.policy_frequency}) on {where}: teacher-updates/s")
+    print(f"{'K':>6}{'eager':>12}{'compiled':>12}{'compiled/eager':>16}{'compile s':>11}{'loss diff':>11}")
+    for r in rows:
+        print(f"{r['teachers']:>6}{r['eager_teacher_updates_per_s']:>12.1f}"
+              f"{r['compiled_teacher_updates_per_s']:>12.1f}{r['compiled_vs_eager']:>15.2f}x"
+              f"{r['compiled_warmup_s']:>11.0f}{r['first_critic_loss_max_rel_diff']:>11.1e}")
+    print("loss diff: largest relative difference of the first critic loss, compiled vs eager")
+    return {"device": args.device, "threads": args.threads, "seconds_per_setting": args.update_seconds,
+            "batch_size": sac.batch_size, "critic_hidden": list(sac.critic_hidden),
+            "policy_frequency": sac.policy_frequency, "results": rows}
+
+
+def precision(args: argparse.Namespace) -> dict[str, Any]:
+    """Env steps and core-seconds until each vehicle's teacher is precise (see the module text)."""
+    import dataclasses as dc
+    import math
+
+    import torch
+
+    from robo.rl.off_policy_runner import OffPolicyRunner
+    from robo.tasks.raptor.teachers import (
+        Acceptance,
+        AcceptanceConfig,
+        OwnEpisodes,
+        Precision,
+        make_env_factory,
+    )
+    from sim.quadrotor import preset
+
+    names = [n.strip() for n in args.vehicles_precision.split(",") if n.strip()]
+    if not names:
+        raise ValueError("--vehicles-precision: name at least one preset")
+    if args.steps <= 0 or args.select_interval <= 0 or args.select_episodes <= 0 or args.final_error <= 0:
+        raise ValueError("--steps, --select-interval, --select-episodes and --final-error must be > 0")
+    vehicles = [preset(n) for n in names]
+    torch.set_num_threads(args.threads)
+    config = _teachers_config(args)
+    train = dc.replace(config.train, steps=args.steps, select_interval=args.select_interval,
+                       log_interval=args.select_interval, checkpoint_interval=10**12, stop_on_accept=True,
+                       compact=True, select_episodes=args.select_episodes, success_radius=args.final_error)
+    config = dc.replace(config, train=train)
+    acceptance = AcceptanceConfig(final_error=args.final_error, window=1)
+
+    def own(ids: list[int]) -> OwnEpisodes:
+        return OwnEpisodes(vehicles, ids, args.select_episodes, config.env, args.device)
+
+    runner = OffPolicyRunner(list(range(len(vehicles))), make_env_factory(vehicles, config), config.sac,
+                             train, device=args.device, seed=args.seed, window=1,
+                             should_finish=Acceptance(acceptance), judge=Precision(own, args.final_error))
+    core_seconds = [0.0] * len(vehicles)
+    start = time.perf_counter()
+    last = [start]
+
+    def account(trainer: OffPolicyRunner) -> None:
+        now = time.perf_counter()
+        trained = [i for i, c in trainer.curves.items() if c and c[-1]["step"] == trainer.step]
+        for i in trained:
+            core_seconds[i] += (now - last[0]) * args.threads / len(trained)
+        last[0] = now
+        judged = ", ".join(f"{names[i]} {p.get('select_success', 0.0):.0%} / "
+                           f"{p.get('select_final_error', math.inf):.3f} m"
+                           for i in trained for p in trainer.curves[i][-1:])
+        print(f"  step {trainer.step} ({now - start:.0f} s): success / median final error: {judged}",
+              flush=True)
+
+    runner.on_log = account
+    records = runner.run()
+    wall = time.perf_counter() - start
+    rows = []
+    for i, name in enumerate(names):
+        r = records[i]
+        v = vehicles[i]
+        rows.append({"vehicle": name, "mass_kg": v.mass, "thrust_to_weight": v.thrust_to_weight(),
+                     "precise": bool(r.get("accepted")), "steps": r["steps"], "core_seconds": core_seconds[i],
+                     **{k: r[k] for k in ("best_step", "best_success", "best_final_error", "best_length")
+                        if k in r}})
+    sac = config.sac
+    print(f"\nsteps to precision (median final error < {args.final_error} m over {args.select_episodes} "
+          f"deterministic recovery episodes, judged every {args.select_interval} steps, budget "
+          f"{args.steps}); {train.envs_per_member} env(s) per teacher, 1 update per {train.update_interval} "
+          f"env steps, batch {sac.batch_size}, actor every {sac.policy_frequency}, critics "
+          f"{list(sac.critic_hidden)}; {args.threads} thread(s)")
+    print(f"{'vehicle':<11}{'mass kg':>8}{'T/W':>6}{'precise':>9}{'env steps':>11}{'core-s':>8}"
+          f"{'best at':>9}{'success':>9}{'median m':>10}")
+    for r in rows:
+        err = r.get("best_final_error", float("inf"))
+        print(f"{r['vehicle']:<11}{r['mass_kg']:>8.3f}{r['thrust_to_weight']:>6.2f}"
+              f"{'yes' if r['precise'] else 'no':>9}{r['steps'] if r['precise'] else '-':>11}"
+              f"{r['core_seconds']:>8.0f}{r.get('best_step', '-'):>9}{r.get('best_success', 0.0):>9.0%}"
+              f"{err:>10.3f}")
+    print("not precise: the budget ran out; best at/success/median are the best snapshot reached")
+    return {"vehicles": names, "steps_budget": args.steps, "select_interval": args.select_interval,
+            "select_episodes": args.select_episodes, "final_error_m": args.final_error,
+            "threads": args.threads, "wall_seconds": wall, "config": args.config,
+            "envs_per_teacher": train.envs_per_member, "update_interval": train.update_interval,
+            "sac": {"batch_size": sac.batch_size, "policy_frequency": sac.policy_frequency,
+                    "critic_hidden": list(sac.critic_hidden), "actor_hidden": list(sac.actor_hidden),
+                    "learning_starts": sac.learning_starts, "lr": [sac.actor_lr, sac.critic_lr]},
+            "results": rows}
 
 
 def throughput(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from robo.config import load_config
     from robo.rl.off_policy_runner import OffPolicyRunner, RunnerConfig
-    from robo.tasks.raptor.teachers import RaptorTeachersConfig, make_env_factory
+    from robo.tasks.raptor.teachers import make_env_factory
     from sim.quadrotor import sample_fleet
 
     sizes = _sizes(args.teachers)
@@ -84,7 +282,7 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
     steps_to_accept, source = _steps_to_accept(args)
 
     fleet = sample_fleet(max(sizes), seed=args.seed)
-    config = load_config(RaptorTeachersConfig, args.config, [f"device={args.device}", f"seed={args.seed}"])
+    config = _teachers_config(args)
     envs = config.train.envs_per_member if args.envs_per_teacher is None else args.envs_per_teacher
     interval = config.train.update_interval if args.update_interval is None else args.update_interval
     train = RunnerConfig(steps=10**9, log_interval=10**9, checkpoint_interval=10**9, envs_per_member=envs,
@@ -102,16 +300,13 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
             trainer.collect_step()
             trainer.update()
         sync()
-        iterations, updates, start = 0, trainer.group.updates, time.perf_counter()
-        while True:
+        updates = trainer.group.updates
+
+        def iteration(trainer: OffPolicyRunner = trainer) -> None:
             trainer.collect_step()
             trainer.train_step()
-            iterations += 1
-            if iterations % 10 == 0:
-                sync()
-                elapsed = time.perf_counter() - start
-                if elapsed >= args.seconds:
-                    break
+
+        iterations, elapsed = _timed(iteration, args.seconds, sync, every=10)
         updates = trainer.group.updates - updates
         rows.append({"teachers": k, "iterations": iterations, "seconds": elapsed,
                      "env_steps_per_s": k * envs * iterations / elapsed,
@@ -137,6 +332,20 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
             "config": args.config, "envs_per_teacher": envs, "update_interval": interval,
             "sac": {"actor_hidden": list(sac.actor_hidden), "critic_hidden": list(sac.critic_hidden),
                     "batch_size": sac.batch_size}, "results": rows}
+
+
+def _timed(step: Callable[[], Any], seconds: float, sync: Callable[[], Any], every: int) -> tuple[int, float]:
+    """Call ``step`` until ``seconds`` have passed, checked (after ``sync``) every ``every`` calls;
+    returns the calls and the seconds they took."""
+    calls, start = 0, time.perf_counter()
+    while True:
+        step()
+        calls += 1
+        if calls % every == 0:
+            sync()
+            elapsed = time.perf_counter() - start
+            if elapsed >= seconds:
+                return calls, elapsed
 
 
 def _sizes(text: str) -> list[int]:

@@ -13,11 +13,18 @@ When a member is done is not the runner's business: at every curve point it asks
 ``should_finish(stats) -> mask`` (a ``[K]`` bool tensor; ``stats`` holds the window means and a way to
 run deterministic evaluation episodes). Members in the mask, and every member whose step budget ran out,
 are frozen, handed to ``on_finish`` and (with ``compact``) dropped from the batch.
+
+Which weights a member hands on need not be its last: with ``select_interval`` and a ``judge``, every
+``select_interval`` env steps the judge scores each active member from deterministic episodes
+(:meth:`OffPolicyRunner.fly`), and the runner keeps each member's best-scoring actor so far (scores
+compare lexicographically, larger is better). ``on_finish`` then gets that snapshot, and the record
+says from which step it is and what it scored (``best_*``); ``should_finish`` sees the best scores too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import signal
 import threading
@@ -48,11 +55,17 @@ class RunnerConfig:
     update_interval: int = 1
     compact: bool = True  # drop finished members from the batch (needs an env factory that can subset)
     demo_fraction: float = 0.0  # share of each batch drawn from the replay's demonstration partition
+    # Env steps per member between judged snapshots (0: no judging, the last weights are handed on); a
+    # multiple of log_interval, since judging happens at curve points.
+    select_interval: int = 0
 
     def __post_init__(self) -> None:
         for name in ("steps", "log_interval", "checkpoint_interval", "envs_per_member", "update_interval"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.select_interval < 0 or self.select_interval % self.log_interval:
+            raise ValueError(f"select_interval must be 0 or a multiple of log_interval "
+                             f"({self.log_interval}), got {self.select_interval}")
         if not 0.0 <= self.demo_fraction <= 1.0:
             raise ValueError(f"demo_fraction must be in [0, 1], got {self.demo_fraction}")
 
@@ -75,11 +88,28 @@ class EpisodeStats:
     # Per-member values the hook wants kept ([K] tensors): float values go into the curve point and the
     # finish record where finite; bool values into the finish record only (e.g. "accepted").
     notes: dict[str, torch.Tensor] = field(default_factory=dict)
+    # The judge's values of each member's best snapshot so far ([K], NaN where none), with ``best_step``.
+    best: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class Episodes:
+    """Deterministic episodes of ``m`` members, ``n`` each: ``[m, n]`` per field."""
+
+    returns: torch.Tensor
+    lengths: torch.Tensor
+    terminated: torch.Tensor  # bool: ended by a termination (not by truncation or the step limit)
+    final_obs: torch.Tensor  # [m, n, obs]: the observation each episode ended in
 
 
 ShouldFinish = Callable[[EpisodeStats], torch.Tensor]
 EnvFactory = Callable[[list[int]], VecEnv]
 OnFinish = Callable[[int, dict[str, Any], nn.Sequential], None]
+# fly(mask, make_env=None) -> Episodes of the members in the mask (see OffPolicyRunner.fly).
+Fly = Callable[..., Episodes]
+# judge(active [K] bool, fly) -> (score [K, S], values {name: [K] float}): a member's snapshot replaces
+# its best one when its score is lexicographically larger; values go into the curve and the record.
+Judge = Callable[[torch.Tensor, Fly], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 RUN_FORMAT = "robo-sac-group/3"
 _OLD_RUN_FORMAT = "robo-sac-group/2"  # the replay inside the group's state
 
@@ -102,9 +132,12 @@ class OffPolicyRunner:
     def __init__(self, ids: list[int], make_env: EnvFactory, sac: SACConfig, config: RunnerConfig,
                  *, device: torch.device | str = "cpu", seed: int = 0, window: int = 10,
                  should_finish: ShouldFinish = never_finish, checkpoint: str | Path | None = None,
-                 on_finish: OnFinish | None = None):
+                 on_finish: OnFinish | None = None, judge: Judge | None = None):
         if window <= 0:
             raise ValueError(f"window must be > 0, got {window}")
+        if (judge is None) != (config.select_interval == 0):
+            raise ValueError("select_interval and a judge go together: set both or neither")
+        self.judge = judge
         self.ids = list(ids)
         self.make_env, self.config, self.seed, self.window = make_env, config, seed, window
         self.device = torch.device(device)
@@ -136,6 +169,12 @@ class OffPolicyRunner:
         self.finished: dict[int, dict[str, Any]] = {}
         self.last_losses: dict[str, torch.Tensor] = {}
         self.running = True  # some member still trains
+        # Each member's best judged snapshot: actor weights (stacked like the actor's), its score, the
+        # env step it was taken at (-1: none yet) and the judge's values then.
+        self.best_actor = {n: t.detach().clone() for n, t in self.group.actor.state_dict().items()}
+        self.best_score: torch.Tensor | None = None
+        self.best_step = torch.full((k,), -1, dtype=torch.long, device=self.device)
+        self.best_values: dict[str, torch.Tensor] = {}
 
     # ----- the loop ------------------------------------------------------------------------
     def run(self, progress: Callable[[int], None] | None = None,
@@ -172,6 +211,8 @@ class OffPolicyRunner:
         self.check_finite()
         if bool(self.group.active.any()) and self.step >= self.config.steps:
             self.log_and_finish(final=True)
+            if self.on_log is not None:
+                self.on_log(self)
         if self.checkpoint is not None:
             self.save(self.checkpoint)
         return self.finished
@@ -237,11 +278,15 @@ class OffPolicyRunner:
         are frozen, handed to ``on_finish`` and, with ``compact``, dropped."""
         mean_return, mean_length, n = self.window_means()
         final = final or self.step >= self.config.steps
+        judged = self._judge(final)
+        best = {**{f"best_{name}": v for name, v in self.best_values.items()},
+                "best_step": self.best_step.double()} if self.judge is not None else {}
         stats = EpisodeStats(self.step, list(self.ids), mean_return, mean_length, n, self.window,
-                             self.group.active.clone(), final, self.evaluate)
+                             self.group.active.clone(), final, self.evaluate, best=best)
         done = self.should_finish(stats).to(self.device)
         flags = {name: v.tolist() for name, v in stats.notes.items() if v.dtype == torch.bool}
-        values = {name: v.tolist() for name, v in stats.notes.items() if v.dtype != torch.bool}
+        values = {name: v.tolist() for name, v in {**judged, **stats.notes}.items() if v.dtype != torch.bool}
+        best_lists = {name: v.tolist() for name, v in best.items()}
         alpha = self.group.alpha.cpu()
         critic = self.last_losses.get("critic_loss")
         rows = zip(self.ids, mean_return.tolist(), mean_length.tolist(), n.tolist(), alpha.tolist(),
@@ -261,41 +306,94 @@ class OffPolicyRunner:
                       "updates": self.group.updates, "mean_return": float(mean_return[k]),
                       "mean_length": float(mean_length[k]), "episodes": int(n[k]), "alpha": float(alpha[k]),
                       **{name: v[k] for name, v in values.items() if math.isfinite(v[k])}}
+            if self.judge is not None and best_lists["best_step"][k] >= 0:
+                record.update({name: (int(v[k]) if name == "best_step" else v[k])
+                               for name, v in best_lists.items() if math.isfinite(v[k])})
             self.finished[i] = record
             if self.on_finish is not None:
-                self.on_finish(i, record, self.group.member_actor(k))
+                self.on_finish(i, record, self.handed_on_actor(k))
         self.group.freeze(done)
         self.running = bool(self.group.active.any())
         if self.config.compact:
             self._drop_finished()
 
     @torch.no_grad()
-    def evaluate(self, members: torch.Tensor, max_steps: int = 100_000) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean return and length of one deterministic episode per environment for the members in the
-        mask (NaN for the others), on fresh environments from one fixed seed, so every evaluation
-        starts from the same states and training's environments and random streams are untouched."""
+    def evaluate(self, members: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean return and length of one deterministic episode per training environment for the
+        members in the mask (NaN for the others); see :meth:`fly`."""
         index = members.nonzero()[:, 0]
-        m, e = int(index.numel()), self.envs
-        env = self.make_env([self.ids[k] for k in index.tolist()])
+        episodes = self.fly(members)
+        out_return = torch.full((self.group.members,), math.nan, device=self.device)
+        out_length = torch.full((self.group.members,), math.nan, device=self.device)
+        out_return[index], out_length[index] = episodes.returns.mean(1), episodes.lengths.mean(1)
+        return out_return, out_length
+
+    @torch.no_grad()
+    def fly(self, members: torch.Tensor, make_env: EnvFactory | None = None,
+            max_steps: int = 100_000) -> Episodes:
+        """One deterministic episode per environment of ``make_env(ids)`` (default: the training
+        factory, E per member) for the members in the mask, with their current actors.
+
+        The environments are fresh and reset from one fixed seed, so every call starts from the same
+        states (a factory may fix its own start states, e.g. per member) and training's environments
+        and random streams are untouched."""
+        index = members.nonzero()[:, 0]
+        m = int(index.numel())
+        env = (make_env or self.make_env)([self.ids[k] for k in index.tolist()])
+        e = env.num_envs // max(m, 1)
         obs = env.reset(seed=self.seed + 1)[0].to(self.device)
         total = torch.zeros(m, e, device=self.device)
         length = torch.zeros(m, e, device=self.device)
         running = torch.ones(m, e, dtype=torch.bool, device=self.device)
+        ended_by_termination = torch.zeros(m, e, dtype=torch.bool, device=self.device)
+        final_obs = obs.view(m, e, -1).clone()
         stacked = torch.zeros(self.group.members, e, obs.shape[-1], device=self.device)
         for _ in range(max_steps):
             stacked[index] = obs.view(m, e, -1)
             action = self.group.actor.deterministic(stacked)[index]
-            obs, reward, terminated, truncated, _ = env.step(action.reshape(m * e, -1))
-            obs = obs.to(self.device)
+            obs, reward, terminated, truncated, info = env.step(action.reshape(m * e, -1))
+            obs, terminated = obs.to(self.device), terminated.to(self.device).view(m, e)
+            done = terminated | truncated.to(self.device).view(m, e)
+            last = final_observation(obs, done.view(-1), info).to(self.device).view(m, e, -1)
+            final_obs = torch.where(running[..., None], last, final_obs)
             total += torch.where(running, reward.to(self.device).view(m, e), 0.0)
             length += running.float()
-            running &= ~(terminated | truncated).to(self.device).view(m, e)
+            ended_by_termination |= running & terminated
+            running &= ~done
             if not bool(running.any()):
                 break
-        out_return = torch.full((self.group.members,), math.nan, device=self.device)
-        out_length = torch.full((self.group.members,), math.nan, device=self.device)
-        out_return[index], out_length[index] = total.mean(1), length.mean(1)
-        return out_return, out_length
+        return Episodes(total, length, ended_by_termination, final_obs)
+
+    def _judge(self, final: bool) -> dict[str, torch.Tensor]:
+        """Score the active members' current actors when a ``select_interval`` was crossed (or the
+        budget ran out) and keep those that beat their best snapshot; returns the judge's values."""
+        interval = self.config.select_interval
+        if self.judge is None or not (final or self._crossed(interval)):
+            return {}
+        active = self.group.active
+        score, values = self.judge(active.clone(), self.fly)
+        score = score.to(self.device)
+        if self.best_score is None:
+            self.best_score = torch.full_like(score, -math.inf)
+        better = active & _lexicographically_greater(score, self.best_score)
+        self.best_score = torch.where(better[:, None], score, self.best_score)
+        self.best_step = torch.where(better, self.step, self.best_step)
+        for name, value in values.items():
+            value = value.to(self.device, torch.float32)
+            kept = self.best_values.get(name, torch.full_like(value, math.nan))
+            self.best_values[name] = torch.where(better, value, kept)
+        rows = better.nonzero()[:, 0]
+        for name, weights in self.group.actor.state_dict().items():
+            self.best_actor[name][rows] = weights.detach()[rows]
+        return {f"select_{name}": v for name, v in values.items()}
+
+    def handed_on_actor(self, k: int) -> nn.Sequential:
+        """Member ``k``'s best judged snapshot as a plain MLP, or its current actor when none was judged."""
+        if int(self.best_step[k]) < 0:
+            return self.group.member_actor(k)
+        net = copy.deepcopy(self.group.actor.net)
+        net.load_state_dict({n.removeprefix("net."): t for n, t in self.best_actor.items()})
+        return net.member(k)
 
     def _drop_finished(self) -> None:
         keep = self.group.active.nonzero()[:, 0]
@@ -304,8 +402,13 @@ class OffPolicyRunner:
         self.group.select(keep)
         self.replay.select(keep)
         self.ids = [self.ids[k] for k in keep.tolist()]
-        for name in ("episode_return", "episode_length", "window_return", "window_length", "episodes"):
+        for name in ("episode_return", "episode_length", "window_return", "window_length", "episodes",
+                     "best_step"):
             setattr(self, name, getattr(self, name)[keep])
+        self.best_actor = {n: t[keep] for n, t in self.best_actor.items()}
+        self.best_values = {n: t[keep] for n, t in self.best_values.items()}
+        if self.best_score is not None:
+            self.best_score = self.best_score[keep]
         # The remaining members start fresh episodes on an environment of just their ids.
         self.env = self.make_env(self.ids)
         self.obs = self.env.reset(seed=self.seed + self.step)[0].to(self.device)
@@ -328,6 +431,8 @@ class OffPolicyRunner:
                 "episode_return": self.episode_return, "episode_length": self.episode_length,
                 "window_return": self.window_return, "window_length": self.window_length,
                 "episodes": self.episodes, "curves": self.curves, "finished": self.finished,
+                "best": {"actor": self.best_actor, "score": self.best_score, "step": self.best_step,
+                         "values": self.best_values},
                 "env": self.env.state_dict() if hasattr(self.env, "state_dict") else None,
                 **self.checkpoint_meta()}
 
@@ -362,6 +467,15 @@ class OffPolicyRunner:
         for name in ("obs", "episode_return", "episode_length", "window_return", "window_length", "episodes"):
             setattr(self, name, state[name].to(self.device))
         self.curves, self.finished = state["curves"], state["finished"]
+        if "best" in state:  # absent in checkpoints written before snapshots were judged
+            best = state["best"]
+            self.best_actor = {n: t.to(self.device) for n, t in best["actor"].items()}
+            self.best_score = None if best["score"] is None else best["score"].to(self.device)
+            self.best_step = best["step"].to(self.device)
+            self.best_values = {n: t.to(self.device) for n, t in best["values"].items()}
+        else:
+            self.best_actor = {n: t.detach().clone() for n, t in self.group.actor.state_dict().items()}
+            self.best_step = torch.full((len(self.ids),), -1, dtype=torch.long, device=self.device)
         if state["env"] is not None and hasattr(self.env, "load_state_dict"):
             self.env.load_state_dict(state["env"])
         else:
@@ -369,6 +483,16 @@ class OffPolicyRunner:
             self.episode_return.zero_()
             self.episode_length.zero_()
         return state
+
+
+def _lexicographically_greater(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise ``a > b`` for ``[K, S]`` scores compared column by column (NaN never wins)."""
+    greater = torch.zeros(a.shape[0], dtype=torch.bool, device=a.device)
+    equal = torch.ones_like(greater)
+    for column in range(a.shape[1]):
+        greater |= equal & (a[:, column] > b[:, column])
+        equal &= a[:, column] == b[:, column]
+    return greater
 
 
 @contextlib.contextmanager

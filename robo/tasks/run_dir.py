@@ -8,13 +8,15 @@ Every task opens its run folder through :meth:`RunDir.open`, so the rules are th
   naming the keys (``config.yaml`` must keep saying what trained the run); keys that change how a run
   is executed but not what it computes (threads, a Ray address) may be listed as ``may_change``;
 * a resumed run first deletes the temporary files a killed process left behind;
-* JSON (strict: NaN -> null), CSV and PNG files are written atomically (:mod:`robo.files`).
+* JSON (strict: NaN -> null), CSV and PNG files are written atomically (:mod:`robo.files`);
+* TensorBoard scalars go under ``tensorboard/<stage>`` (:meth:`RunDir.scalars`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import platform
 import sys
 import time
@@ -83,6 +85,51 @@ class RunDir:
 
     def save_figure(self, fig: Any, name: str, dpi: int = 100) -> Path:
         return files.save_figure(fig, self.path / name, dpi)
+
+    def scalars(self, stage: str) -> Scalars:
+        """A TensorBoard scalar logger writing under ``tensorboard/<stage>`` (``tensorboard --logdir``
+        on the run folder shows every stage)."""
+        return Scalars(self.path / "tensorboard" / stage)
+
+
+class Scalars:
+    """TensorBoard scalars: ``add(tag, value, step)``; non-finite values are skipped (TensorBoard
+    cannot plot them and a NaN would hide the rest of a curve). The event file is opened on the first
+    value, so a stage that logs nothing leaves no folder; use it as a context manager (or ``close()``)
+    to flush. Several processes may log into one folder: each writes its own event file."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self._writer: Any = None
+
+    def add(self, tag: str, value: float, step: int) -> None:
+        value = float(value)
+        if not math.isfinite(value):
+            return
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.folder))
+        self._writer.add_scalar(tag, value, int(step))
+
+    def add_all(self, values: dict[str, Any], step: int, prefix: str = "") -> None:
+        """Every number in ``values`` (nested dicts become ``a/b`` tags; other values are skipped)."""
+        for key, value in values.items():
+            if isinstance(value, dict):
+                self.add_all(value, step, f"{prefix}{key}/")
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                self.add(f"{prefix}{key}", value, step)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def __enter__(self) -> Scalars:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _versions() -> dict[str, str]:

@@ -15,9 +15,11 @@ Student run folder::
     checkpoint.pt                   everything --resume needs (written atomically every epoch)
     student_best.pt, student_last.pt   policies (robo.nets.policy format)
     history.csv, learning_curves.png, metrics.json
+    tensorboard/student/            TensorBoard scalars per epoch (loss, alive fraction, held-out metrics)
 
 Pipeline folder (``robo train raptor``): fleet.json, teachers/ (stage 1), student/ (stage 2),
-eval/ (metrics, plots), policy.onnx + policy.json (the exported best student).
+eval/ (metrics, plots), policy.onnx + policy.json (the exported best student),
+tensorboard/eval/ (the evaluation's metrics as TensorBoard scalars; the stages log under their folders).
 """
 
 from __future__ import annotations
@@ -196,6 +198,7 @@ def train_student(config: StudentConfig, teacher_run: str | Path, out_dir: str |
         progress(state["epoch"])
 
     started = time.perf_counter() - state["seconds"]
+    scalars = RunDir(out).scalars("student")
     for epoch in range(state["epoch"] + 1, config.epochs + 1):
         teacher_flies = epoch <= config.teacher_epochs
         env = QuadrotorEnv(params.repeat(per), config.env, seed=config.seed * 100_003 + epoch)
@@ -228,6 +231,7 @@ def train_student(config: StudentConfig, teacher_run: str | Path, out_dir: str |
                      "generator": generator.get_state(), "state": state, "fleet_sha256": digest},
                     checkpoint)
         _write_history(out / "history.csv", state["history"])
+        scalars.add_all({k: v for k, v in row.items() if k not in ("epoch", "seconds")}, epoch, "student/")
         if status is not None:
             best = state["best"]
             status(f"loss {loss:.4f}, {row['flown_by']} fly"
@@ -236,6 +240,7 @@ def train_student(config: StudentConfig, teacher_run: str | Path, out_dir: str |
         if progress is not None:
             progress(1)
 
+    scalars.close()
     metrics = {"teachers": len(names), "epochs": state["epoch"], "wall_seconds": state["seconds"],
                "best": state["best"], "final_loss": state["history"][-1]["loss"],
                "offsets_max_m": float(offsets.norm(dim=-1).max()) if len(offsets) else 0.0}
@@ -261,7 +266,7 @@ def _prepare(out: Path, config: StudentConfig, resume: bool) -> None:
         raise OSError(f"{out} is not empty; pass --resume to continue it or choose another folder")
     if resume and not (out / "checkpoint.pt").is_file() and out.exists() and any(out.iterdir()):
         # Only the offsets may exist before the first epoch ends; anything else is another run.
-        leftovers = {p.name for p in out.iterdir()} - {"config.yaml", "offsets.json"}
+        leftovers = {p.name for p in out.iterdir()} - {"config.yaml", "offsets.json", "tensorboard"}
         if leftovers:
             raise OSError(f"--resume: {out} holds no student checkpoint but other files")
     out.mkdir(parents=True, exist_ok=True)
@@ -357,6 +362,8 @@ def train_raptor(config: RaptorConfig, run_dir: str | Path, *, resume: bool = Fa
         result = evaluation.evaluate(controller, config.eval)
         write_eval(result, run / "eval", config.eval.figure8_periods, student_dir)
         metrics = result["metrics"]
+        with RunDir(run).scalars("eval") as scalars:
+            scalars.add_all(metrics, 0, "eval/")
     if not (run / "policy.json").is_file():
         log("stage 4/4: ONNX export")
         from robo.export.onnx_export import export_checkpoint

@@ -10,6 +10,13 @@ episodes meets the acceptance threshold and, with ``acceptance.evaluate`` (the d
 deterministic episodes, one per environment; finished teachers leave the batch so the rest run on
 smaller tensors. A teacher that reaches its step budget without meeting the threshold is rejected,
 listed with its numbers, and its checkpoint is kept.
+
+Precision swings between snapshots of one teacher, so with ``train.select_interval`` every teacher is
+judged that often by :class:`Precision`: ``train.select_episodes`` deterministic recovery episodes on its
+own vehicle (hold reference, RAPTOR's start states, fixed per teacher), scored by success rate (full
+episode and final position error below ``train.success_radius``), then median final error, then return.
+Its best snapshot is what ``actor.pt`` holds (its step and numbers are ``best_*`` in the record), and
+``acceptance.final_error`` can require that snapshot's median final error to be below a threshold.
 Groups run one after another, or as Ray tasks spread over a cluster (``ray_address``,
 :mod:`robo.rl.distributed`), all writing into the one run folder, which on a cluster must be on storage
 every node sees, at the same path. An interrupted run (Ctrl-C, SIGTERM, a Ray worker that died) continues
@@ -22,16 +29,19 @@ Run folder layout::
     fleet.json                   the fleet the teachers belong to (its sha256 is in every checkpoint)
     groups/group_0003.pt         a group's full training state while it runs (--resume continues it)
     groups/group_0003.json       a finished group's records
-    teachers/<name>/actor.pt     one teacher's deterministic policy (robo.nets.policy.load_policy)
+    teachers/<name>/actor.pt     one teacher's deterministic policy (robo.nets.policy.load_policy): its
+                                 best judged snapshot with select_interval, else its last weights
     teachers/<name>/curve.csv    its learning curve (env step, mean return, mean length, ...)
     metrics.json                 accepted / rejected teachers, steps, core-minutes per accepted teacher
     learning_curves.png
+    tensorboard/teachers/        TensorBoard scalars per teacher (return, length, judged precision)
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import functools
 import hashlib
 import json
@@ -51,8 +61,9 @@ from robo.nets.ensemble import EnsembleMLP
 from robo.nets.policy import load_policy
 from robo.rl import distributed
 from robo.rl.checkpoint import load_checkpoint
-from robo.rl.off_policy_runner import EpisodeStats, OffPolicyRunner, RunnerConfig
+from robo.rl.off_policy_runner import EnvFactory, EpisodeStats, Fly, OffPolicyRunner, RunnerConfig
 from robo.rl.sac import SACConfig, save_actor
+from robo.tasks.run_dir import RunDir, Scalars
 from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, QuadrotorParams, load_fleet
 from sim.quadrotor.observation import TEACHER, policy_meta
 
@@ -69,10 +80,15 @@ class AcceptanceConfig:
     episode_return: float | None = None
     window: int = 10
     evaluate: bool = False
+    # m: the best judged snapshot's median final position error must be below this (needs the runner's
+    # select_interval; the record's best_final_error)
+    final_error: float | None = None
 
     def __post_init__(self) -> None:
         if self.window <= 0:
             raise ValueError(f"acceptance.window must be > 0, got {self.window}")
+        if self.final_error is not None and self.final_error <= 0:
+            raise ValueError(f"acceptance.final_error must be > 0 m, got {self.final_error}")
 
 
 class Acceptance:
@@ -90,8 +106,13 @@ class Acceptance:
             ok &= stats.mean_length >= acc.episode_length
         if acc.episode_return is not None:
             ok &= stats.mean_return >= acc.episode_return
-        if acc.episode_length is None and acc.episode_return is None:
+        if acc.episode_length is None and acc.episode_return is None and acc.final_error is None:
             ok &= False  # no threshold: every member trains for its full budget
+        if acc.final_error is not None:
+            if "best_step" not in stats.best:
+                raise ValueError("acceptance.final_error needs judged snapshots (train.select_interval > 0)")
+            best = stats.best.get("best_final_error")  # absent before the first judgement
+            ok &= best < acc.final_error if best is not None else False  # NaN is not below either
         ok &= stats.active
         if acc.evaluate and bool(ok.any()):
             eval_return, eval_length = stats.evaluate(ok.clone())
@@ -120,6 +141,19 @@ class TeacherTrainConfig(RunnerConfig):
     checkpoint_interval: int = 50_000
     stop_on_accept: bool = True  # freeze a member once it meets the acceptance threshold
     acceptance: TeacherAcceptance = field(default_factory=TeacherAcceptance)
+    # select_interval (RunnerConfig, 0 = off): env steps per teacher between judged snapshots.
+    select_episodes: int = 32  # deterministic recovery episodes per teacher and judgement
+    success_radius: float = 0.1  # m, final position error of a successful judged episode
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.select_episodes <= 0:
+            raise ValueError(f"train.select_episodes must be > 0, got {self.select_episodes}")
+        if self.success_radius <= 0:
+            raise ValueError(f"train.success_radius must be > 0 m, got {self.success_radius}")
+        if self.acceptance.final_error is not None and not self.select_interval:
+            raise ValueError("train.acceptance.final_error needs train.select_interval > 0 "
+                             "(judged snapshots)")
 
 
 @dataclass
@@ -164,6 +198,65 @@ def make_env_factory(fleet: list[QuadrotorParams],
                             seed=config.seed * 1_000_003 + ids[0])
 
     return make_env
+
+
+_SELECT_SEED = 700_000_000  # + the teacher's fleet index: its judged episodes' start states
+
+
+class Precision:
+    """The runner's judge for teachers: each active teacher flies ``episodes`` deterministic recovery
+    episodes on its own vehicle (:class:`OwnEpisodes`), scored by (success rate, -median final position
+    error, mean return), larger is better. A terminated episode's final error counts as infinite, so a
+    median below the radius means most episodes ended alive and on target. Values (per teacher):
+    ``success``, ``final_error`` (median, m), ``length`` (mean) and ``return`` (mean)."""
+
+    def __init__(self, make_env: EnvFactory, radius: float):
+        self.make_env, self.radius = make_env, radius
+
+    def __call__(self, active: torch.Tensor, fly: Fly) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        index = active.nonzero()[:, 0]
+        episodes = fly(active, self.make_env)
+        error = episodes.final_obs[..., TEACHER.slice("p_err")].norm(dim=-1)
+        error = torch.where(episodes.terminated, torch.inf, error)
+        success = ~episodes.terminated & (error < self.radius)
+        ordered, n = error.sort(1).values, error.shape[1]
+        median = 0.5 * (ordered[:, (n - 1) // 2] + ordered[:, n // 2])
+        judged = {"success": success.float().mean(1), "final_error": median,
+                  "length": episodes.lengths.mean(1), "return": episodes.returns.mean(1)}
+        k = active.numel()
+        score = torch.full((k, 3), -torch.inf, device=active.device)
+        score[index] = torch.stack((judged["success"], -median, judged["return"]), 1)
+        values = {}
+        for name, v in judged.items():
+            values[name] = torch.full((k,), torch.nan, device=active.device)
+            values[name][index] = v
+        return score, values
+
+
+class OwnEpisodes:
+    """Judged episodes of several teachers as one ``VecEnv``: ``episodes`` environments per teacher on
+    its own vehicle with the hold reference, whose start states depend on the teacher alone (seeded by
+    its fleet index; ``reset``'s seed is ignored), so every snapshot of a teacher is judged on the same
+    episodes, whichever group it trains in and whoever is still in it."""
+
+    action_size = 4
+
+    def __init__(self, fleet: list[QuadrotorParams], ids: list[int], episodes: int,
+                 config: QuadrotorEnvConfig, device: str):
+        cfg = dataclasses.replace(config, reference="hold", auto_reset=False)
+        self.ids = ids
+        self.envs = [QuadrotorEnv([fleet[i]] * episodes, cfg, device=device) for i in ids]
+        self.num_envs = episodes * len(ids)
+        self.observation_size = self.envs[0].observation_size
+
+    def reset(self, seed: int | None = None) -> tuple[torch.Tensor, dict]:
+        return torch.cat([env.reset(seed=_SELECT_SEED + i)[0] for env, i in zip(self.envs, self.ids,
+                                                                                   strict=True)]), {}
+
+    def step(self, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        parts = [env.step(a) for env, a in zip(self.envs, action.chunk(len(self.envs)), strict=True)]
+        obs, reward, terminated, truncated = (torch.cat([p[j] for p in parts]) for j in range(4))
+        return obs, reward, terminated, truncated, {}
 
 
 def train_teachers(config: RaptorTeachersConfig, fleet_path: str | Path, run_dir: str | Path, *,
@@ -243,13 +336,17 @@ def train_group(config: RaptorTeachersConfig, run_dir: Path, g: int, members: li
     done_file = run_dir / "groups" / f"group_{g:04d}.json"
     checkpoint = run_dir / "groups" / f"group_{g:04d}.pt"
     train = config.train
+    judge = None
+    if train.select_interval:
+        def own(ids: list[int]) -> OwnEpisodes:
+            return OwnEpisodes(fleet, ids, train.select_episodes, config.env, config.device)
+
+        judge = Precision(own, train.success_radius)
     trainer = OffPolicyRunner(members, make_env, config.sac, train, device=config.device,
                               seed=config.seed * 1_000_003 + members[0], window=train.acceptance.window,
                               should_finish=Acceptance(train.acceptance, train.stop_on_accept),
-                              checkpoint=checkpoint)
+                              checkpoint=checkpoint, judge=judge)
     trainer.on_finish = _teacher_writer(run_dir, trainer, names, fleet, digest)
-    if status is not None:
-        trainer.on_log = _status_line(g, len(members), status)
 
     def same_fleet(state: dict[str, Any]) -> None:
         if state.get("fleet_sha256") not in (None, digest):
@@ -260,11 +357,16 @@ def train_group(config: RaptorTeachersConfig, run_dir: Path, g: int, members: li
     if checkpoint.is_file():
         seconds_before = float(trainer.load(checkpoint, check=same_fleet).get("seconds", 0.0))
         log(f"group {g}: resumed at env step {trainer.step}")
+    scalars = RunDir(run_dir).scalars("teachers")
+    # A resumed group logged its earlier curve points before it was interrupted.
+    trainer.on_log = _logger(g, len(members), names, scalars, status,
+                             logged={i: len(c) for i, c in trainer.curves.items()})
     start = time.perf_counter()
     # Every group checkpoint also records its fleet and the time spent so far.
     trainer.checkpoint_meta = lambda: {"fleet_sha256": digest,
                                        "seconds": seconds_before + time.perf_counter() - start}
-    trainer.run(progress=progress)
+    with scalars:
+        trainer.run(progress=progress)
     seconds = seconds_before + time.perf_counter() - start
     threads = torch.get_num_threads()
     group_records = [trainer.finished[i] for i in members]
@@ -289,8 +391,11 @@ def summarise(records: dict[int, dict[str, Any]], wall: float, threads: int,
         # eval_length/eval_return: present when the training episodes passed and the deterministic
         # episodes did not, which is why such a teacher is rejected.
         "rejected": [{k: r[k] for k in ("name", "steps", "mean_length", "mean_return", "episodes",
-                                        "eval_length", "eval_return") if k in r}
+                                        "eval_length", "eval_return", *_BEST) if k in r}
                      for r in sorted(rejected, key=lambda r: r["id"])],
+        # The judged snapshot each teacher hands on (with train.select_interval).
+        "snapshots": [{"name": r["name"], **{k: r[k] for k in _BEST if k in r}}
+                      for r in sorted(records.values(), key=lambda r: r["id"]) if "best_step" in r],
         "accepted_names": [r["name"] for r in sorted(accepted, key=lambda r: r["id"])],
         "mean_steps_accepted": (sum(r["steps"] for r in accepted) / len(accepted)) if accepted else None,
         "wall_seconds": wall,
@@ -382,12 +487,31 @@ def _train_group_task(config: RaptorTeachersConfig, run_dir: str, digest: str, g
     return train_group(config, Path(run_dir), g, members, fleet=fleet, digest=digest, **callbacks)
 
 
-def _status_line(group: int, members: int,
-                 status: Callable[[str], None]) -> Callable[[OffPolicyRunner], None]:
+_BEST = ("best_step", "best_success", "best_final_error", "best_length", "best_return")
+# Curve columns logged as TensorBoard scalars, tagged <teacher>/<column>.
+_SCALARS = ("return", "length", "critic_loss", "alpha", "eval_length", "select_success",
+            "select_final_error", "select_length")
+
+
+def _logger(group: int, members: int, names: list[str], scalars: Scalars,
+            status: Callable[[str], None] | None,
+            logged: dict[int, int]) -> Callable[[OffPolicyRunner], None]:
+    """After each curve point: every teacher's points after the first ``logged[id]`` as TensorBoard
+    scalars (tag ``<teacher>/<column>``, step = env steps), and the status line (members still
+    training, their mean episode length)."""
+
     def on_log(trainer: OffPolicyRunner) -> None:
-        lengths = [c[-1]["length"] for c in trainer.curves.values() if c and c[-1]["episodes"]]
-        mean = f"{sum(lengths) / len(lengths):.0f}" if lengths else "-"
-        status(f"group {group}: training {len(trainer.ids)}/{members}, mean episode length {mean}")
+        for i, curve in trainer.curves.items():
+            for point in curve[logged.get(i, 0):]:
+                # Window means of no episode yet are zeros, not measurements.
+                keys = _SCALARS if point["episodes"] else _SCALARS[2:]
+                for key in (k for k in keys if k in point):
+                    scalars.add(f"{names[i]}/{key}", point[key], point["step"])
+            logged[i] = len(curve)
+        if status is not None:
+            lengths = [c[-1]["length"] for c in trainer.curves.values() if c and c[-1]["episodes"]]
+            mean = f"{sum(lengths) / len(lengths):.0f}" if lengths else "-"
+            status(f"group {group}: training {len(trainer.ids)}/{members}, mean episode length {mean}")
 
     return on_log
 
@@ -407,8 +531,10 @@ def _teacher_writer(run_dir: Path, trainer: OffPolicyRunner, names: list[str], f
 
 def _write_curve(path: Path, points: list[dict[str, float]]) -> None:
     # eval_*: the deterministic confirmation (acceptance.evaluate), only on points where it ran.
+    # select_*: the judged precision (train.select_interval), only on points where it ran.
     write_csv(path, points, ["step", "return", "length", "episodes", "alpha", "critic_loss",
-                             "eval_return", "eval_length"])
+                             "eval_return", "eval_length", "select_success", "select_final_error",
+                             "select_length", "select_return"])
 
 
 def run_metrics(run_dir: str | Path) -> dict[str, Any]:
