@@ -118,11 +118,15 @@ def test_watchdog_engages_when_the_simulator_is_killed(flight):
                  "motors_off in the policy's diagnostics")
     g.spin_for(0.3)  # the diagnostics announce the change before the next command arrives
     after = np.array(g.motors[before:])
-    safe = [m for m in after if np.allclose(m, 0.5, atol=1e-6)]
-    assert safe, "no level-descent command between the kill and motors off"
     assert np.allclose(after[-1], 0.0), "the last command is not motors off"
     reasons = [s.message for s in g.statuses("/policy") if s.values[0].value in ("descend", "motors_off")]
-    assert any("stale odometry" in r for r in reasons), reasons
+    # On a starved machine the node's own loop may stall past the kill: that is the fault it sees
+    # first, and a stall longer than descent_timeout goes straight to motors off.
+    starved = [r for r in reasons if "control loop stalled" in r]
+    assert starved or any("stale odometry" in r for r in reasons), reasons
+    if not starved:
+        safe = [m for m in after if np.allclose(m, 0.5, atol=1e-6)]
+        assert safe, "no level-descent command between the kill and motors off"
 
 
 def test_qos_mismatch_is_detected_and_reported(tmp_path):
