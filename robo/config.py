@@ -196,17 +196,12 @@ def dump_yaml(config: Any, path: str | Path) -> None:
     write_text(path, yaml.safe_dump(to_dict(config), sort_keys=False))
 
 
-def differing_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    """The dotted keys whose values differ between two config dicts (missing on one side counts)."""
-    keys = []
-    for key in sorted(set(old) | set(new), key=str):
-        a, b = old.get(key, _MISSING), new.get(key, _MISSING)
-        name = f"{prefix}{key}"
-        if isinstance(a, dict) and isinstance(b, dict):
-            keys += differing_keys(a, b, name + ".")
-        elif a != b:
-            keys.append(name)
-    return keys
-
-
-_MISSING = object()
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``: a config dict keyed by dotted names."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

@@ -81,7 +81,7 @@ def test_raptor_resume_with_a_changed_config_is_refused_before_any_stage(tmp_pat
     before = (tmp_path / "config.yaml").read_bytes()
     changed = RaptorConfig()
     changed.student.lr = 0.5
-    with pytest.raises(ValueError, match=r"differs .* in student\.lr;"):
+    with pytest.raises(ValueError, match=r"differs .* in student\.lr \(0\.0001 -> 0\.5\);"):
         train_raptor(changed, tmp_path, resume=True, log=lambda _: None)
     assert (tmp_path / "config.yaml").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "run.json"]

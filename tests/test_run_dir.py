@@ -37,7 +37,8 @@ def test_resume_refuses_a_changed_config_naming_the_keys_and_keeps_config_yaml(t
     RunDir.open(tmp_path, Cfg(), kind="demo", resume=False)
     before = (tmp_path / "config.yaml").read_bytes()
     changed = Cfg(steps=200, inner=Inner(hidden=(32,)))
-    with pytest.raises(ValueError, match=r"differs .* in inner\.hidden, steps;"):
+    expected = r"differs .* in inner\.hidden \(\[64, 64\] -> \[32\]\), steps \(100 -> 200\);"
+    with pytest.raises(ValueError, match=expected):
         RunDir.open(tmp_path, changed, kind="demo", resume=True)
     assert (tmp_path / "config.yaml").read_bytes() == before
     # Execution-only keys may change; the stored config then records the new value.

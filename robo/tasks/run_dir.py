@@ -24,10 +24,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from robo import files
-from robo.config import differing_keys, dump_yaml, to_dict
+from robo.config import dump_yaml, flatten, load_config, to_dict
 
 CONFIG = "config.yaml"
 RUN_INFO = "run.json"
@@ -71,11 +69,15 @@ class RunDir:
             found = json.loads(info.read_text()).get("kind")
             if found != kind:
                 raise OSError(f"--resume: {self.path} holds a {found} run, not a {kind} run")
-        old = yaml.safe_load(stored.read_text()) or {}
-        changed = [k for k in differing_keys(old, to_dict(config)) if k not in may_change]
+        # Read back through the schema, so keys added since the run began compare by their defaults.
+        old = flatten(to_dict(load_config(type(config), stored)))
+        now = flatten(to_dict(config))
+        changed = [k for k in sorted(old.keys() | now.keys())
+                   if k not in may_change and old.get(k) != now.get(k)]
         if changed:
-            raise ValueError(f"--resume: the config differs from the run's {stored} in "
-                             f"{', '.join(changed)}; resume with the run's config or start a new folder")
+            listed = ", ".join(f"{k} ({old.get(k)!r} -> {now.get(k)!r})" for k in changed)
+            raise ValueError(f"--resume: the config differs from the run's {stored} in {listed}; resume with "
+                             f"the run's config or start a new folder")
 
     def write_json(self, name: str, data: Any) -> Path:
         return files.write_json(self.path / name, data)

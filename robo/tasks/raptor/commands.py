@@ -83,12 +83,15 @@ def teachers_report(metrics: dict[str, Any], config: Any, ctx: Context) -> str:
              f"(threshold {metrics['acceptance']}); run folder {ctx.out}"]
     if metrics["rejected"]:
         lines.append(f"{'rejected':<14}{'steps':>10}{'mean length':>14}{'mean return':>14}{'episodes':>10}"
-                     f"{'deterministic length':>22}")
+                     f"{'deterministic length':>22}{'best snapshot: step, success, final err':>42}")
         for r in metrics["rejected"]:
-            # The deterministic check ran only when the training episodes met the threshold.
+            # The deterministic check ran only when the training episodes met the threshold; the
+            # judged snapshots only with train.select_interval.
             checked = f"{r['eval_length']:.1f}" if "eval_length" in r else "-"
+            best = (f"{r['best_step']}, {r['best_success']:.0%}, {r['best_final_error']:.3f} m"
+                    if r.get("best_final_error") is not None else "-")
             lines.append(f"{r['name']:<14}{r['steps']:>10}{r['mean_length']:>14.1f}"
-                         f"{r['mean_return']:>14.1f}{r['episodes']:>10}{checked:>22}")
+                         f"{r['mean_return']:>14.1f}{r['episodes']:>10}{checked:>22}{best:>42}")
     per = metrics["core_minutes_per_accepted_teacher"]
     per = "n/a" if per is None else f"{per:.2f}"
     if config.ray_address:

@@ -45,7 +45,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import shutil
 import socket
 import time
 from collections.abc import Callable
@@ -55,8 +54,8 @@ from typing import Any
 
 import torch
 
-from robo.config import dump_yaml, load_config, to_dict
-from robo.files import remove_stale_temporaries, write_csv, write_json
+from robo.config import to_dict
+from robo.files import write_bytes, write_csv, write_json
 from robo.nets.ensemble import EnsembleMLP
 from robo.nets.policy import load_policy
 from robo.rl import distributed
@@ -418,44 +417,12 @@ def _prepare_run_dir(run_dir: Path, config: RaptorTeachersConfig, fleet_path: st
         if fleet_digest(stored_fleet) != digest:
             raise ValueError(f"--resume: {fleet_path} is not the fleet this run was started with "
                              f"({stored_fleet})")
-        _check_same_config(config, run_dir / "config.yaml")
-        remove_stale_temporaries(run_dir)  # left by a killed run
-        return
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise OSError(f"{run_dir} is not empty; pass --resume to continue it or choose another folder")
-    (run_dir / "groups").mkdir(parents=True, exist_ok=True)
-    (run_dir / "teachers").mkdir(exist_ok=True)
-    dump_yaml(config, run_dir / "config.yaml")  # first: a run with a fleet.json always has its config
-    tmp = run_dir / ".fleet.json.tmp"
-    shutil.copyfile(fleet_path, tmp)
-    tmp.replace(stored_fleet)
-
-
-# Where and how fast a run trains, not what it trains: a run may resume with other values.
-_EXECUTION_KEYS = {"ray_address", "threads"}
-
-
-def _check_same_config(config: RaptorTeachersConfig, stored: Path) -> None:
-    """Refuse to resume with a config other than the one in the run's ``config.yaml``, naming the keys."""
-    if not stored.is_file():
-        raise OSError(f"--resume: {stored.parent} holds no config.yaml to continue from")
-    before, now = _flat(to_dict(load_config(RaptorTeachersConfig, stored))), _flat(to_dict(config))
-    differ = sorted(k for k in before.keys() | now.keys()
-                    if k not in _EXECUTION_KEYS and before.get(k) != now.get(k))
-    if differ:
-        listed = ", ".join(f"{k} ({before.get(k)!r} -> {now.get(k)!r})" for k in differ)
-        raise ValueError(f"--resume: the config differs from the run's {stored} in {listed}; resume with "
-                         f"that config or start a new run")
-
-
-def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
+    # Where and how fast a run trains, not what it trains: a run may resume with other values.
+    RunDir.open(run_dir, config, kind="raptor-teachers", resume=resume, may_change=("ray_address", "threads"))
+    if not resume:  # config.yaml first: a run with a fleet.json always has its config
+        (run_dir / "groups").mkdir(exist_ok=True)
+        (run_dir / "teachers").mkdir(exist_ok=True)
+        write_bytes(stored_fleet, Path(fleet_path).read_bytes())
 
 
 def resumed_steps(config: RaptorTeachersConfig, run_dir: str | Path) -> int:
