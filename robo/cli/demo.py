@@ -74,9 +74,10 @@ def run(args: argparse.Namespace) -> int:
     if args.obstacle:
         cfg.obstacles = [parse_obstacle(o) for o in args.obstacle]
     preset(cfg.preset)  # an unknown preset fails before anything runs
-    summary = run_demo(cfg, log=tqdm.write,
-                       bar=lambda desc, total: tqdm(total=total, desc=f"      {desc}", unit_scale=True,
-                                                    leave=False))
+    def bar(desc: str, total: int, initial: int = 0) -> tqdm:
+        return tqdm(total=total, initial=initial, desc=f"      {desc}", unit_scale=True, leave=False)
+
+    summary = run_demo(cfg, log=tqdm.write, bar=bar)
     print()
     print(table(summary))
     print(f"\nwrote {cfg.out}/summary.json, policy.onnx, flight/flight.png, "

@@ -39,7 +39,14 @@ from robo.nets.policy import raptor_student, save_policy
 from robo.rl.checkpoint import atomic_save
 from robo.rl.distill import collect, fit
 from robo.tasks.raptor import evaluation
-from robo.tasks.raptor.teachers import RaptorTeachersConfig, fleet_digest, load_teachers, train_teachers
+from robo.tasks.raptor.teachers import (
+    RaptorTeachersConfig,
+    fleet_digest,
+    load_teachers,
+    resumed_steps,
+    train_teachers,
+)
+from robo.tasks.registry import silent_bar
 from robo.tasks.run_dir import RunDir
 from sim.quadrotor import (
     QuadrotorEnv,
@@ -336,15 +343,18 @@ def train_raptor(config: RaptorConfig, run_dir: str | Path, *, resume: bool = Fa
     if not (teachers_dir / "metrics.json").is_file():
         log("stage 1/4: teachers")
         total = -(-config.teachers.teachers // config.teachers.group_size) * config.teachers.train.steps
-        with _bar(bar, "teachers", total) as b:
+        resume_teachers = (teachers_dir / "fleet.json").is_file()
+        # A resumed stage's bar starts where it stands, so its rate and ETA count this session's steps.
+        done = resumed_steps(config.teachers, teachers_dir) if resume_teachers else 0
+        with (bar or silent_bar)("teachers", total, initial=done) as b:
             train_teachers(config.teachers, run / "fleet.json", teachers_dir,
-                           resume=(teachers_dir / "fleet.json").is_file(), progress=b.update,
+                           resume=resume_teachers, progress=b.update,
                            log=log, status=b.set_postfix_str)
     student_dir = run / "student"
     student_metrics = student_dir / "metrics.json"
     if not student_metrics.is_file():
         log("stage 2/4: student")
-        with _bar(bar, "student epochs", config.student.epochs) as b:
+        with (bar or silent_bar)("student epochs", config.student.epochs) as b:
             train_student(config.student, teachers_dir, student_dir,
                           resume=(student_dir / "config.yaml").is_file(), progress=b.update,
                           log=log, status=b.set_postfix_str)
@@ -381,20 +391,3 @@ def write_eval(result: dict[str, Any], out: Path, periods: tuple[float, ...],
         written.append(student_dir / "learning_curves.png")
     return written
 
-
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def set_postfix_str(self, s: str) -> None:
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        pass
-
-
-def _bar(factory: Callable[[str, int], Any] | None, desc: str, total: int):
-    return factory(desc, total) if factory is not None else _NoBar()
