@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from robo.config import dump_yaml, to_dict
+from robo.config import to_dict
 from robo.files import write_csv, write_json
 from robo.nets.policy import raptor_student, save_policy
 from robo.rl.checkpoint import atomic_save
@@ -155,7 +155,8 @@ def train_student(config: StudentConfig, teacher_run: str | Path, out_dir: str |
     by_name = {p.name: p for p in fleet}
     vehicles = [by_name[n] for n in names]
     digest = fleet_digest(teacher_run / "fleet.json")
-    _prepare(out, config, resume)
+    # More epochs continue a run (its budget), like threads they do not change what was trained so far.
+    RunDir.open(out, config, kind="raptor-student", resume=resume, may_change=("threads", "epochs"))
     if config.threads:
         torch.set_num_threads(config.threads)
     k, per = len(vehicles), config.episodes_per_teacher
@@ -266,18 +267,6 @@ def _meta(teacher_run: Path, digest: str, epoch: int, summary: dict | None,
     if summary is not None:
         run["holdout"] = summary
     return quadrotor_student_meta(run=run, config=str(config_file) if config_file else None)
-
-
-def _prepare(out: Path, config: StudentConfig, resume: bool) -> None:
-    if not resume and out.exists() and any(out.iterdir()):
-        raise OSError(f"{out} is not empty; pass --resume to continue it or choose another folder")
-    if resume and not (out / "checkpoint.pt").is_file() and out.exists() and any(out.iterdir()):
-        # Only the offsets may exist before the first epoch ends; anything else is another run.
-        leftovers = {p.name for p in out.iterdir()} - {"config.yaml", "offsets.json", "tensorboard"}
-        if leftovers:
-            raise OSError(f"--resume: {out} holds no student checkpoint but other files")
-    out.mkdir(parents=True, exist_ok=True)
-    dump_yaml(config, out / "config.yaml")
 
 
 def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
