@@ -45,7 +45,8 @@ class AssemblyConfig:
             if getattr(self, key) < 1:
                 raise ValueError(f"{key}: must be >= 1, got {getattr(self, key)}")
         if self.success_depth > self.hole_depth:
-            raise ValueError(f"success_depth: {self.success_depth} is deeper than hole_depth {self.hole_depth}")
+            raise ValueError(f"success_depth: {self.success_depth} is deeper than the hole "
+                             f"({self.hole_depth})")
         if self.hole_yaw_range > math.pi / 4:
             raise ValueError(f"hole_yaw_range: at most pi/4 (the square repeats), got {self.hole_yaw_range}")
 

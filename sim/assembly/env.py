@@ -4,9 +4,10 @@ Action (all in [-1, 1]): ``dx, dy, dz`` (x ``pos_step`` metres), ``dyaw`` (x ``y
 commanded peg-tip pose, and ``gripper`` (-1 closed, 1 open; the peg is fixed to the hand in this task,
 the channel keeps the action layout of the grasping tasks). The commanded pose is tracked by damped
 least-squares IK into joint position servos; it is relative to where the tip is, so a jammed peg is
-pressed by at most one step's worth, never by an accumulated command. Reward is sparse: 1 on the step the tip reaches ``success_depth`` inside the hole,
-which ends the episode. Same-step autoreset; a non-finite state resets its environment (counted in
-``unstable_resets``) and ends the episode as truncated.
+pressed by at most one step's worth, never by an accumulated command. Reward is sparse: 1 on the step
+the tip reaches ``success_depth`` inside the hole, which ends the episode. Same-step autoreset; a
+non-finite state resets its environment (counted in ``unstable_resets``) and ends the episode as
+truncated.
 """
 
 from __future__ import annotations
@@ -134,10 +135,9 @@ class AssemblyEnv:
         for _ in range(cfg.control_substeps):
             mujoco.mj_step(self.model, data)
         # MuJoCo resets a diverged state itself (warning, zeros); either way the episode is over.
-        if np.isfinite(data.qpos).all() and np.isfinite(data.qvel).all() and not data.warning[
-                mujoco.mjtWarning.mjWARN_BADQACC].number:
-            return True
-        return False
+        w = mujoco.mjtWarning
+        diverged = any(data.warning[k].number for k in (w.mjWARN_BADQPOS, w.mjWARN_BADQVEL, w.mjWARN_BADQACC))
+        return bool(np.isfinite(data.qpos).all() and np.isfinite(data.qvel).all() and not diverged)
 
     # --- reading the state ----------------------------------------------------------------------
     def tip_in_hole(self) -> np.ndarray:

@@ -28,7 +28,7 @@ def yaw_of(rotation: np.ndarray) -> float:
 
 def joint_step(model: mujoco.MjModel, data: mujoco.MjData, site: int, dofs: np.ndarray,
                target_pos: np.ndarray, target_rot: np.ndarray) -> np.ndarray:
-    """Joint increment on ``dofs`` that moves ``site`` towards the target pose (kinematics must be current)."""
+    """Joint increment on ``dofs`` moving ``site`` towards the target pose (kinematics must be current)."""
     jacp = np.zeros((3, model.nv))
     jacr = np.zeros((3, model.nv))
     mujoco.mj_jacSite(model, data, jacp, jacr, site)
