@@ -1,0 +1,171 @@
+"""Batched peg insertion: N copies of the scene, stepped by end-effector deltas, VecEnv contract.
+
+Action (all in [-1, 1]): ``dx, dy, dz`` (x ``pos_step`` metres), ``dyaw`` (x ``yaw_step`` radians) of the
+commanded peg-tip pose, and ``gripper`` (-1 closed, 1 open; the peg is fixed to the hand in this task,
+the channel keeps the action layout of the grasping tasks). The commanded pose is tracked by damped
+least-squares IK into joint position servos; it is relative to where the tip is, so a jammed peg is
+pressed by at most one step's worth, never by an accumulated command. Reward is sparse: 1 on the step
+the tip reaches ``success_depth`` inside the hole, which ends the episode. Same-step autoreset; a
+non-finite state resets its environment (counted in ``unstable_resets``) and ends the episode as
+truncated.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mujoco
+import numpy as np
+import torch
+
+from sim.assembly import ik
+from sim.assembly.config import AssemblyConfig
+from sim.assembly.scene import HOME_QPOS, compile_scene
+from sim.layout import Field, ObservationLayout
+
+_XYZ = ("x", "y", "z")
+_WXYZ = ("w", "x", "y", "z")
+OBSERVATION_LAYOUT = ObservationLayout((
+    Field("tip_pos", "m", _XYZ),  # the peg tip: the controlled point of the end effector
+    Field("tip_quat", "1", _WXYZ),  # the end effector's (and fixed peg's) orientation, w >= 0
+    Field("hole_pos", "m", _XYZ),  # centre of the hole's opening
+    Field("hole_yaw", "1", ("cos4", "sin4")),  # of 4 x yaw: a square hole looks the same every 90 degrees
+    Field("tip_in_hole", "m", _XYZ),  # peg tip in the hole's frame (z: height above the opening)
+    Field("yaw_error", "rad"),  # peg yaw minus hole yaw, wrapped to [-pi/4, pi/4)
+    Field("gripper", "m"),  # finger opening
+))
+ACTION_NAMES = ("dx", "dy", "dz", "dyaw", "gripper")
+START_YAW = np.pi / 2  # the gripper's natural heading at the home posture (joint 7 mid-range)
+GRIPPER_OPEN = 0.04
+
+
+def wrap_quarter(angle: np.ndarray | float) -> np.ndarray | float:
+    """An angle modulo the square's 90-degree symmetry, in [-pi/4, pi/4)."""
+    return (angle + np.pi / 4) % (np.pi / 2) - np.pi / 4
+
+
+class AssemblyEnv:
+    """``num_envs`` insertion environments. Row ``i`` draws its episodes from the seed ``(seed,
+    row_offset + i)``, so rows of a batch and single environments with matching offsets agree."""
+
+    action_size = len(ACTION_NAMES)
+    observation_size = OBSERVATION_LAYOUT.size
+    layout = OBSERVATION_LAYOUT
+
+    def __init__(self, num_envs: int, config: AssemblyConfig | None = None, seed: int = 0,
+                 row_offset: int = 0) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs: must be >= 1, got {num_envs}")
+        self.config = config or AssemblyConfig()
+        self.num_envs = num_envs
+        self.row_offset = row_offset
+        self.model, self.ids = compile_scene(self.config)
+        self.data = [mujoco.MjData(self.model) for _ in range(num_envs)]
+        self.target_pos = np.zeros((num_envs, 3))
+        self.target_yaw = np.zeros(num_envs)
+        self.hole_pos = np.zeros((num_envs, 3))
+        self.hole_yaw = np.zeros(num_envs)
+        self.steps = np.zeros(num_envs, dtype=np.int64)
+        self.unstable_resets = 0
+        self._seed(seed)
+
+    def _seed(self, seed: int) -> None:
+        self.rngs = [np.random.default_rng([seed, self.row_offset + i]) for i in range(self.num_envs)]
+
+    # --- episodes -------------------------------------------------------------------------------
+    def reset(self, seed: int | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
+        if seed is not None:
+            self._seed(seed)
+        for i in range(self.num_envs):
+            self._reset_row(i)
+        return self._observe(), {"unstable_resets": self.unstable_resets}
+
+    def _reset_row(self, i: int) -> None:
+        cfg, rng, ids, data = self.config, self.rngs[i], self.ids, self.data[i]
+        mujoco.mj_resetData(self.model, data)
+        xy = rng.uniform(-cfg.hole_xy_range, cfg.hole_xy_range, 2)
+        yaw = rng.uniform(-cfg.hole_yaw_range, cfg.hole_yaw_range)
+        self.hole_pos[i] = [xy[0], xy[1], cfg.hole_depth]
+        self.hole_yaw[i] = yaw
+        data.mocap_pos[ids.hole_mocap] = [xy[0], xy[1], 0.0]
+        data.mocap_quat[ids.hole_mocap] = [np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
+        start = np.array([*rng.uniform(-cfg.start_xy_range, cfg.start_xy_range, 2), cfg.start_height])
+        start_yaw = START_YAW + rng.uniform(-0.1, 0.1)
+        data.qpos[ids.arm_qpos] = HOME_QPOS
+        ik.solve(self.model, data, ids.tip_site, ids.arm_qpos, ids.arm_dof, start, ik.down_at_yaw(start_yaw))
+        data.ctrl[:7] = data.qpos[ids.arm_qpos]
+        data.ctrl[7:9] = 0.0  # fingers closed on the peg
+        self.target_pos[i] = data.site_xpos[ids.tip_site]
+        self.target_yaw[i] = start_yaw
+        self.steps[i] = 0
+
+    # --- stepping -------------------------------------------------------------------------------
+    def step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                                  dict[str, Any]]:
+        act = np.clip(np.asarray(action, dtype=np.float64).reshape(self.num_envs, self.action_size), -1, 1)
+        previous = self._last_obs
+        stable = np.array([self._step_row(i, act[i]) for i in range(self.num_envs)])
+        self.steps += 1
+        obs = self._observe()
+        success = self.success() & stable
+        terminated = success
+        truncated = ~terminated & ((self.steps >= self.config.episode_steps) | ~stable)
+        done = terminated | truncated
+        final = obs.clone()
+        for i in np.flatnonzero(~stable):  # its state is not finite: its last good observation ends it
+            final[i] = previous[i]
+        self.unstable_resets += int((~stable).sum())
+        for i in np.flatnonzero(done):
+            self._reset_row(i)
+        if done.any():
+            obs = self._observe()
+        info = {"final_observation": final, "success": torch.from_numpy(success),
+                "unstable_resets": self.unstable_resets}
+        return (obs, torch.from_numpy(success.astype(np.float32)), torch.from_numpy(terminated),
+                torch.from_numpy(truncated), info)
+
+    def _step_row(self, i: int, act: np.ndarray) -> bool:
+        cfg, ids, data = self.config, self.ids, self.data[i]
+        self.target_pos[i] = data.site_xpos[ids.tip_site] + cfg.pos_step * act[:3]
+        self.target_yaw[i] = ik.yaw_of(data.site_xmat[ids.tip_site].reshape(3, 3)) + cfg.yaw_step * act[3]
+        dq = ik.joint_step(self.model, data, ids.tip_site, ids.arm_dof, self.target_pos[i],
+                           ik.down_at_yaw(self.target_yaw[i]))
+        data.ctrl[:7] = data.qpos[ids.arm_qpos] + dq
+        data.ctrl[7:9] = (act[4] + 1) / 2 * GRIPPER_OPEN * np.array([1.0, -1.0])
+        for _ in range(cfg.control_substeps):
+            mujoco.mj_step(self.model, data)
+        # MuJoCo resets a diverged state itself (warning, zeros); either way the episode is over.
+        w = mujoco.mjtWarning
+        diverged = any(data.warning[k].number for k in (w.mjWARN_BADQPOS, w.mjWARN_BADQVEL, w.mjWARN_BADQACC))
+        return bool(np.isfinite(data.qpos).all() and np.isfinite(data.qvel).all() and not diverged)
+
+    # --- reading the state ----------------------------------------------------------------------
+    def tip_in_hole(self) -> np.ndarray:
+        """Peg tip in each hole's frame, ``[N, 3]`` (z is height above the opening)."""
+        tips = np.array([d.site_xpos[self.ids.tip_site] for d in self.data])
+        rel = tips - self.hole_pos
+        c, s = np.cos(self.hole_yaw), np.sin(self.hole_yaw)
+        return np.stack([c * rel[:, 0] + s * rel[:, 1], -s * rel[:, 0] + c * rel[:, 1], rel[:, 2]], axis=1)
+
+    def success(self) -> np.ndarray:
+        rel = self.tip_in_hole()
+        inside = np.abs(rel[:, :2]).max(axis=1) < (self.config.peg_side + self.config.clearance) / 2
+        return inside & (rel[:, 2] <= -self.config.success_depth)
+
+    def _observe(self) -> torch.Tensor:
+        ids = self.ids
+        quat = np.zeros((self.num_envs, 4))
+        tips = np.zeros((self.num_envs, 3))
+        yaw = np.zeros(self.num_envs)
+        grip = np.zeros((self.num_envs, 1))
+        for i, data in enumerate(self.data):
+            mujoco.mju_mat2Quat(quat[i], data.site_xmat[ids.tip_site])
+            tips[i] = data.site_xpos[ids.tip_site]
+            yaw[i] = ik.yaw_of(data.site_xmat[ids.tip_site].reshape(3, 3))
+            grip[i, 0] = data.qpos[ids.finger_qpos[0]] - data.qpos[ids.finger_qpos[1]]
+        quat *= np.where(quat[:, :1] < 0, -1.0, 1.0)
+        hole_yaw = np.stack([np.cos(4 * self.hole_yaw), np.sin(4 * self.hole_yaw)], axis=1)
+        yaw_err = wrap_quarter(yaw - self.hole_yaw)[:, None]
+        obs = np.concatenate([tips, quat, self.hole_pos, hole_yaw, self.tip_in_hole(), yaw_err, grip], axis=1)
+        self._last_obs = torch.from_numpy(obs.astype(np.float32))
+        return self._last_obs
