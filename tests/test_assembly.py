@@ -103,7 +103,8 @@ def test_success_needs_depth_inside_the_hole_and_time_runs_out():
     assert env.steps[0] == 0 and data is env.data[0]  # reset in the same step
 
 
-def test_a_non_finite_state_resets_that_environment_and_is_counted():
+def test_a_non_finite_state_resets_that_environment_and_is_counted(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MuJoCo writes its warning log (MUJOCO_LOG.TXT) into the working folder
     env = AssemblyEnv(2, AssemblyConfig(), seed=4)
     obs, _ = env.reset()
     env.data[1].qvel[:] = np.nan

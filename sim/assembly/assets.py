@@ -12,7 +12,7 @@ def robosuite_assets() -> Path:
     spec = importlib.util.find_spec("robosuite")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("robosuite is not installed (the Panda arm and gripper come from it): "
-                           "pip install 'robo[assembly]'")
+                           "pip install --no-deps robosuite==1.5.2 (bash .ci/setup does)")
     assets = Path(next(iter(spec.submodule_search_locations))) / "models" / "assets"
     for rel in ("robots/panda/robot.xml", "grippers/panda_gripper.xml"):
         if not (assets / rel).is_file():
