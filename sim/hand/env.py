@@ -56,7 +56,7 @@ class HandEnv:
     observation_size = LAYOUT.size
     action_size = 6 + FINGERS
 
-    def __init__(self, num_envs: int, config: HandEnvConfig | None = None, seed: int = 0):
+    def __init__(self, num_envs: int, config: HandEnvConfig | None = None, seed: int = 0) -> None:
         self.config = config or HandEnvConfig()
         self.num_envs = num_envs
         self.model = build_model(self.config.object)
@@ -67,6 +67,7 @@ class HandEnv:
         self.box: BoundingBox = fit_box(m, self.object_body)
         self.object_qpos = m.jnt_qposadr[m.joint("object/free").id]
         self.wrist_qpos = np.array([m.jnt_qposadr[m.joint(j).id] for j in WRIST_JOINTS])
+        self.finger_qpos = m.jnt_qposadr[m.actuator_trnid[6:, 0]]
         self.finger_range = m.actuator_ctrlrange[6:].copy()
         self.wrist_range = np.array([m.jnt_range[m.joint(j).id] for j in WRIST_JOINTS])
         self.object_geoms = np.flatnonzero(m.geom_bodyid == self.object_body)
@@ -114,11 +115,6 @@ class HandEnv:
         return np.concatenate([d.qpos[self.finger_qpos], self.touch[i], d.qpos[self.wrist_qpos],
                                self.object_centre(i)])
 
-    @property
-    def finger_qpos(self) -> np.ndarray:
-        m = self.model
-        return m.jnt_qposadr[m.actuator_trnid[6:, 0]]
-
     def _reset_one(self, i: int) -> None:
         m, d, c = self.model, self.data[i], self.config
         mujoco.mj_resetData(m, d)
@@ -150,7 +146,8 @@ class HandEnv:
         obs = np.stack([self._observe(i) for i in range(self.num_envs)])
         return torch.as_tensor(obs, dtype=torch.float32)
 
-    def step(self, action: torch.Tensor):
+    def step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                                   dict[str, Any]]:
         act = np.clip(np.asarray(action, dtype=np.float64).reshape(self.num_envs, self.action_size), -1, 1)
         n = self.num_envs
         reward, terminated, truncated = np.zeros(n), np.zeros(n, bool), np.zeros(n, bool)
