@@ -9,16 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("mujoco")
-from sim.assembly import AssemblyConfig, AssemblyEnv, ScriptedExpert
-from sim.assembly.assets import robosuite_assets
-
-try:
-    robosuite_assets()
-except RuntimeError as e:  # the assembly extra is not installed
-    pytest.skip(str(e), allow_module_level=True)
-
-from sim.assembly import demos
+from sim.assembly import AssemblyConfig, AssemblyEnv, ScriptedExpert, demos
 from sim.assembly.env import OBSERVATION_LAYOUT as L
 
 

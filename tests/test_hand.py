@@ -76,7 +76,8 @@ def test_demonstrator_touches_and_lifts_with_success_reward():
     assert obs[ended, LAYOUT.slice("touch")].sum() == 0
 
 
-def test_unstable_state_resets_and_is_counted():
+def test_unstable_state_resets_and_is_counted(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MuJoCo writes its warning log (MUJOCO_LOG.TXT) into the working folder
     env = HandEnv(2, HandEnvConfig(object="cylinder_thin"))
     env.reset(seed=0)
     env.data[1].qvel[:] = np.nan

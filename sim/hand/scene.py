@@ -8,12 +8,13 @@ The Inspire hand has 12 position actuators on 12 finger joints, the closest regi
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
 import mujoco
 import numpy as np
+
+from sim.assets import robosuite_asset
 
 TIMESTEP = 0.005  # the authors' 5 ms, 5 substeps per control step (40 Hz)
 SUBSTEPS = 5
@@ -49,17 +50,6 @@ OBJECTS: dict[str, ObjectSpec] = {
 }
 
 
-def robosuite_assets() -> Path:
-    """``robosuite/models/assets`` of the installed package, located without importing it."""
-    spec = importlib.util.find_spec("robosuite")
-    if spec is None or not spec.submodule_search_locations:
-        raise OSError("the hand scene needs robosuite's models: pip install 'robo[hand]' (or robosuite)")
-    assets = Path(next(iter(spec.submodule_search_locations))) / "models" / "assets"
-    if not (assets / "grippers" / "inspire_right_hand.xml").is_file():
-        raise OSError(f"robosuite at {assets.parent.parent} has no grippers/inspire_right_hand.xml")
-    return assets
-
-
 def object_spec(name: str) -> ObjectSpec:
     if name not in OBJECTS:
         raise ValueError(f"unknown object {name!r} (choices: {', '.join(OBJECTS)})")
@@ -77,7 +67,7 @@ def _add_object(spec: mujoco.MjSpec, name: str) -> None:
     obj = object_spec(name)
     frame = spec.worldbody.add_frame(pos=[0.0, 0.0, TABLE_TOP + 0.1])
     if obj.kind == "mesh":
-        child = _load_spec(robosuite_assets() / "objects" / obj.mesh)
+        child = _load_spec(robosuite_asset(f"objects/{obj.mesh}"))
         body = frame.attach_body(child.worldbody.first_body().first_body(), "object/", "")
         for geom in body.geoms:
             geom.solref = [0.02, 1.0]  # robosuite's 1 ms solref is stiffer than a 5 ms step resolves
@@ -108,7 +98,7 @@ def _add_hand(spec: mujoco.MjSpec) -> None:
             kp=kp, kv=2 * np.sqrt(kp * 0.5))
     mount.add_geom(type=mujoco.mjtGeom.mjGEOM_SPHERE,
                    size=[0.01, 0, 0], mass=0.2, contype=0, conaffinity=0, rgba=[0.5, 0.5, 0.5, 0.3])
-    hand = _load_spec(robosuite_assets() / "grippers" / "inspire_right_hand.xml")
+    hand = _load_spec(robosuite_asset("grippers/inspire_right_hand.xml"))
     # The hand's root body is rotated +90 deg about x; this frame turns it palm down, fingers along +x.
     frame = mount.add_frame(quat=HAND_MOUNT_QUAT)
     spec.attach(hand, prefix=HAND_PREFIX, frame=frame)
