@@ -285,8 +285,8 @@ def test_clock_drives_the_nodes_with_use_sim_time_in_lockstep(tmp_path):
         g.start("quadrotor_sim", parameters=LOCKSTEP_SIM)
         g.start("trajectory", parameters={"kind": "hold", **SIM_TIME})
         g.start("policy", parameters=SIM_TIME)
-        g.spin_until(lambda: len(clock) > 0 and clock[-1] >= 2.0 and setpoint_stamps and odom, 120,
-                     "2 s of simulated time")
+        g.spin_until(lambda: len(clock) > 0 and clock[-1] >= 2.0 and setpoint_stamps and odom
+                     and follower.get_clock().now().nanoseconds > 0, 120, "2 s of simulated time")
         sim1 = clock[-1]
         print(f"\nt_sim {sim1:.2f} s, z {odom[-1][1]:.3f} m")
         sims = np.array(clock)
