@@ -15,6 +15,7 @@ import io
 import json
 import math
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -95,6 +96,33 @@ def save_torch(obj: Any, path: str | Path) -> Path:
     import torch
 
     return atomic_write(path, lambda f: torch.save(obj, f))
+
+
+@contextlib.contextmanager
+def staged_folder(folder: Path, names: list[str]) -> Iterator[Path]:
+    """Write several files that must appear together (a model and its card): a temporary folder beside
+    ``folder`` (same file system, so moves are renames) is yielded. When the block
+    succeeds, the files ``names`` move into ``folder`` (model first, card last) or, when ``folder`` is
+    new, the whole new folder appears at once; either way the temporary folder is then removed."""
+    folder = folder.absolute()
+    new = None
+    if not folder.exists():
+        new = folder  # the topmost folder that does not exist yet
+        while not new.parent.exists():
+            new = new.parent
+    root = (new.parent if new else folder) / f".stage-{os.getpid()}{TMP_SUFFIX}"
+    stage = root / folder.relative_to(new) if new else root
+    shutil.rmtree(root, ignore_errors=True)
+    stage.mkdir(parents=True)
+    try:
+        yield stage
+        if new:
+            root.rename(new)
+        else:
+            for name in names:
+                (stage / name).replace(folder / name)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:

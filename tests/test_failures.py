@@ -74,8 +74,8 @@ def test_generated_c_policy_save_and_bench_json_leave_no_temporaries(tmp_path):
 
 
 def test_raptor_resume_with_a_changed_config_is_refused_before_any_stage(tmp_path):
+    from robo.run_dir import RunDir
     from robo.tasks.raptor.pipeline import RaptorConfig, train_raptor
-    from robo.tasks.run_dir import RunDir
 
     RunDir.open(tmp_path, RaptorConfig(), kind="raptor", resume=False)
     before = (tmp_path / "config.yaml").read_bytes()

@@ -10,8 +10,9 @@ from test_tensorboard import read_scalars
 
 from robo.cli import main
 from robo.config import load_config
+from robo.files import save_torch
 from robo.nets.policy import load_policy, raptor_student
-from robo.rl.checkpoint import NonFiniteLoss, atomic_save
+from robo.rl.checkpoint import NonFiniteLoss
 from robo.rl.distill import Sequences, collect, fit, imitation_loss, sequence_loss
 from robo.tasks.raptor.pipeline import RaptorConfig, StudentConfig, prepare_fleet, train_student
 from robo.tasks.raptor.teachers import RaptorTeachersConfig, train_teachers
@@ -170,7 +171,7 @@ def test_nan_from_a_teacher_stops_training_and_keeps_the_last_good_checkpoint(te
         payload = torch.load(actor_file, weights_only=True)
         for value in payload["state_dict"].values():
             value.fill_(float("nan"))
-        atomic_save(payload, actor_file)
+        save_torch(payload, actor_file)
     with pytest.raises(NonFiniteLoss):
         train_student(student_config("epochs=3"), teachers, out, resume=True, log=lambda s: None)
     assert (out / "checkpoint.pt").read_bytes() == good

@@ -1,4 +1,4 @@
-"""The run folder and the atomic writers every task uses (robo/tasks/run_dir.py, robo/files.py)."""
+"""The run folder and the atomic writers every task uses (robo/run_dir.py, robo/files.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from robo import files
-from robo.tasks.run_dir import RunDir
+from robo.run_dir import RunDir
 
 
 @dataclass

@@ -8,12 +8,12 @@ import textwrap
 
 import pytest
 
+from robo import registry
 from robo.cli import main
-from robo.tasks import registry
 
 TOY_PACKAGE = '''
 """A task added the way every method is: this package and one line in TASK_PACKAGES."""
-from robo.tasks.registry import Stage, Task
+from robo.registry import Stage, Task
 
 TASKS = [Task("toy", "a toy task", train=Stage("toy_task.stages:train", "toy_task.stages:ToyConfig", "toy"),
               evaluate=Stage("toy_task.stages:evaluate", "toy_task.stages:ToyConfig", "toy",
@@ -23,7 +23,7 @@ TASKS = [Task("toy", "a toy task", train=Stage("toy_task.stages:train", "toy_tas
 TOY_STAGES = '''
 from dataclasses import dataclass
 
-from robo.tasks.run_dir import RunDir
+from robo.run_dir import RunDir
 
 
 @dataclass

@@ -10,7 +10,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from robo.config import load_config
-from robo.tasks.run_dir import RunDir
+from robo.run_dir import RunDir
 
 torch.set_num_threads(1)
 

@@ -7,7 +7,7 @@ import argparse
 import time
 from pathlib import Path
 
-from robo.tasks.registry import Stage, tasks
+from robo.registry import Stage, tasks
 
 
 def add_stage_commands(group: argparse.ArgumentParser, which: str) -> None:
@@ -38,7 +38,7 @@ def _runner(stage: Stage):
     def run(args: argparse.Namespace) -> int:
         from tqdm import tqdm
 
-        from robo.tasks.registry import Context, load_stage_config, resolve
+        from robo.registry import Context, load_stage_config, resolve
 
         config = load_stage_config(stage, args.config, list(args.set))
         resume = bool(getattr(args, "resume", False))

@@ -13,13 +13,9 @@ it was, and a new folder holds either a complete export or nothing.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import math
-import os
-import shutil
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +27,7 @@ from torch import nn
 
 from robo import __version__
 from robo.export.card import CARD_FORMAT, OBSERVATION, RECURRENT_STATE, card_path_for, sha256_file, write_card
-from robo.files import TMP_SUFFIX
+from robo.files import staged_folder
 from robo.nets.policy import load_policy
 from robo.runtime.policy import open_session
 
@@ -143,7 +139,7 @@ def export_onnx(
         raise ValueError(f"--tol must be a finite number >= 0, got {tol:g}")
     net = net.eval().float()
     model = _to_onnx(net, meta)
-    with _staged(out.parent, [out.name, card_path_for(out).name]) as stage:
+    with staged_folder(out.parent, [out.name, card_path_for(out).name]) as stage:
         staged = stage / out.name
         onnx.save(model, staged)
         card = build_card(net, meta, staged, checkpoint)
@@ -187,32 +183,6 @@ def _to_onnx(net: nn.Module, meta: dict[str, Any]) -> onnx.ModelProto:
     model.doc_string = f"robo policy for task {meta.get('task', 'generic')}"
     onnx.checker.check_model(model, full_check=True)
     return model
-
-
-@contextlib.contextmanager
-def _staged(folder: Path, names: list[str]) -> Iterator[Path]:
-    """A temporary folder beside the output (same file system, so moves are renames). When the block
-    succeeds, the files ``names`` move into ``folder`` (model first, card last) or, when ``folder`` is
-    new, the whole new folder appears at once; either way the temporary folder is then removed."""
-    folder = folder.absolute()
-    new = None
-    if not folder.exists():
-        new = folder  # the topmost folder that does not exist yet
-        while not new.parent.exists():
-            new = new.parent
-    root = (new.parent if new else folder) / f".export-{os.getpid()}{TMP_SUFFIX}"
-    stage = root / folder.relative_to(new) if new else root
-    shutil.rmtree(root, ignore_errors=True)
-    stage.mkdir(parents=True)
-    try:
-        yield stage
-        if new:
-            root.rename(new)
-        else:
-            for name in names:
-                (stage / name).replace(folder / name)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def export_checkpoint(source: str | Path, out: str | Path, **kwargs: Any) -> dict[str, Any]:

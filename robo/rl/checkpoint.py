@@ -1,4 +1,4 @@
-"""Checkpoint files: written atomically (temporary file + rename), read back with one-line errors."""
+"""Checkpoint files, read back with one-line errors (they are written by :func:`robo.files.save_torch`)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,9 @@ from typing import Any
 
 import torch
 
-from robo.files import save_torch
-
-
-def atomic_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` atomically: a crash never leaves half a checkpoint, and a full disk is one line
-    naming the file, with no temporary file left (:mod:`robo.files`)."""
-    return save_torch(obj, path)
-
 
 def load_checkpoint(path: str | Path, *, mmap: bool = False, format: str | None = None) -> Any:
-    """A file written by :func:`atomic_save` (tensors on the CPU); ``mmap`` reads tensors lazily;
+    """A file written by :func:`robo.files.save_torch` (tensors on the CPU); ``mmap`` reads tensors lazily;
     ``format``: the dict's ``"format"`` entry must be this."""
     path = Path(path)
     if not path.is_file():

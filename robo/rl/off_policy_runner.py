@@ -36,7 +36,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from robo.rl.checkpoint import NonFiniteLoss, atomic_save, load_checkpoint
+from robo.files import save_torch
+from robo.rl.checkpoint import NonFiniteLoss, load_checkpoint
 from robo.rl.replay import ReplayBuffer
 from robo.rl.sac import SACConfig, SACGroup
 from robo.rl.vec_env import VecEnv, final_observation
@@ -439,7 +440,7 @@ class OffPolicyRunner:
     def save(self, path: str | Path) -> Path:
         """Write the whole training state atomically; refuses to overwrite it with non-finite numbers."""
         self.check_finite()
-        return atomic_save(self.state_dict(), path)
+        return save_torch(self.state_dict(), path)
 
     def load(self, path: str | Path, check: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """Continue from :meth:`save`'s file (the environment too when it supports ``state_dict``);

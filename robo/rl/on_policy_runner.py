@@ -28,8 +28,9 @@ from typing import Any, Literal
 import torch
 
 from robo.config import to_dict
+from robo.files import save_torch
 from robo.nets.actor_critic import ActorCritic
-from robo.rl.checkpoint import NonFiniteLoss, atomic_save, load_checkpoint
+from robo.rl.checkpoint import NonFiniteLoss, load_checkpoint
 from robo.rl.ppo import PPO, PPOConfig
 from robo.rl.rollout_storage import RolloutStorage
 from robo.rl.vec_env import VecEnv, final_observation
@@ -179,7 +180,7 @@ class OnPolicyRunner:
 
     def save(self, path: str | Path) -> Path:
         """The whole training state, written atomically (temporary file + rename)."""
-        return atomic_save(self.state_dict(), path)
+        return save_torch(self.state_dict(), path)
 
     def load(self, path: str | Path) -> None:
         """Continue from :meth:`save`'s file; refuses one written for other settings, naming them."""

@@ -8,7 +8,7 @@ The GNN tuner and its training come next (a train stage is added then).
 
 import argparse
 
-from robo.tasks.registry import Stage, Task
+from robo.registry import Stage, Task
 
 EVAL_DESCRIPTION = """\
 Run seeded episodes of one scenario (swap, crossing, corridor, obstacles) and measure success (every

@@ -12,9 +12,9 @@ from typing import Any
 import torch
 
 from robo.files import save_figure, write_json
+from robo.registry import Context
 from robo.tasks.online_cbf.config import OnlineCbfConfig
 from robo.tasks.online_cbf.rollout import Rollout, grid_search, metrics, run_episodes
-from robo.tasks.registry import Context
 
 
 def parse_gains(text: str) -> tuple[float, float]:

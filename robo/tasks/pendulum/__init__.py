@@ -1,13 +1,13 @@
 """Pendulum swing-up with PPO: the smallest task, and the template a new method copies.
 
 A task is this package (``TASKS`` below, a train stage in ``train``, an eval stage in ``evaluate``)
-plus one line in ``robo.tasks.registry.TASK_PACKAGES``. Nothing here imports torch: the stages are
+plus one line in ``robo.registry.TASK_PACKAGES``. Nothing here imports torch: the stages are
 named as ``"module:function"`` and imported only when they run.
 """
 
 import argparse
 
-from robo.tasks.registry import Stage, Task
+from robo.registry import Stage, Task
 
 TRAIN_DESCRIPTION = """\
 Train PPO on the batched pendulum swing-up (sim.pendulum, Gymnasium's Pendulum-v1 dynamics and

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from robo.files import write_json
+from robo.registry import Context
 from robo.tasks.pendulum.train import TASK, pendulums
-from robo.tasks.registry import Context
 from sim.pendulum import PendulumConfig
 
 Act = Callable[[torch.Tensor], torch.Tensor]  # observations [N, 3] -> actions [N, 1]

@@ -1,6 +1,6 @@
 """``robo train pendulum``: PPO (robo.rl.on_policy_runner) on N batched pendulums, then the exported policy.
 
-The run folder (:class:`~robo.tasks.run_dir.RunDir`) holds the resolved config, ``checkpoint.pt``
+The run folder (:class:`~robo.run_dir.RunDir`) holds the resolved config, ``checkpoint.pt``
 (the runner's whole state, so ``--resume`` continues exactly as the uninterrupted run would), the
 learning curve, ``metrics.json``, the deterministic actor in the one policy format (``policy.pt``) and
 its ONNX export with card (``policy.onnx`` + ``policy.json``).
@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
+from robo.registry import Context
 from robo.rl.on_policy_runner import RESUMABLE_CHANGES, OnPolicyConfig, OnPolicyRunner
 from robo.rl.ppo import PPOConfig
-from robo.tasks.registry import Context
-from robo.tasks.run_dir import RunDir
+from robo.run_dir import RunDir
 from sim.pendulum import OBSERVATION, PendulumConfig, PendulumEnv
 
 TASK = "pendulum"

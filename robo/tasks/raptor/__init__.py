@@ -6,8 +6,8 @@ controller on the RAPTOR episodes (recovery from random states, figure-eights), 
 ``robo train`` / ``robo eval`` call.
 """
 
+from robo.registry import Stage, Task
 from robo.tasks.raptor import commands
-from robo.tasks.registry import Stage, Task
 
 PIPELINE_DESCRIPTION = """\
 The whole RAPTOR pipeline in one run folder, each stage resumable with --resume:

@@ -6,7 +6,7 @@ import argparse
 import time
 from typing import Any
 
-from robo.tasks.registry import Context
+from robo.registry import Context
 
 
 def teacher_arguments(p: argparse.ArgumentParser) -> None:

@@ -34,10 +34,11 @@ from typing import Any
 import torch
 
 from robo.config import to_dict
-from robo.files import write_csv, write_json
+from robo.files import save_torch, write_csv, write_json
 from robo.nets.policy import raptor_student, save_policy
-from robo.rl.checkpoint import atomic_save
+from robo.registry import silent_bar
 from robo.rl.distill import collect, fit
+from robo.run_dir import RunDir
 from robo.tasks.raptor import evaluation
 from robo.tasks.raptor.teachers import (
     RaptorTeachersConfig,
@@ -46,8 +47,6 @@ from robo.tasks.raptor.teachers import (
     resumed_steps,
     train_teachers,
 )
-from robo.tasks.registry import silent_bar
-from robo.tasks.run_dir import RunDir
 from sim.quadrotor import (
     QuadrotorEnv,
     QuadrotorEnvConfig,
@@ -235,7 +234,7 @@ def train_student(config: StudentConfig, teacher_run: str | Path, out_dir: str |
         state["seconds"] = time.perf_counter() - started
         save_policy(out / "student_last.pt", student,
                     _meta(teacher_run, digest, epoch, None, out / "config.yaml"))
-        atomic_save({"student": student.state_dict(), "optimizer": optimizer.state_dict(),
+        save_torch({"student": student.state_dict(), "optimizer": optimizer.state_dict(),
                      "generator": generator.get_state(), "state": state, "fleet_sha256": digest},
                     checkpoint)
         _write_history(out / "history.csv", state["history"])

@@ -6,14 +6,12 @@ ReLU), GRU(16) with PyTorch's gate order (r, z, n) and a zero initial state, Den
 so the import is a copy of tensors. The checkpoint carries an example input/output sequence; the
 imported network must reproduce it, which is what catches a corrupt file or another architecture.
 
-The output folder is written whole or not at all: everything goes into a temporary sibling folder,
-which replaces the target only when the export's own equivalence check has passed.
+The output is written whole or not at all (:func:`robo.files.staged_folder`): nothing reaches the
+folder unless every check, the export's equivalence check included, has passed.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +102,7 @@ def example_error(net: torch.nn.Module, example_in: np.ndarray, example_out: np.
 def import_released(out: str | Path, checkpoint: str | Path | None = None) -> dict[str, Any]:
     """Convert the released checkpoint into ``out``/student.pt + policy.onnx + policy.json."""
     from robo.export.onnx_export import export_checkpoint
-    from robo.files import write_json
+    from robo.files import staged_folder, write_json
     from robo.nets.policy import save_policy
     from sim.quadrotor.observation import quadrotor_student_meta
 
@@ -121,31 +119,13 @@ def import_released(out: str | Path, checkpoint: str | Path | None = None) -> di
               "checkpoint_name": attrs["checkpoint_name"], "authors_meta": attrs["meta"],
               "example_max_abs_error": err, "license": "MIT (foundation-policy)"}
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_folder(out, ["student.pt", "policy.onnx", "policy.json", "origin.json"]) as staging:
         save_policy(staging / "student.pt", net, quadrotor_student_meta(
             run={"package": PACKAGE, "version": _version(), "checkpoint_name": attrs["checkpoint_name"]},
             origin={"source": "released", "package": PACKAGE}))
         card = export_checkpoint(staging / "student.pt", staging / "policy.onnx")
         write_json(staging / "origin.json", origin)
-        _replace_folder(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return {"out": out, "origin": origin, "card": card}
-
-
-def _replace_folder(new: Path, target: Path) -> None:
-    """``new`` takes ``target``'s place; an older folder there is removed only after the swap."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        target.rename(old)
-    new.rename(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _version() -> str:

@@ -62,7 +62,7 @@ from robo.rl import distributed
 from robo.rl.checkpoint import load_checkpoint
 from robo.rl.off_policy_runner import EnvFactory, EpisodeStats, Fly, OffPolicyRunner, RunnerConfig
 from robo.rl.sac import SACConfig, save_actor
-from robo.tasks.run_dir import RunDir, Scalars
+from robo.run_dir import RunDir, Scalars
 from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, QuadrotorParams, load_fleet
 from sim.quadrotor.observation import TEACHER, policy_meta
 

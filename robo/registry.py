@@ -2,7 +2,7 @@
 
 A method is one package under ``robo/tasks/`` whose ``__init__`` lists its :class:`Task` objects in
 ``TASKS``, plus one line in :data:`TASK_PACKAGES`. Everything heavy is named as ``"module:attribute"``
-and imported only when the task runs, so ``robo --help`` starts without torch.
+and imported only when the task runs, so building the command line imports no method code.
 
 Every stage gets the same options from the CLI (``--config``, ``--set``, ``--out``, ``--resume`` for
 training) and the stage's own flags from ``arguments``; its ``run`` function receives the resolved
