@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from sim.hand.env import FINGER_STEP, WRIST_STEP, HandEnv
-from sim.hand.grasp import Grasp, grasps
+from sim.hand.grasp import GRASP_KINDS, Grasp, plan_grasp
 
 APPROACH_STEPS = 50
 LIFT_STEP = 0.002  # m per step
@@ -19,30 +19,27 @@ LIFT_STEP = 0.002  # m per step
 
 class Demonstrator:
     def __init__(self, env: HandEnv, kind: str = "auto", close_steps: int = 60):
-        if kind not in ("auto", "top", "side"):
-            raise ValueError(f"unknown grasp kind {kind!r} (choices: auto, top, side)")
+        if kind not in GRASP_KINDS:
+            raise ValueError(f"unknown grasp kind {kind!r} (choices: {', '.join(GRASP_KINDS)})")
         self.env, self.kind, self.close_steps = env, kind, close_steps
         self.plan: list[Grasp | None] = [None] * env.num_envs
         self.phase_step = np.zeros(env.num_envs, dtype=np.int64)
         self.phase = np.zeros(env.num_envs, dtype=np.int64)
 
     def _grasp(self, i: int) -> Grasp:
-        env = self.env
-        position, yaw = env.object_pose(i)
-        options = {g.kind: g for g in grasps(env.box, position, yaw)}
-        # A tall object is held from the side; a flat or round one from above.
-        kind = self.kind
-        if kind == "auto":
-            kind = "side" if env.box.half[2] > 1.2 * env.box.half[:2].max() else "top"
-        return options[kind]
+        position, yaw = self.env.object_pose(i)
+        return plan_grasp(self.env.box, position, yaw, self.kind)
 
     def act(self) -> torch.Tensor:
-        """One action per environment; a fresh episode (step 0) plans its grasp anew."""
+        """One action per environment; a fresh episode (step 0) plans its grasp anew, or takes the
+        environment's own plan when the episode starts at its pre-grasp (``start: pre_grasp``)."""
         env = self.env
         out = np.zeros((env.num_envs, env.action_size))
         for i in range(env.num_envs):
             if env.steps[i] == 0:
-                self.plan[i], self.phase[i], self.phase_step[i] = self._grasp(i), 0, 0
+                at_pre_grasp = env.config.start == "pre_grasp"
+                self.plan[i] = env.grasp[i] if at_pre_grasp else self._grasp(i)
+                self.phase[i], self.phase_step[i] = (2 if at_pre_grasp else 0), 0
             out[i] = self._act_one(i, self.plan[i])
         return torch.as_tensor(out, dtype=torch.float32)
 

@@ -8,7 +8,9 @@ the number of fingertips touching; 1000 x the object's rise in the step, counted
 fingertips touch and scaled by touches/5; before the first touch, 10 x the decrease of the
 palm-to-object distance (our approach term); +1 on success (object 10 cm above its start, terminates),
 -1 on a drop (object back on the table after being lifted 2 cm, or off the table; terminates) or on
-the timeout (truncates). Non-finite state or a MuJoCo warning resets that environment, counted in
+the timeout (truncates). An episode starts with the hand at ``HOME`` or, with ``start: pre_grasp`` (as
+in the paper, where the arm first reaches the planner's pre-grasp), at the 5 cm pre-grasp of the
+planned grasp (``grasp``). Non-finite state or a MuJoCo warning resets that environment, counted in
 ``unstable_resets``.
 """
 
@@ -21,7 +23,7 @@ import mujoco
 import numpy as np
 import torch
 
-from sim.hand.grasp import BoundingBox, fit_box
+from sim.hand.grasp import GRASP_KINDS, BoundingBox, Grasp, fit_box, plan_grasp
 from sim.hand.scene import FINGERTIPS, HAND_PREFIX, SUBSTEPS, TABLE_TOP, WRIST_JOINTS, build_model
 from sim.layout import Field, ObservationLayout
 
@@ -42,6 +44,7 @@ def observation_layout() -> ObservationLayout:
 
 
 LAYOUT = observation_layout()
+START_POSES = ("home", "pre_grasp")
 
 
 @dataclass
@@ -50,6 +53,16 @@ class HandEnvConfig:
     episode_steps: int = 2000
     position_range: float = 0.05  # m, object start x and y uniform in +-range
     yaw_range: float = float(np.pi)
+    start: str = "home"  # "home" or "pre_grasp" (the planned grasp's 5 cm pre-grasp)
+    grasp: str = "auto"  # the planned grasp's kind: auto, top or side
+
+    def __post_init__(self) -> None:
+        if self.start not in START_POSES:
+            raise ValueError(f"unknown start {self.start!r} (choices: {', '.join(START_POSES)})")
+        if self.grasp not in GRASP_KINDS:
+            raise ValueError(f"unknown grasp {self.grasp!r} (choices: {', '.join(GRASP_KINDS)})")
+        if self.episode_steps <= 0:
+            raise ValueError(f"episode_steps must be > 0, got {self.episode_steps}")
 
 
 class HandEnv:
@@ -75,6 +88,7 @@ class HandEnv:
         self.palm_body = m.body(HAND_PREFIX + "r_palm").id
         n = num_envs
         self.target = np.zeros((n, m.nu))
+        self.grasp: list[Grasp | None] = [None] * n  # each episode's planned grasp
         self.steps = np.zeros(n, dtype=np.int64)
         self.start_z = np.zeros(n)
         self.lifted = np.zeros(n, dtype=bool)
@@ -118,13 +132,15 @@ class HandEnv:
     def _reset_one(self, i: int) -> None:
         m, d, c = self.model, self.data[i], self.config
         mujoco.mj_resetData(m, d)
-        d.qpos[self.wrist_qpos] = HOME
         xy = self.rng.uniform(-c.position_range, c.position_range, 2)
         yaw = self.rng.uniform(-c.yaw_range, c.yaw_range)
         z = TABLE_TOP + self.box.half[2] - self.box.centre[2] + 0.001
         d.qpos[self.object_qpos:self.object_qpos + 7] = [*xy, z, np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]
+        self.grasp[i] = plan_grasp(self.box, *self.object_pose(i), c.grasp)
+        wrist = self.grasp[i].pre_grasp[1] if c.start == "pre_grasp" else HOME
+        d.qpos[self.wrist_qpos] = wrist
         self.target[i] = 0.0
-        self.target[i, :6] = HOME
+        self.target[i, :6] = wrist
         self.target[i, 6:] = self.finger_range[:, 0]
         d.ctrl[:] = self.target[i]
         mujoco.mj_forward(m, d)
@@ -151,17 +167,19 @@ class HandEnv:
         act = np.clip(np.asarray(action, dtype=np.float64).reshape(self.num_envs, self.action_size), -1, 1)
         n = self.num_envs
         reward, terminated, truncated = np.zeros(n), np.zeros(n, bool), np.zeros(n, bool)
-        success, unstable = np.zeros(n, bool), np.zeros(n, bool)
+        success, unstable, lifted = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
         obs, final = np.zeros((n, self.observation_size)), np.zeros((n, self.observation_size))
         for i in range(n):
             reward[i], terminated[i], truncated[i], success[i], unstable[i] = self._step_one(i, act[i])
             final[i] = self._observe(i)
+            lifted[i] = self.lifted[i]
             if terminated[i] or truncated[i] or unstable[i]:
                 self._reset_one(i)
             obs[i] = self._observe(i)
         self.unstable_resets += int(unstable.sum())
         info = {"final_observation": torch.as_tensor(final, dtype=torch.float32),
-                "success": torch.as_tensor(success), "unstable": torch.as_tensor(unstable)}
+                "success": torch.as_tensor(success), "unstable": torch.as_tensor(unstable),
+                "lifted": torch.as_tensor(lifted)}
         f32 = torch.float32
         # An unstable environment's episode is cut off (truncated), not failed.
         return (torch.as_tensor(obs, dtype=f32), torch.as_tensor(reward, dtype=f32),

@@ -15,6 +15,7 @@ import numpy as np
 # Where the object's centre sits in the wrist frame when grasped: along the fingers, below the palm.
 GRASP_OFFSET = np.array([0.10, 0.01, -0.04])
 PRE_GRASP_BACK = (0.10, 0.05)  # m
+GRASP_KINDS = ("auto", "top", "side")
 
 
 @dataclass(frozen=True)
@@ -82,3 +83,13 @@ def grasps(box: BoundingBox, position: np.ndarray, yaw: float) -> list[Grasp]:
         pre = tuple(np.concatenate([pose[:3] - back * approach, pose[3:]]) for back in PRE_GRASP_BACK)
         out.append(Grasp(kind, pose, pre))
     return out
+
+
+def plan_grasp(box: BoundingBox, position: np.ndarray, yaw: float, kind: str = "auto") -> Grasp:
+    """The grasp of ``kind``; ``auto`` holds a tall object from the side and a flat or round one from
+    above."""
+    if kind not in GRASP_KINDS:
+        raise ValueError(f"unknown grasp kind {kind!r} (choices: {', '.join(GRASP_KINDS)})")
+    if kind == "auto":
+        kind = "side" if box.half[2] > 1.2 * box.half[:2].max() else "top"
+    return next(g for g in grasps(box, position, yaw) if g.kind == kind)
