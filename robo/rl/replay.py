@@ -101,7 +101,8 @@ class ReplayBuffer:
 
     def sample(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Independent indices per member: ``[K, batch_size, ...]`` per field, agent rows then
-        ``round(demo_fraction * batch_size)`` demonstration rows."""
+        ``round(demo_fraction * batch_size)`` demonstration rows; with demonstrations the batch also
+        holds ``demo`` ([K, batch_size] bool, True on the demonstration rows)."""
         demos = round(self.demo_fraction * batch_size)
         agent = batch_size - demos
         if demos and not self.demo_size:
@@ -115,7 +116,9 @@ class ReplayBuffer:
             return batch
         didx = torch.randint(0, self.demo_size, (self.members, demos), generator=generator,
                              device=self.device)
-        return {name: torch.cat((batch[name], self.demo[name][members, didx]), 1) for name in FIELDS}
+        batch = {name: torch.cat((batch[name], self.demo[name][members, didx]), 1) for name in FIELDS}
+        batch["demo"] = torch.arange(batch_size, device=self.device).expand(self.members, -1) >= agent
+        return batch
 
     def select(self, index: torch.Tensor) -> None:
         """Keep only members ``index`` (in that order)."""

@@ -64,6 +64,11 @@ class SACConfig:
     # Off by default: on CPU it does not pay (robo bench raptor: 0.87-1.09x eager for 1-64 teachers at
     # the paper's critics and batch 256; the update is compute-bound there).
     compile: bool = False
+    # OERLD's (Nair et al. 2018) Q-filtered behaviour cloning: the actor loss gains bc_weight x the
+    # squared error between the actor's mean action and the demonstrated action, on the batch's
+    # demonstration rows (``batch["demo"]``) where the critic rates the demonstrated action above the
+    # actor's. 0 (the default): plain SAC.
+    bc_weight: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("buffer_size", "batch_size", "policy_frequency", "target_frequency"):
@@ -80,6 +85,8 @@ class SACConfig:
         for name in ("actor_lr", "critic_lr", "alpha_lr"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"sac.{name} must be > 0, got {getattr(self, name)}")
+        if self.bc_weight < 0:
+            raise ValueError(f"sac.bc_weight must be >= 0, got {self.bc_weight}")
         if self.log_std_min >= self.log_std_max:
             raise ValueError("sac.log_std_min must be below sac.log_std_max")
 
@@ -225,6 +232,18 @@ class SACGroup:
         loss = (self.alpha[:, None] * log_prob - q).mean(-1)
         return loss, log_prob.detach()
 
+    def bc_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """OERLD's Q-filtered behaviour cloning per member ([K]): mean over the demonstration rows of
+        ``|tanh(mean(s)) - a_demo|^2`` where ``Q(s, a_demo) > Q(s, tanh(mean(s)))``."""
+        demo = batch["demo"].to(batch["reward"].dtype)
+        mean_action = self.actor.deterministic(batch["obs"])
+        with torch.no_grad():
+            q_demo = self.critic(batch["obs"], batch["action"]).min(0).values
+            q_actor = self.critic(batch["obs"], mean_action).min(0).values
+            keep = demo * (q_demo > q_actor).to(demo.dtype)
+        error = (mean_action - batch["action"]).pow(2).sum(-1)
+        return (keep * error).sum(-1) / demo.sum(-1).clamp(min=1.0)
+
     def alpha_loss(self, log_prob: torch.Tensor) -> torch.Tensor:
         return (-self.log_alpha[:, None] * (log_prob + self.config.target_entropy)).mean(-1)
 
@@ -248,6 +267,10 @@ class SACGroup:
 
         if self.updates % cfg.policy_frequency == 0:
             pi_loss, log_prob = self._actor_loss(batch["obs"], noise[1])
+            if cfg.bc_weight > 0 and "demo" in batch:
+                bc = self.bc_loss(batch)
+                pi_loss = pi_loss + cfg.bc_weight * bc
+                out["bc_loss"] = bc.detach()
             self.actor_opt.zero_grad(set_to_none=True)
             pi_loss.sum().backward()
             self._step(self.actor_opt)

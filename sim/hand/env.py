@@ -24,7 +24,15 @@ import numpy as np
 import torch
 
 from sim.hand.grasp import GRASP_KINDS, BoundingBox, Grasp, fit_box, plan_grasp
-from sim.hand.scene import FINGERTIPS, HAND_PREFIX, SUBSTEPS, TABLE_TOP, WRIST_JOINTS, build_model
+from sim.hand.scene import (
+    FINGERTIPS,
+    HAND_PREFIX,
+    SUBSTEPS,
+    TABLE_TOP,
+    WRIST_JOINTS,
+    build_model,
+    object_spec,
+)
 from sim.layout import Field, ObservationLayout
 
 WRIST_STEP = np.array([0.002, 0.002, 0.002, 0.01, 0.01, 0.01])
@@ -57,6 +65,7 @@ class HandEnvConfig:
     grasp: str = "auto"  # the planned grasp's kind: auto, top or side
 
     def __post_init__(self) -> None:
+        object_spec(self.object)  # an unknown object: one line with the choices
         if self.start not in START_POSES:
             raise ValueError(f"unknown start {self.start!r} (choices: {', '.join(START_POSES)})")
         if self.grasp not in GRASP_KINDS:
@@ -167,19 +176,17 @@ class HandEnv:
         act = np.clip(np.asarray(action, dtype=np.float64).reshape(self.num_envs, self.action_size), -1, 1)
         n = self.num_envs
         reward, terminated, truncated = np.zeros(n), np.zeros(n, bool), np.zeros(n, bool)
-        success, unstable, lifted = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
+        success, unstable = np.zeros(n, bool), np.zeros(n, bool)
         obs, final = np.zeros((n, self.observation_size)), np.zeros((n, self.observation_size))
         for i in range(n):
             reward[i], terminated[i], truncated[i], success[i], unstable[i] = self._step_one(i, act[i])
             final[i] = self._observe(i)
-            lifted[i] = self.lifted[i]
             if terminated[i] or truncated[i] or unstable[i]:
                 self._reset_one(i)
             obs[i] = self._observe(i)
         self.unstable_resets += int(unstable.sum())
         info = {"final_observation": torch.as_tensor(final, dtype=torch.float32),
-                "success": torch.as_tensor(success), "unstable": torch.as_tensor(unstable),
-                "lifted": torch.as_tensor(lifted)}
+                "success": torch.as_tensor(success), "unstable": torch.as_tensor(unstable)}
         f32 = torch.float32
         # An unstable environment's episode is cut off (truncated), not failed.
         return (torch.as_tensor(obs, dtype=f32), torch.as_tensor(reward, dtype=f32),

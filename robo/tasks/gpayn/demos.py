@@ -1,0 +1,58 @@
+"""G-PAYN's demonstrations: the scripted demonstrator's transitions (failed demonstrations kept),
+generated at the start of a run and cached in its folder, so a resumed run reuses them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from robo.files import save_torch
+from robo.registry import Bar, BarFactory
+from robo.rl.checkpoint import load_checkpoint
+from robo.rl.replay import FIELDS
+from robo.rl.vec_env import final_observation
+from sim.hand.demonstrator import Demonstrator
+from sim.hand.env import HandEnv, HandEnvConfig
+
+FORMAT = "robo-gpayn-demonstrations/1"
+
+
+def generate(env_config: HandEnvConfig, transitions: int, envs: int, seed: int,
+             bar: Bar | None = None) -> dict[str, torch.Tensor]:
+    """``transitions`` rows ``{obs, action, reward, next_obs, terminated}`` ([N, ...]) from ``envs``
+    environments run by the demonstrator, with ``episodes`` and ``successes`` (counts of the episodes
+    that ended inside them)."""
+    env = HandEnv(envs, env_config, seed=seed)
+    demonstrator = Demonstrator(env)
+    obs = env.reset(seed=seed)[0]
+    rows: dict[str, list[torch.Tensor]] = {name: [] for name in FIELDS}
+    episodes = successes = collected = 0
+    while collected < transitions:
+        action = demonstrator.act()
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        done = terminated | truncated
+        step = {"obs": obs, "action": action, "reward": reward,
+                "next_obs": final_observation(next_obs, done, info), "terminated": terminated.float()}
+        for name in FIELDS:
+            rows[name].append(step[name])
+        episodes += int(done.sum())
+        successes += int(info["success"].sum())
+        obs = next_obs
+        collected += envs
+        if bar is not None:
+            bar.update(envs)
+    out = {name: torch.cat(values)[:transitions] for name, values in rows.items()}
+    return {**out, "episodes": torch.tensor(episodes), "successes": torch.tensor(successes)}
+
+
+def load_or_generate(path: Path, env_config: HandEnvConfig, transitions: int, envs: int, seed: int,
+                     bar: BarFactory) -> dict[str, torch.Tensor]:
+    """The cached demonstrations at ``path`` or, when absent, new ones written there."""
+    if path.is_file():
+        state = load_checkpoint(path, format=FORMAT)
+        return state["demonstrations"]
+    with bar("demonstrations", transitions) as progress:
+        demos = generate(env_config, transitions, envs, seed, progress)
+    save_torch({"format": FORMAT, "demonstrations": demos}, path)
+    return demos

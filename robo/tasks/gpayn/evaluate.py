@@ -1,0 +1,7 @@
+"""placeholder"""
+from dataclasses import dataclass
+
+
+@dataclass
+class GPAYNEvalConfig:
+    episodes: int = 20
