@@ -455,8 +455,9 @@ class OffPolicyRunner:
         if state["envs_per_member"] != self.envs:
             raise ValueError(f"{path}: checkpoint ran {state['envs_per_member']} environments per member, "
                              f"the config asks for {self.envs}")
-        saved_ids = list(state["ids"]) + sorted(state["finished"])
-        if sorted(saved_ids) != sorted(set(self.ids) | set(state["finished"])):
+        # A run whose last members finished keeps them in "ids" too (compact never empties the batch).
+        saved_ids = sorted(set(state["ids"]) | set(state["finished"]))
+        if saved_ids != sorted(set(self.ids) | set(state["finished"])):
             raise ValueError(f"{path}: checkpoint is for members {sorted(saved_ids)}, not {sorted(self.ids)}")
         if list(state["ids"]) != self.ids:
             self.ids = list(state["ids"])
