@@ -31,6 +31,8 @@ OBJECTS = ("box_tall", "cylinder_thin", "cylinder_wide", "bottle", "box_wide")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="configs/gpayn_quick.yaml", help="training config of every run")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a key of --config (repeatable)")
     parser.add_argument("--objects", nargs="+", default=list(OBJECTS))
     parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
     parser.add_argument("--steps", type=int, default=20_000, help="env steps per run (the equal budget)")
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for name in ("steps", "episodes", "envs", "threads"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
-    base = load_config(GPAYNTrainConfig, args.config)
+    base = load_config(GPAYNTrainConfig, args.config, list(args.set))
     for name in args.objects:
         dataclasses.replace(base.env, object=name)  # an unknown object fails before anything runs
     runs = Path(args.runs)
@@ -52,7 +54,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise OSError(f"--runs {runs} is not empty; choose another folder")
     torch.set_num_threads(args.threads)
 
-    result: dict[str, Any] = {"config": args.config, "steps_per_run": args.steps, "episodes": args.episodes}
+    result: dict[str, Any] = {"config": args.config, "set": list(args.set), "steps_per_run": args.steps,
+                              "episodes": args.episodes}
     result["env_steps_per_s"] = {"one_env": steps_per_second(args.objects[0], 1),
                                  f"{args.envs}_envs": steps_per_second(args.objects[0], args.envs)}
     started = time.perf_counter()
