@@ -84,3 +84,14 @@ def test_unstable_state_resets_and_is_counted(tmp_path, monkeypatch):
     obs, _, terminated, truncated, info = env.step(torch.zeros(2, env.action_size))
     assert env.unstable_resets == 1 and info["unstable"].tolist() == [False, True]
     assert truncated[1] and not terminated[1] and torch.isfinite(obs).all()
+
+
+def test_an_episode_may_start_at_the_planned_pre_grasp():
+    env = HandEnv(2, HandEnvConfig(object="bottle", start="pre_grasp", grasp="side"), seed=1)
+    obs, _ = env.reset(seed=1)
+    for i in range(2):
+        assert env.grasp[i].kind == "side"
+        wrist = obs[i, LAYOUT.slice("wrist")].numpy()
+        np.testing.assert_allclose(wrist, env.grasp[i].pre_grasp[1], atol=1e-6)
+    with pytest.raises(ValueError, match=r"unknown start 'air' \(choices: home, pre_grasp\)"):
+        HandEnvConfig(start="air")
