@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from robo.ros import filter_node, policy_node, sim_node, trajectory_node
+from robo.ros import filter_node, policy_node, quadrotor_loop, sim_node, trajectory_node
 from robo.ros.processes import EXECUTABLES, PARAMS_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "ros_ws" / "src" / "robo"
-NODES = {"quadrotor_sim": sim_node, "policy": policy_node, "safety_filter": filter_node,
-         "trajectory": trajectory_node}
+NODES = {"quadrotor_sim": sim_node.PARAMS, "safety_filter": filter_node.PARAMS,
+         "policy": policy_node.COMMON_PARAMS + quadrotor_loop.QUADROTOR_PARAMS,
+         "trajectory": trajectory_node.PARAMS}
 
 
 def test_package_files_and_entry_points():
@@ -56,7 +57,7 @@ def test_params_file_matches_the_declared_parameters():
     data = yaml.safe_load(PARAMS_FILE.read_text())
     for key, section in data.items():
         node = key.split("/")[-1]
-        declared = {p.name: p for p in NODES[node].PARAMS}
+        declared = {p.name: p for p in NODES[node]}
         for name, value in section["ros__parameters"].items():
             assert name in declared, f"{key}: {name} is not a parameter of {node}"
             default = declared[name].default
