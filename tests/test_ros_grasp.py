@@ -90,7 +90,7 @@ def test_the_hand_messages_carry_the_environments_observation(hand_policy):
     assert touched > 0, "no fingertip touched: the touch flags were not checked"
 
 
-def _grasp_graph(tmp_path: Path, policy: Path):
+def _grasp_graph(tmp_path: Path, policy: Path, lockstep: bool = True):
     g = Graph(tmp_path)
     states: dict[tuple[int, int], dict[str, object]] = {}
     commands: dict[tuple[int, int], np.ndarray] = {}
@@ -108,9 +108,9 @@ def _grasp_graph(tmp_path: Path, policy: Path):
         g.node.create_subscription(types_[role], topic, part(role), deep)
     g.node.create_subscription(Float32MultiArray, "hand/command",
                                lambda m: commands.setdefault(answered_stamp(m), np.array(m.data)), deep)
-    g.start("hand_sim", params_files=[GRASP_PARAMS_FILE], parameters=LOCKSTEP)
+    g.start("hand_sim", params_files=[GRASP_PARAMS_FILE], parameters=LOCKSTEP if lockstep else None)
     g.start("policy", params_files=[GRASP_PARAMS_FILE],
-            parameters={"policy": str(policy), "use_sim_time": True})
+            parameters={"policy": str(policy), "use_sim_time": lockstep})
     return g, states, commands
 
 
@@ -148,7 +148,8 @@ def test_the_policy_node_drives_the_simulated_hand_in_lockstep_over_dds(tmp_path
 
 
 def test_when_the_states_stop_the_policy_node_holds_every_target(tmp_path, hand_policy):
-    g, _, commands = _grasp_graph(tmp_path, hand_policy)
+    # On the wall clock: a dead simulator stops /clock, and with it simulated time.
+    g, _, commands = _grasp_graph(tmp_path, hand_policy, lockstep=False)
     try:
         held: list[np.ndarray] = []
         g.node.create_subscription(Float32MultiArray, "hand/command", lambda m: held.append(np.array(m.data)),
