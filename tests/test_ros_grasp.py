@@ -10,16 +10,13 @@ state the simulator sent, exactly. Lifting the object needs the trained policy.
 from __future__ import annotations
 
 import os
-import runpy
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 from geometry_msgs.msg import PoseStamped
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from ros_harness import Graph
+from ros_harness import Graph, load_launch_file
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float32MultiArray
 
@@ -31,7 +28,6 @@ from robo.runtime.hand import FIELD_ROLES, role_field, ypr_to_quaternion
 
 pytestmark = pytest.mark.ros
 
-ROOT = Path(__file__).resolve().parents[1]
 TRAINED = os.environ.get("ROBO_GRASP_POLICY", "")
 LOCKSTEP = {"publish_clock": True, "lockstep": True}
 TOPIC = {role: topic for role, topic, _ in FIELD_ROLES.values()}
@@ -186,27 +182,12 @@ def test_an_unknown_object_stops_the_simulator_listing_the_objects(tmp_path):
 
 
 def test_the_grasp_launch_file_starts_both_nodes_and_ends_on_any_exit(monkeypatch, tmp_path):
-    recorded = type("Recorded", (), {"__init__": lambda self, *a, **k: setattr(self, "kw", k) or
-                                     setattr(self, "args", a)})
-    modules = {"launch": ["LaunchDescription"],
-               "launch.actions": ["DeclareLaunchArgument", "OpaqueFunction", "Shutdown"],
-               "launch.conditions": ["IfCondition"],
-               "launch.substitutions": ["LaunchConfiguration", "PythonExpression"],
-               "launch_ros": [], "launch_ros.actions": ["Node"],
-               "launch_ros.parameter_descriptions": ["ParameterValue"],
-               "ament_index_python": [], "ament_index_python.packages": []}
-    for name, classes in modules.items():
-        m = types.ModuleType(name)
-        for c in classes:
-            setattr(m, c, type(c, (recorded,), {}))
-        monkeypatch.setitem(sys.modules, name, m)
-    sys.modules["ament_index_python.packages"].get_package_share_directory = lambda pkg: str(tmp_path)
-    launch = runpy.run_path(str(ROOT / "launch" / "grasp.launch.py"))
+    launch = load_launch_file(monkeypatch, tmp_path, "grasp.launch.py")
     description = launch["generate_launch_description"]()
     items = description.args[0]
     nodes = [e for e in items if type(e).__name__ == "Node"]
-    assert {n.kw["executable"] for n in nodes} == {"hand_sim", "policy"}
-    assert all(n.kw["on_exit"] is launch["end_launch"] for n in nodes)
-    declared = {e.args[0]: e.kw for e in items if type(e).__name__ == "DeclareLaunchArgument"}
+    assert {n.kwargs["executable"] for n in nodes} == {"hand_sim", "policy"}
+    assert all(n.kwargs["on_exit"] is launch["end_launch"] for n in nodes)
+    declared = {e.args[0]: e.kwargs for e in items if type(e).__name__ == "DeclareLaunchArgument"}
     assert {"object", "policy", "use_sim_time", "lockstep"} <= set(declared)
     assert "default_value" not in declared["policy"]  # required: a grasp needs a hand policy
