@@ -77,3 +77,33 @@ class Graph:
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
+
+
+class Recorded:
+    """Any launch class: keeps its arguments."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args, self.kwargs = args, kwargs
+
+
+def load_launch_file(monkeypatch: Any, tmp_path: Path, name: str) -> dict[str, Any]:
+    """Run launch/<name> against stand-ins of the launch API that record what it builds (the launch
+    packages have no wheel here); ``get_package_share_directory`` answers ``tmp_path``."""
+    import runpy
+    import sys
+    import types
+
+    names = {"launch": ["LaunchDescription"],
+             "launch.actions": ["DeclareLaunchArgument", "OpaqueFunction", "Shutdown"],
+             "launch.conditions": ["IfCondition"],
+             "launch.substitutions": ["LaunchConfiguration", "PythonExpression"],
+             "launch_ros": [], "launch_ros.actions": ["Node"],
+             "launch_ros.parameter_descriptions": ["ParameterValue"],
+             "ament_index_python": [], "ament_index_python.packages": []}
+    for module, classes in names.items():
+        m = types.ModuleType(module)
+        for c in classes:
+            setattr(m, c, type(c, (Recorded,), {}))
+        monkeypatch.setitem(sys.modules, module, m)
+    sys.modules["ament_index_python.packages"].get_package_share_directory = lambda pkg: str(tmp_path)
+    return runpy.run_path(str(Path(__file__).resolve().parents[1] / "launch" / name))

@@ -43,3 +43,14 @@ def test_help_lists_the_commands(capsys):
     text = capsys.readouterr().out
     for command in ("demo", "sim", "export", "codegen", "firmware", "bench"):
         assert command in text
+
+
+def test_benchmarks_are_spelt_as_tasks_and_accept_module_names(capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    assert "online-cbf (online_cbf)" in capsys.readouterr().out
+    for spelling in ("online-cbf", "online_cbf"):
+        with pytest.raises(SystemExit) as stop:
+            main(["bench", spelling, "--help"])
+        assert stop.value.code == 0
+        assert "usage: robo bench online-cbf" in capsys.readouterr().out

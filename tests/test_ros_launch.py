@@ -2,39 +2,15 @@
 the file runs against stand-ins of the launch API that record what it builds, and its OnProcessExit
 handler is called as launch calls it. The real `ros2 launch` check is done by hand (see the report)."""
 
-import runpy
-import sys
 import types
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-class Recorded:
-    """Any launch class: keeps its arguments."""
-
-    def __init__(self, *args, **kwargs):
-        self.args, self.kwargs = args, kwargs
+from ros_harness import load_launch_file
 
 
 @pytest.fixture()
 def launch_file(monkeypatch, tmp_path):
-    names = {"launch": ["LaunchDescription"],
-             "launch.actions": ["DeclareLaunchArgument", "OpaqueFunction", "Shutdown"],
-             "launch.conditions": ["IfCondition"],
-             "launch.substitutions": ["LaunchConfiguration", "PythonExpression"],
-             "launch_ros": [], "launch_ros.actions": ["Node"],
-             "launch_ros.parameter_descriptions": ["ParameterValue"],
-             "ament_index_python": [], "ament_index_python.packages": []}
-    for module, classes in names.items():
-        m = types.ModuleType(module)
-        for c in classes:
-            setattr(m, c, type(c, (Recorded,), {}))
-        monkeypatch.setitem(sys.modules, module, m)
-    sys.modules["ament_index_python.packages"].get_package_share_directory = lambda pkg: str(tmp_path)
-    return runpy.run_path(str(ROOT / "launch" / "quadrotor.launch.py"))
+    return load_launch_file(monkeypatch, tmp_path, "quadrotor.launch.py")
 
 
 def _exit(returncode: int, shutting_down: bool = False):

@@ -298,7 +298,7 @@ def test_clock_drives_the_nodes_with_use_sim_time_in_lockstep(tmp_path):
         assert 0 < odom[-1][0] <= sim1 + 1e-9 and 0 < setpoint_stamps[-1] <= sim1 + 1e-9
         assert abs(odom[-1][1] - 1.0) < 0.3, f"did not hover on simulated time: z = {odom[-1][1]:.2f} m"
         assert not [s for s in g.statuses("/policy") if s.values[0].value == "motors_off"]
-        assert "lockstep: no motor command" not in g.log("quadrotor_sim")
+        assert "lockstep: no command" not in g.log("quadrotor_sim")
         # A factor other than 1, or lockstep, make no sense on wall-clock stamps: refused, one line.
         bad = g.start("quadrotor_sim", name="bad_sim", parameters={"real_time_factor": 2.0})
         assert bad.wait(timeout=30) == 1 and "needs publish_clock" in g.log("bad_sim")
@@ -352,7 +352,7 @@ def test_two_lockstep_runs_fly_bit_identical_trajectories(tmp_path):
         assert np.ptp(a[:, :3], axis=0).max() > 1e-6, "the vehicle did not move at all: nothing compared"
         assert np.array_equal(a, b), f"runs differ from step {int(np.argmax(np.any(a != b, axis=1)))}"
         for g in graphs:
-            assert "lockstep: no motor command" not in g.log("quadrotor_sim")
+            assert "lockstep: no command" not in g.log("quadrotor_sim")
     finally:
         for g in graphs:
             g.close()

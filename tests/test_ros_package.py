@@ -9,13 +9,23 @@ from pathlib import Path
 import pytest
 import yaml
 
-from robo.ros import filter_node, policy_node, sim_node, trajectory_node
-from robo.ros.processes import EXECUTABLES, PARAMS_FILE
+from robo.ros import (
+    filter_node,
+    hand_loop,
+    hand_sim_node,
+    policy_node,
+    quadrotor_loop,
+    sim_node,
+    trajectory_node,
+)
+from robo.ros.processes import EXECUTABLES, GRASP_PARAMS_FILE, PARAMS_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "ros_ws" / "src" / "robo"
-NODES = {"quadrotor_sim": sim_node, "policy": policy_node, "safety_filter": filter_node,
-         "trajectory": trajectory_node}
+NODES = {"quadrotor_sim": sim_node.PARAMS, "safety_filter": filter_node.PARAMS,
+         "policy": policy_node.COMMON_PARAMS + quadrotor_loop.QUADROTOR_PARAMS,
+         "trajectory": trajectory_node.PARAMS}
+GRASP_NODES = {"hand_sim": hand_sim_node.PARAMS, "policy": policy_node.COMMON_PARAMS + hand_loop.HAND_PARAMS}
 
 
 def test_package_files_and_entry_points():
@@ -35,7 +45,7 @@ def test_launch_file_starts_the_package_executables_with_the_documented_argument
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") in
              ("Node", "DeclareLaunchArgument")]
     kw = [{k.arg: k.value for k in c.keywords} for c in calls if c.func.id == "Node"]
-    assert sorted(ast.literal_eval(k["executable"]) for k in kw) == sorted(EXECUTABLES)
+    assert sorted(ast.literal_eval(k["executable"]) for k in kw) == sorted(set(EXECUTABLES) - {"hand_sim"})
     assert all(ast.literal_eval(k["package"]) == "robo" for k in kw)
     args = {ast.literal_eval(c.args[0]) for c in calls if c.func.id == "DeclareLaunchArgument"}
     assert {"policy", "preset", "vehicle", "filter", "namespace", "params_file", "use_sim_time"} <= args
@@ -43,20 +53,22 @@ def test_launch_file_starts_the_package_executables_with_the_documented_argument
     assert "on_exit" in policy_node_kw  # a policy that cannot start ends the launch
 
 
-def test_launch_file_imports_only_the_launch_api():
+@pytest.mark.parametrize("name", ["quadrotor.launch.py", "grasp.launch.py"])
+def test_launch_file_imports_only_the_launch_api(name):
     # `ros2 launch` runs the file with the system Python of /opt/ros/jazzy, which cannot import robo.
-    tree = ast.parse((ROOT / "launch" / "quadrotor.launch.py").read_text())
+    tree = ast.parse((ROOT / "launch" / name).read_text())
     modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     modules |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     roots = {m.split(".")[0] for m in modules}
-    assert roots <= {"os", "launch", "launch_ros", "ament_index_python"}, roots
+    assert roots <= {"os", "runpy", "launch", "launch_ros", "ament_index_python"}, roots
 
 
-def test_params_file_matches_the_declared_parameters():
-    data = yaml.safe_load(PARAMS_FILE.read_text())
+@pytest.mark.parametrize(("params_file", "nodes"), [(PARAMS_FILE, NODES), (GRASP_PARAMS_FILE, GRASP_NODES)])
+def test_params_file_matches_the_declared_parameters(params_file, nodes):
+    data = yaml.safe_load(params_file.read_text())
     for key, section in data.items():
         node = key.split("/")[-1]
-        declared = {p.name: p for p in NODES[node].PARAMS}
+        declared = {p.name: p for p in nodes[node]}
         for name, value in section["ros__parameters"].items():
             assert name in declared, f"{key}: {name} is not a parameter of {node}"
             default = declared[name].default
@@ -80,6 +92,7 @@ def test_colcon_build_installs_an_ament_package_whose_executables_run(tmp_path):
     prefix = tmp_path / "install" / "robo"
     for rel in ("share/ament_index/resource_index/packages/robo", "share/robo/package.xml",
                 "share/robo/launch/quadrotor.launch.py", "share/robo/config/ros_quadrotor.yaml",
+                "share/robo/launch/grasp.launch.py", "share/robo/config/ros_grasp.yaml",
                 *(f"lib/robo/{exe}" for exe in EXECUTABLES)):
         assert (prefix / rel).is_file(), rel
     site = next(prefix.glob("lib/python3*/site-packages"))

@@ -67,7 +67,7 @@ def test_a_card_with_two_observation_inputs_is_refused(tmp_path):
 
 def test_a_task_without_an_adapter_is_one_line_naming_the_known_tasks(tmp_path):
     policy = OnnxPolicy(write_auxiliary_model(tmp_path))
-    known = r"no runtime adapter for task 'swarm-test' \(known tasks: quadrotor\)"
+    known = r"no runtime adapter for task 'swarm-test' \(known tasks: gpayn, quadrotor\)"
     with pytest.raises(ValueError, match=known):
         Controller(policy)
 

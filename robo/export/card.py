@@ -130,3 +130,36 @@ def fallback_action(card: dict[str, Any]) -> list[float]:
     clip = action_clip(card)
     mid = 0.0 if clip is None else 0.5 * (clip[0] + clip[1])
     return [mid] * int(card["action"]["size"])
+
+
+def card_io(card: dict[str, Any], defaults: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    """The ROS topics and message types a policy node reads and writes, by role: the card's optional
+    ``io`` block (``{"inputs": {role: {"topic", "type"}}, "outputs": {"command": {...}}}``) over the
+    task's ``defaults`` (role -> (topic, type); a card without the block gets them all). A card may
+    rename a topic, never change a role's message type: the task's runtime converts that one type."""
+    io = card.get("io")
+    if io is None:
+        return dict(defaults)
+    if not isinstance(io, dict) or set(io) - {"inputs", "outputs"}:
+        raise ValueError("card: 'io' must hold 'inputs' and/or 'outputs'")
+    out = dict(defaults)
+    for direction in ("inputs", "outputs"):
+        for role, entry in (io.get(direction) or {}).items():
+            if role not in defaults or (role == "command") != (direction == "outputs"):
+                known = ", ".join(r for r in defaults if (r == "command") == (direction == "outputs"))
+                raise ValueError(f"card: io {direction} role {role!r} is not one of the task's ({known})")
+            topic, msg_type = entry.get("topic"), entry.get("type", defaults[role][1])
+            if not isinstance(topic, str) or not topic:
+                raise ValueError(f"card: io {direction}.{role}.topic must be a topic name, got {topic!r}")
+            if msg_type != defaults[role][1]:
+                raise ValueError(f"card: io {direction}.{role} is {msg_type}, the task's runtime reads and "
+                                 f"writes {defaults[role][1]}")
+            out[role] = (topic, msg_type)
+    return out
+
+
+def io_block(topics: dict[str, tuple[str, str]]) -> dict[str, Any]:
+    """Role -> (topic, type) as a card's ``io`` block (the ``command`` role is the output)."""
+    entry = {role: {"topic": t, "type": m} for role, (t, m) in topics.items()}
+    return {"inputs": {r: e for r, e in entry.items() if r != "command"},
+            "outputs": {r: e for r, e in entry.items() if r == "command"}}

@@ -10,12 +10,13 @@ from __future__ import annotations
 import numpy as np
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from nav_msgs.msg import Odometry
-from std_msgs.msg import Float32MultiArray, MultiArrayDimension, MultiArrayLayout
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float32MultiArray, Header, MultiArrayDimension, MultiArrayLayout
 
 from robo.runtime.quadrotor import Setpoint, VehicleState, rotation_matrix
 
 MOTOR_ORDER = ("FR", "BR", "BL", "FL")
-MOTOR_LAYOUT = MultiArrayLayout(dim=[MultiArrayDimension(label="motors FR,BR,BL,FL [0,1]", size=4, stride=4)])
+MOTOR_LABEL = "motors FR,BR,BL,FL [0,1]"
 
 
 def stamp_seconds(msg_stamp) -> float:
@@ -77,24 +78,58 @@ def twist_velocity(msg: TwistStamped) -> np.ndarray:
 STAMP_LABEL = "odometry_stamp "
 
 
-def motor_msg(motors: np.ndarray, odometry_stamp=None) -> Float32MultiArray:
-    """Four motor setpoints in [0, 1], order FR, BR, BL, FL; 0 = motor stopped.
+def stamped_array(values: np.ndarray, label: str, state_stamp=None) -> Float32MultiArray:
+    """A command as a flat float array whose layout says what it is (``label``).
 
-    ``odometry_stamp``: the stamp of the odometry the command answers, carried as a second layout
-    dimension of size 1 (the shape stays 4 x 1, so readers of the four values are unaffected); the
-    lockstep simulator matches each command to its step by it.
+    ``state_stamp``: the stamp of the state (odometry) the command answers, carried as a second layout
+    dimension of size 1 (the shape stays n x 1, so readers of the values are unaffected); a lockstep
+    simulator matches each command to its step by it.
     """
-    layout = MOTOR_LAYOUT
-    if odometry_stamp is not None:
-        label = f"{STAMP_LABEL}{odometry_stamp.sec} {odometry_stamp.nanosec}"
-        layout = MultiArrayLayout(dim=[*MOTOR_LAYOUT.dim, MultiArrayDimension(label=label, size=1, stride=1)])
-    return Float32MultiArray(layout=layout, data=[float(v) for v in motors])
+    dims = [MultiArrayDimension(label=label, size=len(values), stride=len(values))]
+    if state_stamp is not None:
+        dims.append(MultiArrayDimension(label=f"{STAMP_LABEL}{state_stamp.sec} {state_stamp.nanosec}",
+                                        size=1, stride=1))
+    return Float32MultiArray(layout=MultiArrayLayout(dim=dims), data=[float(v) for v in values])
+
+
+def motor_msg(motors: np.ndarray, odometry_stamp=None) -> Float32MultiArray:
+    """Four motor setpoints in [0, 1], order FR, BR, BL, FL; 0 = motor stopped; stamped as
+    :func:`stamped_array`."""
+    return stamped_array(motors, MOTOR_LABEL, odometry_stamp)
 
 
 def answered_stamp(msg: Float32MultiArray) -> tuple[int, int] | None:
-    """(sec, nanosec) of the odometry a motor command answers, None when it does not say."""
+    """(sec, nanosec) of the state (odometry) a command answers, None when it does not say."""
     for dim in msg.layout.dim:
         if dim.label.startswith(STAMP_LABEL):
             sec, nanosec = dim.label[len(STAMP_LABEL):].split()
             return int(sec), int(nanosec)
     return None
+
+
+# ----- the hand (robo.runtime.hand) ---------------------------------------------------------------
+HAND_COMMAND_LABEL = "hand action: the card's action layout, target deltas in [-1, 1]"
+TOUCH_LABEL = "touch: fingertip flags, thumb first"
+
+
+def joint_state_msg(names: list[str], positions: np.ndarray, stamp) -> JointState:
+    return JointState(header=Header(stamp=stamp), name=list(names), position=[float(v) for v in positions])
+
+
+def joint_positions(msg: JointState) -> np.ndarray:
+    return np.asarray(msg.position, dtype=np.float64)
+
+
+def pose_msg(position: np.ndarray, quaternion: np.ndarray, stamp, frame: str = "world") -> PoseStamped:
+    """A pose from a position and a (w, x, y, z) quaternion."""
+    msg = PoseStamped(header=Header(stamp=stamp, frame_id=frame))
+    p, q = msg.pose.position, msg.pose.orientation
+    p.x, p.y, p.z = (float(v) for v in position)
+    q.w, q.x, q.y, q.z = (float(v) for v in quaternion)
+    return msg
+
+
+def pose_quaternion(msg: PoseStamped) -> np.ndarray:
+    """(w, x, y, z)."""
+    q = msg.pose.orientation
+    return np.array([q.w, q.x, q.y, q.z], dtype=np.float64)

@@ -23,6 +23,7 @@ import yaml
 # Console script name -> module (the same table as ros_ws/src/robo/setup.py's entry points).
 EXECUTABLES = {
     "quadrotor_sim": "robo.ros.sim_node",
+    "hand_sim": "robo.ros.hand_sim_node",
     "policy": "robo.ros.policy_node",
     "safety_filter": "robo.ros.filter_node",
     "trajectory": "robo.ros.trajectory_node",
@@ -30,6 +31,7 @@ EXECUTABLES = {
 }
 REPO = Path(__file__).resolve().parents[2]
 PARAMS_FILE = REPO / "configs" / "ros_quadrotor.yaml"
+GRASP_PARAMS_FILE = REPO / "configs" / "ros_grasp.yaml"
 
 
 def node_command(executable: str, *, name: str | None = None, namespace: str = "",

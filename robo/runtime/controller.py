@@ -25,7 +25,7 @@ OFF, PASS, MODIFIED, FAULT = "off", "pass", "modified", "fault"
 class ControlOutput:
     action: np.ndarray        # policy action, clamped (the card's action layout)
     command: np.ndarray       # what the plant receives (the adapter's mapping, e.g. motors in [0, 1])
-    setpoint: Setpoint        # what the policy tracked (after the filter)
+    setpoint: Setpoint | None  # what the policy tracked (after the filter); None without one
     filter_status: str        # off, pass, modified or fault
     filter_reason: str        # why the filter faulted ("" otherwise)
     h_min: float              # smallest barrier value (nan with the filter off)
@@ -50,14 +50,17 @@ class Controller:
         res = self.filter(state.position, state.velocity, setpoint.position, setpoint.velocity)
         return res.setpoint, res.filter.status, res.filter.reason, float(res.filter.h_min)
 
-    def step(self, state: Any, setpoint: Setpoint, t: float | None = None,
+    def step(self, state: Any, setpoint: Setpoint | None, t: float | None = None,
              *, use_filter: bool = True) -> ControlOutput:
-        """One cycle. Raises ValueError on a non-finite state or setpoint (the caller's watchdog acts)."""
+        """One cycle (``setpoint`` None: a task without one, e.g. grasping). Raises ValueError on a
+        non-finite state or setpoint (the caller's watchdog acts)."""
         if not self.adapter.state_finite(state):
             raise ValueError("non-finite vehicle state")
-        if not (np.all(np.isfinite(setpoint.position)) and np.all(np.isfinite(setpoint.velocity))):
+        if setpoint is None:
+            tracked, status, reason, h_min = None, OFF, "", float("nan")
+        elif not (np.all(np.isfinite(setpoint.position)) and np.all(np.isfinite(setpoint.velocity))):
             raise ValueError("non-finite setpoint")
-        if use_filter:
+        elif use_filter:
             tracked, status, reason, h_min = self.filter_setpoint(state, setpoint)
         else:
             tracked, status, reason, h_min = setpoint, OFF, "", float("nan")

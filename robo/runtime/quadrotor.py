@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from robo.runtime.adapter import TaskAdapter, register_adapter
+from robo.runtime.adapter import TaskAdapter, card_fields, register_adapter
 from robo.safety.setpoint import Setpoint
 
 MOTORS = 4
@@ -89,32 +89,15 @@ def action_to_motors(action: np.ndarray) -> np.ndarray:
     return (np.clip(action, -1.0, 1.0) + 1.0) * 0.5
 
 
-def card_fields(card: dict[str, Any]) -> list[str]:
-    """The card's observation fields in order (``p_err.x`` -> ``p_err``), each checked for size."""
-    names = [e["name"] for e in card["observation"]["layout"]]
-    fields = list(dict.fromkeys(n.split(".")[0] for n in names))
-    zero = Setpoint(np.zeros(3), np.zeros(3))
-    sizes = {k: v.size for k, v in field_values(
-        VehicleState(np.zeros(3), np.array([1.0, 0, 0, 0]), np.zeros(3), np.zeros(3)), zero,
-        np.zeros(MOTORS)).items()}
-    for f in fields:
-        if f not in sizes:
-            raise ValueError(f"card: the quadrotor runtime cannot build observation field {f!r} "
-                             f"(it builds {', '.join(sizes)})")
-        count = sum(n.split(".")[0] == f for n in names)
-        if count != sizes[f]:
-            raise ValueError(f"card: observation field {f!r} has {count} values, the quadrotor {sizes[f]}")
-    if [n.split(".")[0] for n in names] != [f for f in fields for _ in range(sizes[f])]:
-        raise ValueError("card: the values of an observation field are not contiguous")
-    return fields
-
-
 @register_adapter("quadrotor")
 def quadrotor_adapter(card: dict[str, Any]) -> TaskAdapter:
     if int(card["action"]["size"]) != MOTORS:
         raise ValueError(f"card: a quadrotor policy gives {MOTORS} motor actions, this one "
                          f"{card['action']['size']}")
-    fields = card_fields(card)
+    zero = Setpoint(np.zeros(3), np.zeros(3))
+    rest = VehicleState(np.zeros(3), np.array([1.0, 0, 0, 0]), np.zeros(3), np.zeros(3))
+    sizes = {k: v.size for k, v in field_values(rest, zero, np.zeros(MOTORS)).items()}
+    fields = card_fields(card, sizes, "quadrotor")
 
     def observe(state: VehicleState, setpoint: Setpoint, prev_action: np.ndarray) -> np.ndarray:
         return build_observation(state, setpoint, prev_action, fields)

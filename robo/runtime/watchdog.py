@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -88,8 +89,9 @@ class Watchdog:
         self._hold_since: float | None = None
 
     # ----- inputs ---------------------------------------------------------------------------------
-    def odometry(self, now: float, state: VehicleState) -> None:
-        """Report one odometry message, as it arrives (``now``: its stamp or arrival time, s)."""
+    def odometry(self, now: float, state: Any) -> None:
+        """Report one odometry message (or a hand's complete state), as it arrives (``now``: its arrival
+        time, s); ``state`` has ``finite()``."""
         cfg = self.cfg
         self._finite = state.finite()
         if not self._finite:
@@ -98,7 +100,8 @@ class Watchdog:
         else:
             fresh = now - self._last_odometry <= cfg.state_timeout
             self._fresh = self._fresh + 1 if fresh else 1
-            self._tilt, self._tilt_rate = tilt_and_rate(state)
+            # A plant without attitude (a hand) has no tilt that could make its safe command unsafe.
+            self._tilt, self._tilt_rate = tilt_and_rate(state) if isinstance(state, VehicleState) else (0, 0)
             self._attitude_at = now
         self._last_odometry = now
 

@@ -17,11 +17,10 @@ planned grasp (``grasp``). Non-finite state or a MuJoCo warning resets that envi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mujoco
 import numpy as np
-import torch
 
 from sim.hand.grasp import GRASP_KINDS, BoundingBox, Grasp, fit_box, plan_grasp
 from sim.hand.scene import (
@@ -34,6 +33,9 @@ from sim.hand.scene import (
     object_spec,
 )
 from sim.layout import Field, ObservationLayout
+
+if TYPE_CHECKING:
+    import torch
 
 WRIST_STEP = np.array([0.002, 0.002, 0.002, 0.01, 0.01, 0.01])
 FINGER_STEP = 0.2
@@ -168,11 +170,15 @@ class HandEnv:
         return self._obs_tensor(), {}
 
     def _obs_tensor(self) -> torch.Tensor:
+        import torch  # here, not at the top: a torch-free process (the ROS hand simulator) steps one env
+
         obs = np.stack([self._observe(i) for i in range(self.num_envs)])
         return torch.as_tensor(obs, dtype=torch.float32)
 
     def step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
                                                    dict[str, Any]]:
+        import torch
+
         act = np.clip(np.asarray(action, dtype=np.float64).reshape(self.num_envs, self.action_size), -1, 1)
         n = self.num_envs
         reward, terminated, truncated = np.zeros(n), np.zeros(n, bool), np.zeros(n, bool)

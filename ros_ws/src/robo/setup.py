@@ -1,4 +1,4 @@
-"""The ROS 2 package ``robo``: console scripts calling robo.ros, the launch file and the ROS params.
+"""The ROS 2 package ``robo``: console scripts calling robo.ros, the launch files and the ROS params.
 
 The launch file and the parameter files live at the repository root (launch/, configs/) and are
 installed from there into share/robo/launch and share/robo/config.
@@ -24,8 +24,10 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/robo"]),
         ("share/robo", ["package.xml"]),
-        ("share/robo/launch", [repo_file("launch", "quadrotor.launch.py")]),
+        ("share/robo/launch", [repo_file("launch", "quadrotor.launch.py"),
+                               repo_file("launch", "grasp.launch.py")]),
         ("share/robo/config", [repo_file("configs", "ros_quadrotor.yaml"),
+                               repo_file("configs", "ros_grasp.yaml"),
                                repo_file("configs", "safety.yaml")]),
     ],
     install_requires=["setuptools"],
@@ -37,6 +39,7 @@ setup(
     entry_points={
         "console_scripts": [
             "quadrotor_sim = robo.ros.sim_node:main",
+            "hand_sim = robo.ros.hand_sim_node:main",
             "policy = robo.ros.policy_node:main",
             "safety_filter = robo.ros.filter_node:main",
             "trajectory = robo.ros.trajectory_node:main",
