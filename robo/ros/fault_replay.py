@@ -172,7 +172,9 @@ def _measure(name: str, rec: dict[str, Any], t0: float, duration: float | None,
     if duration is None:  # did the NaN reach the node, or did a good message replace it in its depth-1 queue?
         before = [n for t, n in rec["nonfinite"] if t < t0]
         received = bool(rec["nonfinite"]) and rec["nonfinite"][-1][1] > (before[-1] if before else 0)
-    return {"fault": name, "received": received, "detected": math.isfinite(detected),
+    # What the policy node reported around the fault, for the trials that went otherwise than expected.
+    reports = [(round(t - t0, 3), mode, reason) for t, mode, reason in rec["modes"] if t0 - 0.5 <= t <= end]
+    return {"fault": name, "received": received, "detected": math.isfinite(detected), "reports": reports,
             "periods_to_safe_command": periods,
             "detection_delay_ms": delay, "max_altitude_loss_m": loss,
             "lost": lost if duration is not math.inf else None}
