@@ -125,3 +125,16 @@ def test_cards_are_strict_json(tmp_path):
 def test_a_missing_model_is_no_such_file(tmp_path):
     with pytest.raises(OSError, match=r"no such file: .*none\.onnx"):
         load_card(tmp_path / "none.onnx")
+
+
+def test_card_says_which_topics_and_message_types_the_policy_node_uses(tmp_path):
+    from robo.runtime.adapter import adapter_for
+
+    card = export_onnx(raptor_student(), quadrotor_student_meta(), tmp_path / "a" / "p.onnx", steps=3)
+    assert card["io"]["inputs"]["state"] == {"topic": "odom", "type": "nav_msgs/msg/Odometry"}
+    assert card["io"]["outputs"]["command"]["type"] == "std_msgs/msg/Float32MultiArray"
+    renamed = {"inputs": {"state": {"topic": "/mavros/odom", "type": "nav_msgs/msg/Odometry"}}}
+    meta = quadrotor_student_meta(io=renamed)
+    card = export_onnx(raptor_student(), meta, tmp_path / "b" / "p.onnx", steps=3)
+    assert card["io"] == renamed
+    assert adapter_for(card).topics["state"] == ("/mavros/odom", "nav_msgs/msg/Odometry")

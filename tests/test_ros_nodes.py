@@ -240,6 +240,10 @@ def test_one_nan_odometry_through_the_filter_gets_a_safe_command_then_a_reentry(
         assert np.allclose(answer, 0.5), f"the NaN odometry got {answer}, not the level descent"
         g.spin_until(lambda: any("non-finite odometry" in s.message for s in g.statuses("/policy")), 5,
                      "the reason in the policy's diagnostics")
+        # The node counts the non-finite states it received (robo bench faults tells a NaN the node saw
+        # from one a good message replaced in its depth-1 queue by this count).
+        counts = [int({v.key: v.value for v in s.values}["nonfinite_states"]) for s in g.statuses("/policy")]
+        assert counts[0] == 0 and counts[-1] == 1, counts
         timer.reset()
         g.spin_until(lambda: _last_mode(g, "/policy") == "ok", 10, "re-entry")
         timer.cancel()

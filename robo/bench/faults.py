@@ -16,9 +16,9 @@ HELP = "ROS graph under injected faults: periods to a safe command, altitude los
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trials", type=int, default=5, help="trials per fault (default 5)")
-    parser.add_argument("--stalls", type=float, nargs="+", default=[0.15, 0.2, 0.3, 0.5],
-                        help="odometry stall durations, s (default 0.15 0.2 0.3 0.5); a stall is a fault the "
-                        "policy node can see once it outlasts state_timeout (0.1 s) by a control period")
+    parser.add_argument("--stalls", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.5],
+                        help="odometry stall durations, s (default 0.1 0.2 0.3 0.5); the policy node sees a "
+                        "stall as a fault once it outlasts state_timeout (0.1 s): 0.1 s is on the threshold")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -44,7 +44,11 @@ def summarize(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
         periods = [t["periods_to_safe_command"] for t in ts if t["detected"]]
         delays = [t["detection_delay_ms"] for t in ts if t["detection_delay_ms"] is not None]
         losses = [t["max_altitude_loss_m"] for t in ts if t["max_altitude_loss_m"] is not None]
-        out.append({"fault": fault, "trials": len(ts), "detected": len(periods),
+        # A lone NaN that a good message replaced in the node's depth-1 queue never reached it: no fault
+        # to detect, counted apart (the node's own count of non-finite states says which it was).
+        reached = [t for t in ts if t.get("received") is not False]
+        out.append({"fault": fault, "trials": len(ts), "reached_node": len(reached),
+                    "detected": sum(t["detected"] for t in reached),
                     "within_3_periods": sum(p is not None and p <= 3 for p in periods),
                     "max_periods": max((p for p in periods if p is not None), default=None),
                     "max_detection_delay_ms": max(delays, default=None),
@@ -54,13 +58,14 @@ def summarize(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def print_table(summary: list[dict[str, Any]]) -> None:
-    print(f"\n{'fault':<26}{'trials':>7}{'detected':>9}{'<=3 per':>8}{'max per':>8}{'det. delay ms':>14}"
-          f"{'alt loss m':>11}{'lost':>5}")
+    print(f"\n{'fault':<26}{'trials':>7}{'reached':>8}{'detected':>9}{'<=3 per':>8}{'max per':>8}"
+          f"{'det. delay ms':>14}{'alt loss m':>11}{'lost':>5}")
     for s in summary:
         loss = "-" if s["max_altitude_loss_m"] is None else f"{s['max_altitude_loss_m']:.3f}"
         mx = "-" if s["max_periods"] is None else str(s["max_periods"])
         delay = "-" if s["max_detection_delay_ms"] is None else f"{s['max_detection_delay_ms']:.0f}"
-        print(f"{s['fault']:<26}{s['trials']:>7}{s['detected']:>9}{s['within_3_periods']:>8}{mx:>8}{delay:>14}"
-              f"{loss:>11}{s['lost']:>5}")
-    print("targets: a safe command within 3 periods of a detected fault; never lost under stalls up to "
-          "0.5 s;\nthe second vehicle never detects a fault (detected 0) and is never lost")
+        print(f"{s['fault']:<26}{s['trials']:>7}{s['reached_node']:>8}{s['detected']:>9}"
+              f"{s['within_3_periods']:>8}{mx:>8}{delay:>14}{loss:>11}{s['lost']:>5}")
+    print("targets: every fault that reached the node detected, with a safe command within 3 periods; never "
+          "lost under\nstalls up to 0.5 s; the second vehicle never detects a fault (detected 0) and is "
+          "never lost")

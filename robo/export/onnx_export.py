@@ -119,6 +119,18 @@ def build_card(
     }
 
 
+def with_io(card: dict[str, Any], io: dict[str, Any] | None) -> dict[str, Any]:
+    """The card with its ``io`` block: the ROS topics and message types a policy node reads and writes.
+    ``io`` from the meta where given, else the defaults of the card's task runtime (none for a task
+    that has no runtime adapter, such as the pendulum)."""
+    from robo.export.card import io_block
+    from robo.runtime.adapter import ADAPTERS, adapter_for
+
+    if io is None and card["task"] in ADAPTERS:
+        io = io_block(adapter_for(card).topics)
+    return card if io is None else {**card, "io": io}
+
+
 def export_onnx(
     net: nn.Module,
     meta: dict[str, Any],
@@ -142,7 +154,7 @@ def export_onnx(
     with staged_folder(out.parent, [out.name, card_path_for(out).name]) as stage:
         staged = stage / out.name
         onnx.save(model, staged)
-        card = build_card(net, meta, staged, checkpoint)
+        card = with_io(build_card(net, meta, staged, checkpoint), meta.get("io"))
         err = compare_rollout(net, staged, card, steps=steps, seed=seed)
         card["export"]["equivalence"] = {
             "steps": steps,

@@ -64,6 +64,7 @@ META_KEYS = (
     "run",
     "config",
     "origin",
+    "io",
 )
 
 POLICIES: dict[str, type[nn.Module]] = {}

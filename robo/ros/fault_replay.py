@@ -47,15 +47,18 @@ def replay(stalls: list[float], trials: int, settle: float = 2.5) -> list[dict[s
     executor.add_node(node)
     odom_pub = node.create_publisher(Odometry, "odom", CONTROL_QOS)
     rec: dict[str, Any] = {"z": [], "commands": [], "relayed": [], "drop_until": 0.0, "nan": False,
-                           "modes": [], "second_z": [], "second_modes": []}
+                           "modes": [], "nonfinite": [],
+                           "second_z": [], "second_modes": []}
     wall_minus_monotonic = time.time() - time.monotonic()  # diagnostics carry the nodes' (system) time
 
     def on_diagnostics(m: DiagnosticArray) -> None:
         t = m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 - wall_minus_monotonic
         for s in m.status:
-            mode = next((v.value for v in s.values if v.key == "mode"), "")
+            values = {v.key: v.value for v in s.values}
+            mode = values.get("mode", "")
             if s.name == "/policy":
                 rec["modes"].append((t, mode, s.message))
+                rec["nonfinite"].append((t, int(values.get("nonfinite_states", 0))))
             elif s.name == f"/{SECOND}/policy":
                 rec["second_modes"].append((t, mode, s.message))
 
@@ -165,7 +168,14 @@ def _measure(name: str, rec: dict[str, Any], t0: float, duration: float | None,
     lost = bool(len(window) and (np.linalg.norm(window[-1, 1:4] - [0.0, 0.0, 1.0]) > 1.0
                                  or not np.all(np.isfinite(window[:, 1:4]))))
     delay = (detected - detectable) * 1e3 if math.isfinite(detected) and math.isfinite(detectable) else None
-    return {"fault": name, "detected": math.isfinite(detected), "periods_to_safe_command": periods,
+    received = None
+    if duration is None:  # did the NaN reach the node, or did a good message replace it in its depth-1 queue?
+        before = [n for t, n in rec["nonfinite"] if t < t0]
+        received = bool(rec["nonfinite"]) and rec["nonfinite"][-1][1] > (before[-1] if before else 0)
+    # What the policy node reported around the fault, for the trials that went otherwise than expected.
+    reports = [(round(t - t0, 3), mode, reason) for t, mode, reason in rec["modes"] if t0 - 0.5 <= t <= end]
+    return {"fault": name, "received": received, "detected": math.isfinite(detected), "reports": reports,
+            "periods_to_safe_command": periods,
             "detection_delay_ms": delay, "max_altitude_loss_m": loss,
             "lost": lost if duration is not math.inf else None}
 

@@ -69,6 +69,7 @@ class QuadrotorLoop:
         self.filter_status: DiagnosticStatus | None = None
         self.hold: np.ndarray | None = None
         self.rejected = 0
+        self.nonfinite_states = 0  # counted on arrival: tells a NaN the node saw from one superseded in DDS
         self.handlers: dict[str, Callable[[Any], None]] = {
             "state": self._on_odom, "setpoint_pose": self._on_pose, "setpoint_twist": self._on_twist}
         if self.use_filter_status:
@@ -91,6 +92,7 @@ class QuadrotorLoop:
         self.state = odometry_to_state(msg)
         self.state_header = msg.header
         self.state_stamp = stamp_seconds(msg.header.stamp) or -math.inf  # an unset stamp is never fresh
+        self.nonfinite_states += not self.state.finite()
         # Freshness is judged on arrival (this node's clock): a stamp from another clock, or none,
         # must not make a live stream look stale or a dead one fresh.
         self.watchdog.odometry(node.now(), self.state)
@@ -155,4 +157,4 @@ class QuadrotorLoop:
     def diagnostic_values(self, now: float) -> dict[str, Any]:
         return {"odometry_age_s": f"{now - self.state_stamp:.4f}",
                 "setpoint_age_s": f"{now - self.setpoint_stamp:.4f}",
-                "rejected_setpoints": self.rejected}
+                "rejected_setpoints": self.rejected, "nonfinite_states": self.nonfinite_states}
