@@ -23,6 +23,7 @@ TASK_PACKAGES = (
     "robo.tasks.raptor",
     "robo.tasks.pendulum",
     "robo.tasks.online_cbf",
+    "robo.tasks.resip",
 )
 
 

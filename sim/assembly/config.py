@@ -39,9 +39,7 @@ class AssemblyConfig:
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"task: unknown task {self.task!r} (known: {', '.join(TASKS)})")
-        if self.randomness not in RANDOMNESS:
-            known = ", ".join(RANDOMNESS)
-            raise ValueError(f"randomness: unknown level {self.randomness!r} (known: {known})")
+        check_randomness(self.randomness)
         positive = ("clearance", "peg_side", "peg_length", "hole_depth", "success_depth", "timestep",
                     "start_height", "max_lead")
         for key in positive:
@@ -62,6 +60,11 @@ class AssemblyConfig:
     def ranges(self) -> tuple[float, float, float, float]:
         """(hole xy, hole yaw, start xy, start yaw) half-widths of the uniform initial poses."""
         return RANDOMNESS[self.randomness]
+
+
+def check_randomness(level: str) -> None:
+    if level not in RANDOMNESS:
+        raise ValueError(f"randomness: unknown level {level!r} (known: {', '.join(RANDOMNESS)})")
 
 
 def preset(name: str, **overrides: object) -> AssemblyConfig:
