@@ -136,22 +136,23 @@ class DiffusionPolicy(nn.Module):
         self.fitted.fill_(1.0)
 
     @staticmethod
-    def _scale(lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # A constant value (the closed gripper) maps to 0, not to a division by zero.
-        span = torch.where(hi - lo > 1e-6, hi - lo, torch.full_like(hi, 2.0))
-        return (hi + lo) / 2, span / 2
+    def _scale(lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(middle, half span, constant mask): a constant value (the closed gripper) maps to 0 and back
+        to itself exactly, never to a division by zero."""
+        constant = hi - lo <= 1e-6
+        return (hi + lo) / 2, torch.where(constant, torch.ones_like(hi), (hi - lo) / 2), constant
 
     def normalize_obs(self, obs: torch.Tensor) -> torch.Tensor:
-        mid, half = self._scale(self.obs_min, self.obs_max)
+        mid, half, _ = self._scale(self.obs_min, self.obs_max)
         return (obs - mid) / half
 
     def normalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
-        mid, half = self._scale(self.act_min, self.act_max)
+        mid, half, _ = self._scale(self.act_min, self.act_max)
         return (actions - mid) / half
 
     def unnormalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
-        mid, half = self._scale(self.act_min, self.act_max)
-        return actions * half + mid
+        mid, half, constant = self._scale(self.act_min, self.act_max)
+        return torch.where(constant, mid, actions * half + mid)
 
     def forward(self, noisy_actions: torch.Tensor, step: torch.Tensor, obs_normalized: torch.Tensor
                 ) -> torch.Tensor:

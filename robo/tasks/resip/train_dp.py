@@ -57,11 +57,16 @@ def _demonstrations(config: DPTrainConfig, run: RunDir, log) -> tuple[list[demos
     if not config.demos and not path.is_file():
         log(f"recording {config.demo_episodes} expert demonstrations of {config.task} ({config.randomness})")
         demos.record_task(path, config.task, config.randomness, config.demo_episodes, seed=config.seed)
+    episodes = _check_demonstrations(path, config)
+    return [e for e in episodes if e.success], path
+
+
+def _check_demonstrations(path: Path, config: DPTrainConfig) -> list[demos.Episode]:
     episodes, attrs = demos.load(path, task=config.task)
     found = attrs["env_config"]["randomness"]
     if found != config.randomness:
         raise ValueError(f"demonstrations {path}: randomness {found!r}, expected {config.randomness!r}")
-    return [e for e in episodes if e.success], path
+    return episodes
 
 
 def train(config: DPTrainConfig, args: argparse.Namespace, ctx: Context) -> str:
@@ -70,6 +75,8 @@ def train(config: DPTrainConfig, args: argparse.Namespace, ctx: Context) -> str:
     elif ctx.resume and ctx.out and (Path(ctx.out) / CONFIG).is_file():
         config.task = read_yaml(Path(ctx.out) / CONFIG)["task"]
     DPTrainConfig.__post_init__(config)
+    if config.demos:  # a wrong file is refused before the run folder is touched
+        _check_demonstrations(Path(config.demos), config)
     run = RunDir.open(ctx.out, config, kind=KIND, resume=ctx.resume, may_change=["threads"])
     torch.set_num_threads(config.threads)
     successful, demo_path = _demonstrations(config, run, ctx.log)
