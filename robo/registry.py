@@ -24,6 +24,7 @@ TASK_PACKAGES = (
     "robo.tasks.pendulum",
     "robo.tasks.online_cbf",
     "robo.tasks.gpayn",
+    "robo.tasks.resip",
 )
 
 

@@ -1,7 +1,8 @@
-"""Settings of the insertion benchmark: task, clearance, randomisation, action scaling.
+"""Settings of the insertion benchmark: task, clearance, randomisation, control.
 
 Lengths in metres, angles in radians. ``clearance`` is the hole's side minus the peg's side (the whole
-gap; an aim error up to half of it still slides in).
+gap; an aim error up to half of it still slides in). ``randomness`` picks the spread of the initial
+poses as in FurnitureBench: ``low`` or ``med`` (:data:`RANDOMNESS`).
 """
 
 from __future__ import annotations
@@ -11,45 +12,63 @@ from dataclasses import dataclass
 
 TASKS = ("peg_insertion",)
 
+# level -> (hole centre +-xy, hole yaw +-, end effector's first xy +-, its first yaw +-)
+RANDOMNESS = {"low": (0.025, math.pi / 12, 0.015, 0.05),
+              "med": (0.05, math.pi / 6, 0.03, 0.1)}
+
+# Named benchmark settings (``robo train dp --task NAME``): the paper's easiest and hardest peg-in-hole.
+PRESETS = {"peg_2mm": {"task": "peg_insertion", "clearance": 0.002},
+           "peg_0.2mm": {"task": "peg_insertion", "clearance": 0.0002}}
+
 
 @dataclass(frozen=True)
 class AssemblyConfig:
     task: str = "peg_insertion"
     clearance: float = 0.002
+    randomness: str = "med"
     peg_side: float = 0.02
     peg_length: float = 0.06
     hole_depth: float = 0.04
     success_depth: float = 0.03  # peg tip this far below the hole's top counts as inserted
-    hole_xy_range: float = 0.05  # hole centre uniform in +-range around its nominal place
-    hole_yaw_range: float = math.pi / 6
-    start_xy_range: float = 0.03  # end effector's first pose: above the nominal hole, jittered
     start_height: float = 0.15  # of the peg tip above the table
     control_substeps: int = 10  # physics steps per action (dt 0.002 -> 50 Hz control)
     timestep: float = 0.002
-    pos_step: float = 0.01  # metres per step at action 1
-    yaw_step: float = 0.1  # radians per step at action 1
-    episode_steps: int = 150
+    max_lead: float = 0.02  # the IK target is held within this of the measured tip (bounds pressing)
+    episode_steps: int = 200
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"task: unknown task {self.task!r} (known: {', '.join(TASKS)})")
+        check_randomness(self.randomness)
         positive = ("clearance", "peg_side", "peg_length", "hole_depth", "success_depth", "timestep",
-                    "pos_step", "yaw_step", "start_height")
+                    "start_height", "max_lead")
         for key in positive:
             if not getattr(self, key) > 0:
                 raise ValueError(f"{key}: must be > 0, got {getattr(self, key)}")
-        for key in ("hole_xy_range", "hole_yaw_range", "start_xy_range"):
-            if not getattr(self, key) >= 0:
-                raise ValueError(f"{key}: must be >= 0, got {getattr(self, key)}")
         for key in ("control_substeps", "episode_steps"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key}: must be >= 1, got {getattr(self, key)}")
         if self.success_depth > self.hole_depth:
             raise ValueError(f"success_depth: {self.success_depth} is deeper than the hole "
                              f"({self.hole_depth})")
-        if self.hole_yaw_range > math.pi / 4:
-            raise ValueError(f"hole_yaw_range: at most pi/4 (the square repeats), got {self.hole_yaw_range}")
 
     @property
     def control_dt(self) -> float:
         return self.timestep * self.control_substeps
+
+    @property
+    def ranges(self) -> tuple[float, float, float, float]:
+        """(hole xy, hole yaw, start xy, start yaw) half-widths of the uniform initial poses."""
+        return RANDOMNESS[self.randomness]
+
+
+def check_randomness(level: str) -> None:
+    if level not in RANDOMNESS:
+        raise ValueError(f"randomness: unknown level {level!r} (known: {', '.join(RANDOMNESS)})")
+
+
+def preset(name: str, **overrides: object) -> AssemblyConfig:
+    """The config of a named benchmark setting, e.g. ``preset("peg_0.2mm", randomness="low")``."""
+    if name not in PRESETS:
+        raise ValueError(f"task: unknown task {name!r} (known: {', '.join(PRESETS)})")
+    return AssemblyConfig(**{**PRESETS[name], **overrides})

@@ -1,13 +1,14 @@
-"""Batched peg insertion: N copies of the scene, stepped by end-effector deltas, VecEnv contract.
+"""Batched peg insertion: N copies of the scene, stepped by absolute end-effector poses, VecEnv contract.
 
-Action (all in [-1, 1]): ``dx, dy, dz`` (x ``pos_step`` metres), ``dyaw`` (x ``yaw_step`` radians) of the
-commanded peg-tip pose, and ``gripper`` (-1 closed, 1 open; the peg is fixed to the hand in this task,
-the channel keeps the action layout of the grasping tasks). The commanded pose is tracked by damped
-least-squares IK into joint position servos; it is relative to where the tip is, so a jammed peg is
-pressed by at most one step's worth, never by an accumulated command. Reward is sparse: 1 on the step
-the tip reaches ``success_depth`` inside the hole, which ends the episode. Same-step autoreset; a
-non-finite state resets its environment (counted in ``unstable_resets``) and ends the episode as
-truncated.
+Action (as in ResiP): the commanded peg-tip position (3, metres, world frame), its orientation as a 6D
+rotation (6: the tool's x then y axis in the world frame; any vector is projected to a rotation) and
+``gripper`` (-1 closed, 1 open; the peg is fixed to the hand in this task, the channel keeps the layout
+of the grasping tasks). Differential IK tracks the pose into joint position servos, solved from the
+previous joint *command* (:func:`sim.assembly.ik.track`), so the tip does not swing while the servos
+lag. The target is held within ``max_lead`` of the measured tip, so a jammed peg is pressed by a
+bounded servo error. Reward is sparse: 1 on the step the tip reaches ``success_depth`` inside the
+hole, which ends the episode. Same-step autoreset; a non-finite state resets its environment
+(counted in ``unstable_resets``) and ends the episode as truncated.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ OBSERVATION_LAYOUT = ObservationLayout((
     Field("yaw_error", "rad"),  # peg yaw minus hole yaw, wrapped to [-pi/4, pi/4)
     Field("gripper", "m"),  # finger opening
 ))
-ACTION_NAMES = ("dx", "dy", "dz", "dyaw", "gripper")
+ACTION_NAMES = ("pos.x", "pos.y", "pos.z", "rot6d.xx", "rot6d.xy", "rot6d.xz", "rot6d.yx", "rot6d.yy",
+                "rot6d.yz", "gripper")
 START_YAW = np.pi / 2  # the gripper's natural heading at the home posture (joint 7 mid-range)
 GRIPPER_OPEN = 0.04
 
@@ -61,8 +63,9 @@ class AssemblyEnv:
         self.row_offset = row_offset
         self.model, self.ids = compile_scene(self.config)
         self.data = [mujoco.MjData(self.model) for _ in range(num_envs)]
-        self.target_pos = np.zeros((num_envs, 3))
-        self.target_yaw = np.zeros(num_envs)
+        self._scratch = mujoco.MjData(self.model)  # kinematics of the commanded configuration
+        self.q_command = np.zeros((num_envs, 7))
+        self._servo_lag = self.model.actuator_biasprm[:7, 2] / self.model.actuator_biasprm[:7, 1]  # kv / kp
         self.hole_pos = np.zeros((num_envs, 3))
         self.hole_yaw = np.zeros(num_envs)
         self.steps = np.zeros(num_envs, dtype=np.int64)
@@ -83,20 +86,19 @@ class AssemblyEnv:
     def _reset_row(self, i: int) -> None:
         cfg, rng, ids, data = self.config, self.rngs[i], self.ids, self.data[i]
         mujoco.mj_resetData(self.model, data)
-        xy = rng.uniform(-cfg.hole_xy_range, cfg.hole_xy_range, 2)
-        yaw = rng.uniform(-cfg.hole_yaw_range, cfg.hole_yaw_range)
+        hole_xy, hole_yaw, start_xy, start_yaw = cfg.ranges
+        xy = rng.uniform(-hole_xy, hole_xy, 2)
+        yaw = rng.uniform(-hole_yaw, hole_yaw)
         self.hole_pos[i] = [xy[0], xy[1], cfg.hole_depth]
         self.hole_yaw[i] = yaw
         data.mocap_pos[ids.hole_mocap] = [xy[0], xy[1], 0.0]
         data.mocap_quat[ids.hole_mocap] = [np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
-        start = np.array([*rng.uniform(-cfg.start_xy_range, cfg.start_xy_range, 2), cfg.start_height])
-        start_yaw = START_YAW + rng.uniform(-0.1, 0.1)
+        start = np.array([*rng.uniform(-start_xy, start_xy, 2), cfg.start_height])
+        heading = START_YAW + rng.uniform(-start_yaw, start_yaw)
         data.qpos[ids.arm_qpos] = HOME_QPOS
-        ik.solve(self.model, data, ids.tip_site, ids.arm_qpos, ids.arm_dof, start, ik.down_at_yaw(start_yaw))
-        data.ctrl[:7] = data.qpos[ids.arm_qpos]
+        ik.solve(self.model, data, ids.tip_site, ids.arm_qpos, ids.arm_dof, start, ik.down_at_yaw(heading))
+        self.q_command[i] = data.ctrl[:7] = data.qpos[ids.arm_qpos]
         data.ctrl[7:9] = 0.0  # fingers closed on the peg
-        self.target_pos[i] = data.site_xpos[ids.tip_site]
-        self.target_yaw[i] = start_yaw
         self.steps[i] = 0
 
     # --- stepping -------------------------------------------------------------------------------
@@ -126,13 +128,18 @@ class AssemblyEnv:
 
     def _step_row(self, i: int, act: np.ndarray) -> bool:
         cfg, ids, data = self.config, self.ids, self.data[i]
-        self.target_pos[i] = data.site_xpos[ids.tip_site] + cfg.pos_step * act[:3]
-        self.target_yaw[i] = ik.yaw_of(data.site_xmat[ids.tip_site].reshape(3, 3)) + cfg.yaw_step * act[3]
-        dq = ik.joint_step(self.model, data, ids.tip_site, ids.arm_dof, self.target_pos[i],
-                           ik.down_at_yaw(self.target_yaw[i]))
-        data.ctrl[:7] = data.qpos[ids.arm_qpos] + dq
-        data.ctrl[7:9] = (act[4] + 1) / 2 * GRIPPER_OPEN * np.array([1.0, -1.0])
-        for _ in range(cfg.control_substeps):
+        tip = data.site_xpos[ids.tip_site]
+        target = tip + np.clip(act[:3] - tip, -cfg.max_lead, cfg.max_lead)
+        before = self.q_command[i].copy()
+        after = self.q_command[i] = ik.track(self.model, self._scratch, ids.tip_site, ids.arm_qpos,
+                                             ids.arm_dof, before, target, ik.rotation_from_6d(act[3:9]))
+        data.ctrl[7:9] = (act[9] + 1) / 2 * GRIPPER_OPEN * np.array([1.0, -1.0])
+        # The servos follow the command ramped over the control period, led by (kv / kp) x its velocity:
+        # kp (q_cmd + kv/kp v - q) - kv qdot = kp (q_cmd - q) + kv (v - qdot), so a moving command is
+        # tracked without the lag that, differing per joint, bent the tip off its straight path.
+        lead = self._servo_lag * (after - before) / cfg.control_dt
+        for k in range(1, cfg.control_substeps + 1):
+            data.ctrl[:7] = before + (after - before) * (k / cfg.control_substeps) + lead
             mujoco.mj_step(self.model, data)
         # MuJoCo resets a diverged state itself (warning, zeros); either way the episode is over.
         w = mujoco.mjtWarning
@@ -140,6 +147,15 @@ class AssemblyEnv:
         return bool(np.isfinite(data.qpos).all() and np.isfinite(data.qvel).all() and not diverged)
 
     # --- reading the state ----------------------------------------------------------------------
+    def hold_action(self) -> torch.Tensor:
+        """``[N, 10]``: the action that commands every tip to stay where it is, gripper closed."""
+        act = np.zeros((self.num_envs, self.action_size), dtype=np.float32)
+        for i, data in enumerate(self.data):
+            act[i, :3] = data.site_xpos[self.ids.tip_site]
+            act[i, 3:9] = ik.rotation_to_6d(data.site_xmat[self.ids.tip_site].reshape(3, 3))
+        act[:, 9] = -1.0
+        return torch.from_numpy(act)
+
     def tip_in_hole(self) -> np.ndarray:
         """Peg tip in each hole's frame, ``[N, 3]`` (z is height above the opening)."""
         tips = np.array([d.site_xpos[self.ids.tip_site] for d in self.data])

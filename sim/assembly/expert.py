@@ -1,9 +1,12 @@
-"""Scripted insertion expert: rise to a hover height, fly over the hole while turning to its yaw, then
-descend; lift back out when the tip drifts off the aim above the opening.
+"""Scripted insertion expert with human-like variation, commanding absolute tip poses.
 
-Reads only the observation (through the layout), so the same expert drives any batch. ``aim_noise``
-(metres, standard deviation per axis) displaces each episode's aim point in the world xy plane, drawn
-when an episode starts: the sub-millimetre errors a residual policy is there to fix.
+It moves its own commanded pose (as a teleoperator moves a handle) towards a hover point above the
+hole, turns to the hole's yaw, lines up, then descends; if the peg jams (the tip lags the command) it
+lifts back to the hover height and aims again. Human-like variation, drawn from its own seeded
+generator: each attempt's aim point is off by ``aim_noise`` (metres, standard deviation per axis;
+each correction halves it, as a person looks closer after a miss), the hand trembles by ``tremor`` in
+free space and holds still near the hole, it pauses now and then on the way, and its speed differs
+per episode. Reads only the observation (through the layout), so the same expert drives any batch.
 """
 
 from __future__ import annotations
@@ -11,48 +14,125 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from sim.assembly import ik
 from sim.assembly.config import AssemblyConfig
 from sim.assembly.env import OBSERVATION_LAYOUT as L
+from sim.assembly.env import wrap_quarter
 
 HOVER = 0.02  # metres above the opening to line up at
 XY_TOLERANCE = 0.0005  # to start descending (at most a quarter of the clearance)
-YAW_TOLERANCE = 0.01
-DESCENT = 0.002  # metres per step while inserting
-GAIN = 0.7  # of the remaining error closed per step
+DESCENT = 0.001  # metres per step while inserting
+DESCENT_RAMP = 8  # steps to reach it: a sudden start swings the tip sideways by a millimetre
+JAM_LAG = 0.004  # the tip this far above the command while descending: jammed
+GAIN = 0.5  # of the remaining error closed per step
+SPEED = (0.004, 0.008)  # metres per step in free space, drawn per episode
+PAUSE = (0.03, 3, 10)  # chance per step in free space, shortest and longest pause (steps)
+APPROACH, DESCEND, RETREAT = 0, 1, 2
+
+
+def tip_yaw(obs: np.ndarray) -> np.ndarray:
+    """Heading of the tool's x axis from the observed quaternion (w, x, y, z)."""
+    w, x, y, z = obs[:, L.slice("tip_quat")].T
+    return np.arctan2(2 * (x * y + w * z), 1 - 2 * (y * y + z * z))
 
 
 class ScriptedExpert:
-    def __init__(self, num_envs: int, config: AssemblyConfig, aim_noise: float = 0.0, seed: int = 0) -> None:
-        if aim_noise < 0:
-            raise ValueError(f"aim_noise: must be >= 0, got {aim_noise}")
+    def __init__(self, num_envs: int, config: AssemblyConfig, aim_noise: float = 0.0, tremor: float = 0.0,
+                 pauses: bool = False, seed: int = 0) -> None:
+        for name, value in (("aim_noise", aim_noise), ("tremor", tremor)):
+            if value < 0:
+                raise ValueError(f"{name}: must be >= 0, got {value}")
         self.config = config
-        self.aim_noise = aim_noise
+        self.aim_noise, self.tremor, self.pauses = aim_noise, tremor, pauses
         self.rng = np.random.default_rng(seed)
+        self.fresh = np.ones(num_envs, dtype=bool)  # the command is read from the next observation
+        self.pos = np.zeros((num_envs, 3))
+        self.yaw = np.zeros(num_envs)
+        self.phase = np.zeros(num_envs, dtype=np.int64)
         self.offset = np.zeros((num_envs, 2))
+        self.noise = np.zeros(num_envs)
+        self.speed = np.zeros(num_envs)
+        self.descent = np.zeros(num_envs)  # current descent speed, ramped up
+        self.pause_left = np.zeros(num_envs, dtype=np.int64)
+        self.corrections = 0
         self.reset(np.arange(num_envs))
 
     def reset(self, rows: np.ndarray) -> None:
-        """New aim errors for the rows whose episodes start now."""
-        self.offset[rows] = self.rng.normal(0.0, self.aim_noise, (len(rows), 2)) if self.aim_noise else 0.0
+        """The rows whose episodes start now: a new command, aim error and speed."""
+        rows = np.asarray(rows, dtype=np.int64)
+        self.fresh[rows] = True
+        self.phase[rows] = APPROACH
+        self.pause_left[rows] = 0
+        self.noise[rows] = self.aim_noise
+        self.speed[rows] = self.rng.uniform(*SPEED, len(rows))
+        self._aim(rows)
+
+    def _aim(self, rows: np.ndarray) -> None:
+        self.offset[rows] = self.rng.normal(0.0, 1.0, (len(rows), 2)) * self.noise[rows, None]
 
     def act(self, obs: torch.Tensor) -> torch.Tensor:
         o = obs.double().numpy()
-        cfg = self.config
-        xy_err = o[:, L.slice("hole_pos")][:, :2] + self.offset - o[:, L.slice("tip_pos")][:, :2]
-        yaw_err = -o[:, L.slice("yaw_error")][:, 0]
+        cfg, n = self.config, len(o)
+        tip, yaw = o[:, L.slice("tip_pos")], tip_yaw(o)
+        self.pos[self.fresh], self.yaw[self.fresh] = tip[self.fresh], yaw[self.fresh]
+        self.fresh[:] = False
+        hole = o[:, L.slice("hole_pos")]
+        cos4, sin4 = o[:, L.slice("hole_yaw")].T
+        goal_yaw = self.yaw + wrap_quarter(np.arctan2(sin4, cos4) / 4 - self.yaw)
+        aim = hole[:, :2] + self.offset
         height = o[:, L.slice("tip_in_hole")][:, 2]
-        off = np.abs(xy_err).max(axis=1)
-        # Start down when in line; once below the hover height keep going while the error would still
-        # slide in (half the clearance), otherwise lift and line up again.
-        start = (off < min(XY_TOLERANCE, cfg.clearance / 4)) & (np.abs(yaw_err) < YAW_TOLERANCE)
-        descend = start | ((height < 0.9 * HOVER) & (off < cfg.clearance / 2))
-        dz = np.where(descend, -DESCENT, GAIN * (HOVER - height))
-        # Off the aim below the hover height, rise first rather than drag the peg over the walls.
-        move_xy = descend | (height > HOVER / 2)
-        dxy = np.where(move_xy[:, None], GAIN * xy_err, 0.0)
-        action = np.zeros((len(o), 5))
-        action[:, :2] = dxy / cfg.pos_step
-        action[:, 2] = dz / cfg.pos_step
-        action[:, 3] = GAIN * yaw_err / cfg.yaw_step
-        action[:, 4] = -1.0  # gripper closed
+        off = np.abs(aim - tip[:, :2]).max(axis=1)
+        yaw_tol = min(0.01, 0.5 * cfg.clearance / cfg.peg_side)
+
+        # Phase changes: in line at the hover height -> down; jammed -> up and aim again; up -> line up.
+        lined_up = (off < min(XY_TOLERANCE, cfg.clearance / 4)) & (np.abs(yaw - goal_yaw) < yaw_tol) \
+            & (np.abs(height - HOVER) < 0.002)
+        jammed = (self.phase == DESCEND) & (tip[:, 2] - self.pos[:, 2] > JAM_LAG)
+        risen = (self.phase == RETREAT) & (height > 0.8 * HOVER)
+        self.phase[(self.phase == APPROACH) & lined_up] = DESCEND
+        if jammed.any():
+            self.corrections += int(jammed.sum())
+            self.noise[jammed] /= 2
+            self._aim(np.flatnonzero(jammed))
+            self.phase[jammed] = RETREAT
+        self.phase[risen] = APPROACH
+
+        free = (self.phase == APPROACH) & (height > 1.5 * HOVER)
+        paused = self.pause_left > 0
+        self.pause_left[paused] -= 1
+        if self.pauses:
+            start = free & ~paused & (self.rng.random(n) < PAUSE[0])
+            self.pause_left[start] = self.rng.integers(PAUSE[1], PAUSE[2] + 1, int(start.sum()))
+        moving = ~paused
+
+        step = np.zeros((n, 3))
+        step[:, :2] = GAIN * (aim - self.pos[:, :2])
+        step[:, 2] = GAIN * (hole[:, 2] + HOVER - self.pos[:, 2])
+        down = self.phase == DESCEND
+        self.descent = np.where(down, np.minimum(self.descent + DESCENT / DESCENT_RAMP, DESCENT), 0.0)
+        step[down, 2] = -self.descent[down]
+        retreat = self.phase == RETREAT
+        step[retreat, :2] = 0.0  # straight up first: dragging sideways would catch the walls
+        step[retreat, 2] = np.maximum(step[retreat, 2], DESCENT)
+        # Above the hover height move down only once over the hole, so the peg never clips a wall.
+        far = (self.phase == APPROACH) & (off > 0.005)
+        step[far, 2] = np.maximum(step[far, 2], 0.0)
+        length = np.linalg.norm(step, axis=1, keepdims=True)
+        step *= np.minimum(1.0, self.speed[:, None] / np.maximum(length, 1e-12))
+        self.pos[moving] += step[moving]
+        self.yaw[moving] += GAIN * (goal_yaw - self.yaw)[moving]
+
+        command = self.pos.copy()
+        if self.tremor:
+            command[free] += self.rng.normal(0.0, self.tremor, (int(free.sum()), 3))
+        action = np.zeros((n, 10))
+        action[:, :3] = command
+        action[:, 3:9] = [ik.rotation_to_6d(ik.down_at_yaw(y)) for y in self.yaw]
+        action[:, 9] = -1.0  # gripper closed
         return torch.from_numpy(np.clip(action, -1.0, 1.0).astype(np.float32))
+
+
+def human_like(num_envs: int, config: AssemblyConfig, seed: int = 0) -> ScriptedExpert:
+    """The expert that records the datasets: aim error half the clearance, 1 mm tremor, pauses."""
+    return ScriptedExpert(num_envs, config, aim_noise=config.clearance / 2, tremor=0.001, pauses=True,
+                          seed=seed)

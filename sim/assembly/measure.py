@@ -1,4 +1,4 @@
-"""Expert success against clearance and aim noise, and environment steps/s batched against one
+"""Expert success per task and randomness level, and environment steps/s batched against one
 environment: ``python -m sim.assembly.measure [episodes]`` prints JSON."""
 
 from __future__ import annotations
@@ -8,25 +8,27 @@ import sys
 import time
 
 import numpy as np
-import torch
 
-from sim.assembly.config import AssemblyConfig
+from sim.assembly.config import PRESETS, RANDOMNESS, AssemblyConfig, preset
 from sim.assembly.demos import record
 from sim.assembly.env import AssemblyEnv
-from sim.assembly.expert import ScriptedExpert
+from sim.assembly.expert import human_like
 
 
-def expert_success(clearance: float, aim_noise: float, episodes: int, num_envs: int = 8) -> float:
-    cfg = AssemblyConfig(clearance=clearance)
-    env = AssemblyEnv(num_envs, cfg, seed=1)
-    data = record(env, ScriptedExpert(num_envs, cfg, aim_noise=aim_noise, seed=2), episodes)
-    return float(np.mean(data["success"]))
+def expert_success(task: str, randomness: str, episodes: int, num_envs: int = 8) -> dict[str, float]:
+    cfg = preset(task, randomness=randomness)
+    env = AssemblyEnv(num_envs, cfg, seed=101)
+    expert = human_like(num_envs, cfg, seed=102)
+    eps = record(env, expert, episodes)
+    return {"success": float(np.mean([e.success for e in eps])),
+            "mean_steps": float(np.mean([len(e.obs) for e in eps])),
+            "corrections_per_episode": expert.corrections / episodes, "unstable_resets": env.unstable_resets}
 
 
 def steps_per_second(num_envs: int, steps: int = 100) -> float:
     env = AssemblyEnv(num_envs, AssemblyConfig(), seed=0)
     env.reset()
-    action = torch.zeros(num_envs, env.action_size)
+    action = env.hold_action()
     start = time.perf_counter()
     for _ in range(steps):
         env.step(action)
@@ -34,12 +36,11 @@ def steps_per_second(num_envs: int, steps: int = 100) -> float:
 
 
 def main() -> None:
-    episodes = int(sys.argv[1]) if len(sys.argv) > 1 else 32
-    success = {f"{c * 1e3:g}mm": {f"noise_{n * 1e3:g}mm": expert_success(c, n, episodes)
-                                  for n in (0.0, 0.00025, 0.0005, 0.001)}
-               for c in (0.002, 0.001, 0.0005)}
+    episodes = int(sys.argv[1]) if len(sys.argv) > 1 else 100
+    success = {task: {level: expert_success(task, level, episodes) for level in RANDOMNESS}
+               for task in PRESETS}
     rates = {f"envs_{n}": round(steps_per_second(n)) for n in (1, 16)}
-    print(json.dumps({"episodes_per_cell": episodes, "expert_success": success, "env_steps_per_s": rates,
+    print(json.dumps({"episodes_per_cell": episodes, "expert": success, "env_steps_per_s": rates,
                       "control_hz": 1 / AssemblyConfig().control_dt}, indent=1))
 
 

@@ -1,0 +1,93 @@
+"""``robo bench resip``: what the ResiP stages cost on this machine, with a baseline in the same run.
+
+Environment steps/s of the assembly scene with one environment against a batch (hold actions, a
+Python loop over MjData); the diffusion base's inference per action chunk at DDIM 16 (evaluation)
+and DDIM 4 (inside RL) for one environment and a batch, and one BC gradient step, for the quick and
+the paper-size U-Nets. Times are process CPU seconds per call (core-seconds, what a loaded machine
+cannot inflate) beside wall seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import torch
+
+HELP = "ResiP: assembly env steps/s batched vs single; diffusion base ms per chunk at DDIM 16 and 4"
+SIZES = {"quick": ([32, 64, 128], 64), "paper": ([256, 512, 1024], 256)}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--envs", type=int, default=16, help="the batch of environments and of chunk requests")
+    p.add_argument("--steps", type=int, default=50, help="environment steps per measurement")
+    p.add_argument("--sizes", default="quick,paper", help=f"U-Net sizes to time, of {', '.join(SIZES)}")
+    p.add_argument("--threads", type=int, default=1)
+
+
+def _timed(fn: Any, calls: int) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) per call."""
+    fn()  # warm-up
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.process_time() - cpu) / calls, (time.perf_counter() - wall) / calls
+
+
+def env_rates(envs: int, steps: int) -> dict[str, Any]:
+    from sim.assembly import AssemblyConfig, AssemblyEnv
+
+    out = {}
+    for n in (1, envs):
+        env = AssemblyEnv(n, AssemblyConfig(), seed=0)
+        env.reset()
+        hold = env.hold_action()
+        cpu, wall = _timed(lambda env=env, hold=hold: env.step(hold), steps)
+        out[f"envs_{n}"] = {"steps_per_cpu_s": n / cpu, "steps_per_wall_s": n / wall}
+    batched, single = out[f"envs_{envs}"]["steps_per_cpu_s"], out["envs_1"]["steps_per_cpu_s"]
+    out["batched_over_single_per_cpu_s"] = batched / single
+    return out
+
+
+def base_costs(size: str, envs: int) -> dict[str, Any]:
+    from robo.rl.diffusion_bc import DDIMSampler, DiffusionBC, DiffusionConfig, build_policy
+    from sim.assembly import ACTION_NAMES, OBSERVATION_LAYOUT
+
+    dims, embed = SIZES[size]
+    config = DiffusionConfig(down_dims=dims, step_embed_dim=embed)
+    obs_dim, act_dim = OBSERVATION_LAYOUT.size, len(ACTION_NAMES)
+    policy = build_policy(config, obs_dim, act_dim)
+    policy.fit_normalizer(torch.randn(64, obs_dim), torch.randn(64, act_dim))
+    out: dict[str, Any] = {"down_dims": dims, "parameters": sum(p.numel() for p in policy.parameters())}
+    for steps in (16, 4):
+        sampler = DDIMSampler(policy, steps)
+        for batch in (1, envs):
+            obs = torch.randn(batch, obs_dim)
+            cpu, wall = _timed(lambda sampler=sampler, obs=obs: sampler(obs), 3)
+            out[f"ddim{steps}_chunk_b{batch}_ms"] = {"cpu": 1e3 * cpu, "wall": 1e3 * wall}
+    bc = DiffusionBC(policy, config)
+    obs = torch.randn(config.batch_size, obs_dim)
+    act = torch.randn(config.batch_size, config.pred_horizon, act_dim)
+    cpu, wall = _timed(lambda: bc.train_step(obs, act), 2)
+    out[f"train_step_b{config.batch_size}_s"] = {"cpu": cpu, "wall": wall}
+    return out
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    torch.set_num_threads(args.threads)
+    sizes = [s for s in args.sizes.split(",") if s]
+    unknown = [s for s in sizes if s not in SIZES]
+    if unknown:
+        raise ValueError(f"--sizes: unknown size {unknown[0]!r} (known: {', '.join(SIZES)})")
+    result = {"threads": args.threads, "env": env_rates(args.envs, args.steps),
+              "base": {s: base_costs(s, args.envs) for s in sizes}}
+    env = result["env"]
+    print(f"env steps/s (CPU): 1 env {env['envs_1']['steps_per_cpu_s']:.0f}, {args.envs} envs "
+          f"{env[f'envs_{args.envs}']['steps_per_cpu_s']:.0f}")
+    for s, r in result["base"].items():
+        batch = r[f"ddim4_chunk_b{args.envs}_ms"]["cpu"]
+        print(f"base {s} ({r['parameters'] / 1e6:.1f}M) CPU ms per chunk: DDIM16 "
+              f"{r['ddim16_chunk_b1_ms']['cpu']:.0f} (B=1), DDIM4 {r['ddim4_chunk_b1_ms']['cpu']:.0f} (B=1), "
+              f"{batch:.0f} (B={args.envs})")
+    return result

@@ -1,0 +1,48 @@
+"""ResiP (Ankile et al. 2024) on the MuJoCo assembly benchmark (sim.assembly): the diffusion-policy
+base trained by behaviour cloning on the scripted expert's demonstrations (``robo train dp``), its
+evaluation (``robo eval dp``), and :func:`robo.tasks.resip.base.load_base`, the frozen base a residual
+policy is trained on top of.
+"""
+
+import argparse
+
+from robo.registry import Stage, Task
+
+TRAIN_DESCRIPTION = """\
+Train the diffusion-policy base of ResiP by behaviour cloning (robo.rl.diffusion_bc: DP ConditionalUnet1D,
+DDPM 100 steps squaredcos_cap_v2, epsilon prediction, AdamW, cosine schedule) on the scripted expert's
+demonstrations of a task (recorded into the run folder as demos.hdf5 unless demos=PATH is given).
+Writes: config.yaml, demos.hdf5, checkpoint.pt (resume), tensorboard/, loss.csv/.png, metrics.json and
+policy.pt (the U-Net with its normalisation bounds: the frozen base of the residual).
+
+examples:
+  robo train dp --task peg_2mm --config configs/resip_quick.yaml --out runs/dp/peg_2mm
+  robo train dp --task peg_0.2mm --config configs/resip.yaml --set randomness=med
+  robo train dp --out runs/dp/peg_2mm --resume
+"""
+
+EVAL_DESCRIPTION = """\
+Success rate of a trained base over seeded episodes (DDIM 16 steps, action chunks of 8), batched
+environments; writes eval_dp/metrics.json and episode_strip.png into the run (or --out).
+
+examples:
+  robo eval dp --base runs/dp/peg_2mm
+  robo eval dp --base runs/dp/peg_2mm --set episodes=400 --set ddim_steps=4
+"""
+
+
+def train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", metavar="NAME", help="peg_2mm or peg_0.2mm (sets the config's task)")
+
+
+def eval_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--base", required=True, metavar="RUN", help="a `robo train dp` run folder")
+
+
+TASKS = [
+    Task("dp", "ResiP's diffusion-policy base on precise insertion (behaviour cloning, MuJoCo Panda)",
+         train=Stage("robo.tasks.resip.train_dp:train", "robo.tasks.resip.train_dp:DPTrainConfig",
+                     TRAIN_DESCRIPTION, train_arguments, out="runs/dp"),
+         evaluate=Stage("robo.tasks.resip.eval_dp:evaluate", "robo.tasks.resip.eval_dp:DPEvalConfig",
+                        EVAL_DESCRIPTION, eval_arguments, resumable=False)),
+]
