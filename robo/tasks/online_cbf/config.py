@@ -53,7 +53,7 @@ class TrainSettings:
     hidden: int = 64
     k_min: float = 0.25          # the gains' range (both k1 and k2), 1/s
     k_max: float = 4.0
-    episode_time: float = 20.0   # s, the training episodes' horizon
+    episode_time: float = 30.0   # s, the training episodes' horizon
     seed: int = 1_000_000        # training scenarios, apart from evaluation (0) and grid search (10000)
     reward: RewardWeights = field(default_factory=RewardWeights)
     ppo: PPOConfig = field(default_factory=_tuner_ppo)

@@ -7,8 +7,9 @@ sharing). A step: the clipped action of each row becomes that agent's (k1, k2) t
 those gains; the swarm steps. Per-agent reward (weights in :class:`RewardWeights`): progress toward
 the goal, a time cost while away from it, a deadlock penalty at the onset, a slack (fault) penalty,
 a collision penalty, and a shared success bonus when every agent of the episode arrived with no
-collision. An episode terminates when every agent is at its goal or deadlocked, and is truncated
-at ``train.episode_time``; its rows are then reset with the next seeded scenario (same step).
+collision. An episode terminates when every agent is at its goal and is truncated at
+``train.episode_time`` (a deadlock does not end it: agents that stalled may still get through, as
+they do in the evaluation); its rows are then reset with the next seeded scenario (same step).
 
 Episode ``e`` plays ``train.scenarios[e % len]``; the scenarios' obstacles are padded to one count
 with far-away dummies (beyond every sensing radius, so they never enter a row or an edge).
@@ -117,7 +118,7 @@ class SwarmGainEnv:
         all_there = there.all(dim=1)
         success = all_there & (new.collisions == 0)
         reward = reward + w.success * success[:, None]
-        terminated = (there | new.deadlocked).all(dim=1)
+        terminated = all_there
         truncated = ~terminated & (self.t >= sw.episode_steps)
         self.state = new
         info: dict[str, Any] = {}
