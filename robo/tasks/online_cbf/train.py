@@ -74,18 +74,18 @@ def train(config: OnlineCbfConfig, args: argparse.Namespace, ctx: Context) -> st
     seconds = time.perf_counter() - started
     write_learning_curve(run, history)
     last = history[-1]
-    run.write_json("metrics.json", {"iterations": runner.iteration, "agent_steps": last["env_steps"],
-                                    "mean_return": last["mean_return"],
-                                    "episode_success": last.get("episode_success"),
-                                    "episode_deadlock": last.get("episode_deadlock"),
-                                    "session_started_at_iteration": first, "session_wall_seconds": seconds,
-                                    "threads": config.threads})
+    summary = {key: last.get(key) for key in ("mean_return", "episode_success", "episode_deadlock")}
+    summary.update(iterations=runner.iteration, agent_steps=last["env_steps"], threads=config.threads,
+                   session_started_at_iteration=first, session_wall_seconds=seconds)
+    run.write_json("metrics.json", summary)
     card = export_policy(runner, run, config)
-    error = card["export"]["equivalence"]["max_abs_error"]
-    return (f"online-cbf: {runner.iteration} iterations, {last['env_steps']:,} agent steps "
-            f"({runner.iteration - first} in {seconds:.0f} s this session); mean return "
-            f"{last['mean_return']:.1f}\npolicy {run / 'policy.onnx'} (ONNX Runtime max abs difference "
-            f"{error:.1g}); robo eval online-cbf --policy {run / 'policy.onnx'} --scenario swap")
+    onnx_error = card["export"]["equivalence"]["max_abs_error"]
+    lines = [f"online-cbf: {runner.iteration} iterations, {last['env_steps']:,} agent steps, "
+             f"{runner.iteration - first} of them in {seconds:.0f} s this session",
+             f"mean return {last['mean_return']:.1f}; policy {run / 'policy.onnx'} "
+             f"(ONNX Runtime max abs difference {onnx_error:.1g})",
+             f"next: robo eval online-cbf --policy {run / 'policy.onnx'}"]
+    return "\n".join(lines)
 
 
 def write_learning_curve(run: RunDir, history: list[dict[str, float]]) -> None:
