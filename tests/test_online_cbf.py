@@ -36,24 +36,58 @@ def test_the_batched_filter_solves_each_agents_cvxpy_qp():
     k1 = torch.tensor(rng.uniform(0.3, 4.0, (12, 5)))
     k2 = torch.tensor(rng.uniform(0.3, 4.0, (12, 5)))
     out = filter_accelerations(p, v, u_nom, c, r, k1, k2, FILTER)
-    statuses, worst = [], 0.0
+    brake = (-FILTER.brake_gain * v).clamp(-FILTER.max_accel, FILTER.max_accel)
+    statuses, worst, faults = [], 0.0, int(out.fault.sum())
     for e in range(12):
+        # the agents that faulted brake, and the others' QPs take those neighbours whole
+        fixed = {j: brake[e, j].numpy() for j in range(5) if out.fault[e, j]}
         for i in range(5):
+            if out.fault[e, i]:
+                continue
             ref = reference_agent_qp(i, p[e].numpy(), v[e].numpy(), u_nom[e, i].numpy(), c[e].numpy(),
                                      r[e].numpy(), float(k1[e, i]), float(k2[e, i]),
                                      agent_radius=FILTER.agent_radius, sensing_radius=FILTER.sensing_radius,
                                      max_accel=FILTER.max_accel, margin=FILTER.margin,
-                                     slack_weight=FILTER.slack_weight)
-            assert ref.status != "solver_failed"
-            assert bool(out.fault[e, i]) == (ref.status == "infeasible"), (e, i, ref)
+                                     slack_weight=FILTER.slack_weight, fixed=fixed)
             statuses.append(ref.status)
-            if ref.status == "optimal":
-                worst = max(worst, float(np.abs(out.u[e, i].numpy() - ref.u).max()))
+            worst = max(worst, float(np.abs(out.u[e, i].numpy() - ref.u).max()))
+    assert statuses.count("optimal") == len(statuses) >= 40
     assert worst < 1e-5
     assert int(out.modified.sum()) >= 10  # the instances exercise the constraints ...
-    assert statuses.count("infeasible") >= 1 and statuses.count("optimal") >= 40  # ... and the fault
-    brake = (-FILTER.brake_gain * v).clamp(-FILTER.max_accel, FILTER.max_accel)
+    assert faults >= 1  # ... and the fault
     assert torch.equal(out.u[out.fault], brake[out.fault])
+
+
+def test_a_fault_hands_the_whole_pair_condition_to_the_neighbour():
+    # Agent 0 heads into a wall it cannot avoid (a fault: it brakes); agent 1 behind it, closing in, must
+    # then hold the whole condition against agent 0's known braking, not only its half.
+    p = torch.tensor([[[0.15, 0.0], [-0.55, 0.0]]], dtype=torch.float64)
+    v = torch.tensor([[[1.0, 0.0], [1.0, 0.0]]], dtype=torch.float64)
+    wall_p = torch.tensor([[[0.5, 0.0]]], dtype=torch.float64)
+    wall_r = torch.tensor([[0.05]], dtype=torch.float64)
+    u_nom = torch.tensor([[[2.0, 0.0], [2.0, 0.0]]], dtype=torch.float64)
+    gains = torch.tensor([[4.0, 1.0]], dtype=torch.float64)  # agent 0 aggressive, agent 1 timid
+    out = filter_accelerations(p, v, u_nom, wall_p, wall_r, gains, gains, FILTER)
+    assert out.fault.tolist() == [[True, False]]
+    brake = (-FILTER.brake_gain * v[0, 0]).clamp(-2, 2).numpy()
+    args = dict(agent_radius=FILTER.agent_radius, sensing_radius=FILTER.sensing_radius,
+                max_accel=FILTER.max_accel, margin=FILTER.margin, slack_weight=FILTER.slack_weight)
+    whole = reference_agent_qp(1, p[0].numpy(), v[0].numpy(), u_nom[0, 1].numpy(), wall_p[0].numpy(),
+                               wall_r[0].numpy(), 1.0, 1.0, fixed={0: brake}, **args)
+    half = reference_agent_qp(1, p[0].numpy(), v[0].numpy(), u_nom[0, 1].numpy(), wall_p[0].numpy(),
+                              wall_r[0].numpy(), 1.0, 1.0, **args)
+    assert np.abs(out.u[0, 1].numpy() - whole.u).max() < 1e-5
+    assert whole.u[0] < half.u[0] - 0.1  # the hand-over brakes agent 1 harder
+
+
+def test_the_fixed_gain_crossing_that_collided_after_faults_has_none():
+    # Before faults handed their pair conditions over, these episodes collided 8 times in their first
+    # 7 s (every one just after one of the pair faulted and braked); the faults stay, the collisions not.
+    config = dataclasses.replace(SHORT, scenario="crossing", episodes=100,
+                                 swarm=SwarmConfig(episode_time=7.0))
+    result = metrics(run_episodes(config, (1.0, 2.0)), config)
+    assert result["qp_faults"] > 100
+    assert result["collisions"] == 0 and result["min_distance_m"] > 0.4
 
 
 def test_the_filter_refuses_bad_gains():

@@ -29,6 +29,7 @@ A training loop only needs::
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -68,6 +69,8 @@ META_KEYS = (
 )
 
 POLICIES: dict[str, type[nn.Module]] = {}
+# Modules that register more kinds when imported (they import this one, so they load on demand).
+KIND_MODULES = ("robo.nets.gnn",)
 _Policy = TypeVar("_Policy", bound=type[nn.Module])
 
 
@@ -211,6 +214,8 @@ def raptor_student() -> RecurrentPolicy:
 def build_policy(arch: dict[str, Any]) -> nn.Module:
     """Rebuild a network from its ``arch`` dict (as stored in a checkpoint) through the registry."""
     kind = arch.get("kind")
+    for module in KIND_MODULES:
+        importlib.import_module(module)
     if kind not in POLICIES:
         raise ValueError(f"unknown policy kind {kind!r} (known: {', '.join(sorted(POLICIES))})")
     return POLICIES[kind](**{k: v for k, v in arch.items() if k != "kind"})

@@ -67,11 +67,14 @@ class OnPolicyRunner:
 
     ``on_log(stats)`` is called after every iteration with that iteration's numbers (also appended to
     :attr:`history`); ``checkpoint`` is written every ``checkpoint_interval`` iterations and at the end.
+    ``model()`` builds another :class:`ActorCritic` (a graph network, say) instead of the MLP one that
+    ``config``'s sizes describe; it is called under the run's seed.
     """
 
     def __init__(self, env: VecEnv, ppo: PPOConfig, config: OnPolicyConfig, *,
                  device: torch.device | str = "cpu", seed: int = 0, checkpoint: str | Path | None = None,
-                 on_log: Callable[[dict[str, float]], None] | None = None):
+                 on_log: Callable[[dict[str, float]], None] | None = None,
+                 model: Callable[[], ActorCritic] | None = None):
         self.env, self.config, self.seed = env, config, seed
         self.device = torch.device(device)
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
@@ -79,9 +82,10 @@ class OnPolicyRunner:
         # The initial weights depend on the seed only, not on whatever used the global generator before.
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(seed)
-            self.model = ActorCritic(env.observation_size, env.action_size, config.actor_hidden,
-                                     config.critic_hidden, config.activation, config.init_std,
-                                     config.normalize_observations).to(self.device)
+            built = model() if model is not None else ActorCritic(
+                env.observation_size, env.action_size, config.actor_hidden, config.critic_hidden,
+                config.activation, config.init_std, config.normalize_observations)
+            self.model = built.to(self.device)
         self.ppo = PPO(self.model, ppo)
         self.storage = RolloutStorage(config.num_steps, env.num_envs, env.observation_size, env.action_size,
                                       device=self.device)

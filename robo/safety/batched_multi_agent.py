@@ -21,8 +21,15 @@ The QP is the projection solved by :func:`robo.safety.batched_active_set.solve_a
 algorithm of the fast path and the emitted C), a 2-D problem padded with a zero third axis. The
 slack is an exact (L1) penalty: it is zero whenever the hard problem is feasible with multipliers
 below rho, and otherwise (infeasible, or a multiplier above rho) the agent is at fault: it gets the
-defined brake command ``clamp(-brake_gain * v, -a_max, a_max)`` and the fault is counted. The cvxpy
-statement of one agent's QP is :func:`robo.safety.multi_agent.reference_agent_qp`.
+defined brake command ``clamp(-brake_gain * v, -a_max, a_max)`` and the fault is counted.
+
+A braking agent no longer holds its half of a pair condition, and that was the cause of every
+collision of the fixed-gain baselines (each followed a fault of one of the pair). So the fault is
+shared responsibility's hand-over: the faulted agents announce their brake command, and their
+neighbours solve again taking the whole condition with that known acceleration,
+2 dp.a_i >= -c + 2 dp.a_j. Solving again can fault another agent; the rounds repeat until no new
+agent faults (at most N rounds, a fault is final). The cvxpy statement of one agent's QP is
+:func:`robo.safety.multi_agent.reference_agent_qp` (``fixed`` neighbours included).
 
 Not imported by ``robo.safety``: torch stays off the runtime's import path.
 """
@@ -69,12 +76,14 @@ def _check_gains(k: torch.Tensor, name: str) -> None:
 
 
 def barrier_rows(p: torch.Tensor, v: torch.Tensor, obstacle_p: torch.Tensor, obstacle_r: torch.Tensor,
-                 k1: torch.Tensor, k2: torch.Tensor,
-                 config: MultiAgentFilterConfig) -> tuple[torch.Tensor, torch.Tensor]:
+                 k1: torch.Tensor, k2: torch.Tensor, config: MultiAgentFilterConfig,
+                 fixed: torch.Tensor | None = None,
+                 fixed_accel: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Each agent's rows ``A . a_i >= b``: A [E, N, N + O, D] (unit rows), b [E, N, N + O].
 
     Slot j < N is agent j, slot N + k obstacle k; a slot out of sensing range (or the agent itself)
-    is the empty row 0 >= -1, which never binds.
+    is the empty row 0 >= -1, which never binds. Agents marked ``fixed`` [E, N] apply the known
+    ``fixed_accel`` [E, N, D] (their brake): a neighbour takes the whole condition against them.
     """
     E, N, D = p.shape
     O = obstacle_p.shape[1]
@@ -83,12 +92,18 @@ def barrier_rows(p: torch.Tensor, v: torch.Tensor, obstacle_p: torch.Tensor, obs
     r = config.agent_radius
     reach = torch.cat([torch.full((E, N, N), 2 * r, dtype=p.dtype, device=p.device),
                        (r + obstacle_r)[:, None].expand(E, N, O)], dim=2) + config.margin
-    share = torch.cat([torch.full((N,), 0.5), torch.ones(O)]).to(p)                          # [R]
+    share = torch.cat([torch.full((N,), 0.5), torch.ones(O)]).to(p).expand(E, N, N + O)       # [E, N, R]
     dist = dp.norm(dim=-1)
     h = dist**2 - reach**2
     h_dot = 2 * (dp * dv).sum(-1)
     k1, k2 = k1[..., None], k2[..., None]
     c = 2 * (dv * dv).sum(-1) + (k1 + k2) * h_dot + k1 * k2 * h
+    if fixed is not None and fixed_accel is not None:
+        whole = torch.cat([fixed[:, None].expand(E, N, N), fixed.new_zeros(E, N, O)], dim=2)
+        share = torch.where(whole, 1.0, share)
+        # the neighbour's own term of h'': -2 dp.a_j, known for a braking neighbour
+        known = -2 * (dp[:, :, :N] * fixed_accel[:, None]).sum(-1)
+        c = c + torch.cat([torch.where(fixed[:, None], known, 0.0), c.new_zeros(E, N, O)], dim=2)
     live = (dist <= config.sensing_radius) & ~torch.eye(N + O, dtype=torch.bool, device=p.device)[:N]
     safe_dist = torch.where(live, dist, 1.0)
     A = torch.where(live[..., None], dp / safe_dist[..., None], 0.0)
@@ -101,12 +116,30 @@ def filter_accelerations(p: torch.Tensor, v: torch.Tensor, u_nom: torch.Tensor, 
                          config: MultiAgentFilterConfig) -> FilterOutput:
     """Filter every agent's nominal acceleration ``u_nom`` [E, N, D] (positions ``p``, velocities
     ``v``; obstacles [E, O, D] and radii [E, O]; gains scalars or [E, N])."""
-    E, N, D = p.shape
+    E, N, _ = p.shape
     k1 = torch.as_tensor(k1, dtype=p.dtype, device=p.device).expand(E, N)
     k2 = torch.as_tensor(k2, dtype=p.dtype, device=p.device).expand(E, N)
     _check_gains(k1, "k1")
     _check_gains(k2, "k2")
-    A, b = barrier_rows(p, v, obstacle_p, obstacle_r, k1, k2, config)
+    brake = (-config.brake_gain * v).clamp(-config.max_accel, config.max_accel)
+    fault = torch.zeros(E, N, dtype=torch.bool, device=p.device)
+    for _ in range(N):
+        u, new_fault = _solve(p, v, u_nom, obstacle_p, obstacle_r, k1, k2, config, fault, brake)
+        new_fault = new_fault & ~fault
+        fault = fault | new_fault
+        if not bool(new_fault.any()):
+            break
+    u = torch.where(fault[..., None], brake, u)
+    modified = ~fault & ((u - u_nom).abs() > 1e-9).any(dim=-1)
+    return FilterOutput(u, fault, modified)
+
+
+def _solve(p: torch.Tensor, v: torch.Tensor, u_nom: torch.Tensor, obstacle_p: torch.Tensor,
+           obstacle_r: torch.Tensor, k1: torch.Tensor, k2: torch.Tensor, config: MultiAgentFilterConfig,
+           fixed: torch.Tensor, fixed_accel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One round: every agent's QP given the ``fixed`` (braking) neighbours; (u, fault) [E, N]."""
+    E, N, D = p.shape
+    A, b = barrier_rows(p, v, obstacle_p, obstacle_r, k1, k2, config, fixed, fixed_accel)
     R = A.shape[2]
     B = E * N
     eye = torch.eye(3, dtype=p.dtype, device=p.device)[:D]                                  # [D, 3]
@@ -119,8 +152,4 @@ def filter_accelerations(p: torch.Tensor, v: torch.Tensor, u_nom: torch.Tensor, 
                                       max_steps=4 * G.shape[1] + 8)
     barrier = (act >= 0) & (act < R)
     fault = (~ok | (barrier & (mu > config.slack_weight)).any(dim=1)).reshape(E, N)
-    u = u[:, :D].reshape(E, N, D)
-    brake = (-config.brake_gain * v).clamp(-config.max_accel, config.max_accel)
-    u = torch.where(fault[..., None], brake, u)
-    modified = ~fault & ((u - u_nom).abs() > 1e-9).any(dim=-1)
-    return FilterOutput(u, fault, modified)
+    return u[:, :D].reshape(E, N, D), fault

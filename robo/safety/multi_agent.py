@@ -7,7 +7,9 @@ slack (so slack is in m/s^2, as the batched rows are):
 
     (2 dp.a_i + share * c) / |2 dp| + s_j >= 0,   c = 2 |dv|^2 + (k1 + k2) h' + k1 k2 h,
 
-share 1/2 for another agent, 1 for an obstacle. Imports cvxpy only when called.
+share 1/2 for another agent, 1 for an obstacle. A neighbour j whose acceleration is known (``fixed``:
+it faulted and brakes) is taken whole, ``(2 dp.(a_i - a_j) + c) / |2 dp| + s_j >= 0``. Imports cvxpy
+only when called.
 """
 
 from __future__ import annotations
@@ -30,16 +32,19 @@ class AgentQPResult:
 def reference_agent_qp(i: int, p: np.ndarray, v: np.ndarray, u_nom: np.ndarray, obstacle_p: np.ndarray,
                        obstacle_r: np.ndarray, k1: float, k2: float, *, agent_radius: float,
                        sensing_radius: float, max_accel: float, margin: float,
-                       slack_weight: float) -> AgentQPResult:
-    """Agent ``i``'s QP in one environment: p, v [N, D], u_nom [D] (agent i's), obstacles [O, D], [O]."""
+                       slack_weight: float, fixed: dict[int, np.ndarray] | None = None) -> AgentQPResult:
+    """Agent ``i``'s QP in one environment: p, v [N, D], u_nom [D] (agent i's), obstacles [O, D], [O];
+    ``fixed`` maps a neighbour's index to its known (brake) acceleration."""
     import cvxpy as cp
 
     a = cp.Variable(p.shape[1], name="a")
     terms = []
-    others = [(p[j], v[j], 2 * agent_radius, 0.5) for j in range(len(p)) if j != i]
-    others += [(c, np.zeros_like(v[i]), agent_radius + r, 1.0) for c, r in zip(obstacle_p, obstacle_r,
-                                                                               strict=True)]
-    for q, w, reach, share in others:
+    fixed = fixed or {}
+    zero = np.zeros_like(v[i])
+    others = [(p[j], v[j], 2 * agent_radius, 1.0 if j in fixed else 0.5, fixed.get(j, zero))
+              for j in range(len(p)) if j != i]
+    others += [(c, zero, agent_radius + r, 1.0, zero) for c, r in zip(obstacle_p, obstacle_r, strict=True)]
+    for q, w, reach, share, a_other in others:
         dp, dv = p[i] - q, v[i] - w
         dist = float(np.linalg.norm(dp))
         if dist > sensing_radius:
@@ -47,7 +52,7 @@ def reference_agent_qp(i: int, p: np.ndarray, v: np.ndarray, u_nom: np.ndarray, 
         h = dist**2 - (reach + margin) ** 2
         h_dot = 2 * dp @ dv
         c = 2 * dv @ dv + (k1 + k2) * h_dot + k1 * k2 * h
-        terms.append((2 * dp @ a + share * c) / (2 * dist))
+        terms.append((2 * dp @ (a - a_other) + share * c) / (2 * dist))
     s = cp.Variable(len(terms), nonneg=True, name="slack") if terms else None
     constraints = [a >= -max_accel, a <= max_accel]
     objective = cp.sum_squares(a - u_nom)

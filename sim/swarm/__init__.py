@@ -7,13 +7,23 @@ arrival. :mod:`sim.swarm.scenarios` makes the seeded scenarios, :mod:`sim.swarm.
 per-agent features (written down once as layouts), :mod:`sim.swarm.nominal` the PD-to-goal controller.
 """
 
-from sim.swarm.env import SwarmConfig, SwarmState, at_goal, pairwise_distances, reset, step
+from sim.swarm.env import SwarmConfig, SwarmState, at_goal, pairwise_distances, replace_envs, reset, step
 from sim.swarm.nominal import nominal_accelerations
-from sim.swarm.observation import AGENT_LAYOUT, EDGE_LAYOUT, agent_layout, edge_layout, observe
+from sim.swarm.observation import (
+    AGENT_LAYOUT,
+    EDGE_LAYOUT,
+    agent_layout,
+    edge_layout,
+    flat_layout,
+    flat_observation,
+    observe,
+)
 from sim.swarm.scenarios import SCENARIOS, Scenario, make_scenario
 
 __all__ = [
     "AGENT_LAYOUT", "EDGE_LAYOUT", "SCENARIOS", "Scenario", "SwarmConfig", "SwarmState", "agent_layout",
-    "at_goal", "edge_layout", "make_scenario", "nominal_accelerations", "observe", "pairwise_distances",
+    "at_goal", "edge_layout", "flat_layout", "flat_observation",
+    "make_scenario", "nominal_accelerations", "observe", "pairwise_distances",
+    "replace_envs",
     "reset", "step",
 ]

@@ -136,3 +136,15 @@ def step(state: SwarmState, accel: torch.Tensor, config: SwarmConfig) -> SwarmSt
         collisions=state.collisions + onsets, still_steps=still,
         deadlocked=state.deadlocked | (still >= config.deadlock_steps), arrived_step=arrived,
         min_distance=torch.minimum(state.min_distance, d.amin(dim=(1, 2))))
+
+
+def replace_envs(state: SwarmState, fresh: SwarmState, envs: torch.Tensor) -> SwarmState:
+    """``state`` with environments ``envs`` (indices) replaced by ``fresh`` (one row per index, as
+    :func:`reset` makes them): same-step autoreset for training. ``steps`` stays the batch's."""
+    def put(old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+        out = old.clone()
+        out[envs] = new
+        return out
+
+    return dataclasses.replace(state, **{f.name: put(getattr(state, f.name), getattr(fresh, f.name))
+                                         for f in dataclasses.fields(state) if f.name != "steps"})

@@ -62,3 +62,18 @@ def observe(state: SwarmState, config: SwarmConfig, neighbours: int) -> tuple[to
         edges = torch.cat([edges, edges.new_zeros(E, N, pad, edges.shape[-1])], dim=2)
         mask = torch.cat([mask, mask.new_zeros(E, N, pad)], dim=2)
     return nodes, edges, mask
+
+
+def flat_layout(dim: int, neighbours: int) -> ObservationLayout:
+    """One agent's observation as one vector: node, the ``neighbours`` edge slots, then the mask."""
+    edge = edge_layout(dim).fields
+    slots = tuple(Field(f"edge{m}.{f.name}", f.unit, f.components, f.clip)
+                  for m in range(neighbours) for f in edge)
+    return ObservationLayout((*agent_layout(dim).fields, *slots, Field("mask", "1", tuple(
+        str(m) for m in range(neighbours)), clip=(0.0, 1.0))))
+
+
+def flat_observation(state: SwarmState, config: SwarmConfig, neighbours: int) -> torch.Tensor:
+    """[E, N, flat_layout(dim, neighbours).size]: :func:`observe` as one vector per agent."""
+    nodes, edges, mask = observe(state, config, neighbours)
+    return torch.cat([nodes, edges.flatten(2), mask.to(nodes.dtype)], dim=-1)

@@ -1,28 +1,45 @@
 """Online CBFs (Gao, Yang, Prorok 2023): decentralised multi-agent navigation behind a CBF filter.
 
-Phase 1: the swarm environment (``sim.swarm``), the decentralised filter
-(``robo.safety.batched_multi_agent``) and its baselines, evaluated by ``robo eval online-cbf``: the
-nominal controller without a filter, fixed gains, or fixed gains chosen by exhaustive grid search.
-The GNN tuner and its training come next (a train stage is added then).
+The swarm environment (``sim.swarm``), the decentralised filter (``robo.safety.batched_multi_agent``),
+its baselines (the nominal controller without a filter, fixed gains, fixed gains chosen by exhaustive
+grid search) and the tuner: a GNN (``robo.nets.gnn``) that sets each agent's gains online, trained by
+PPO with parameter sharing (``robo train online-cbf``) and evaluated beside the baselines
+(``robo eval online-cbf --policy``).
 """
 
 import argparse
 
 from robo.registry import Stage, Task
 
+TRAIN_DESCRIPTION = """\
+Train the GNN gain tuner with PPO, every agent of every episode one sample (parameter sharing): the
+action is the agent's HOCBF gains (k1, k2), Gaussian in a pre-squash space, mapped by a scaled sigmoid
+into [train.k_min, train.k_max]; the reward is progress, time, success, deadlock, slack and
+collisions (train.reward). Episode e plays train.scenarios[e % len]. Writes into the run folder:
+checkpoint.pt (--resume continues it), TensorBoard scalars, learning_curve.csv/.png, metrics.json,
+policy.pt and its ONNX export policy.onnx + policy.json (the card: max neighbours, gain range).
+
+examples:
+  robo train online-cbf --config configs/online_cbf_quick.yaml --out runs/online_cbf/quick
+  robo train online-cbf --config configs/online_cbf.yaml --out runs/online_cbf/a --resume
+"""
+
 EVAL_DESCRIPTION = """\
 Run seeded episodes of one scenario (swap, crossing, corridor, obstacles) and measure success (every
 agent at its goal, no collision), collisions (contact onsets), the minimum distance between two
 agents' centres, the deadlock rate, the makespan of successful episodes and the QP fault rate (a
 fault needs slack: the agent brakes). The controller is the nominal PD-to-goal one without a filter
-(--nominal), the filter with fixed gains (--gains K1,K2), or the filter with the gains an exhaustive
-grid search picks on separate episodes (--grid; the grid and its episodes are in the config).
+(--nominal), the filter with fixed gains (--gains K1,K2), the filter with the gains an exhaustive
+grid search picks on separate episodes (--grid; the grid and its episodes are in the config), or the
+filter with the gains a trained tuner sets online (--policy policy.onnx through ONNX Runtime, or
+policy.pt through torch), with statistics of the gains it chose.
 Writes metrics.json and trajectories.png (the first episode) into --out.
 
 examples:
   robo eval online-cbf --scenario swap --agents 8 --episodes 100 --nominal
   robo eval online-cbf --scenario corridor --agents 8 --gains 2,2
   robo eval online-cbf --config configs/online_cbf.yaml --scenario crossing --grid
+  robo eval online-cbf --scenario corridor --policy runs/online_cbf/quick/policy.onnx
 """
 
 
@@ -35,10 +52,13 @@ def eval_arguments(p: argparse.ArgumentParser) -> None:
     which.add_argument("--gains", metavar="K1,K2", help="the filter with these fixed HOCBF gains")
     which.add_argument("--grid", action="store_true", help="the filter with the grid-searched best gains")
     which.add_argument("--nominal", action="store_true", help="the nominal controller, no filter")
+    which.add_argument("--policy", metavar="P", help="the filter with a trained tuner's gains (.onnx or .pt)")
 
 
 TASKS = [
-    Task("online-cbf", "decentralised CBF filter for multi-agent navigation: baselines (GNN tuner: phase 2)",
+    Task("online-cbf", "decentralised CBF filter for multi-agent navigation, gains tuned online by a GNN",
+         train=Stage("robo.tasks.online_cbf.train:train", "robo.tasks.online_cbf.config:OnlineCbfConfig",
+                     TRAIN_DESCRIPTION, out="runs/online_cbf"),
          evaluate=Stage("robo.tasks.online_cbf.evaluate:evaluate",
                         "robo.tasks.online_cbf.config:OnlineCbfConfig", EVAL_DESCRIPTION, eval_arguments,
                         out="runs/online_cbf/eval", resumable=False)),

@@ -1,10 +1,12 @@
-"""The settings of ``robo eval online-cbf`` (configs/online_cbf.yaml)."""
+"""The settings of ``robo train online-cbf`` and ``robo eval online-cbf`` (configs/online_cbf*.yaml)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 
+from robo.rl.on_policy_runner import OnPolicyConfig
+from robo.rl.ppo import PPOConfig
 from robo.safety.batched_multi_agent import MultiAgentFilterConfig
 from sim.swarm import SCENARIOS, SwarmConfig
 
@@ -25,6 +27,40 @@ class GridSettings:
 
 
 @dataclass
+class RewardWeights:
+    progress: float = 2.0        # per metre an agent moved toward its goal
+    time: float = 0.01           # per step an agent is away from its goal
+    success: float = 5.0         # to every agent of an episode whose agents all arrive without collision
+    deadlock: float = 5.0        # once, when an agent becomes deadlocked
+    slack: float = 0.05          # per step an agent's QP needs slack (a fault: it brakes)
+    collision: float = 10.0      # per contact onset an agent is part of
+
+
+def _tuner_ppo() -> PPOConfig:
+    return PPOConfig(learning_rate=3e-4, desired_kl=0.01, num_epochs=4, num_minibatches=4,
+                     entropy_coef=0.001, gamma=0.99, lam=0.95)
+
+
+def _tuner_runner() -> OnPolicyConfig:
+    return OnPolicyConfig(iterations=300, num_steps=64, init_std=0.5, checkpoint_interval=10)
+
+
+@dataclass
+class TrainSettings:
+    scenarios: list[str] = field(default_factory=lambda: ["swap", "corridor"])  # env e plays e % len
+    envs: int = 32               # episodes stepped together; every agent of each is one PPO sample
+    neighbours: int = 8          # edge slots of the GNN (nearest first; the card's max neighbours)
+    hidden: int = 64
+    k_min: float = 0.25          # the gains' range (both k1 and k2), 1/s
+    k_max: float = 4.0
+    episode_time: float = 30.0   # s, the training episodes' horizon
+    seed: int = 1_000_000        # training scenarios, apart from evaluation (0) and grid search (10000)
+    reward: RewardWeights = field(default_factory=RewardWeights)
+    ppo: PPOConfig = field(default_factory=_tuner_ppo)
+    runner: OnPolicyConfig = field(default_factory=_tuner_runner)
+
+
+@dataclass
 class OnlineCbfConfig:
     scenario: str = "swap"
     agents: int = 8
@@ -39,6 +75,7 @@ class OnlineCbfConfig:
     swarm: SwarmConfig = field(default_factory=SwarmConfig)
     filter: FilterSettings = field(default_factory=FilterSettings)
     grid: GridSettings = field(default_factory=GridSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
 
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIOS:
@@ -53,6 +90,17 @@ class OnlineCbfConfig:
                 raise ValueError(f"{name} must be finite and > 0, got {getattr(self, name)}")
         if not self.grid.k1 or not self.grid.k2 or min(self.grid.k1 + self.grid.k2) <= 0:
             raise ValueError("grid: k1 and k2 must be non-empty lists of positive gains")
+        t = self.train
+        unknown = [name for name in t.scenarios if name not in SCENARIOS]
+        if not t.scenarios or unknown:
+            raise ValueError(f"train.scenarios: need some of {', '.join(SCENARIOS)}, got {t.scenarios}")
+        for name in ("envs", "neighbours", "hidden"):
+            if getattr(t, name) < 1:
+                raise ValueError(f"train.{name} must be >= 1, got {getattr(t, name)}")
+        if not (math.isfinite(t.k_min) and math.isfinite(t.k_max) and 0 < t.k_min < t.k_max):
+            raise ValueError(f"train: need 0 < k_min < k_max, got {t.k_min}, {t.k_max}")
+        if not (math.isfinite(t.episode_time) and t.episode_time > 0):
+            raise ValueError(f"train.episode_time must be finite and > 0, got {t.episode_time}")
 
     def filter_config(self) -> MultiAgentFilterConfig:
         s = self.swarm

@@ -1,5 +1,7 @@
 """``robo eval online-cbf``: one scenario's metrics under the nominal controller, fixed gains or the
-grid-searched gains, with a PNG of the first episode's trajectories."""
+grid-searched gains, with a PNG of the first episode's trajectories; or, with ``--policy``, a trained
+tuner beside the nominal controller and the grid-searched gains on every scenario (or the one given),
+at the trained agent count and twice it, with a PNG strip per scenario."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from robo.files import save_figure, write_json
 from robo.registry import Context
 from robo.tasks.online_cbf.config import OnlineCbfConfig
 from robo.tasks.online_cbf.rollout import Rollout, grid_search, metrics, run_episodes
+from robo.tasks.online_cbf.tuner import GainTuner
+from sim.swarm import SCENARIOS
 
 
 def parse_gains(text: str) -> tuple[float, float]:
@@ -33,7 +37,7 @@ def _with_flags(config: OnlineCbfConfig, args: argparse.Namespace) -> OnlineCbfC
     return dataclasses.replace(config, **flags)  # __post_init__ validates the flags too
 
 
-def plot_trajectories(rollout: Rollout, config: OnlineCbfConfig, title: str) -> Any:
+def plot_trajectories(rollout: Rollout, config: OnlineCbfConfig, title: str, ax: Any = None) -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -41,7 +45,9 @@ def plot_trajectories(rollout: Rollout, config: OnlineCbfConfig, title: str) -> 
 
     s = rollout.final
     paths = rollout.paths.numpy()
-    fig, ax = plt.subplots(figsize=(6, 6))
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 6))
     colours = plt.cm.hsv([i / paths.shape[1] for i in range(paths.shape[1])])
     for i, c in enumerate(colours):
         ax.plot(paths[:, i, 0], paths[:, i, 1], color=c, lw=1)
@@ -58,6 +64,8 @@ def plot_trajectories(rollout: Rollout, config: OnlineCbfConfig, title: str) -> 
 
 
 def evaluate(config: OnlineCbfConfig, args: argparse.Namespace, ctx: Context) -> str:
+    if getattr(args, "policy", None):
+        return compare(config, args, ctx)
     config = _with_flags(config, args)
     gains = parse_gains(args.gains) if args.gains else None
     torch.set_num_threads(config.threads)
@@ -85,3 +93,59 @@ def evaluate(config: OnlineCbfConfig, args: argparse.Namespace, ctx: Context) ->
             f"deadlocks {result['deadlock_rate']:.0%}  makespan {makespan}  "
             f"min distance {result['min_distance_m']:.3f} m  QP faults {result['qp_fault_rate']:.2%}\n"
             f"wrote {written} and trajectories.png")
+
+
+def _line(name: str, m: dict[str, Any]) -> str:
+    makespan = "-" if m["makespan_s"] is None else f"{m['makespan_s']:.1f} s"
+    return (f"    {name:<22} success {m['success_rate']:>4.0%}  collisions {m['collisions']:>5}  deadlocks "
+            f"{m['deadlock_rate']:>4.0%}  makespan {makespan:>7}  min distance {m['min_distance_m']:.3f} m  "
+            f"QP faults {m['qp_fault_rate']:.2%}")
+
+
+def compare(config: OnlineCbfConfig, args: argparse.Namespace, ctx: Context) -> str:
+    """The tuner of ``--policy`` beside the nominal controller and the grid-searched fixed gains."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tuner = GainTuner(args.policy)
+    torch.set_num_threads(config.threads)
+    base = _with_flags(config, args)
+    scenarios = [args.scenario] if args.scenario else list(SCENARIOS)
+    counts = [base.agents, 2 * base.agents]
+    out = Path(ctx.out) if ctx.out else Path(args.policy).parent / "eval"
+    rows, report, figures = [], [f"{tuner.path}: {base.episodes} episodes per scenario and controller"], {}
+    for scenario in scenarios:
+        fig, axes = plt.subplots(1, 3, figsize=(15, 5))
+        for agents in counts:
+            c = dataclasses.replace(base, scenario=scenario, agents=agents)
+            steps = c.swarm.episode_steps
+            with ctx.bar(f"{scenario} x{agents}: grid", total=steps * len(c.grid.k1) * len(c.grid.k2)) as bar:
+                gains, _ = grid_search(c, progress=bar.update)
+            runs = {}
+            report.append(f"  {scenario}, {agents} agents (fixed gains: the grid's best)")
+            for name, controller in (("nominal", None), (f"fixed k1={gains[0]:g} k2={gains[1]:g}", gains),
+                                     ("GNN tuner", tuner)):
+                with ctx.bar(f"{scenario} x{agents}: {name}", total=steps) as bar:
+                    runs[name] = run_episodes(c, controller, progress=bar.update)
+                m = metrics(runs[name], c)
+                rows.append({"scenario": scenario, "agents": agents, "controller": name.split(" ")[0],
+                             "gains": None if controller is None or controller is tuner
+                             else {"k1": gains[0], "k2": gains[1]}, **m})
+                report.append(_line(name, m))
+                if agents == base.agents:
+                    plot_trajectories(runs[name], c, f"{scenario}, {agents} agents: {name}",
+                                      ax=axes[len(runs) - 1])
+        fig.tight_layout()
+        figures[scenario] = fig
+    summary = {"policy": str(tuner.path), "episodes": base.episodes, "seed": base.seed,
+               "grid": {"k1": base.grid.k1, "k2": base.grid.k2, "episodes": base.grid.episodes,
+                        "seed": base.grid.seed},
+               "tuner_clamped_agent_steps": tuner.clamped, "tuner_fallback_agent_steps": tuner.fallbacks,
+               "rows": rows}
+    written = write_json(out / "metrics.json", summary)
+    for scenario, fig in figures.items():
+        save_figure(fig, out / f"strip_{scenario}.png")
+    report.append(f"wrote {written} and strip_<scenario>.png")
+    return "\n".join(report)

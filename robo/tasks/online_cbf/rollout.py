@@ -1,7 +1,9 @@
 """Episodes of one scenario under a controller, their metrics, and the exhaustive grid search.
 
-A controller is the nominal PD (``gains=None``) or the filter with fixed gains (k1, k2). All episodes
-run as one batch; they stop when every episode has all its agents at their goals, or at the horizon.
+A controller is the nominal PD (``gains=None``), the filter with fixed gains (k1, k2), or the filter
+with the gains a tuner sets every step (a callable ``tuner(state, swarm_config) -> (k1, k2)``, each
+[E, N]). All episodes run as one batch; they stop when every episode has all its agents at their
+goals, or at the horizon.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import torch
 
 from robo.safety.batched_multi_agent import filter_accelerations
 from robo.tasks.online_cbf.config import OnlineCbfConfig
-from sim.swarm import SwarmState, make_scenario, nominal_accelerations, reset, step
+from sim.swarm import SwarmConfig, SwarmState, make_scenario, nominal_accelerations, reset, step
 
-Gains = tuple[float, float] | None
+Tuner = Callable[[SwarmState, SwarmConfig], tuple[torch.Tensor, torch.Tensor]]
+Gains = tuple[float, float] | Tuner | None
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,7 @@ class Rollout:
     faults: int            # agent-steps whose QP needed slack
     agent_steps: int
     paths: torch.Tensor    # [T + 1, N, D] the first episode's positions
+    gains: dict[str, float] | None = None  # a tuner's gains over agent-steps away from the goal
 
 
 def run_episodes(config: OnlineCbfConfig, gains: Gains, *, episodes: int | None = None,
@@ -37,11 +41,16 @@ def run_episodes(config: OnlineCbfConfig, gains: Gains, *, episodes: int | None 
     state = reset(scenario, sw)
     fc = config.filter_config()
     faults, agent_steps, paths = 0, 0, [state.p[0]]
+    chosen: list[torch.Tensor] = []
     for _ in range(sw.episode_steps):
         u = nominal_accelerations(state.p, state.v, state.goal, max_speed=sw.max_speed,
                                   max_accel=sw.max_accel, kp=config.kp, kd=config.kd)
         if gains is not None:
-            out = filter_accelerations(state.p, state.v, u, state.obstacle_p, state.obstacle_r, *gains, fc)
+            k1, k2 = gains(state, sw) if callable(gains) else gains
+            if callable(gains):
+                away = (state.p - state.goal).norm(dim=-1) > sw.goal_tolerance
+                chosen.append(torch.stack([k1[away], k2[away]], dim=1))
+            out = filter_accelerations(state.p, state.v, u, state.obstacle_p, state.obstacle_r, k1, k2, fc)
             u = out.u
             faults += int(out.fault.sum())
         agent_steps += u.shape[0] * u.shape[1]
@@ -51,7 +60,18 @@ def run_episodes(config: OnlineCbfConfig, gains: Gains, *, episodes: int | None 
             progress(1)
         if bool((state.arrived_step >= 0).all()):
             break
-    return Rollout(state, faults, agent_steps, torch.stack(paths))
+    stats = _gain_statistics(chosen) if chosen else None
+    return Rollout(state, faults, agent_steps, torch.stack(paths), stats)
+
+
+def _gain_statistics(chosen: list[torch.Tensor]) -> dict[str, float]:
+    k = torch.cat(chosen)
+    stats = {}
+    for i, name in enumerate(("k1", "k2")):
+        q = torch.quantile(k[:, i], torch.tensor([0.05, 0.5, 0.95], dtype=k.dtype))
+        stats.update({f"{name}_mean": float(k[:, i].mean()), f"{name}_std": float(k[:, i].std()),
+                      f"{name}_p05": float(q[0]), f"{name}_median": float(q[1]), f"{name}_p95": float(q[2])})
+    return stats
 
 
 def metrics(rollout: Rollout, config: OnlineCbfConfig) -> dict[str, Any]:
@@ -70,6 +90,7 @@ def metrics(rollout: Rollout, config: OnlineCbfConfig) -> dict[str, Any]:
         "makespan_s": float(makespan.mean()) if len(makespan) else None,
         "qp_faults": rollout.faults,
         "qp_fault_rate": rollout.faults / rollout.agent_steps,
+        **({"gains": rollout.gains} if rollout.gains is not None else {}),
     }
 
 

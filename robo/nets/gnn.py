@@ -1,0 +1,117 @@
+"""A dense-neighbour graph neural network that sets each agent's CBF gains (Gao, Yang, Prorok 2023).
+
+Every agent runs the same network on what it perceives, one flat vector per agent (so the runners,
+the export and the generated C treat it as any policy)::
+
+    obs = [node (node_size) | edges (neighbours x edge_size, nearest first) | mask (neighbours)]
+
+node: goal offset and own velocity; edge: a neighbour's offset, relative velocity, contact distance,
+obstacle flag (``sim.swarm.observation``). All are relative quantities, so the output is
+translation-invariant; the neighbours are summed after a shared edge MLP, so the output does not
+depend on their order; and every agent applies the same weights to its own view, so permuting the
+agents permutes the outputs (equivariance). One round of message passing, because an agent only
+perceives its neighbours, not their neighbourhoods.
+
+    m_j  = phi(edge_j)                        shared edge MLP, [B * M, H]
+    agg  = (mask @ m) / (1 + mask @ 1)        masked mean-like sum: MatMul, no Reduce op
+    out  = rho([node, agg])                   [B, act_dim]
+
+``squash``: the output is ``k_min + (k_max - k_min) * sigmoid(4 * clip(out, -1, 1))``, the gains
+themselves (the exported policy); without it the raw output, the mean of PPO's Gaussian in the
+pre-squash space (the environment applies the same map to the clipped sample). Only Gemm, MatMul,
+Relu/Tanh, Sigmoid, Clip and reshapes: ONNX opset 17 and ``robo codegen c`` friendly.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import nn
+
+from robo.nets.actor_critic import ActorCritic
+from robo.nets.policy import register_policy
+
+SQUASH_SCALE = 4.0  # sigmoid(+-4) = 0.018 / 0.982: a clipped action reaches nearly the whole gain range
+
+
+def squash_gains(a: torch.Tensor, k_min: float, k_max: float) -> torch.Tensor:
+    """Pre-squash actions (clipped to [-1, 1]) -> gains in (k_min, k_max)."""
+    return k_min + (k_max - k_min) * torch.sigmoid(SQUASH_SCALE * a.clamp(-1.0, 1.0))
+
+
+def _mlp(sizes: list[int], activation: str) -> nn.Sequential:
+    act = {"relu": nn.ReLU, "tanh": nn.Tanh}[activation]
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(act())
+    return nn.Sequential(*layers)
+
+
+@register_policy("gain-gnn")
+class GainGNN(nn.Module):
+    """``obs [B, node_size + neighbours * (edge_size + 1)] -> [B, act_dim]`` (see the module doc)."""
+
+    recurrent = False
+
+    def __init__(self, node_size: int, edge_size: int, neighbours: int, act_dim: int = 2,
+                 hidden: int = 64, activation: str = "tanh", squash: bool = True, k_min: float = 0.25,
+                 k_max: float = 4.0, obs_dim: int | None = None):
+        super().__init__()
+        if min(node_size, edge_size, neighbours, act_dim, hidden) < 1:
+            raise ValueError("GainGNN: node_size, edge_size, neighbours, act_dim and hidden must be >= 1")
+        if activation not in ("relu", "tanh"):
+            raise ValueError(f"GainGNN: activation {activation!r} must be 'relu' or 'tanh'")
+        if not (math.isfinite(k_min) and math.isfinite(k_max) and 0 < k_min < k_max):
+            raise ValueError(f"GainGNN: need 0 < k_min < k_max, got {k_min}, {k_max}")
+        size = node_size + neighbours * (edge_size + 1)
+        if obs_dim is not None and obs_dim != size:  # obs_dim is stored in arch for export; it must agree
+            raise ValueError(f"GainGNN: obs_dim {obs_dim} != node + neighbours * (edge + 1) = {size}")
+        obs_dim = size
+        self.arch = {"kind": "gain-gnn", "obs_dim": obs_dim, "act_dim": act_dim, "node_size": node_size,
+                     "edge_size": edge_size, "neighbours": neighbours, "hidden": hidden,
+                     "activation": activation, "squash": squash, "k_min": k_min, "k_max": k_max}
+        self.phi = _mlp([edge_size, hidden, hidden], activation)
+        self.rho = _mlp([node_size + hidden, hidden, hidden, act_dim], activation)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        a = self.arch
+        n, e, m = a["node_size"], a["edge_size"], a["neighbours"]
+        node = obs[:, :n]
+        edges = obs[:, n:n + m * e].reshape(-1, e)                               # [B * M, F]
+        mask = obs[:, n + m * e:].reshape(-1, 1, m)                               # [B, 1, M]
+        messages = self.phi(edges).reshape(-1, m, a["hidden"])                  # [B, M, H]
+        count = mask @ torch.ones(m, 1, dtype=obs.dtype, device=obs.device)    # [B, 1, 1]
+        agg = ((mask @ messages) / (count + 1.0)).reshape(-1, a["hidden"])
+        out = self.rho(torch.cat([node, agg], dim=1))
+        return squash_gains(out, a["k_min"], a["k_max"]) if a["squash"] else out
+
+
+class GNNActorCritic(ActorCritic):
+    """PPO's Gaussian actor-critic with a :class:`GainGNN` actor (pre-squash output) and a GainGNN
+    critic; every agent is one sample (parameter sharing). :meth:`deterministic_actor` is the
+    squashed actor, the gains."""
+
+    def __init__(self, node_size: int, edge_size: int, neighbours: int, act_dim: int = 2, hidden: int = 64,
+                 activation: str = "tanh", init_std: float = 1.0, k_min: float = 0.25, k_max: float = 4.0):
+        nn.Module.__init__(self)
+        kw = dict(node_size=node_size, edge_size=edge_size, neighbours=neighbours, hidden=hidden,
+                  activation=activation, k_min=k_min, k_max=k_max)
+        self.actor = GainGNN(act_dim=act_dim, squash=False, **kw)
+        self.critic = GainGNN(act_dim=1, squash=False, **kw)
+        self.log_std = nn.Parameter(torch.full((act_dim,), math.log(init_std)))
+        self.obs_norm = nn.Identity()
+        # a near-zero policy head: every agent starts at mid-range gains with the full exploration noise
+        for net, gain in ((self.actor, 0.01), (self.critic, 1.0)):
+            linears = [mod for mod in net.modules() if isinstance(mod, nn.Linear)]
+            for layer in linears:
+                nn.init.orthogonal_(layer.weight, gain=gain if layer is linears[-1] else math.sqrt(2))
+                nn.init.zeros_(layer.bias)
+
+    def deterministic_actor(self) -> GainGNN:
+        actor = copy.deepcopy(self.actor).eval()
+        actor.arch["squash"] = True
+        return actor

@@ -1,0 +1,69 @@
+"""A trained gain tuner as a controller of the evaluation: each agent's (k1, k2) from its own view.
+
+``policy.onnx`` runs through the one ONNX Runtime wrapper (:class:`robo.runtime.policy.OnnxPolicy`,
+one agent per call, as the agent's computer runs it: the card's checks, its gain clip and its
+fallback for a non-finite view); ``policy.pt`` runs batched through torch. Both give the same gains
+(the export's equivalence check bounds the difference). Gains out of the card's range (a corrupt
+model) are clamped and counted; so are fallbacks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sim.swarm import SwarmConfig, SwarmState, flat_observation
+
+TASK = "online_cbf"
+
+
+class GainTuner:
+    def __init__(self, path: str | Path):
+        path = Path(path)
+        if path.suffix == ".onnx":
+            from robo.runtime.policy import OnnxPolicy
+
+            self.onnx = OnnxPolicy(path)
+            if self.onnx.task != TASK:
+                raise ValueError(f"{path}: the card's task is {self.onnx.task!r}, not {TASK!r}")
+            arch = self.onnx.card["training"]["arch"]
+            self.k_min, self.k_max = (float(x) for x in self.onnx.clip)
+        elif path.suffix == ".pt":
+            from robo.nets.policy import load_policy
+
+            self.net, meta = load_policy(path)
+            arch = self.net.arch
+            if arch.get("kind") != "gain-gnn" or meta.get("task") != TASK:
+                raise ValueError(f"{path}: not an online_cbf gain tuner (kind {arch.get('kind')!r}, "
+                                 f"task {meta.get('task')!r})")
+            self.k_min, self.k_max = float(arch["k_min"]), float(arch["k_max"])
+        else:
+            raise ValueError(f"--policy {path}: expected a .onnx (with its card) or a .pt policy")
+        self.path, self.neighbours = path, int(arch["neighbours"])
+        self.dim = int(arch["node_size"]) // 2
+        self.clamped = 0     # agent-steps whose gains the model put out of range
+        self.fallbacks = 0   # agent-steps answered by the card's fallback (non-finite view or output)
+
+    def __call__(self, state: SwarmState, config: SwarmConfig) -> tuple[torch.Tensor, torch.Tensor]:
+        """(k1, k2), each [E, N], for every agent of ``state``."""
+        if config.dim != self.dim:
+            raise ValueError(f"{self.path}: the tuner was trained in {self.dim}-D, the swarm is "
+                             f"{config.dim}-D")
+        E, N, _ = state.p.shape
+        obs = flat_observation(state, config, self.neighbours).reshape(E * N, -1).float()
+        if hasattr(self, "onnx"):
+            steps = [self.onnx.step(row) for row in obs.numpy()]
+            self.fallbacks += sum(s.fallback for s in steps)
+            gains = torch.as_tensor(np.stack([s.action for s in steps]))
+        else:
+            with torch.no_grad():
+                raw = self.net(obs).double()
+            finite = torch.isfinite(raw).all(dim=1, keepdim=True)
+            self.fallbacks += int((~finite).sum())
+            raw = torch.where(finite, raw, self.k_min)
+            self.clamped += int(((raw < self.k_min) | (raw > self.k_max)).any(dim=1).sum())
+            gains = raw.clamp(self.k_min, self.k_max)
+        gains = gains.to(state.p.dtype).reshape(E, N, 2)
+        return gains[..., 0], gains[..., 1]
