@@ -4,6 +4,7 @@ simulator's observation, and four agents swapping places on a circle over real D
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +109,21 @@ def test_the_launch_file_starts_one_agent_per_namespace(monkeypatch, tmp_path):
     assert len(launch["agent_nodes"](context)) == 8
 
 
+def _counted(graph, key: str, least: int) -> bool:
+    """Whether every filter's latest diagnostics has ``key`` >= ``least``."""
+    latest = {s.name: {kv.key: kv.value for kv in s.values} for s in graph.diagnostics
+              if s.name.endswith("/swarm_filter")}
+    return len(latest) == 4 and all(int(v[key]) >= least for v in latest.values())
+
+
+def _publish_until(graph, pub, msg, cond, what: str, timeout: float = 30.0) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, f"timed out waiting for the fifth agent: {what}"
+        pub.publish(msg)
+        graph.spin_for(0.05)
+
+
 def _odometry_positions(graph, agents: int) -> dict[int, np.ndarray]:
     from nav_msgs.msg import Odometry
 
@@ -126,6 +142,11 @@ def _odometry_positions(graph, agents: int) -> dict[int, np.ndarray]:
 
 @pytest.mark.ros
 def test_four_agents_swap_places_over_dds_without_a_collision(monkeypatch, tmp_path):
+    from builtin_interfaces.msg import Time
+    from nav_msgs.msg import Odometry
+
+    from robo.ros.common import CONTROL_QOS
+    from robo.ros.convert import state_to_odometry
     from robo.ros.processes import SWARM_PARAMS_FILE
     from tests.ros_harness import Graph, load_launch_file
 
@@ -154,6 +175,19 @@ def test_four_agents_swap_places_over_dds_without_a_collision(monkeypatch, tmp_p
         assert filters, "no diagnostics from the filters"
         values = {kv.key: kv.value for kv in filters[-1].values}
         assert int(values["solves"]) > 0 and values["neighbours"] == str(agents - 1)
+        assert values["faults"] == values["stale_neighbour_steps"] == values["clamped_gains"] == "0"
+
+        # A fifth agent appears in the middle (2 m from everyone), then its messages turn non-finite:
+        # discovered, counted, and kept where it was last seen, coming at each agent (stale).
+        phantom = graph.node.create_publisher(Odometry, "/agent4/odom", CONTROL_QOS)
+        graph.diagnostics.clear()
+        centre = state_to_odometry(np.array([0, 0, 1.0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]), Time())
+        _publish_until(graph, phantom, centre, lambda: _counted(graph, "neighbours", agents), "discovered")
+        nan = state_to_odometry(np.full(13, np.nan), Time())
+        _publish_until(graph, phantom, nan, lambda: _counted(graph, "stale_neighbour_steps", 1), "stale")
+        assert _counted(graph, "nonfinite_neighbour_messages", 1)
+        p = np.array([latest[i] for i in range(agents)])
+        assert np.linalg.norm(p[:, :2], axis=1).min() > 2 * 0.2  # nobody ran into it
         for name in graph.procs:
             assert graph.procs[name].poll() is None, graph.log(name)[-2000:]
     finally:
