@@ -17,10 +17,11 @@ the training scenarios' jitter, so the meeting is not exactly symmetric.
 
 import math
 import os
+import runpy
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -37,18 +38,10 @@ def swap_positions(agents: int, radius: float, altitude: float) -> list[tuple[li
     return out
 
 
-def end_launch(event, context):
-    """OnProcessExit of every agent: a swarm with an agent gone is not safe, so the launch ends;
-    one that failed (bad parameter, model or card) makes ``ros2 launch`` exit non-zero."""
-    reason = f"{event.action.name} exited with status {event.returncode}"
-    actions = [Shutdown(reason=reason)]
-    if event.returncode != 0 and not context.is_shutdown:
-        actions.append(OpaqueFunction(function=lambda context: _fail(reason)))
-    return actions
-
-
-def _fail(reason: str) -> None:
-    raise RuntimeError(reason)
+# Every agent ends the launch when it exits (a swarm with an agent gone is not safe), non-zero when
+# it failed: the quadrotor launch file's handler.
+end_launch = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                         "quadrotor.launch.py"))["end_launch"]
 
 
 def agent_nodes(context) -> list:

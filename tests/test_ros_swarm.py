@@ -182,7 +182,7 @@ def test_four_agents_swap_places_over_dds_without_a_collision(monkeypatch, tmp_p
         phantom = graph.node.create_publisher(Odometry, "/agent4/odom", CONTROL_QOS)
         graph.diagnostics.clear()
         centre = state_to_odometry(np.array([0, 0, 1.0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]), Time())
-        _publish_until(graph, phantom, centre, lambda: _counted(graph, "neighbours", agents), "discovered")
+        _publish_until(graph, phantom, centre, lambda: _counted(graph, "heard_neighbours", agents), "heard")
         nan = state_to_odometry(np.full(13, np.nan), Time())
         _publish_until(graph, phantom, nan, lambda: _counted(graph, "stale_neighbour_steps", 1), "stale")
         assert _counted(graph, "nonfinite_neighbour_messages", 1)

@@ -214,6 +214,7 @@ class SwarmFilterNode(Node):
             level, message = ERROR, "; ".join(self.qos.problems.values())
         self.diag_pub.publish(diagnostic(self, level, message, {
             **self.counts, **self.last, "neighbours": len(self.neighbours),
+            "heard_neighbours": sum(n.position is not None for n in self.neighbours.values()),
             "going": self.now() >= self.go_at, "policy_sha256": self.tuner.policy.sha256}))
 
 

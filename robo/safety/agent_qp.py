@@ -25,7 +25,8 @@ from robo.safety.active_set import OPTIMAL, solve_projection
 
 @dataclass(frozen=True)
 class AgentFilterConfig:
-    """The fields of :class:`robo.safety.batched_multi_agent.MultiAgentFilterConfig`, without torch."""
+    """Radii, limits and the fault test of the multi-agent filter; the batched torch filter imports it
+    as ``MultiAgentFilterConfig``."""
 
     agent_radius: float = 0.2
     sensing_radius: float = 3.0
