@@ -16,9 +16,11 @@ from robo.ros import (
     policy_node,
     quadrotor_loop,
     sim_node,
+    swarm_filter_node,
+    swarm_sim_node,
     trajectory_node,
 )
-from robo.ros.processes import EXECUTABLES, GRASP_PARAMS_FILE, PARAMS_FILE
+from robo.ros.processes import EXECUTABLES, GRASP_PARAMS_FILE, PARAMS_FILE, SWARM_PARAMS_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "ros_ws" / "src" / "robo"
@@ -26,6 +28,8 @@ NODES = {"quadrotor_sim": sim_node.PARAMS, "safety_filter": filter_node.PARAMS,
          "policy": policy_node.COMMON_PARAMS + quadrotor_loop.QUADROTOR_PARAMS,
          "trajectory": trajectory_node.PARAMS}
 GRASP_NODES = {"hand_sim": hand_sim_node.PARAMS, "policy": policy_node.COMMON_PARAMS + hand_loop.HAND_PARAMS}
+SWARM_NODES = {"swarm_sim": swarm_sim_node.PARAMS, "swarm_filter": swarm_filter_node.PARAMS}
+SWARM_EXECUTABLES = {"swarm_sim", "swarm_filter", "swarm_agent"}  # started by swarm.launch.py
 
 
 def test_package_files_and_entry_points():
@@ -45,7 +49,8 @@ def test_launch_file_starts_the_package_executables_with_the_documented_argument
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") in
              ("Node", "DeclareLaunchArgument")]
     kw = [{k.arg: k.value for k in c.keywords} for c in calls if c.func.id == "Node"]
-    assert sorted(ast.literal_eval(k["executable"]) for k in kw) == sorted(set(EXECUTABLES) - {"hand_sim"})
+    quadrotor_executables = set(EXECUTABLES) - {"hand_sim"} - SWARM_EXECUTABLES
+    assert sorted(ast.literal_eval(k["executable"]) for k in kw) == sorted(quadrotor_executables)
     assert all(ast.literal_eval(k["package"]) == "robo" for k in kw)
     args = {ast.literal_eval(c.args[0]) for c in calls if c.func.id == "DeclareLaunchArgument"}
     assert {"policy", "preset", "vehicle", "filter", "namespace", "params_file", "use_sim_time"} <= args
@@ -53,17 +58,26 @@ def test_launch_file_starts_the_package_executables_with_the_documented_argument
     assert "on_exit" in policy_node_kw  # a policy that cannot start ends the launch
 
 
-@pytest.mark.parametrize("name", ["quadrotor.launch.py", "grasp.launch.py"])
+def test_swarm_launch_file_starts_the_swarm_executables():
+    tree = ast.parse((ROOT / "launch" / "swarm.launch.py").read_text())
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "Node"]
+    kw = [{k.arg: k.value for k in c.keywords} for c in calls]
+    assert {ast.literal_eval(k["executable"]) for k in kw} == SWARM_EXECUTABLES
+    assert all(ast.literal_eval(k["package"]) == "robo" and "on_exit" in k for k in kw)
+
+
+@pytest.mark.parametrize("name", ["quadrotor.launch.py", "grasp.launch.py", "swarm.launch.py"])
 def test_launch_file_imports_only_the_launch_api(name):
     # `ros2 launch` runs the file with the system Python of /opt/ros/jazzy, which cannot import robo.
     tree = ast.parse((ROOT / "launch" / name).read_text())
     modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     modules |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     roots = {m.split(".")[0] for m in modules}
-    assert roots <= {"os", "runpy", "launch", "launch_ros", "ament_index_python"}, roots
+    assert roots <= {"os", "math", "runpy", "launch", "launch_ros", "ament_index_python"}, roots
 
 
-@pytest.mark.parametrize(("params_file", "nodes"), [(PARAMS_FILE, NODES), (GRASP_PARAMS_FILE, GRASP_NODES)])
+@pytest.mark.parametrize(("params_file", "nodes"), [(PARAMS_FILE, NODES), (GRASP_PARAMS_FILE, GRASP_NODES),
+                                                    (SWARM_PARAMS_FILE, SWARM_NODES)])
 def test_params_file_matches_the_declared_parameters(params_file, nodes):
     data = yaml.safe_load(params_file.read_text())
     for key, section in data.items():
@@ -93,6 +107,7 @@ def test_colcon_build_installs_an_ament_package_whose_executables_run(tmp_path):
     for rel in ("share/ament_index/resource_index/packages/robo", "share/robo/package.xml",
                 "share/robo/launch/quadrotor.launch.py", "share/robo/config/ros_quadrotor.yaml",
                 "share/robo/launch/grasp.launch.py", "share/robo/config/ros_grasp.yaml",
+                "share/robo/launch/swarm.launch.py", "share/robo/config/ros_swarm.yaml",
                 *(f"lib/robo/{exe}" for exe in EXECUTABLES)):
         assert (prefix / rel).is_file(), rel
     site = next(prefix.glob("lib/python3*/site-packages"))

@@ -28,10 +28,14 @@ EXECUTABLES = {
     "safety_filter": "robo.ros.filter_node",
     "trajectory": "robo.ros.trajectory_node",
     "graph": "robo.ros.graph",  # several of the above in one process: arguments name them
+    "swarm_sim": "robo.ros.swarm_sim_node",
+    "swarm_filter": "robo.ros.swarm_filter_node",
+    "swarm_agent": "robo.ros.swarm_agent",  # swarm_filter + swarm_sim in one process
 }
 REPO = Path(__file__).resolve().parents[2]
 PARAMS_FILE = REPO / "configs" / "ros_quadrotor.yaml"
 GRASP_PARAMS_FILE = REPO / "configs" / "ros_grasp.yaml"
+SWARM_PARAMS_FILE = REPO / "configs" / "ros_swarm.yaml"
 
 
 def node_command(executable: str, *, name: str | None = None, namespace: str = "",

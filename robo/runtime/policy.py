@@ -44,6 +44,7 @@ class PolicyStep:
     action: np.ndarray  # clamped to the card's action clip, float64
     advanced: bool      # True when this call committed the recurrent state (a control tick)
     fallback: bool = False  # the observation or the result was not finite: the card's fallback action
+    clamped: bool = False   # the model's action was outside the card's clip (a corrupt model)
 
 
 def open_session(onnx_path: str | Path) -> ort.InferenceSession:
@@ -164,11 +165,12 @@ class OnnxPolicy:
         if np.all(np.isfinite(obs)):
             action, state = self._run(feeds)
             if np.all(np.isfinite(action)) and all(np.all(np.isfinite(s)) for s in state):
+                clamped = bool(np.any((action < self.clip[0]) | (action > self.clip[1])))
                 action = np.clip(action, *self.clip)
                 if advanced:
                     self.state = state
                     self.last_action = action
-                return PolicyStep(action, advanced)
+                return PolicyStep(action, advanced, clamped=clamped)
         # Nothing finite to act on: the card's fallback, and a state that starts over.
         self.state = [np.zeros_like(s) for s in self.state]
         if advanced:

@@ -36,31 +36,12 @@ Not imported by ``robo.safety``: torch stays off the runtime's import path.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
+from robo.safety.agent_qp import AgentFilterConfig as MultiAgentFilterConfig  # one definition, no torch
 from robo.safety.batched_active_set import solve_active_set
-
-
-@dataclass(frozen=True)
-class MultiAgentFilterConfig:
-    agent_radius: float = 0.2     # m
-    sensing_radius: float = 3.0   # m
-    max_accel: float = 2.0        # m/s^2 per axis
-    margin: float = 0.05          # m added to every contact distance (the discrete-time step's allowance)
-    slack_weight: float = 1e4     # rho: a barrier multiplier above it is a fault
-    brake_gain: float = 10.0      # 1/s, the fault command's velocity gain
-    tol: float = 1e-9             # accepted row violation (m/s^2)
-
-    def __post_init__(self) -> None:
-        for name in ("agent_radius", "sensing_radius", "max_accel", "slack_weight", "brake_gain", "tol"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"filter: {name} must be finite and > 0, got {value}")
-        if not (math.isfinite(self.margin) and self.margin >= 0):
-            raise ValueError(f"filter: margin must be finite and >= 0, got {self.margin}")
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ class GainTuner:
         if hasattr(self, "onnx"):
             steps = [self.onnx.step(row) for row in obs.numpy()]
             self.fallbacks += sum(s.fallback for s in steps)
+            self.clamped += sum(s.clamped for s in steps)
             gains = torch.as_tensor(np.stack([s.action for s in steps]))
         else:
             with torch.no_grad():

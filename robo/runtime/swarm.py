@@ -1,0 +1,78 @@
+"""Runtime adapter of task ``online_cbf``: one agent's view -> the gain tuner's observation -> gains.
+
+An agent's computer knows its own position, velocity and goal, and what it hears of its neighbours
+(positions and velocities). :func:`agent_observation` builds from that the flat per-agent vector of
+:func:`sim.swarm.flat_observation` (goal offset, velocity, the K nearest neighbours within the sensing
+radius as offset, relative velocity, contact distance, obstacle flag, then the slot mask), in numpy;
+:class:`SwarmTuner` runs the card's GNN on it through :class:`OnnxPolicy` and returns (k1, k2), with
+gains out of the card's range (a corrupt model) clamped and counted. :func:`nominal_acceleration` is
+the PD-to-goal of :func:`sim.swarm.nominal_accelerations` for one agent. No torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from robo.runtime.policy import OnnxPolicy
+
+TASK = "online_cbf"
+
+
+def agent_observation(p: np.ndarray, v: np.ndarray, goal: np.ndarray, neighbours_p: np.ndarray,
+                      neighbours_v: np.ndarray, *, agent_radius: float, sensing_radius: float, slots: int,
+                      obstacle_p: np.ndarray | None = None,
+                      obstacle_r: np.ndarray | None = None) -> np.ndarray:
+    """The flat observation [D * 2 + slots * (2 D + 2) + slots] of one agent (float32).
+
+    Neighbours and obstacles beyond ``sensing_radius`` are left out; the ``slots`` nearest of the
+    rest fill the edge slots, nearest first (ties: agents before obstacles, lower index first, as
+    ``torch.topk`` on the simulator's [agents, obstacles] order does for distinct distances).
+    """
+    D = p.shape[0]
+    obstacle_p = np.zeros((0, D)) if obstacle_p is None else obstacle_p.reshape(-1, D)
+    obstacle_r = np.zeros(0) if obstacle_r is None else obstacle_r
+    M, O = len(neighbours_p), len(obstacle_p)
+    offset = np.concatenate([neighbours_p.reshape(M, D), obstacle_p]) - p
+    rel_v = np.concatenate([neighbours_v.reshape(M, D) - v, np.broadcast_to(-v, (O, D))])
+    reach = np.concatenate([np.full(M, 2 * agent_radius), agent_radius + obstacle_r])
+    flag = np.concatenate([np.zeros(M), np.ones(O)])
+    dist = np.linalg.norm(offset, axis=1)
+    near = [i for i in np.argsort(dist, kind="stable") if dist[i] <= sensing_radius][:slots]
+    edges = np.zeros((slots, 2 * D + 2))
+    mask = np.zeros(slots)
+    for slot, i in enumerate(near):
+        edges[slot] = [*offset[i], *rel_v[i], reach[i], flag[i]]
+        mask[slot] = 1.0
+    return np.concatenate([goal - p, v, edges.ravel(), mask]).astype(np.float32)
+
+
+def nominal_acceleration(p: np.ndarray, v: np.ndarray, goal: np.ndarray, *, max_speed: float,
+                         max_accel: float, kp: float = 1.0, kd: float = 2.0) -> np.ndarray:
+    """PD to ``goal``: a desired velocity ``kp / kd * error`` capped at ``max_speed``, tracked with ``kd``."""
+    v_des = (goal - p) * (kp / kd)
+    speed = float(np.linalg.norm(v_des))
+    v_des = v_des * (max_speed / max(speed, max_speed))
+    return np.clip(kd * (v_des - v), -max_accel, max_accel)
+
+
+class SwarmTuner:
+    """The committed (or any) ``online_cbf`` gain tuner on one agent's observation."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.policy = OnnxPolicy(path)
+        if self.policy.task != TASK:
+            raise ValueError(f"{path}: the card's task is {self.policy.task!r}, not {TASK!r}")
+        arch = self.policy.card["training"]["arch"]
+        self.slots = int(arch["neighbours"])
+        self.dim = int(arch["node_size"]) // 2
+        self.k_min, self.k_max = (float(x) for x in self.policy.clip)
+        self.clamped = 0     # calls whose raw gains the model put out of [k_min, k_max]
+        self.fallbacks = 0   # calls answered by the card's fallback (non-finite view or output)
+
+    def gains(self, obs: np.ndarray) -> tuple[float, float]:
+        step = self.policy.step(obs)
+        self.fallbacks += step.fallback
+        self.clamped += bool(step.clamped)
+        return float(step.action[0]), float(step.action[1])
