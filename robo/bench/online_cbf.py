@@ -154,7 +154,7 @@ def record_swap_views(policy: str, *, agents: int = 8, every: int = 4, seed: int
 def mcu_step(policy_onnx: str | Path, views: list[AgentView], settings: StepSettings,
              work_dir: str | Path) -> dict[str, Any]:
     """Build the GNN + filter image, replay ``views`` in QEMU, compare with Python, count instructions."""
-    from robo.codegen.firmware import build, firmware_dir, run_qemu
+    from robo.codegen.firmware import build, firmware_dir, footprint, run_qemu
     from robo.runtime.swarm import SwarmTuner
 
     app = assemble_agent_app(Path(work_dir) / "agent_app", policy_onnx, views, settings,
@@ -165,8 +165,11 @@ def mcu_step(policy_onnx: str | Path, views: list[AgentView], settings: StepSett
         raise RuntimeError(f"agent firmware exited with {q['exit_code']}:\n{q['output'][-2000:]}")
     run = parse_agent_run(q["output"], len(views), len(views[0].p), q["ticks_per_instruction"])
     fp = info["footprint"]
+    ours = footprint(Path(info["elf"]).parent, ["robo_agent.c"], 0)  # filter, observation, nominal
     return {"views": len(views), "instructions_per_step": run.summary(),
             "flash_bytes": fp["flash_bytes"], "ram_bytes": fp["ram_bytes"], "uses_heap": fp["uses_heap"],
+            "max_stack_frame_bytes": fp["max_stack_frame_bytes"],
+            "filter_and_glue": {"flash_bytes": ours["flash_bytes"], "ram_bytes": ours["ram_bytes"]},
             "vs_python": compare_agent_run(run, views, SwarmTuner(policy_onnx), settings),
             "ticks_per_instruction": q["ticks_per_instruction"], "run": run}
 
