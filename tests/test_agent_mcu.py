@@ -2,6 +2,7 @@
 (gcc, through ctypes), and with the GNN tuner in one Cortex-M4F image (QEMU) on a recorded swap episode."""
 
 import ctypes
+import dataclasses
 import shutil
 import subprocess
 
@@ -103,17 +104,26 @@ def test_emitter_refuses_bad_settings():
 @pytest.mark.skipif(not HAS_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm (bash .ci/setup)")
 def test_gnn_and_filter_image_replays_a_swap_episode_like_python(tmp_path):
     from robo.bench.online_cbf import TUNER, mcu_step, record_swap_views
+    from robo.safety.agent_mcu import AgentView
 
     views, settings = record_swap_views(str(TUNER), every=8)
+    # Two obstacles across the swap's paths (the tuner's obstacle edges, the filter's obstacle rows) and
+    # random views with neighbours close by, some overlapping (faults), as in the host test.
+    settings = dataclasses.replace(settings, obstacle_p=np.array([[0.3, 0.2], [-1.0, 0.5]]),
+                                   obstacle_r=np.array([0.2, 0.3]))
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        c = random_case(rng, 2, 8, 0)
+        views.append(AgentView(c["p"], c["v"], c["p"] + rng.normal(size=2) * 3, c["nbp"], c["nbv"]))
     out = mcu_step(TUNER.with_suffix(".onnx"), views, settings, tmp_path)
     report, run = out["vs_python"], out["run"]
     assert report["status_mismatches"] == 0, report
     assert report["max_abs_gain_diff"] <= 1e-4, report   # GNN: C float32 vs ONNX Runtime
     assert report["max_abs_u_diff"] <= 1e-3, report      # filter: float32 vs float64
-    assert {"0", "1"} <= set(report["codes"]), report    # the episode has free and constrained steps
+    assert {"-1", "0", "1"} <= set(report["codes"]), report  # free, constrained and fault steps
     assert not out["uses_heap"] and out["ram_bytes"] > 0  # the tuner's static arena
     gnn, qp, step = run.instructions.T
     assert gnn.min() > 10_000 and qp.min() > 200  # real measurements, not the timing overhead
-    assert qp.max() <= 10_000, run.summary()       # 7 neighbour rows + 4 bounds
+    assert qp.max() <= 10_000, run.summary()       # 8 neighbour + 2 obstacle rows + 4 bounds
     # The step is the gains plus the nominal command plus the filter.
     np.testing.assert_allclose(step, gnn + qp, rtol=0.05)
