@@ -1,28 +1,43 @@
 """``robo bench online-cbf``: the decentralised filter's agent-QP solves per second batched over
-agents x environments, against a loop over environments and the cvxpy reference in the same run, and
-per scenario the nominal controller beside the grid-searched fixed gains."""
+agents x environments, against a loop over environments and the cvxpy reference in the same run; one
+agent's control step (GNN tuner + filter) on the Cortex-M4F in QEMU, in instructions; and per scenario
+the nominal controller beside the grid-searched fixed gains and the GNN tuner."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import shutil
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+import robo
 from robo.bench.common import time_repeated
+from robo.safety.agent_mcu import (
+    AgentView,
+    StepSettings,
+    assemble_agent_app,
+    compare_agent_run,
+    parse_agent_run,
+)
 from robo.safety.batched_multi_agent import filter_accelerations
 from robo.safety.multi_agent import reference_agent_qp
 from robo.tasks.online_cbf.config import OnlineCbfConfig
 from robo.tasks.online_cbf.rollout import grid_search, metrics, run_episodes
+from robo.tasks.online_cbf.tuner import GainTuner
 from sim.swarm import SCENARIOS, make_scenario, nominal_accelerations, reset, step
 
 HELP = ("Online CBFs: decentralised filter solves/s batched (agents x envs) vs a per-environment loop and "
-        "cvxpy per agent; per scenario nominal vs grid-searched fixed gains. Example: robo bench online_cbf "
-        "--episodes 100   (quick look: --quick)")
+        "cvxpy per agent; GNN + filter instructions per step on the Cortex-M4F (QEMU); per scenario nominal "
+        "vs grid-searched fixed gains vs the GNN tuner. Example: robo bench online_cbf --episodes 100 "
+        "(quick look: --quick)")
 GAINS = (2.0, 2.0)
+TUNER = Path(robo.__file__).parent / "policies" / "online_cbf_gnn" / "policy.pt"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device of the solve-rate part (cpu, cuda)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--quick", action="store_true", help="solve rates and 10 episodes per scenario")
+    parser.add_argument("--policy", default=str(TUNER),
+                        help="GNN gain tuner (.pt, batched; or .onnx with card); the MCU part uses the .onnx "
+                             "beside it (default: the committed tuner)")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated scenarios")
 
 
 def _mid_episode(envs: int, agents: int, device: str):
@@ -81,29 +100,113 @@ def _solve_rates(device: str) -> dict[str, Any]:
     return out
 
 
-def _scenarios(episodes: int, agents: int) -> dict[str, Any]:
+def _scenarios(names: list[str], episodes: int, agents: int, policy: str) -> dict[str, Any]:
     table = {}
-    for name in SCENARIOS:
+    for name in names:
         config = OnlineCbfConfig(scenario=name, agents=agents, episodes=episodes)
         grid_settings = dataclasses.replace(config.grid, episodes=min(20, episodes))
         config = dataclasses.replace(config, grid=grid_settings)
         best, grid = grid_search(config)
         nominal = metrics(run_episodes(config, None), config)
         fixed = {"k1": best[0], "k2": best[1], **metrics(run_episodes(config, best), config)}
-        table[name] = {"nominal": nominal, "best_fixed": fixed, "grid": grid}
-        print(f"{name:<10} nominal: success {nominal['success_rate']:.0%} collisions {nominal['collisions']}"
-              f"   best fixed {best}: success {fixed['success_rate']:.0%} collisions {fixed['collisions']} "
-              f"deadlocks {fixed['deadlock_rate']:.0%} makespan {fixed['makespan_s']}", flush=True)
+        tuner = GainTuner(policy)
+        gnn = {**metrics(run_episodes(config, tuner), config), "clamped_agent_steps": tuner.clamped,
+               "fallback_agent_steps": tuner.fallbacks}
+        table[name] = {"nominal": nominal, "best_fixed": fixed, "gnn": gnn, "grid": grid}
+        print(f"{name:<10} nominal: success {nominal['success_rate']:.0%} collisions {nominal['collisions']}",
+              flush=True)
+        for label, row in ((f"best fixed {best}", fixed), ("GNN tuner", gnn)):
+            print(f"{'':<10} {label}: success {row['success_rate']:.0%} collisions {row['collisions']} "
+                  f"deadlocks {row['deadlock_rate']:.0%} makespan {row['makespan_s']}", flush=True)
     return table
+
+
+def record_swap_views(policy: str, *, agents: int = 8, every: int = 4, seed: int = 0
+                      ) -> tuple[list[AgentView], StepSettings]:
+    """Every agent's view at every ``every``-th step of one swap episode under the tuner and the batched
+    filter (the recorded states the MCU image replays), and the settings of that step."""
+    config = OnlineCbfConfig(scenario="swap", agents=agents, episodes=1, seed=seed)
+    sw, fc = config.swarm, config.filter_config()
+    if agents - 1 > config.train.neighbours:
+        raise ValueError(f"agents: at most {config.train.neighbours + 1} for the MCU image's neighbour slots")
+    tuner = GainTuner(policy)
+    state = reset(make_scenario("swap", agents, 1, seed=seed, dim=sw.dim, spacing=config.spacing,
+                                jitter=config.jitter), sw)
+    views = []
+    for t in range(sw.episode_steps):
+        if t % every == 0:
+            p, v, goal = (x[0].numpy() for x in (state.p, state.v, state.goal))
+            for i in range(agents):
+                others = np.arange(agents) != i
+                views.append(AgentView(p[i], v[i], goal[i], p[others], v[others]))
+        u = nominal_accelerations(state.p, state.v, state.goal, max_speed=sw.max_speed,
+                                  max_accel=sw.max_accel, kp=config.kp, kd=config.kd)
+        u = filter_accelerations(state.p, state.v, u, state.obstacle_p, state.obstacle_r, *tuner(state, sw),
+                                 fc).u
+        state = step(state, u, sw)
+        if bool((state.arrived_step >= 0).all()):
+            break
+    settings = StepSettings(fc, sw.max_speed, config.kp, config.kd, slots=config.train.neighbours,
+                            obstacle_p=state.obstacle_p[0].numpy(), obstacle_r=state.obstacle_r[0].numpy())
+    return views, settings
+
+
+def mcu_step(policy_onnx: str | Path, views: list[AgentView], settings: StepSettings,
+             work_dir: str | Path) -> dict[str, Any]:
+    """Build the GNN + filter image, replay ``views`` in QEMU, compare with Python, count instructions."""
+    from robo.codegen.firmware import build, firmware_dir, footprint, run_qemu
+    from robo.runtime.swarm import SwarmTuner
+
+    app = assemble_agent_app(Path(work_dir) / "agent_app", policy_onnx, views, settings,
+                             driver_dir=firmware_dir() / "apps" / "agent")
+    info = build(app, "qemu-mps2-an386")
+    q = run_qemu(app, timeout=300)
+    if q["exit_code"] != 0:
+        raise RuntimeError(f"agent firmware exited with {q['exit_code']}:\n{q['output'][-2000:]}")
+    run = parse_agent_run(q["output"], len(views), len(views[0].p), q["ticks_per_instruction"])
+    fp = info["footprint"]
+    ours = footprint(Path(info["elf"]).parent, ["robo_agent.c"], 0)  # filter, observation, nominal
+    return {"views": len(views), "instructions_per_step": run.summary(),
+            "flash_bytes": fp["flash_bytes"], "ram_bytes": fp["ram_bytes"], "uses_heap": fp["uses_heap"],
+            "max_stack_frame_bytes": fp["max_stack_frame_bytes"],
+            "filter_and_glue": {"flash_bytes": ours["flash_bytes"], "ram_bytes": ours["ram_bytes"]},
+            "vs_python": compare_agent_run(run, views, SwarmTuner(policy_onnx), settings),
+            "ticks_per_instruction": q["ticks_per_instruction"], "run": run}
+
+
+def _mcu(policy: str) -> dict[str, Any]:
+    onnx = Path(policy).with_suffix(".onnx")
+    missing = [tool for tool in ("arm-none-eabi-gcc", "qemu-system-arm") if shutil.which(tool) is None]
+    if missing or not onnx.is_file():
+        return {"skipped": f"needs {' and '.join(missing)}" if missing else f"no {onnx}"}
+    views, settings = record_swap_views(policy)
+    with tempfile.TemporaryDirectory() as work:
+        out = mcu_step(onnx, views, settings, work)
+    out.pop("run")
+    return {"policy_onnx": str(onnx), "scenario": "swap", **out}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
+    names = [n for n in args.scenarios.split(",") if n]
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown or not names:
+        raise ValueError(f"--scenarios: unknown {unknown or names} (known: {', '.join(SCENARIOS)})")
+    if not Path(args.policy).is_file():
+        raise ValueError(f"--policy: no file {args.policy}")
     rates = _solve_rates(args.device)
     for key, row in rates.items():
         print(f"{key:<24} {row['agent_solves_per_s']:>12.0f} agent QPs/s  x{row['x_cvxpy']:.0f} vs cvxpy",
               flush=True)
+    mcu = _mcu(args.policy)
+    if "skipped" in mcu:
+        print(f"MCU step: skipped ({mcu['skipped']})", flush=True)
+    else:
+        ins = mcu["instructions_per_step"]
+        print(f"MCU step (Cortex-M4F, {mcu['views']} swap views): GNN {ins['gnn']['mean']:.0f} + filter "
+              f"{ins['filter']['mean']:.0f} (max {ins['filter']['max']:.0f}) = {ins['step']['mean']:.0f} "
+              f"instructions mean; flash {mcu['flash_bytes']} B, RAM {mcu['ram_bytes']} B", flush=True)
     episodes = 10 if args.quick else args.episodes
     return {"device": args.device, "threads": args.threads, "gains_for_rates": list(GAINS),
-            "solve_rates": rates, "episodes": episodes, "agents": args.agents,
-            "scenarios": _scenarios(episodes, args.agents)}
+            "solve_rates": rates, "mcu": mcu, "policy": args.policy, "episodes": episodes,
+            "agents": args.agents, "scenarios": _scenarios(names, episodes, args.agents, args.policy)}

@@ -23,6 +23,129 @@ from robo.safety.barriers import BarrierSet
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
+# The dual active-set solver and its helpers as plain C, shared with robo.safety.agent_c. The includer
+# defines NA (rows), MAX_STEPS and TOL before it.
+SOLVER_C = """\
+static const float DEPENDENT = 1e-10f; /* |z|^2 or Gram determinant below: rows are dependent */
+static float dot3(const float a[3], const float b[3]) { return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }
+
+/* False for NaN and +-inf. On the bit pattern, not as (v - v) == 0: -ffast-math lets the compiler
+ * assume finite values and fold that test to true. */
+static int is_finite(float v) {
+    union { float f; uint32_t u; } b;
+    b.f = v;
+    return (b.u & 0x7f800000u) != 0x7f800000u;
+}
+
+/* sqrtf without libm and its errno path: one VSQRT on a Cortex-M4F FPU (the argument is a sum of
+ * squares, never negative, so errno could never be set anyway). */
+static float root(float v) {
+#if defined(__ARM_FP) && (__ARM_FP & 4)
+    float r;
+    __asm__("vsqrt.f32 %0, %1" : "=t"(r) : "t"(v));
+    return r;
+#else
+    return sqrtf(v);
+#endif
+}
+
+static float clampf(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+/* Solve (N N') y = c for the k <= 3 active rows by the adjugate; 0 when they are dependent. */
+static int gram_solve(int k, const int act[3], float G[NA][3], const float c[3], float y[3]) {
+    if (k == 1) {
+        float q = dot3(G[act[0]], G[act[0]]);
+        if (q <= DEPENDENT) return 0;
+        y[0] = c[0] / q;
+    } else if (k == 2) {
+        const float *n0 = G[act[0]], *n1 = G[act[1]];
+        float a = dot3(n0, n0), b = dot3(n0, n1), d = dot3(n1, n1);
+        float det = a * d - b * b;
+        if (det <= DEPENDENT) return 0;
+        float inv = 1.0f / det;
+        y[0] = (d * c[0] - b * c[1]) * inv;
+        y[1] = (a * c[1] - b * c[0]) * inv;
+    } else if (k == 3) {
+        const float *n0 = G[act[0]], *n1 = G[act[1]], *n2 = G[act[2]];
+        float a = dot3(n0, n0), b = dot3(n0, n1), cc = dot3(n0, n2);
+        float d = dot3(n1, n1), e = dot3(n1, n2), f = dot3(n2, n2);
+        float c00 = d * f - e * e, c01 = cc * e - b * f, c02 = b * e - cc * d;
+        float c11 = a * f - cc * cc, c12 = b * cc - a * e, c22 = a * d - b * b;
+        float det = a * c00 + b * c01 + cc * c02;
+        if (det <= DEPENDENT) return 0;
+        float inv = 1.0f / det;
+        y[0] = (c00 * c[0] + c01 * c[1] + c02 * c[2]) * inv;
+        y[1] = (c01 * c[0] + c11 * c[1] + c12 * c[2]) * inv;
+        y[2] = (c02 * c[0] + c12 * c[1] + c22 * c[2]) * inv;
+    }
+    return 1;
+}
+
+#define SOLVE_OK 0
+#define SOLVE_INFEASIBLE 1
+#define SOLVE_LIMIT 2
+
+/* Project un onto {u : G u >= g}: Goldfarb-Idnani dual active set. On SOLVE_OK, act/mu hold the
+ * k active rows and their multipliers (of the 1/2 |u - un|^2 form). */
+static int solve(float G[NA][3], const float g[NA], const float un[3], float u[3], int act[3],
+                 float mu[3], int *nact) {
+    int k = 0, steps = 0;
+    for (int i = 0; i < 3; i++) u[i] = un[i];
+    for (;;) {
+        int p = -1;
+        float sp = -TOL;
+        for (int i = 0; i < NA; i++) {  /* most violated row */
+            float s = dot3(G[i], u) - g[i];
+            if (s < sp) { sp = s; p = i; }
+        }
+        if (p < 0) break;
+        float mup = 0.0f;
+        for (;;) {  /* add row p, dropping active rows whose multiplier would turn negative */
+            float c[3], r[3] = {0.0f, 0.0f, 0.0f}, z[3];
+            if (++steps > MAX_STEPS) return SOLVE_LIMIT;
+            for (int j = 0; j < k; j++) c[j] = dot3(G[act[j]], G[p]);
+            if (!gram_solve(k, act, G, c, r)) return SOLVE_LIMIT;
+            for (int i = 0; i < 3; i++) {
+                z[i] = k == 3 ? 0.0f : G[p][i];  /* three independent rows span R^3 */
+                for (int j = 0; j < k && k < 3; j++) z[i] -= r[j] * G[act[j]][i];
+            }
+            float zz = dot3(z, z);
+            int drop = -1, full = zz > DEPENDENT;
+            float t_drop = 0.0f, t_full = full ? -sp / zz : 0.0f;
+            for (int j = 0; j < k; j++) {
+                if (r[j] > 0.0f && (drop < 0 || mu[j] / r[j] < t_drop)) { t_drop = mu[j] / r[j]; drop = j; }
+            }
+            if (!full && drop < 0) return SOLVE_INFEASIBLE;  /* no step can satisfy row p */
+            int add = full && (drop < 0 || t_full <= t_drop);
+            float t = add ? t_full : t_drop;
+            for (int j = 0; j < k; j++) mu[j] -= t * r[j];
+            mup += t;
+            if (full) {
+                for (int i = 0; i < 3; i++) u[i] += t * z[i];
+                sp += t * zz;
+            }
+            if (add) { act[k] = p; mu[k] = mup; k++; break; }
+            for (int j = drop; j < k - 1; j++) { act[j] = act[j + 1]; mu[j] = mu[j + 1]; }
+            k--;
+        }
+    }
+    if (k > 0) {  /* polish: the projection onto the final active set, in one solve from un */
+        float c[3], y[3];
+        for (int j = 0; j < k; j++) c[j] = g[act[j]] - dot3(G[act[j]], un);
+        if (gram_solve(k, act, G, c, y)) {
+            for (int i = 0; i < 3; i++) {
+                u[i] = un[i];
+                for (int j = 0; j < k; j++) u[i] += y[j] * G[act[j]][i];
+            }
+            for (int j = 0; j < k; j++) mu[j] = y[j];
+        }
+    }
+    *nact = k;
+    return SOLVE_OK;
+}
+
+"""
+
 _HEADER = """\
 /* Generated by robo.safety.c_emitter: CBF safety filter. Do not edit. */
 #ifndef {guard}
@@ -77,33 +200,9 @@ static const float SEPARATION = {separation};
 static const float RHO = {rho};      /* slack weight: a barrier multiplier above it is a fault */
 static const float BRAKE = {brake};  /* brake gain of the safe command */
 static const float TOL = {tol};      /* accepted row violation, single precision */
-static const float DEPENDENT = 1e-10f; /* |z|^2 or Gram determinant below: rows are dependent */
 #define DOUBLE_INTEGRATOR {double}
 
-static float dot3(const float a[3], const float b[3]) {{ return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }}
-
-/* False for NaN and +-inf. On the bit pattern, not as (v - v) == 0: -ffast-math lets the compiler
- * assume finite values and fold that test to true. */
-static int is_finite(float v) {{
-    union {{ float f; uint32_t u; }} b;
-    b.f = v;
-    return (b.u & 0x7f800000u) != 0x7f800000u;
-}}
-
-/* sqrtf without libm and its errno path: one VSQRT on a Cortex-M4F FPU (the argument is a sum of
- * squares, never negative, so errno could never be set anyway). */
-static float root(float v) {{
-#if defined(__ARM_FP) && (__ARM_FP & 4)
-    float r;
-    __asm__("vsqrt.f32 %0, %1" : "=t"(r) : "t"(v));
-    return r;
-#else
-    return sqrtf(v);
-#endif
-}}
-
-static float clampf(float v, float lo, float hi) {{ return v < lo ? lo : (v > hi ? hi : v); }}
-
+{solver}
 /* The safe output of a fault: brake (a = -BRAKE v, clipped), or stop when v is unknown. */
 static void brake(const float x[{state_size}], float u[3]) {{
     float v[3] = {{0.0f, 0.0f, 0.0f}};
@@ -131,99 +230,6 @@ static float round_row(const float d[3], const float w[3], float radius, float s
     (void)w;
     return -share * K0 * *h;
 #endif
-}}
-
-/* Solve (N N') y = c for the k <= 3 active rows by the adjugate; 0 when they are dependent. */
-static int gram_solve(int k, const int act[3], float G[NA][3], const float c[3], float y[3]) {{
-    if (k == 1) {{
-        float q = dot3(G[act[0]], G[act[0]]);
-        if (q <= DEPENDENT) return 0;
-        y[0] = c[0] / q;
-    }} else if (k == 2) {{
-        const float *n0 = G[act[0]], *n1 = G[act[1]];
-        float a = dot3(n0, n0), b = dot3(n0, n1), d = dot3(n1, n1);
-        float det = a * d - b * b;
-        if (det <= DEPENDENT) return 0;
-        float inv = 1.0f / det;
-        y[0] = (d * c[0] - b * c[1]) * inv;
-        y[1] = (a * c[1] - b * c[0]) * inv;
-    }} else if (k == 3) {{
-        const float *n0 = G[act[0]], *n1 = G[act[1]], *n2 = G[act[2]];
-        float a = dot3(n0, n0), b = dot3(n0, n1), cc = dot3(n0, n2);
-        float d = dot3(n1, n1), e = dot3(n1, n2), f = dot3(n2, n2);
-        float c00 = d * f - e * e, c01 = cc * e - b * f, c02 = b * e - cc * d;
-        float c11 = a * f - cc * cc, c12 = b * cc - a * e, c22 = a * d - b * b;
-        float det = a * c00 + b * c01 + cc * c02;
-        if (det <= DEPENDENT) return 0;
-        float inv = 1.0f / det;
-        y[0] = (c00 * c[0] + c01 * c[1] + c02 * c[2]) * inv;
-        y[1] = (c01 * c[0] + c11 * c[1] + c12 * c[2]) * inv;
-        y[2] = (c02 * c[0] + c12 * c[1] + c22 * c[2]) * inv;
-    }}
-    return 1;
-}}
-
-#define SOLVE_OK 0
-#define SOLVE_INFEASIBLE 1
-#define SOLVE_LIMIT 2
-
-/* Project un onto {{u : G u >= g}}: Goldfarb-Idnani dual active set. On SOLVE_OK, act/mu hold the
- * k active rows and their multipliers (of the 1/2 |u - un|^2 form). */
-static int solve(float G[NA][3], const float g[NA], const float un[3], float u[3], int act[3],
-                 float mu[3], int *nact) {{
-    int k = 0, steps = 0;
-    for (int i = 0; i < 3; i++) u[i] = un[i];
-    for (;;) {{
-        int p = -1;
-        float sp = -TOL;
-        for (int i = 0; i < NA; i++) {{  /* most violated row */
-            float s = dot3(G[i], u) - g[i];
-            if (s < sp) {{ sp = s; p = i; }}
-        }}
-        if (p < 0) break;
-        float mup = 0.0f;
-        for (;;) {{  /* add row p, dropping active rows whose multiplier would turn negative */
-            float c[3], r[3] = {{0.0f, 0.0f, 0.0f}}, z[3];
-            if (++steps > MAX_STEPS) return SOLVE_LIMIT;
-            for (int j = 0; j < k; j++) c[j] = dot3(G[act[j]], G[p]);
-            if (!gram_solve(k, act, G, c, r)) return SOLVE_LIMIT;
-            for (int i = 0; i < 3; i++) {{
-                z[i] = k == 3 ? 0.0f : G[p][i];  /* three independent rows span R^3 */
-                for (int j = 0; j < k && k < 3; j++) z[i] -= r[j] * G[act[j]][i];
-            }}
-            float zz = dot3(z, z);
-            int drop = -1, full = zz > DEPENDENT;
-            float t_drop = 0.0f, t_full = full ? -sp / zz : 0.0f;
-            for (int j = 0; j < k; j++) {{
-                if (r[j] > 0.0f && (drop < 0 || mu[j] / r[j] < t_drop)) {{ t_drop = mu[j] / r[j]; drop = j; }}
-            }}
-            if (!full && drop < 0) return SOLVE_INFEASIBLE;  /* no step can satisfy row p */
-            int add = full && (drop < 0 || t_full <= t_drop);
-            float t = add ? t_full : t_drop;
-            for (int j = 0; j < k; j++) mu[j] -= t * r[j];
-            mup += t;
-            if (full) {{
-                for (int i = 0; i < 3; i++) u[i] += t * z[i];
-                sp += t * zz;
-            }}
-            if (add) {{ act[k] = p; mu[k] = mup; k++; break; }}
-            for (int j = drop; j < k - 1; j++) {{ act[j] = act[j + 1]; mu[j] = mu[j + 1]; }}
-            k--;
-        }}
-    }}
-    if (k > 0) {{  /* polish: the projection onto the final active set, in one solve from un */
-        float c[3], y[3];
-        for (int j = 0; j < k; j++) c[j] = g[act[j]] - dot3(G[act[j]], un);
-        if (gram_solve(k, act, G, c, y)) {{
-            for (int i = 0; i < 3; i++) {{
-                u[i] = un[i];
-                for (int j = 0; j < k; j++) u[i] += y[j] * G[act[j]][i];
-            }}
-            for (int j = 0; j < k; j++) mu[j] = y[j];
-        }}
-    }}
-    *nact = k;
-    return SOLVE_OK;
 }}
 
 int {prefix}_filter(const float x[{state_size}], const float u_nom[3], float u[3]) {{
@@ -351,6 +357,7 @@ def emit_c(barriers: BarrierSet, *, model: str = "double_integrator", lower: np.
         "round_r": c_floats(barriers._radii) if n_round else "0.0f",
         "plane_n": _rows(barriers._planes, 3), "plane_o": c_floats(barriers._offsets) if n_planes else "0.0f",
         "lower": c_floats(lower), "upper": c_floats(upper),
+        "solver": SOLVER_C,
         "k1": c_floats([a1 + a2 if double else 0.0]), "k0": c_floats([a1 * a2 if double else a1]),
         "rho": c_floats([slack_weight]),
         "brake": c_floats([brake_gain]), "tol": c_floats([tol]),
