@@ -99,6 +99,10 @@ def train(config: GPAYNTrainConfig, args: argparse.Namespace, ctx: Context) -> s
         runner.load(run / CHECKPOINT)
     elif demos is not None:
         add_demonstrations(runner, demos, config.algo)
+        with ctx.bar("updates on demonstrations", config.pretrain_updates) as bar:
+            for _ in range(config.pretrain_updates):
+                runner.update()
+                bar.update(1)
 
     first, started = runner.step, time.perf_counter()
     with run.scalars("train") as scalars, ctx.bar(f"{config.algo} {config.env.object}", runner_config.steps,
