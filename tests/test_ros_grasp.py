@@ -210,5 +210,9 @@ def test_the_grasp_launch_file_starts_both_nodes_and_ends_on_any_exit(monkeypatc
     assert {n.kwargs["executable"] for n in nodes} == {"hand_sim", "policy"}
     assert all(n.kwargs["on_exit"] is launch["end_launch"] for n in nodes)
     declared = {e.args[0]: e.kwargs for e in items if type(e).__name__ == "DeclareLaunchArgument"}
-    assert {"object", "policy", "use_sim_time", "lockstep"} <= set(declared)
-    assert "default_value" not in declared["policy"]  # required: a grasp needs a hand policy
+    assert {"object", "start", "policy", "use_sim_time", "lockstep"} <= set(declared)
+    # The committed G-PAYN policy, as ros_ws/src/robo/setup.py installs it into the share folder.
+    installed = tmp_path / "policies" / COMMITTED.parent.name / COMMITTED.name
+    assert declared["policy"]["default_value"] == str(installed)
+    sim = next(n for n in nodes if n.kwargs["executable"] == "hand_sim")
+    assert {"policy", "object", "start"} <= set(sim.kwargs["parameters"][1])  # the scene from the card
