@@ -37,7 +37,7 @@ class GPAYNTrainConfig:
     demo_envs: int = 16  # environments the demonstrator runs at once
     oerld_demo_rows: int = 32  # OERLD: demonstration rows added to each batch of sac.batch_size agent rows
     oerld_bc_weight: float = 1.0  # OERLD: weight of the Q-filtered behaviour-cloning term
-    # SAC updates on the buffer of demonstrations before the first environment step (gpayn and oerld):
+    # SAC updates on the buffer of demonstrations before the first environment step (gpayn only):
     # 0 is the paper's; a warm start lets a short run begin from a critic that has seen the grasps.
     pretrain_updates: int = 0
     eval_episodes: int = 10  # deterministic episodes per member at every runner.select_interval

@@ -99,6 +99,7 @@ def train(config: GPAYNTrainConfig, args: argparse.Namespace, ctx: Context) -> s
         runner.load(run / CHECKPOINT)
     elif demos is not None:
         add_demonstrations(runner, demos, config.algo)
+    if config.algo == "gpayn" and runner.step == 0:  # OERLD's batches need agent rows, there are none yet
         with ctx.bar("updates on demonstrations", config.pretrain_updates) as bar:
             for _ in range(config.pretrain_updates):
                 runner.update()
