@@ -1,7 +1,8 @@
 """``robo train gpayn``: G-PAYN, SAC from scratch or OERLD on one object (Ceola et al., IROS 2023).
 
 * **gpayn**: SAC whose single FIFO buffer starts full of the scripted demonstrator's transitions (failed
-  demonstrations kept); the agent's transitions push them out; no behaviour-cloning loss.
+  demonstrations kept); the agent's transitions push them out; no behaviour-cloning loss;
+  ``pretrain_updates`` SAC updates on that buffer before the first environment step (0: the paper's).
 * **sac**: SAC from scratch (uniform random actions for ``sac.learning_starts`` steps first).
 * **oerld**: SAC with a separate demonstration buffer that FIFO never overwrites (``sac.batch_size``
   agent rows + ``oerld_demo_rows`` demonstration rows per batch) and a Q-filtered behaviour-cloning term.
