@@ -27,7 +27,8 @@ torch.set_num_threads(1)
 TINY = ["demo_transitions=96", "demo_envs=4", "eval_episodes=2", "env.episode_steps=200",
         "sac.actor_hidden=[16,16]", "sac.critic_hidden=[16,16]", "sac.batch_size=16", "sac.buffer_size=500",
         "sac.learning_starts=0", "runner.steps=48", "runner.envs_per_member=4", "runner.log_interval=24",
-        "runner.select_interval=48", "runner.checkpoint_interval=48", "runner.update_interval=4"]
+        "runner.select_interval=48", "runner.checkpoint_interval=48", "runner.update_interval=4",
+        "pretrain_updates=2"]
 
 
 def batch(k: int = 2, b: int = 8, demos: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -86,6 +87,8 @@ def test_config_names_bad_input():
         load_config(GPAYNTrainConfig, None, ["env.object=mug"])
     with pytest.raises(ConfigError, match=r"unknown algo 'ddpg'.*gpayn, sac, oerld"):
         load_config(GPAYNTrainConfig, None, ["algo=ddpg"])
+    with pytest.raises(ConfigError, match="pretrain_updates must be >= 0"):
+        load_config(GPAYNTrainConfig, None, ["pretrain_updates=-1"])
     with pytest.raises(ConfigError, match="follow from algo"):
         load_config(GPAYNTrainConfig, None, ["sac.bc_weight=1.0"])
     oerld = load_config(GPAYNTrainConfig, "configs/gpayn.yaml", ["algo=oerld"])
@@ -130,6 +133,7 @@ def test_train_writes_the_run_and_a_card_naming_every_observation(trained):
     assert card["export"]["equivalence"]["max_abs_error"] < 1e-5
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["demonstrations"]["transitions"] == 96 and metrics["env_steps"] == 48
+    assert metrics["updates"] == 2 + 48 // 4  # the updates on the demonstrations, then one per 4 steps
     assert "select_success" in (out / "learning_curve.csv").read_text()
 
 

@@ -95,3 +95,17 @@ def test_an_episode_may_start_at_the_planned_pre_grasp():
         np.testing.assert_allclose(wrist, env.grasp[i].pre_grasp[1], atol=1e-6)
     with pytest.raises(ValueError, match=r"unknown start 'air' \(choices: home, pre_grasp\)"):
         HandEnvConfig(start="air")
+
+
+def test_reward_scale_multiplies_every_reward():
+    def rewards(scale: float) -> torch.Tensor:
+        env = HandEnv(2, HandEnvConfig(object="box_tall", start="pre_grasp", reward_scale=scale), seed=2)
+        demo = Demonstrator(env)
+        env.reset(seed=2)
+        return torch.stack([env.step(demo.act())[1] for _ in range(130)])
+
+    paper, scaled = rewards(1.0), rewards(0.01)
+    assert paper.abs().max() > 0.5  # touches and the lift were rewarded
+    torch.testing.assert_close(scaled, paper * 0.01)
+    with pytest.raises(ValueError, match="reward_scale must be > 0"):
+        HandEnvConfig(reward_scale=0.0)

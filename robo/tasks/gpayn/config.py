@@ -37,6 +37,9 @@ class GPAYNTrainConfig:
     demo_envs: int = 16  # environments the demonstrator runs at once
     oerld_demo_rows: int = 32  # OERLD: demonstration rows added to each batch of sac.batch_size agent rows
     oerld_bc_weight: float = 1.0  # OERLD: weight of the Q-filtered behaviour-cloning term
+    # SAC updates on the buffer of demonstrations before the first environment step (gpayn only):
+    # 0 is the paper's; a warm start lets a short run begin from a critic that has seen the grasps.
+    pretrain_updates: int = 0
     eval_episodes: int = 10  # deterministic episodes per member at every runner.select_interval
     sac: SACConfig = field(default_factory=_sac)
     runner: RunnerConfig = field(default_factory=_runner)
@@ -48,6 +51,8 @@ class GPAYNTrainConfig:
                      "eval_episodes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.pretrain_updates < 0:
+            raise ValueError(f"pretrain_updates must be >= 0, got {self.pretrain_updates}")
         if self.oerld_bc_weight < 0:
             raise ValueError(f"oerld_bc_weight must be >= 0, got {self.oerld_bc_weight}")
         if self.runner.select_interval <= 0:

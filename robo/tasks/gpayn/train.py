@@ -1,7 +1,8 @@
 """``robo train gpayn``: G-PAYN, SAC from scratch or OERLD on one object (Ceola et al., IROS 2023).
 
 * **gpayn**: SAC whose single FIFO buffer starts full of the scripted demonstrator's transitions (failed
-  demonstrations kept); the agent's transitions push them out; no behaviour-cloning loss.
+  demonstrations kept); the agent's transitions push them out; no behaviour-cloning loss;
+  ``pretrain_updates`` SAC updates on that buffer before the first environment step (0: the paper's).
 * **sac**: SAC from scratch (uniform random actions for ``sac.learning_starts`` steps first).
 * **oerld**: SAC with a separate demonstration buffer that FIFO never overwrites (``sac.batch_size``
   agent rows + ``oerld_demo_rows`` demonstration rows per batch) and a Q-filtered behaviour-cloning term.
@@ -99,6 +100,11 @@ def train(config: GPAYNTrainConfig, args: argparse.Namespace, ctx: Context) -> s
         runner.load(run / CHECKPOINT)
     elif demos is not None:
         add_demonstrations(runner, demos, config.algo)
+    if config.algo == "gpayn" and runner.step == 0:  # OERLD's batches need agent rows, there are none yet
+        with ctx.bar("updates on demonstrations", config.pretrain_updates) as bar:
+            for _ in range(config.pretrain_updates):
+                runner.update()
+                bar.update(1)
 
     first, started = runner.step, time.perf_counter()
     with run.scalars("train") as scalars, ctx.bar(f"{config.algo} {config.env.object}", runner_config.steps,

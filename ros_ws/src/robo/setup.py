@@ -31,6 +31,8 @@ setup(
                                repo_file("configs", "ros_grasp.yaml"),
                                repo_file("configs", "ros_swarm.yaml"),
                                repo_file("configs", "safety.yaml")]),
+        ("share/robo/policies/gpayn_box_tall", [repo_file("robo", "policies", "gpayn_box_tall", name)
+                                                for name in ("policy.onnx", "policy.json")]),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
