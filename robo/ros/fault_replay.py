@@ -158,6 +158,11 @@ def _measure(name: str, rec: dict[str, Any], t0: float, duration: float | None,
         detectable = last + state_timeout
     end = t0 + (duration if duration is not None and math.isfinite(duration) else 0.0) + 1.0
     detected = next((t for t, mode, _ in rec["modes"] if t0 <= t <= end and mode in FAILSAFE), math.nan)
+    # A fault that arrives while the node is already in a failsafe (a stall of its own on a loaded
+    # machine) changes no mode, so it reports nothing new: it is met by the failsafe already running.
+    before = [(t, mode) for t, mode, _ in rec["modes"] if t <= min(detectable, detected)]
+    if before and before[-1][1] in FAILSAFE and math.isfinite(detectable):
+        detected = detectable
     safe = next((t for t, m in rec["commands"] if t >= detected - 1e-4 and _is_safe(m)), math.nan)
     measured = math.isfinite(detected) and math.isfinite(safe)
     periods = math.ceil((safe - detected) / period) if measured else None
