@@ -128,7 +128,7 @@ def train(config: DPTrainConfig, args: argparse.Namespace, ctx: Context) -> str:
             "action": [{"name": n, "unit": "m" if n.startswith("pos") else "1"} for n in ACTION_NAMES],
             "control_rate_hz": 1 / env_config.control_dt, "run": str(run.path),
             "config": {**to_dict(config), "env": to_dict(env_config)}}
-    save_policy(run / "policy.pt", policy, meta)
+    save_policy(run / "policy.pt", bc.ema, meta)  # the moving average acts
     if history:
         write_loss_curve(run, history, config.task)
     params = sum(p.numel() for p in policy.parameters())
