@@ -44,6 +44,9 @@ class DiffusionConfig:
     batch_size: int = 256
     warmup_steps: int = 500
     gradient_steps: int = 100_000  # the cosine schedule's length
+    # [start, stop) of the observation values the first action channels are predicted relative to
+    # (robo.nets.diffusion.DiffusionPolicy); empty: absolute chunks, as the paper
+    relative_obs: list[int] = field(default_factory=list)
     ema_decay: float = 0.9999  # of the acting weights' moving average; 0: act with the trained weights
 
     def __post_init__(self) -> None:
@@ -56,6 +59,9 @@ class DiffusionConfig:
                              f"{self.pred_horizon}")
         if self.obs_horizon != 1:
             raise ValueError("diffusion.obs_horizon: only 1 (the current observation, as ResiP) is supported")
+        span = self.relative_obs
+        if span and (len(span) != 2 or not 0 <= span[0] < span[1]):
+            raise ValueError(f"diffusion.relative_obs: [start, stop) of observation values, got {span}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"diffusion.ema_decay: must be in [0, 1), got {self.ema_decay}")
         if not self.down_dims:
@@ -63,8 +69,9 @@ class DiffusionConfig:
 
 
 def build_policy(config: DiffusionConfig, obs_dim: int, act_dim: int) -> DiffusionPolicy:
+    relative = tuple(range(*config.relative_obs)) if config.relative_obs else ()
     return DiffusionPolicy(obs_dim, act_dim, config.pred_horizon, config.obs_horizon, tuple(config.down_dims),
-                           config.kernel_size, config.groups, config.step_embed_dim)
+                           config.kernel_size, config.groups, config.step_embed_dim, relative)
 
 
 def ddpm_scheduler(train_steps: int = 100, beta_schedule: str = "squaredcos_cap_v2"):
@@ -110,7 +117,7 @@ class DiffusionBC:
     def loss(self, obs: torch.Tensor, actions: torch.Tensor, generator: torch.Generator | None = None
              ) -> torch.Tensor:
         """Noise-prediction MSE for raw ``obs [B, obs]`` and ``actions [B, H, act]``."""
-        x0 = self.policy.normalize_actions(actions)
+        x0 = self.policy.encode_chunk(actions, obs)
         noise = torch.randn(x0.shape, generator=generator)
         steps = torch.randint(0, self.config.train_diffusion_steps, (len(x0),), generator=generator)
         noisy = self.noise_schedule.add_noise(x0, noise, steps)
@@ -170,7 +177,7 @@ class DDIMSampler:
         for t in self.scheduler.timesteps:
             eps = self.policy(x, t.reshape(1), cond)
             x = self.scheduler.step(eps, t, x).prev_sample
-        return self.policy.unnormalize_actions(x.clamp(-1, 1))
+        return self.policy.decode_chunk(x.clamp(-1, 1), obs.float())
 
 
 class ChunkedPolicy:

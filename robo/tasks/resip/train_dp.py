@@ -88,7 +88,7 @@ def train(config: DPTrainConfig, args: argparse.Namespace, ctx: Context) -> str:
 
     torch.manual_seed(config.seed)
     policy = build_policy(dc, obs.shape[1], actions.shape[2])
-    policy.fit_normalizer(obs, actions.reshape(-1, actions.shape[2]))
+    policy.fit_normalizer(obs, actions)
     bc = DiffusionBC(policy, dc)
     generator = torch.Generator().manual_seed(config.seed)
     step, history = 0, []
