@@ -32,6 +32,7 @@ from robo.rl.ppo import PPOConfig
 from robo.rl.residual import ResidualEnv
 from robo.run_dir import RunDir
 from robo.tasks.resip.base import Base, load_base
+from robo.tasks.resip.curves import write_curve
 from robo.tasks.resip.episodes import play
 from sim.assembly.env import ACTION_NAMES, OBSERVATION_LAYOUT, AssemblyEnv
 
@@ -130,7 +131,9 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
         history = runner.run(progress=bar.update)
     seconds = time.perf_counter() - started
     if history:
-        write_learning_curve(run, history, base.task)
+        write_curve(run, "learning_curve", history, "env_steps", "mean_return", {
+            "xlabel": "environment steps", "ylabel": "training success (last 100 episodes)",
+            "title": f"ResiP, {base.task}"})
 
     from robo.nets.policy import save_policy
 
@@ -159,18 +162,3 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
     return (f"resip {base.task}: {runner.iteration} iterations, {summary['env_steps']:,} environment steps "
             f"({runner.iteration - first} in {seconds:.0f} s this session){rates}\n"
             f"residual {run / RESIDUAL}; metrics {run / 'metrics.json'}")
-
-
-def write_learning_curve(run: RunDir, history: list[dict[str, float]], task: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    run.write_csv("learning_curve.csv", history, list(history[0]))
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot([h["env_steps"] for h in history], [h["mean_return"] for h in history])
-    ax.set(xlabel="environment steps", ylabel="training success (last 100 episodes)", title=f"ResiP, {task}")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    run.save_figure(fig, "learning_curve.png")
