@@ -57,6 +57,7 @@ def _runner() -> OnPolicyConfig:
 class ResiPTrainConfig:
     envs: int = 16  # environments stepped together (the paper: 1024 on a GPU)
     residual_scale: float = 0.1  # of the residual in the base's normalised action space
+    base_ddim_steps: int = 0  # of the base while training and evaluating; 0: the base run's rl_ddim_steps
     seed: int = 0
     threads: int = 1  # torch CPU threads; may change on --resume
     eval_episodes: int = 200  # of the base and of ResiP, same seeds; 0: no evaluation
@@ -66,6 +67,8 @@ class ResiPTrainConfig:
     runner: OnPolicyConfig = field(default_factory=_runner)
 
     def __post_init__(self) -> None:
+        if self.base_ddim_steps < 0:
+            raise ValueError(f"base_ddim_steps: must be >= 0, got {self.base_ddim_steps}")
         for key in ("envs", "threads", "eval_envs"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key}: must be >= 1, got {getattr(self, key)}")
@@ -75,10 +78,11 @@ class ResiPTrainConfig:
             raise ValueError(f"residual_scale: must be > 0, got {self.residual_scale}")
 
 
-def residual_env(base: Base, envs: int, scale: float, seed: int) -> ResidualEnv:
-    """The base's environment as the residual sees it (the base at its RL setting, DDIM 4)."""
+def residual_env(base: Base, envs: int, scale: float, seed: int, ddim_steps: int = 0) -> ResidualEnv:
+    """The base's environment as the residual sees it (the base at ``ddim_steps``; 0: its RL setting)."""
     policy = base.policy
-    return ResidualEnv(AssemblyEnv(envs, base.env_config(), seed=seed), base.actor(envs, seed=seed + 1),
+    actor = base.actor(envs, ddim_steps or None, seed=seed + 1)
+    return ResidualEnv(AssemblyEnv(envs, base.env_config(), seed=seed), actor,
                        policy.normalize_obs, policy.normalize_actions, policy.unnormalize_actions, scale)
 
 
@@ -101,8 +105,8 @@ def success_rate(base: Base, residual: torch.nn.Module | None, config: ResiPTrai
     """Success over ``eval_episodes`` seeded episodes: the base alone (``residual=None``) or ResiP."""
     envs = min(config.eval_envs, config.eval_episodes)
     per_row = math.ceil(config.eval_episodes / envs)
-    wrapped = residual_env(base, envs, config.residual_scale, config.eval_seed)
-    act = base.actor(envs, seed=config.eval_seed + 1) if residual is None else ResiPActor(wrapped, residual)
+    wrapped = residual_env(base, envs, config.residual_scale, config.eval_seed, config.base_ddim_steps)
+    act = wrapped.base if residual is None else ResiPActor(wrapped, residual)
     results = play(wrapped.env, act, per_row, bar)[: config.eval_episodes]
     return float(np.mean(results))
 
@@ -114,7 +118,7 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
     may_change = ["threads", "eval_episodes", "eval_envs", *(f"runner.{k}" for k in RESUMABLE_CHANGES)]
     run = RunDir.open(ctx.out, config, kind=KIND, resume=ctx.resume, may_change=may_change)
     torch.set_num_threads(config.threads)
-    env = residual_env(base, config.envs, config.residual_scale, config.seed)
+    env = residual_env(base, config.envs, config.residual_scale, config.seed, config.base_ddim_steps)
     runner = OnPolicyRunner(env, config.ppo, config.runner, seed=config.seed, checkpoint=run / CHECKPOINT)
     if ctx.resume and (run / CHECKPOINT).is_file():
         runner.load(run / CHECKPOINT)
