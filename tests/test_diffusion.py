@@ -40,7 +40,7 @@ def test_unet_shapes_and_paper_size():
 def test_policy_round_trips_through_the_registry_with_its_bounds(tmp_path):
     policy, _ = small_policy()
     obs = torch.tensor([[0.0, 1.0, 2.0], [2.0, 3.0, 2.0]])
-    policy.fit_normalizer(obs, torch.tensor([[-1.0, 5.0], [3.0, 5.0]]))
+    policy.fit_normalizer(obs, torch.tensor([[[-1.0, 5.0]], [[3.0, 5.0]]]))
     # to [-1, 1]; a constant value (the closed gripper) maps to 0
     normalized = policy.normalize_obs(torch.tensor([[1.0, 3.0, 2.0]]))
     assert torch.allclose(normalized, torch.tensor([[0.0, 1.0, 0.0]]))
@@ -72,7 +72,7 @@ def test_ddpm_training_learns_an_observation_dependent_chunk():
     obs = torch.tensor([[-1.0], [1.0]]).repeat(16, 1)
     targets = {-1.0: torch.tensor([0.5, -0.5]), 1.0: torch.tensor([-0.5, 0.5])}
     actions = torch.stack([targets[float(o)].expand(8, 2) for o in obs[:, 0]])
-    policy.fit_normalizer(obs, actions.reshape(-1, 2) * 1.5)
+    policy.fit_normalizer(obs, actions * 1.5)
     bc = DiffusionBC(policy, config)
     generator = torch.Generator().manual_seed(0)
     losses = [bc.train_step(obs, actions, generator) for _ in range(config.gradient_steps)]
@@ -87,7 +87,7 @@ def test_ddpm_training_learns_an_observation_dependent_chunk():
 
 def test_chunk_queue_executes_action_horizon_steps_and_is_seeded():
     policy, _ = small_policy(obs_dim=3, act_dim=2)
-    policy.fit_normalizer(torch.randn(10, 3), torch.randn(10, 2))
+    policy.fit_normalizer(torch.randn(10, 3), torch.randn(10, 1, 2))
     obs = torch.randn(3, 3)
 
     def run(seed: int) -> tuple[torch.Tensor, int]:
@@ -103,3 +103,18 @@ def test_chunk_queue_executes_action_horizon_steps_and_is_seeded():
     assert chunks == 3 + 3 + 1  # a chunk per row at steps 0 and 4, one more for the row that was reset
     assert not torch.equal(a[0], a[1])  # steps within a chunk differ (a sampled trajectory)
     assert not torch.equal(run(1)[0], a)
+
+
+def test_relative_chunks_round_trip_and_shrink_the_normalised_range():
+    # Targets 1 cm ahead of a tool anywhere in a 1 m workspace: relative to the tool they span 2 cm.
+    policy = DiffusionPolicy(3, 2, pred_horizon=4, down_dims=(16, 32), step_embed_dim=16, relative_obs=(0, 1))
+    obs = torch.rand(64, 3)
+    chunks = obs[:, None, :2] + 0.01 * torch.randn(64, 4, 2).clamp(-1, 1)
+    policy.fit_normalizer(obs, chunks)
+    encoded = policy.encode_chunk(chunks, obs)
+    assert encoded.abs().max() <= 1 + 1e-5
+    assert torch.allclose(policy.decode_chunk(encoded, obs), chunks, atol=1e-6)
+    span = policy.chunk_max - policy.chunk_min
+    assert float(span[0]) < 0.03 < float(policy.act_max[0] - policy.act_min[0])
+    with pytest.raises(ValueError, match=r"^relative_obs: \[5\] must be"):
+        DiffusionPolicy(3, 2, pred_horizon=4, down_dims=(16, 32), relative_obs=(5,))

@@ -58,7 +58,7 @@ def base_costs(size: str, envs: int) -> dict[str, Any]:
     config = DiffusionConfig(down_dims=dims, step_embed_dim=embed)
     obs_dim, act_dim = OBSERVATION_LAYOUT.size, len(ACTION_NAMES)
     policy = build_policy(config, obs_dim, act_dim)
-    policy.fit_normalizer(torch.randn(64, obs_dim), torch.randn(64, act_dim))
+    policy.fit_normalizer(torch.randn(64, obs_dim), torch.randn(64, 1, act_dim))
     out: dict[str, Any] = {"down_dims": dims, "parameters": sum(p.numel() for p in policy.parameters())}
     for steps in (16, 4):
         sampler = DDIMSampler(policy, steps)

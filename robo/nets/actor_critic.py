@@ -65,15 +65,17 @@ class ActorCritic(nn.Module):
 
     def __init__(self, obs_size: int, act_size: int, actor_hidden: tuple[int, ...] = (64, 64),
                  critic_hidden: tuple[int, ...] = (64, 64), activation: str = "tanh",
-                 init_std: float = 1.0, normalize_observations: bool = False):
+                 init_std: float = 1.0, normalize_observations: bool = False, actor_head_gain: float = 0.01,
+                 learn_std: bool = True):
         super().__init__()
         self.actor = MLPPolicy(obs_size, act_size, actor_hidden, activation)
         self.critic = MLPPolicy(obs_size, 1, critic_hidden, activation)
-        self.log_std = nn.Parameter(torch.full((act_size,), math.log(init_std)))
+        self.log_std = nn.Parameter(torch.full((act_size,), math.log(init_std)), requires_grad=learn_std)
         self.obs_norm: nn.Module = RunningObsNorm(obs_size) if normalize_observations else nn.Identity()
         # CleanRL's initialisation: orthogonal hidden layers, a near-zero policy head (every action
-        # starts near 0 with the full exploration noise) and a unit-gain value head.
-        _orthogonal_init(self.actor, last_gain=0.01)
+        # starts near 0 with the full exploration noise) and a unit-gain value head. A head gain of 0
+        # starts the mean at exactly 0 (a residual policy that first leaves its base unchanged).
+        _orthogonal_init(self.actor, last_gain=actor_head_gain)
         _orthogonal_init(self.critic, last_gain=1.0)
 
     def normalize(self, obs: torch.Tensor, update: bool = False) -> torch.Tensor:

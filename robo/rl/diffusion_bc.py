@@ -4,7 +4,10 @@ Training: windows of the demonstrations (``obs_horizon`` observations, the next 
 actions, the last action repeated past an episode's end), min-max normalised to [-1, 1]; noise at a
 uniformly drawn step of a 100-step DDPM (``squaredcos_cap_v2``) is added to the action window and the
 U-Net learns to predict it (epsilon prediction, MSE), AdamW (lr 1e-4, weight decay 1e-6) with a
-linear warm-up and a cosine decay. Sampling: DDIM with few steps (16 at evaluation, 4 inside RL), from
+linear warm-up and a cosine decay. The policy that acts is an exponential moving average of the
+trained weights (Diffusion Policy's EMA, decay warming up as ``(1 + k) / (10 + k)`` to ``ema_decay``):
+the raw weights of a short run sample visibly worse chunks, because each step's noise-level draw moves
+them around. Sampling: DDIM with few steps (16 at evaluation, 4 inside RL), from
 noise drawn by a seeded generator so evaluations repeat. :class:`ChunkedPolicy` turns chunks into one
 action per control step for a batch of environments: ``action_horizon`` actions of each chunk are
 executed, then that environment's queue is refilled.
@@ -12,6 +15,7 @@ executed, then that environment's queue is refilled.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 
@@ -40,6 +44,10 @@ class DiffusionConfig:
     batch_size: int = 256
     warmup_steps: int = 500
     gradient_steps: int = 100_000  # the cosine schedule's length
+    # [start, stop) of the observation values the first action channels are predicted relative to
+    # (robo.nets.diffusion.DiffusionPolicy); empty: absolute chunks, as the paper
+    relative_obs: list[int] = field(default_factory=list)
+    ema_decay: float = 0.9999  # of the acting weights' moving average; 0: act with the trained weights
 
     def __post_init__(self) -> None:
         for key in ("pred_horizon", "obs_horizon", "action_horizon", "train_diffusion_steps",
@@ -51,13 +59,19 @@ class DiffusionConfig:
                              f"{self.pred_horizon}")
         if self.obs_horizon != 1:
             raise ValueError("diffusion.obs_horizon: only 1 (the current observation, as ResiP) is supported")
+        span = self.relative_obs
+        if span and (len(span) != 2 or not 0 <= span[0] < span[1]):
+            raise ValueError(f"diffusion.relative_obs: [start, stop) of observation values, got {span}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"diffusion.ema_decay: must be in [0, 1), got {self.ema_decay}")
         if not self.down_dims:
             raise ValueError("diffusion.down_dims: needs at least one level")
 
 
 def build_policy(config: DiffusionConfig, obs_dim: int, act_dim: int) -> DiffusionPolicy:
+    relative = tuple(range(*config.relative_obs)) if config.relative_obs else ()
     return DiffusionPolicy(obs_dim, act_dim, config.pred_horizon, config.obs_horizon, tuple(config.down_dims),
-                           config.kernel_size, config.groups, config.step_embed_dim)
+                           config.kernel_size, config.groups, config.step_embed_dim, relative)
 
 
 def ddpm_scheduler(train_steps: int = 100, beta_schedule: str = "squaredcos_cap_v2"):
@@ -80,10 +94,13 @@ def windows(episodes: list[tuple[np.ndarray, np.ndarray]], pred_horizon: int
 
 
 class DiffusionBC:
-    """The policy, its optimiser and the noise schedule; :meth:`train_step` on a minibatch of windows."""
+    """The policy, its optimiser and the noise schedule; :meth:`train_step` on a minibatch of windows.
+    :attr:`ema` is the moving average of ``policy`` (the one to save and act with)."""
 
     def __init__(self, policy: DiffusionPolicy, config: DiffusionConfig):
         self.policy, self.config = policy, config
+        self.ema = copy.deepcopy(policy).requires_grad_(False)
+        self.updates = 0
         self.noise_schedule = ddpm_scheduler(config.train_diffusion_steps, config.beta_schedule)
         self.optimizer = torch.optim.AdamW(policy.parameters(), lr=config.lr,
                                            weight_decay=config.weight_decay)
@@ -100,7 +117,7 @@ class DiffusionBC:
     def loss(self, obs: torch.Tensor, actions: torch.Tensor, generator: torch.Generator | None = None
              ) -> torch.Tensor:
         """Noise-prediction MSE for raw ``obs [B, obs]`` and ``actions [B, H, act]``."""
-        x0 = self.policy.normalize_actions(actions)
+        x0 = self.policy.encode_chunk(actions, obs)
         noise = torch.randn(x0.shape, generator=generator)
         steps = torch.randint(0, self.config.train_diffusion_steps, (len(x0),), generator=generator)
         noisy = self.noise_schedule.add_noise(x0, noise, steps)
@@ -114,14 +131,26 @@ class DiffusionBC:
         loss.backward()
         self.optimizer.step()
         self.lr_schedule.step()
+        self._update_ema()
         return loss.item()
 
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        self.updates += 1
+        decay = min(self.config.ema_decay, (1 + self.updates) / (10 + self.updates))
+        for averaged, trained in zip(self.ema.parameters(), self.policy.parameters(), strict=True):
+            averaged.lerp_(trained, 1.0 - decay)
+        for averaged, trained in zip(self.ema.buffers(), self.policy.buffers(), strict=True):
+            averaged.copy_(trained)  # normalisation bounds are not averaged
+
     def state_dict(self) -> dict:
-        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "lr_schedule": self.lr_schedule.state_dict()}
+        return {"policy": self.policy.state_dict(), "ema": self.ema.state_dict(), "updates": self.updates,
+                "optimizer": self.optimizer.state_dict(), "lr_schedule": self.lr_schedule.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.policy.load_state_dict(state["policy"])
+        self.ema.load_state_dict(state["ema"])
+        self.updates = int(state["updates"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.lr_schedule.load_state_dict(state["lr_schedule"])
 
@@ -148,7 +177,7 @@ class DDIMSampler:
         for t in self.scheduler.timesteps:
             eps = self.policy(x, t.reshape(1), cond)
             x = self.scheduler.step(eps, t, x).prev_sample
-        return self.policy.unnormalize_actions(x.clamp(-1, 1))
+        return self.policy.decode_chunk(x.clamp(-1, 1), obs.float())
 
 
 class ChunkedPolicy:

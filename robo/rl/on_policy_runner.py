@@ -48,6 +48,8 @@ class OnPolicyConfig:
     critic_hidden: tuple[int, ...] = (64, 64)
     activation: Literal["tanh", "relu"] = "tanh"
     init_std: float = 1.0
+    learn_std: bool = True  # False: the exploration noise stays at init_std
+    actor_head_gain: float = 0.01  # of the policy's last layer; 0: every mean action starts at exactly 0
     normalize_observations: bool = False
     episode_window: int = 100  # completed episodes the logged mean return and length cover
     checkpoint_interval: int = 50  # iterations
@@ -56,6 +58,8 @@ class OnPolicyConfig:
         for name in ("iterations", "num_steps", "init_std", "episode_window", "checkpoint_interval"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"runner.{name} must be > 0, got {getattr(self, name)}")
+        if not self.actor_head_gain >= 0:
+            raise ValueError(f"runner.actor_head_gain must be >= 0, got {self.actor_head_gain}")
         if any(h <= 0 for h in (*self.actor_hidden, *self.critic_hidden)):
             raise ValueError("runner.actor_hidden and runner.critic_hidden sizes must be > 0")
         if self.activation not in ("tanh", "relu"):
@@ -84,7 +88,8 @@ class OnPolicyRunner:
             torch.manual_seed(seed)
             built = model() if model is not None else ActorCritic(
                 env.observation_size, env.action_size, config.actor_hidden, config.critic_hidden,
-                config.activation, config.init_std, config.normalize_observations)
+                config.activation, config.init_std, config.normalize_observations, config.actor_head_gain,
+                config.learn_std)
             self.model = built.to(self.device)
         self.ppo = PPO(self.model, ppo)
         self.storage = RolloutStorage(config.num_steps, env.num_envs, env.observation_size, env.action_size,

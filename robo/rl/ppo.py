@@ -50,13 +50,15 @@ class PPOConfig:
     normalize_advantages: bool = True
     gamma: float = 0.99
     lam: float = 0.95  # GAE lambda
+    critic_learning_rate: float = 0.0  # > 0: the critic's own (fixed) learning rate; 0: learning_rate
+    target_kl: float = 0.0  # > 0: an update stops at the first minibatch whose KL exceeds it; 0: never
 
     def __post_init__(self) -> None:
         for name in ("learning_rate", "desired_kl", "num_epochs", "num_minibatches", "clip",
                      "max_grad_norm"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"ppo.{name} must be > 0, got {getattr(self, name)}")
-        for name in ("value_coef", "entropy_coef"):
+        for name in ("value_coef", "entropy_coef", "critic_learning_rate", "target_kl"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"ppo.{name} must be >= 0, got {getattr(self, name)}")
         for name in ("gamma", "lam"):
@@ -72,7 +74,13 @@ class PPO:
     def __init__(self, model: ActorCritic, config: PPOConfig):
         self.model, self.config = model, config
         self.learning_rate = config.learning_rate
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+        params: list = list(model.parameters())
+        if config.critic_learning_rate > 0:  # the critic in a group of its own that no schedule moves
+            critic = {id(p) for p in model.critic.parameters()}
+            params = [{"params": [p for p in params if id(p) not in critic]},
+                      {"params": list(model.critic.parameters()), "lr": config.critic_learning_rate,
+                       "fixed_lr": True}]
+        self.optimizer = torch.optim.Adam(params, lr=config.learning_rate)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cfg = self.config
@@ -111,6 +119,8 @@ class PPO:
             if not math.isfinite(loss.item()):
                 raise NonFiniteLoss(f"PPO: non-finite loss {loss.item()} (policy {stats['policy_loss']:.4g}, "
                                     f"value {stats['value_loss']:.4g})")
+            if self.config.target_kl and float(stats["kl"]) > self.config.target_kl:
+                break  # the policy moved far enough from the one that collected the batch (CleanRL)
             if self.config.schedule == "adaptive":
                 self._adapt_learning_rate(float(stats["kl"]))
             self.optimizer.zero_grad(set_to_none=True)
@@ -122,6 +132,7 @@ class PPO:
             count += 1
         means = {name: total / max(count, 1) for name, total in totals.items()}
         means["learning_rate"] = self.learning_rate
+        means["gradient_steps"] = float(count)
         return means
 
     def _adapt_learning_rate(self, kl: float) -> None:
@@ -130,7 +141,8 @@ class PPO:
         elif 0.0 < kl < 0.5 * self.config.desired_kl:
             self.learning_rate = min(self.learning_rate * LR_FACTOR, MAX_LR)
         for group in self.optimizer.param_groups:
-            group["lr"] = self.learning_rate
+            if not group.get("fixed_lr"):
+                group["lr"] = self.learning_rate
 
     def state_dict(self) -> dict:
         return {"optimizer": self.optimizer.state_dict(), "learning_rate": self.learning_rate}

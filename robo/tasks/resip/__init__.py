@@ -31,6 +31,27 @@ examples:
 """
 
 
+RESIP_DESCRIPTION = """\
+Train ResiP's residual policy with PPO on top of a frozen diffusion base (a `robo train dp` run, DDIM 4,
+chunks of 8): a Gaussian MLP 2x256 on (normalised obs, the base's current action), last layer zero
+(ResiP starts as its base), action = base + 0.1 x residual in the base's normalised action space, fixed
+log-std -1; PPO with one episode of steps per environment per iteration, gamma 0.999, GAE 0.95, clip 0.2,
+up to 50 full-batch epochs stopped at approximate KL 0.1, actor lr 3e-4, critic lr 5e-3, sparse success
+reward. Then base and ResiP (residual mean) are evaluated on the same seeded episodes.
+Writes: config.yaml, checkpoint.pt (resume), tensorboard/, learning_curve.csv/.png, residual.pt,
+metrics.json.
+
+examples:
+  robo train resip --task peg_2mm --base runs/dp/peg_2mm --out runs/resip/peg_2mm --set threads=1
+  robo train resip --base runs/dp/peg_2mm --out runs/resip/peg_2mm --resume --set runner.iterations=40
+"""
+
+
+def resip_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--base", required=True, metavar="RUN", help="a `robo train dp` run (the frozen base)")
+    p.add_argument("--task", metavar="NAME", help="the base's task, checked against it (optional)")
+
+
 def train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", metavar="NAME", help="peg_2mm or peg_0.2mm (sets the config's task)")
 
@@ -45,4 +66,7 @@ TASKS = [
                      TRAIN_DESCRIPTION, train_arguments, out="runs/dp"),
          evaluate=Stage("robo.tasks.resip.eval_dp:evaluate", "robo.tasks.resip.eval_dp:DPEvalConfig",
                         EVAL_DESCRIPTION, eval_arguments, resumable=False)),
+    Task("resip", "ResiP: residual PPO on a frozen diffusion base (precise insertion, MuJoCo Panda)",
+         train=Stage("robo.tasks.resip.train_resip:train", "robo.tasks.resip.train_resip:ResiPTrainConfig",
+                     RESIP_DESCRIPTION, resip_arguments, out="runs/resip")),
 ]

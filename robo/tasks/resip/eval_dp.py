@@ -1,7 +1,7 @@
 """``robo eval dp``: a base's success rate on seeded episodes, batched, with an episode strip.
 
-Every environment row plays ``episodes / envs`` whole episodes (rows that finish early wait), so the
-count is not biased towards short (successful) episodes. Seeds: the environments' holes and starts
+Every environment row plays ``episodes / envs`` whole episodes (:func:`robo.tasks.resip.episodes.play`).
+Seeds: the environments' holes and starts
 from ``seed``, the sampler's noise from ``seed + 1``, so a repeated evaluation gives the same number.
 """
 
@@ -19,6 +19,7 @@ import torch
 from robo.files import save_figure, write_json
 from robo.registry import Context
 from robo.tasks.resip.base import load_base
+from robo.tasks.resip.episodes import play
 from sim.assembly.config import check_randomness
 from sim.assembly.env import AssemblyEnv
 
@@ -59,24 +60,16 @@ def evaluate(config: DPEvalConfig, args: argparse.Namespace, ctx: Context) -> st
         from sim.assembly.render import FrameCamera
 
         camera = FrameCamera(env)
-    obs, _ = env.reset()
-    played = np.zeros(envs, dtype=np.int64)
-    outcomes: list[list[bool]] = [[] for _ in range(envs)]
     started = time.perf_counter()
+
+    def film(played: np.ndarray) -> None:
+        if played[0] == 0 and env.steps[0] % STRIP_EVERY == 0:
+            frames.append((int(env.steps[0]), camera(0)))
+
     with ctx.bar(f"eval dp {base.task}", envs * per_row) as bar:
-        while (played < per_row).any():
-            if camera is not None and played[0] == 0 and env.steps[0] % STRIP_EVERY == 0:
-                frames.append((int(env.steps[0]), camera(0)))
-            obs, _, terminated, truncated, _ = env.step(act(obs))
-            done = (terminated | truncated).numpy()
-            for i in np.flatnonzero(done):
-                if played[i] < per_row:
-                    outcomes[i].append(bool(terminated[i]))
-                    played[i] += 1
-                    bar.update()
-            act.reset(np.flatnonzero(done))
+        results = play(env, act, per_row, bar, film if camera is not None else None)
     seconds = time.perf_counter() - started
-    results = [o for row in outcomes for o in row][: config.episodes]
+    results = results[: config.episodes]
     rate = float(np.mean(results))
     out = Path(ctx.out or base.run / f"eval_dp_ddim{config.ddim_steps}")
     summary = {"base": str(base.run), "task": base.task, "randomness": env_config.randomness,

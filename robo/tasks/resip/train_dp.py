@@ -21,6 +21,7 @@ from robo.registry import Context
 from robo.rl.checkpoint import load_checkpoint
 from robo.rl.diffusion_bc import DiffusionBC, DiffusionConfig, build_policy, windows
 from robo.run_dir import CONFIG, RunDir
+from robo.tasks.resip.curves import write_curve
 from sim.assembly import demos
 from sim.assembly.config import PRESETS, check_randomness, preset
 from sim.assembly.env import ACTION_NAMES, OBSERVATION_LAYOUT
@@ -88,7 +89,7 @@ def train(config: DPTrainConfig, args: argparse.Namespace, ctx: Context) -> str:
 
     torch.manual_seed(config.seed)
     policy = build_policy(dc, obs.shape[1], actions.shape[2])
-    policy.fit_normalizer(obs, actions.reshape(-1, actions.shape[2]))
+    policy.fit_normalizer(obs, actions)
     bc = DiffusionBC(policy, dc)
     generator = torch.Generator().manual_seed(config.seed)
     step, history = 0, []
@@ -128,9 +129,11 @@ def train(config: DPTrainConfig, args: argparse.Namespace, ctx: Context) -> str:
             "action": [{"name": n, "unit": "m" if n.startswith("pos") else "1"} for n in ACTION_NAMES],
             "control_rate_hz": 1 / env_config.control_dt, "run": str(run.path),
             "config": {**to_dict(config), "env": to_dict(env_config)}}
-    save_policy(run / "policy.pt", policy, meta)
+    save_policy(run / "policy.pt", bc.ema, meta)  # the moving average acts
     if history:
-        write_loss_curve(run, history, config.task)
+        labels = {"xlabel": "gradient step", "ylabel": "noise-prediction MSE",
+                  "title": f"diffusion BC, {config.task}"}
+        write_curve(run, "loss", history, "step", "loss", labels, log_y=True)
     params = sum(p.numel() for p in policy.parameters())
     run.write_json("metrics.json", {
         "task": config.task, "randomness": config.randomness, "demonstrations": str(demo_path),
@@ -141,18 +144,3 @@ def train(config: DPTrainConfig, args: argparse.Namespace, ctx: Context) -> str:
             f"{len(successful)} demonstrations, {params / 1e6:.1f}M parameters, loss "
             f"{history[-1]['loss'] if history else float('nan'):.4f}\n"
             f"base {run / 'policy.pt'}; robo eval dp --base {run.path}")
-
-
-def write_loss_curve(run: RunDir, history: list[dict[str, float]], task: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    run.write_csv("loss.csv", history, list(history[0]))
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.semilogy([h["step"] for h in history], [h["loss"] for h in history])
-    ax.set(xlabel="gradient step", ylabel="noise-prediction MSE", title=f"diffusion BC, {task}")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    run.save_figure(fig, "loss.png")

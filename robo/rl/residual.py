@@ -1,0 +1,74 @@
+"""Residual RL on a frozen base policy (ResiP, Ankile et al. 2024): the environment the residual sees.
+
+:class:`ResidualEnv` wraps a :mod:`robo.rl.vec_env` environment and a frozen base so that any on-policy
+runner trains the residual alone::
+
+    residual obs  = [normalize_obs(obs), normalize_action(base(obs))]
+    env action    = unnormalize_action(normalize_action(base(obs)) + scale * residual)
+
+Everything happens in the base's normalised action space ([-1, 1] per channel), so ``scale = 0.1``
+bounds the correction to a tenth of each channel's demonstrated range whatever its unit (metres, 6D
+rotation, gripper). The base is any callable ``obs -> action`` with ``reset(rows)`` that forgets the
+rows whose episodes ended (a chunk queue); it is queried once per step, for the observation the
+residual is about to act on. A truncated episode's ``final_observation`` is paired with the base action
+just executed (the queue's next one belongs to the reset episode).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from robo.rl.vec_env import StepResult, VecEnv
+
+
+class BaseActor(Protocol):
+    def __call__(self, obs: torch.Tensor) -> torch.Tensor: ...
+
+    def reset(self, rows: torch.Tensor | np.ndarray | None = None) -> None: ...
+
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+class ResidualEnv:
+    """``env`` seen by a residual policy on top of ``base`` (see the module docstring)."""
+
+    def __init__(self, env: VecEnv, base: BaseActor, normalize_obs: Transform, normalize_action: Transform,
+                 unnormalize_action: Transform, scale: float = 0.1):
+        if not scale > 0:
+            raise ValueError(f"residual scale must be > 0, got {scale}")
+        self.env, self.base, self.scale = env, base, scale
+        self.normalize_obs, self.normalize_action = normalize_obs, normalize_action
+        self.unnormalize_action = unnormalize_action
+        self.num_envs = env.num_envs
+        self.action_size = env.action_size
+        self.observation_size = env.observation_size + env.action_size
+        self.base_action = torch.zeros(env.num_envs, env.action_size)  # normalised, for the current obs
+
+    def observe(self, obs: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            self.base_action = self.normalize_action(self.base(obs))
+            return torch.cat([self.normalize_obs(obs), self.base_action], dim=-1)
+
+    def reset(self, seed: int | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
+        obs, info = self.env.reset(seed=seed)
+        self.base.reset()
+        return self.observe(obs), info
+
+    def combined_action(self, residual: torch.Tensor) -> torch.Tensor:
+        """The environment action for the current observations: base plus the scaled residual."""
+        return self.unnormalize_action(self.base_action + self.scale * residual)
+
+    def step(self, residual: torch.Tensor) -> StepResult:
+        executed = self.base_action
+        obs, reward, terminated, truncated, info = self.env.step(self.combined_action(residual.detach()))
+        done = terminated | truncated
+        self.base.reset(torch.nonzero(done).flatten())
+        if "final_observation" in info:
+            info = {**info, "final_observation": torch.cat(
+                [self.normalize_obs(info["final_observation"]), executed], dim=-1)}
+        return self.observe(obs), reward, terminated, truncated, info

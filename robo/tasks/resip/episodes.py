@@ -1,0 +1,37 @@
+"""Success over seeded episodes of a batched policy, shared by ``robo eval dp`` and the ResiP stages.
+
+Every environment row plays ``per_row`` whole episodes (rows that finish early keep stepping but are
+not counted), so the count is not biased towards short (successful) episodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from robo.rl.residual import BaseActor
+from sim.assembly.env import AssemblyEnv
+
+
+def play(env: AssemblyEnv, act: BaseActor, per_row: int, bar=None,
+         before_step: Callable[[np.ndarray], None] | None = None) -> list[bool]:
+    """Success of each episode, row-major (row 0's episodes first); ``before_step(played)`` runs
+    before every step (the episode strip's camera)."""
+    obs, _ = env.reset()
+    act.reset()
+    played = np.zeros(env.num_envs, dtype=np.int64)
+    outcomes: list[list[bool]] = [[] for _ in range(env.num_envs)]
+    while (played < per_row).any():
+        if before_step is not None:
+            before_step(played)
+        obs, _, terminated, truncated, _ = env.step(act(obs))
+        done = (terminated | truncated).numpy()
+        for i in np.flatnonzero(done):
+            if played[i] < per_row:
+                outcomes[i].append(bool(terminated[i]))
+                played[i] += 1
+                if bar is not None:
+                    bar.update()
+        act.reset(np.flatnonzero(done))
+    return [o for row in outcomes for o in row]

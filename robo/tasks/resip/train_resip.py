@@ -1,0 +1,168 @@
+"""``robo train resip``: residual PPO on top of a frozen diffusion base (ResiP, Ankile et al. 2024).
+
+The base (a ``robo train dp`` run, DDIM 4, chunks of 8) acts; a Gaussian MLP residual sees the
+normalised observation and the base's current action and adds ``0.1 x`` its output in the base's
+normalised action space (:class:`robo.rl.residual.ResidualEnv`). Its last layer starts at zero, so at
+iteration 0 ResiP is exactly its base. PPO (:mod:`robo.rl.ppo` through
+:class:`robo.rl.on_policy_runner.OnPolicyRunner`) with the paper's settings: one episode length of
+steps per environment per iteration, gamma 0.999, GAE 0.95, clip 0.2, up to 50 full-batch epochs
+stopped at approximate KL 0.1, actor lr 3e-4, critic lr 5e-3, fixed log-std -1, the sparse success
+reward, no entropy bonus. At the end the deterministic policy (residual mean) is evaluated against the
+base on the same seeded episodes.
+
+The run folder holds config.yaml, checkpoint.pt (resume), TensorBoard scalars, learning_curve.csv/.png,
+residual.pt (the residual's mean network with the base it belongs to) and eval/metrics.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from robo.config import to_dict
+from robo.registry import Context
+from robo.rl.on_policy_runner import RESUMABLE_CHANGES, OnPolicyConfig, OnPolicyRunner
+from robo.rl.ppo import PPOConfig
+from robo.rl.residual import ResidualEnv
+from robo.run_dir import RunDir
+from robo.tasks.resip.base import Base, load_base
+from robo.tasks.resip.curves import write_curve
+from robo.tasks.resip.episodes import play
+from sim.assembly.env import ACTION_NAMES, OBSERVATION_LAYOUT, AssemblyEnv
+
+KIND = "resip"
+CHECKPOINT = "checkpoint.pt"
+RESIDUAL = "residual.pt"
+
+
+def _ppo() -> PPOConfig:
+    return PPOConfig(learning_rate=3e-4, schedule="fixed", num_epochs=50, num_minibatches=1, clip=0.2,
+                     clip_value=False, value_coef=1.0, entropy_coef=0.0, max_grad_norm=1.0, gamma=0.999,
+                     lam=0.95, critic_learning_rate=5e-3, target_kl=0.1)
+
+
+def _runner() -> OnPolicyConfig:
+    return OnPolicyConfig(iterations=20, num_steps=200, actor_hidden=(256, 256), critic_hidden=(256, 256),
+                          activation="relu", init_std=math.exp(-1.0), learn_std=False, actor_head_gain=0.0,
+                          checkpoint_interval=1)
+
+
+@dataclass
+class ResiPTrainConfig:
+    envs: int = 16  # environments stepped together (the paper: 1024 on a GPU)
+    residual_scale: float = 0.1  # of the residual in the base's normalised action space
+    base_ddim_steps: int = 0  # of the base while training and evaluating; 0: the base run's rl_ddim_steps
+    seed: int = 0
+    threads: int = 1  # torch CPU threads; may change on --resume
+    eval_episodes: int = 200  # of the base and of ResiP, same seeds; 0: no evaluation
+    eval_envs: int = 50
+    eval_seed: int = 1000  # not the training seeds
+    ppo: PPOConfig = field(default_factory=_ppo)
+    runner: OnPolicyConfig = field(default_factory=_runner)
+
+    def __post_init__(self) -> None:
+        if self.base_ddim_steps < 0:
+            raise ValueError(f"base_ddim_steps: must be >= 0, got {self.base_ddim_steps}")
+        for key in ("envs", "threads", "eval_envs"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key}: must be >= 1, got {getattr(self, key)}")
+        if self.eval_episodes < 0:
+            raise ValueError(f"eval_episodes: must be >= 0, got {self.eval_episodes}")
+        if not self.residual_scale > 0:
+            raise ValueError(f"residual_scale: must be > 0, got {self.residual_scale}")
+
+
+def residual_env(base: Base, envs: int, scale: float, seed: int, ddim_steps: int = 0) -> ResidualEnv:
+    """The base's environment as the residual sees it (the base at ``ddim_steps``; 0: its RL setting)."""
+    policy = base.policy
+    actor = base.actor(envs, ddim_steps or None, seed=seed + 1)
+    return ResidualEnv(AssemblyEnv(envs, base.env_config(), seed=seed), actor,
+                       policy.normalize_obs, policy.normalize_actions, policy.unnormalize_actions, scale)
+
+
+class ResiPActor:
+    """The deterministic ResiP policy for evaluation: base action plus the scaled residual mean."""
+
+    def __init__(self, env: ResidualEnv, residual: torch.nn.Module):
+        self.env, self.residual = env, residual
+        self.obs: torch.Tensor | None = None
+
+    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.env.combined_action(self.residual(self.env.observe(obs)))
+
+    def reset(self, rows: Any = None) -> None:
+        self.env.base.reset(rows)
+
+
+def success_rate(base: Base, residual: torch.nn.Module | None, config: ResiPTrainConfig, bar=None) -> float:
+    """Success over ``eval_episodes`` seeded episodes: the base alone (``residual=None``) or ResiP."""
+    envs = min(config.eval_envs, config.eval_episodes)
+    per_row = math.ceil(config.eval_episodes / envs)
+    wrapped = residual_env(base, envs, config.residual_scale, config.eval_seed, config.base_ddim_steps)
+    act = wrapped.base if residual is None else ResiPActor(wrapped, residual)
+    results = play(wrapped.env, act, per_row, bar)[: config.eval_episodes]
+    return float(np.mean(results))
+
+
+def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> str:
+    base = load_base(args.base)  # a bad base fails before the run folder is touched
+    if args.task and args.task != base.task:
+        raise ValueError(f"--task {args.task}: the base {base.run} was trained on {base.task}")
+    may_change = ["threads", "eval_episodes", "eval_envs", *(f"runner.{k}" for k in RESUMABLE_CHANGES)]
+    run = RunDir.open(ctx.out, config, kind=KIND, resume=ctx.resume, may_change=may_change)
+    torch.set_num_threads(config.threads)
+    env = residual_env(base, config.envs, config.residual_scale, config.seed, config.base_ddim_steps)
+    runner = OnPolicyRunner(env, config.ppo, config.runner, seed=config.seed, checkpoint=run / CHECKPOINT)
+    if ctx.resume and (run / CHECKPOINT).is_file():
+        runner.load(run / CHECKPOINT)
+    per_iteration = config.runner.num_steps * config.envs
+    first, started = runner.iteration, time.perf_counter()
+    total, done = config.runner.iterations * per_iteration, first * per_iteration
+    with run.scalars("resip") as scalars, ctx.bar(f"resip {base.task}", total, initial=done) as bar:
+        def on_log(stats: dict[str, float]) -> None:
+            scalars.add_all({k: v for k, v in stats.items() if k != "iteration"}, int(stats["env_steps"]),
+                            "resip/")
+            bar.set_postfix_str(f"success {stats['mean_return']:.2f}")
+
+        runner.on_log = on_log
+        history = runner.run(progress=bar.update)
+    seconds = time.perf_counter() - started
+    if history:
+        write_curve(run, "learning_curve", history, "env_steps", "mean_return", {
+            "xlabel": "environment steps", "ylabel": "training success (last 100 episodes)",
+            "title": f"ResiP, {base.task}"})
+
+    from robo.nets.policy import save_policy
+
+    residual = runner.model.deterministic_actor()
+    inputs = [{"name": f"normalised.{e['name']}", "unit": "1"} for e in OBSERVATION_LAYOUT.card_entries()]
+    inputs += [{"name": f"base.{name}", "unit": "1"} for name in ACTION_NAMES]
+    save_policy(run / RESIDUAL, residual, {
+        "task": base.task, "observation": inputs, "run": str(run.path),
+        "action": [{"name": f"residual.{name}", "unit": "1"} for name in ACTION_NAMES],
+        "action_clip": [-1.0, 1.0],
+        "action_mapping": f"env action = base.unnormalize(base action + {config.residual_scale} x residual), "
+                          f"in the normalised action space of the base {base.run / 'policy.pt'}",
+        "config": {**to_dict(config), "base": str(base.run)}})
+    summary: dict[str, Any] = {"task": base.task, "base": str(base.run), "iterations": runner.iteration,
+                               "env_steps": runner.iteration * per_iteration,
+                               "session_started_at_iteration": first, "session_wall_seconds": seconds,
+                               "threads": config.threads}
+    if config.eval_episodes:
+        with ctx.bar("eval base + resip", 2 * config.eval_episodes) as bar:
+            summary |= {"eval_episodes": config.eval_episodes, "eval_seed": config.eval_seed,
+                        "base_success_rate": success_rate(base, None, config, bar),
+                        "resip_success_rate": success_rate(base, residual, config, bar)}
+    run.write_json("metrics.json", summary)
+    rates = (f"; success over {config.eval_episodes} episodes: base {summary['base_success_rate']:.1%}, "
+             f"ResiP {summary['resip_success_rate']:.1%}" if config.eval_episodes else "")
+    return (f"resip {base.task}: {runner.iteration} iterations, {summary['env_steps']:,} environment steps "
+            f"({runner.iteration - first} in {seconds:.0f} s this session){rates}\n"
+            f"residual {run / RESIDUAL}; metrics {run / 'metrics.json'}")

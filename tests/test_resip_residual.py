@@ -1,0 +1,83 @@
+"""robo train resip on a tiny base (real MuJoCo, real diffusers): the residual starts at exactly zero
+(ResiP is its base at iteration 0), one PPO iteration runs and moves it, resume, and the refusals."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import torch
+
+from robo.config import load_config
+from robo.registry import Context, tasks
+from robo.rl.on_policy_runner import OnPolicyRunner
+from robo.tasks.resip.base import load_base
+from robo.tasks.resip.train_dp import DPTrainConfig
+from robo.tasks.resip.train_dp import train as train_dp
+from robo.tasks.resip.train_resip import ResiPTrainConfig, residual_env, train
+from sim.assembly import demos
+
+TINY_BASE = ["demo_episodes=2", "diffusion.down_dims=[16,32]", "diffusion.step_embed_dim=16",
+             "diffusion.pred_horizon=16", "diffusion.action_horizon=4", "diffusion.gradient_steps=4",
+             "diffusion.batch_size=16", "diffusion.warmup_steps=2", "threads=1"]
+TINY = ["envs=2", "runner.num_steps=20", "runner.iterations=1", "runner.actor_hidden=[32,32]",
+        "runner.critic_hidden=[32,32]", "ppo.num_epochs=3", "eval_episodes=2", "eval_envs=2", "threads=1"]
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resip")
+    demos.record_task(root / "demos.hdf5", "peg_2mm", "low", episodes=2, num_envs=2)
+    config = load_config(DPTrainConfig, None, [*TINY_BASE, f"demos={root / 'demos.hdf5'}"])
+    train_dp(config, argparse.Namespace(task="peg_2mm"), Context(out=root / "dp", log=lambda s: None))
+    return root / "dp"
+
+
+def test_resip_is_registered():
+    assert tasks()["resip"].train is not None
+
+
+def test_residual_starts_at_exactly_zero_so_resip_is_its_base(base_run):
+    base = load_base(base_run)
+    config = load_config(ResiPTrainConfig, None, TINY)
+    runner = OnPolicyRunner(residual_env(base, 2, 0.1, seed=3), config.ppo, config.runner, seed=0)
+    plain = residual_env(base, 2, 0.1, seed=3)  # the same episodes and base noise, no residual
+    plain_obs, _ = plain.reset(seed=0)
+    assert torch.equal(runner.obs, plain_obs)
+    for _ in range(5):
+        with torch.no_grad():
+            mean = runner.model.actor(runner.obs)
+        assert torch.equal(mean, torch.zeros_like(mean))
+        resip_action = runner.env.combined_action(mean)
+        base_action = plain.combined_action(torch.zeros(2, 10))
+        assert torch.equal(resip_action, base_action)
+        runner.obs = runner.env.step(mean)[0]
+        plain.step(torch.zeros(2, 10))
+
+
+def test_one_ppo_iteration_trains_saves_evaluates_and_resumes(base_run, tmp_path):
+    out = tmp_path / "resip"
+    config = load_config(ResiPTrainConfig, None, TINY)
+    report = train(config, argparse.Namespace(base=str(base_run), task="peg_2mm"),
+                   Context(out=out, log=lambda s: None))
+    assert "1 iterations, 40 environment steps" in report
+    for name in ("residual.pt", "checkpoint.pt", "learning_curve.csv", "learning_curve.png", "metrics.json"):
+        assert (out / name).is_file(), name
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    head = [v for k, v in state["model"].items() if k.startswith("actor.") and k.endswith("weight")][-1]
+    assert head.abs().max() > 0  # PPO moved the zero-initialised head
+    assert float(state["model"]["log_std"].mean()) == pytest.approx(-1.0)  # fixed, never learned
+    config = load_config(ResiPTrainConfig, None, [*TINY, "runner.iterations=2", "eval_episodes=0"])
+    report = train(config, argparse.Namespace(base=str(base_run), task=None),
+                   Context(out=out, resume=True, log=lambda s: None))
+    assert "2 iterations" in report and "(1 in" in report
+
+
+def test_a_base_of_another_task_is_refused_before_the_run_folder_is_made(base_run, tmp_path):
+    config = load_config(ResiPTrainConfig, None, TINY)
+    with pytest.raises(ValueError, match=r"^--task peg_0.2mm: the base .* was trained on peg_2mm"):
+        train(config, argparse.Namespace(base=str(base_run), task="peg_0.2mm"),
+              Context(out=tmp_path / "r", log=lambda s: None))
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(OSError, match=r"no policy\.pt"):
+        train(config, argparse.Namespace(base=str(tmp_path), task=None), Context(out=tmp_path / "r"))
