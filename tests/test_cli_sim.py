@@ -54,3 +54,21 @@ def test_benchmarks_are_spelt_as_tasks_and_accept_module_names(capsys):
             main(["bench", spelling, "--help"])
         assert stop.value.code == 0
         assert "usage: robo bench online-cbf" in capsys.readouterr().out
+
+
+def test_a_headless_machine_renders_mujoco_frames_through_the_cli_without_setting_mujoco_gl():
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, robo.cli; from sim.hand.env import HandEnv, HandEnvConfig; "
+            "from sim.hand.render import render_frame; env = HandEnv(1, HandEnvConfig()); env.reset(seed=0); "
+            "print(os.environ['MUJOCO_GL'], render_frame(env, width=32, height=24).shape)")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MUJOCO_GL")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-500:]
+    assert out.stdout.split() == ["egl", "(24,", "32,", "3)"]
+    env["MUJOCO_GL"] = "osmesa"  # the user's choice wins
+    out = subprocess.run([sys.executable, "-c", "import os, robo.cli; print(os.environ['MUJOCO_GL'])"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "osmesa"

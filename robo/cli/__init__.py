@@ -15,6 +15,11 @@ import sys
 
 from robo import __version__
 
+# MuJoCo picks its OpenGL platform when first imported (the parser below imports the simulators): on a
+# Linux machine with no display, GLFW cannot open a context, EGL renders headless. A user's choice wins.
+if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    os.environ.setdefault("MUJOCO_GL", "egl")
+
 DESCRIPTION = """\
 robo trains control policies in simulation, keeps them safe with control barrier
 functions, and ships them to ROS 2 nodes (ONNX) and microcontrollers (static C).

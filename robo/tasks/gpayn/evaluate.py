@@ -5,7 +5,7 @@ policy's first episode, and one learning-curve plot over several training runs.
 The episodes run in the environment the policy was trained in (the card's, or the checkpoint's, config),
 on evaluation seeds that are not training's. ``policy.onnx`` runs through the one ONNX Runtime wrapper
 (:class:`robo.runtime.OnnxPolicy`, what deployment runs), ``policy.pt`` through torch. The strip needs
-an OpenGL context: on a headless machine run with ``MUJOCO_GL=egl`` (MuJoCo reads it when first imported).
+an OpenGL context: with no display the ``robo`` command selects EGL (``MUJOCO_GL``, unless already set).
 """
 
 from __future__ import annotations
