@@ -1,11 +1,8 @@
-"""One frame of a hand environment to PNG (``mujoco.Renderer``; headless machines need MUJOCO_GL=egl or
-osmesa set before mujoco is imported)."""
+"""One frame of a hand environment as an RGB array (``mujoco.Renderer``; headless machines need
+MUJOCO_GL=egl or osmesa set before mujoco is imported, which the ``robo`` command does)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import matplotlib.image
 import mujoco
 import numpy as np
 
@@ -27,8 +24,3 @@ def render_frame(env: HandEnv, index: int = 0, width: int = 480, height: int = 3
         renderer.update_scene(env.data[index], camera, hide_sites)
         return renderer.render()
 
-
-def save_png(env: HandEnv, path: str | Path, index: int = 0) -> Path:
-    path = Path(path)
-    matplotlib.image.imsave(path, render_frame(env, index))
-    return path
