@@ -3,10 +3,11 @@
 The real nodes run as processes: quadrotor_sim (its odometry remapped to ``sim/odom``), trajectory
 (hold) and policy. This process relays ``sim/odom`` to ``odom`` and injects the faults there:
 odometry stalls (messages dropped for a while, the vehicle keeps flying), one NaN odometry message,
-and last the simulator killed. It records every motor command on arrival, the true altitude, and the
-policy node's own diagnostics, which it publishes on every mode change: the fault is dated when the
-policy says it detected it, on its clock. A second vehicle (the same three nodes under the namespace
-``uav2``) flies alongside without faults; it must not notice any of them.
+and last the simulator killed. It records every motor command (when the policy node published it,
+from DDS, and when it arrived here), the true altitude, and the policy node's own diagnostics, which it
+publishes on every mode change: the fault is dated when the policy says it detected it, on its clock.
+A second vehicle (the same three nodes under the namespace ``uav2``) flies alongside without faults;
+it must not notice any of them.
 """
 
 from __future__ import annotations
@@ -75,8 +76,13 @@ def replay(stalls: list[float], trials: int, settle: float = 2.5) -> list[dict[s
         rec["relayed"].append(time.monotonic())
 
     node.create_subscription(Odometry, "sim/odom", on_sim_odom, CONTROL_QOS)
-    node.create_subscription(Float32MultiArray, "motor_command",
-                             lambda m: rec["commands"].append((time.monotonic(), list(m.data))), CONTROL_QOS)
+    def on_command(m: Float32MultiArray, info: dict[str, int]) -> None:
+        # Publication time (the policy node's clock, from DDS) and arrival here: on a loaded machine this
+        # process may take the message late, which says nothing about when the node answered the fault.
+        published = info["source_timestamp"] * 1e-9 - wall_minus_monotonic
+        rec["commands"].append((time.monotonic(), published, list(m.data)))
+
+    node.create_subscription(Float32MultiArray, "motor_command", on_command, CONTROL_QOS)
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, QoSProfile(depth=100))
 
     def on_second_odom(m: Odometry) -> None:
@@ -163,9 +169,11 @@ def _measure(name: str, rec: dict[str, Any], t0: float, duration: float | None,
     before = [(t, mode) for t, mode, _ in rec["modes"] if t <= min(detectable, detected)]
     if before and before[-1][1] in FAILSAFE and math.isfinite(detectable):
         detected = detectable
-    safe = next((t for t, m in rec["commands"] if t >= detected - 1e-4 and _is_safe(m)), math.nan)
-    measured = math.isfinite(detected) and math.isfinite(safe)
-    periods = math.ceil((safe - detected) / period) if measured else None
+    arrived, published = next(((a, p) for a, p, m in rec["commands"]
+                               if p >= detected - 1e-4 and _is_safe(m)), (math.nan, math.nan))
+    measured = math.isfinite(detected) and math.isfinite(published)
+    periods = math.ceil((published - detected) / period) if measured else None
+    arrival_periods = math.ceil((arrived - detected) / period) if measured else None
     window = np.array([r for r in rec["z"] if r[0] >= t0 - 0.05]) if rec["z"] else np.zeros((0, 4))
     before = [r for r in rec["z"] if r[0] < t0]
     z0 = before[-1][3] if before else math.nan
@@ -180,7 +188,7 @@ def _measure(name: str, rec: dict[str, Any], t0: float, duration: float | None,
     # What the policy node reported around the fault, for the trials that went otherwise than expected.
     reports = [(round(t - t0, 3), mode, reason) for t, mode, reason in rec["modes"] if t0 - 0.5 <= t <= end]
     return {"fault": name, "received": received, "detected": math.isfinite(detected), "reports": reports,
-            "periods_to_safe_command": periods,
+            "periods_to_safe_command": periods, "periods_to_arrival": arrival_periods,
             "detection_delay_ms": delay, "max_altitude_loss_m": loss,
             "lost": lost if duration is not math.inf else None}
 
@@ -192,7 +200,8 @@ def _second_vehicle(rec: dict[str, Any], t0: float) -> dict[str, Any]:
     loss = float(1.0 - z[:, 3].min()) if len(z) else None
     lost = bool(not len(z) or np.abs(z[:, 1:4] - [0.0, 0.0, 1.0]).max() > 1.0)
     return {"fault": f"second vehicle (/{SECOND})", "detected": bool(failsafe),
-            "periods_to_safe_command": None, "detection_delay_ms": None, "max_altitude_loss_m": loss,
+            "periods_to_safe_command": None, "periods_to_arrival": None, "detection_delay_ms": None,
+            "max_altitude_loss_m": loss,
             "lost": lost, "unaffected": not failsafe and not lost}
 
 
