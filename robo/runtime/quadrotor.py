@@ -57,15 +57,6 @@ def rotation_matrix(q: np.ndarray) -> np.ndarray:
     ])
 
 
-def normalized(q: np.ndarray) -> np.ndarray:
-    """A quaternion scaled to unit length (raises on a zero or non-finite one)."""
-    q = np.asarray(q, dtype=np.float64)
-    n = float(np.linalg.norm(q))
-    if not np.isfinite(n) or n < 1e-6:
-        raise ValueError(f"quaternion {q.tolist()} cannot be normalised")
-    return q / n
-
-
 def field_values(state: VehicleState, setpoint: Setpoint, prev_action: np.ndarray) -> dict[str, np.ndarray]:
     """Every observation field this adapter can build, by the layout's field names."""
     return {

@@ -170,15 +170,6 @@ class BarrierSet:
         return (len(self.spheres) + len(self.cylinders) + (6 if self.geofence else 0)
                 + self.num_neighbours)
 
-    def row_names(self) -> list[str]:
-        names = [f"sphere[{i}]" for i in range(len(self.spheres))]
-        names += [f"cylinder[{i}]" for i in range(len(self.cylinders))]
-        if self.geofence:
-            names += ["geofence.x_min", "geofence.y_min", "geofence.floor",
-                      "geofence.x_max", "geofence.y_max", "geofence.ceiling"]
-        names += [f"neighbour[{i}]" for i in range(self.num_neighbours)]
-        return names
-
     def evaluate(self, p: np.ndarray, v: np.ndarray | None = None,
                  neighbours: np.ndarray | None = None) -> BarrierValues:
         """Barrier rows at position ``p`` moving with ``v``.
