@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,9 +40,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"--load must lie in [0, 64] busy processes, got {args.load}")
     with busy_processes(args.load):
         trials = replay(args.stalls, args.trials)
+        load_average = os.getloadavg()  # how busy the machine was, whatever else ran beside the bench
     summary = summarize(trials)
     print_table(summary)
+    print(f"load average at the end (1, 5, 15 min): {load_average[0]:.1f} {load_average[1]:.1f} "
+          f"{load_average[2]:.1f}")
     return {"trials": trials, "summary": summary, "load_processes": args.load,
+            "load_average_1_5_15_min": list(load_average),
             "targets": {"periods_to_safe_command": 3, "lost_under_stalls_up_to_s": 0.5}}
 
 
