@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -193,7 +194,24 @@ def test_a_student_run_is_not_overwritten_and_a_foreign_fleet_is_refused(teacher
         load_config(RaptorConfig, None, ["fleet.order=best"])
 
 
+def test_all_teachers_distils_the_rejected_ones_too(teacher_run, tmp_path) -> None:
+    run = tmp_path / "teachers"
+    shutil.copytree(teacher_run, run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    first, *others = metrics["accepted_names"]
+    assert others, "the fixture needs two teachers or more"
+    metrics["accepted_names"] = [first]
+    metrics["rejected"] = [{"name": n} for n in others]
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    for which, names in (("accepted", [first]), ("all", sorted([first, *others]))):
+        train_student(student_config("epochs=1", f"teachers={which}"), run, tmp_path / which,
+                      log=lambda s: None)
+        assert json.loads((tmp_path / which / "offsets.json").read_text())["teachers"] == names
+
+
 def test_student_config_errors_name_the_key() -> None:
+    with pytest.raises(ValueError, match=r"student\.teachers must be 'accepted' or 'all'"):
+        student_config("teachers=best")
     with pytest.raises(ValueError, match=r"student\.epochs must be > 0"):
         student_config("epochs=0")
     with pytest.raises(ValueError, match="auto_reset"):

@@ -61,6 +61,9 @@ from sim.quadrotor.sampler import coverage_order
 
 @dataclass
 class StudentConfig:
+    # Which teachers of the run are distilled: "accepted" (those that met the acceptance), or "all" (every
+    # teacher's judged best snapshot, as the authors distil all theirs, keeping each one's best checkpoint).
+    teachers: str = "accepted"
     epochs: int = 1000
     teacher_epochs: int = 10  # the teachers fly the first epochs, the student afterwards
     episodes_per_teacher: int = 10
@@ -87,6 +90,8 @@ class StudentConfig:
             raise ValueError("student.teacher_epochs and student.offset_episodes must be >= 0")
         if self.lr <= 0:
             raise ValueError(f"student.lr must be > 0, got {self.lr}")
+        if self.teachers not in ("accepted", "all"):
+            raise ValueError(f"student.teachers must be 'accepted' or 'all', got {self.teachers!r}")
         if self.env.observation != "teacher" or self.env.auto_reset:
             raise ValueError("student.env must have observation: teacher and auto_reset: false "
                              "(labels need the 26-value observation; a row is one episode)")
@@ -146,10 +151,10 @@ def train_student(config: StudentConfig, teacher_run: str | Path, out_dir: str |
                   resume: bool = False, progress: Callable[[int], None] | None = None,
                   log: Callable[[str], None] = print,
                   status: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Distil the accepted teachers of ``teacher_run`` into a student in ``out_dir``; returns metrics."""
+    """Distil the teachers of ``teacher_run`` (``config.teachers``) into a student in ``out_dir``."""
     out = Path(out_dir)
     teacher_run = Path(teacher_run)
-    names, teachers = load_teachers(teacher_run)
+    names, teachers = load_teachers(teacher_run, accepted_only=config.teachers == "accepted")
     fleet, _ = load_fleet(teacher_run / "fleet.json")
     by_name = {p.name: p for p in fleet}
     vehicles = [by_name[n] for n in names]
