@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 DESCENT, OFF = 0.5, 0.0  # configs/ros_quadrotor.yaml: descent_throttle; motors off
 FAILSAFE = ("descend", "motors_off")
@@ -117,7 +118,7 @@ def replay(stalls: list[float], trials: int, settle: float = 2.5) -> list[dict[s
         start = time.monotonic()
         faults = [(f"odometry stall {d:g} s", d) for d in stalls for _ in range(trials)]
         faults += [("NaN odometry", None)] * trials
-        for name, duration in faults:
+        for name, duration in tqdm(faults, desc="faults", unit="trial", leave=False):
             settled(rec, spin)
             t0 = time.monotonic()
             if duration is not None:
