@@ -318,3 +318,9 @@ def test_teacher_evaluation_flies_each_teacher_on_its_own_quadrotor(teacher_run)
         assert row["mean_episode_length"] == pytest.approx(mine["mean_episode_length"])
         assert row["success_rate"] == mine["success_rate"]
         assert row["thrust_to_weight"] == pytest.approx(fleet[row["name"]].thrust_to_weight())
+    # Flown again without the external force: with no force in the first place, the same numbers.
+    assert all(0.0 <= r["no_force_success_rate"] <= 1.0 for r in rows)
+    calm = load_config(EvalConfig, None, ["vehicles=0", "env.episode_steps=60", "env.disturbance=false"])
+    for row in evaluate_teachers(teacher_run, calm, episodes=4):
+        assert row["no_force_success_rate"] == row["success_rate"]
+        assert row["no_force_median_final_error_m"] == pytest.approx(row["median_final_error_m"], nan_ok=True)

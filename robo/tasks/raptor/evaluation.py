@@ -16,7 +16,7 @@ student (torch or ONNX), a teacher and the geometric baseline are measured by th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -227,7 +227,11 @@ def summarise_recovery(result: dict[str, Any]) -> dict[str, float]:
 
 def evaluate_teachers(run_dir: str | Path, config: EvalConfig, episodes: int = 100) -> list[dict[str, Any]]:
     """Every teacher of a teacher run, deterministic, on its own quadrotor: the precision its labels
-    carry. Acceptance looks at stochastic training episodes; this is what the student imitates."""
+    carry. Acceptance looks at stochastic training episodes; this is what the student imitates.
+
+    The same episodes are flown again without the constant external force (``no_force_*``): a teacher
+    sees no force, so it holds off target by force / stiffness, and that offset is the floor of its
+    final error under the force."""
     from robo.tasks.raptor.teachers import load_teachers, run_metrics
     from sim.quadrotor import load_fleet
 
@@ -240,24 +244,35 @@ def evaluate_teachers(run_dir: str | Path, config: EvalConfig, episodes: int = 1
     # Env rows are teacher-major, as the stacked actor wants them: [K * episodes] -> [K, episodes].
     stacked = Teacher(lambda obs: actors.deterministic(obs.view(k, episodes, -1)).reshape(k * episodes, -1))
     result = recovery(stacked, vehicles, config, episodes=episodes, seed=config.seed)
+    calm = replace(config, env=replace(config.env, disturbance=False))
+    no_force = recovery(stacked, vehicles, calm, episodes=episodes, seed=config.seed)
     rows = []
+    keys = ("success", "length", "final_error")
     for i, (name, vehicle) in enumerate(zip(names, vehicles, strict=True)):
         rows_i = slice(i * episodes, (i + 1) * episodes)
-        mine = {key: result[key][rows_i] for key in ("success", "length", "final_error")}
+        mine = {key: result[key][rows_i] for key in keys}
+        calm_i = summarise_recovery({key: no_force[key][rows_i] for key in keys})
         rows.append({"name": name, "accepted": name in accepted, "mass_kg": vehicle.mass,
-                     "thrust_to_weight": vehicle.thrust_to_weight(), **summarise_recovery(mine)})
+                     "thrust_to_weight": vehicle.thrust_to_weight(),
+                     "disturbance_sigma_n": vehicle.disturbance_sigma, **summarise_recovery(mine),
+                     "no_force_success_rate": calm_i["success_rate"],
+                     "no_force_median_final_error_m": calm_i["median_final_error_m"]})
     return rows
 
 
 def teachers_table(rows: list[dict[str, Any]]) -> str:
     """The table ``robo eval raptor --teachers`` prints."""
-    lines = [f"{'teacher':<9}{'mass kg':>9}{'T/W':>6}{'accepted':>10}{'success':>9}{'length':>8}"
-             f"{'final err':>11}"]
+    lines = [f"{'teacher':<9}{'mass kg':>9}{'T/W':>6}{'force/weight':>13}{'accepted':>10}{'success':>9}"
+             f"{'length':>8}{'final err':>11}{'| no force: success':>20}{'final err':>11}"]
     for r in rows:
-        err = r["median_final_error_m"]
+        weight = r["mass_kg"] * 9.81
         lines.append(f"{r['name']:<9}{r['mass_kg']:>9.3f}{r['thrust_to_weight']:>6.2f}"
+                     f"{r['disturbance_sigma_n'] / weight:>13.3f}"
                      f"{'yes' if r['accepted'] else 'no':>10}{r['success_rate']:>9.0%}"
-                     f"{r['mean_episode_length']:>8.0f}{err if math.isfinite(err) else math.nan:>11.3f}")
+                     f"{r['mean_episode_length']:>8.0f}{r['median_final_error_m']:>11.3f}"
+                     f"{r['no_force_success_rate']:>20.0%}{r['no_force_median_final_error_m']:>11.3f}")
+    lines.append("force/weight: the per-axis std of the episode's constant external force over the weight; "
+                 "'no force': the same episodes without it")
     return "\n".join(lines)
 
 
