@@ -52,11 +52,12 @@ same path (NFS or similar), and every node needs robo installed. Needs pip insta
 """
 
 STUDENT_DESCRIPTION = """\
-Distil the accepted teachers of a teacher run into RAPTOR's student, Linear(22->16)+ReLU ->
-GRU(16) -> Linear(16->4). Each epoch flies every teacher's quadrotor for episodes_per_teacher
-episodes (the teachers fly the first teacher_epochs epochs, the student afterwards), labels every
-state with the teacher's deterministic action and fits the student by MSE with backpropagation
-through whole episodes. The best epoch on held-out quadrotors is kept as student_best.pt.
+Distil the teachers of a teacher run (the accepted ones; with teachers=all every teacher's judged best
+snapshot, as the authors distil theirs) into RAPTOR's student, Linear(22->16)+ReLU -> GRU(16) ->
+Linear(16->4). Each epoch flies every teacher's quadrotor for episodes_per_teacher episodes (the
+teachers fly the first teacher_epochs epochs, the student afterwards), labels every state with the
+teacher's deterministic action and fits the student by MSE with backpropagation through whole
+episodes. The best epoch on held-out quadrotors is kept as student_best.pt.
 
 examples:
   robo train raptor-student --teachers runs/raptor-teachers/a --config configs/raptor_quick.yaml
