@@ -43,9 +43,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         load_average = os.getloadavg()  # how busy the machine was, whatever else ran beside the bench
     summary = summarize(trials)
     print_table(summary)
+    fresh = max((t.get("fresh_vehicle", 0) for t in trials), default=0)
+    print(f"vehicles replaced after a lost one (each trial starts from a steady hover): {fresh}")
     print(f"load average at the end (1, 5, 15 min): {load_average[0]:.1f} {load_average[1]:.1f} "
           f"{load_average[2]:.1f}")
-    return {"trials": trials, "summary": summary, "load_processes": args.load,
+    return {"trials": trials, "summary": summary, "load_processes": args.load, "vehicles_replaced": fresh,
             "load_average_1_5_15_min": list(load_average),
             "targets": {"periods_to_safe_command": 3, "lost_under_stalls_up_to_s": 0.5}}
 

@@ -67,7 +67,8 @@ def replay(stalls: list[float], trials: int, settle: float = 2.5) -> list[dict[s
     def on_sim_odom(m: Odometry) -> None:
         now = time.monotonic()
         p = m.pose.pose.position
-        rec["z"].append((now, p.x, p.y, p.z))
+        w = m.twist.twist.angular
+        rec["z"].append((now, p.x, p.y, p.z, math.sqrt(w.x * w.x + w.y * w.y)))
         if now < rec["drop_until"]:
             return
         if rec["nan"]:
@@ -91,15 +92,22 @@ def replay(stalls: list[float], trials: int, settle: float = 2.5) -> list[dict[s
         rec["second_z"].append((time.monotonic(), p.x, p.y, p.z))
 
     node.create_subscription(Odometry, f"/{SECOND}/odom", on_second_odom, CONTROL_QOS)
-    procs = {
-        "quadrotor_sim": start_node("quadrotor_sim", tmp / "sim.log", domain, params_files=[PARAMS_FILE],
-                                    remappings=[("odom", "sim/odom")], tmp_dir=tmp),
-        "trajectory": start_node("trajectory", tmp / "trajectory.log", domain, params_files=[PARAMS_FILE],
-                                 parameters={"kind": "hold"}, tmp_dir=tmp),
-        "policy": start_node("policy", tmp / "policy.log", domain, params_files=[PARAMS_FILE], tmp_dir=tmp),
-    }
+
+    def start_vehicle(tag: str = "") -> dict[str, Any]:
+        return {
+            "quadrotor_sim": start_node("quadrotor_sim", tmp / f"sim{tag}.log", domain,
+                                        params_files=[PARAMS_FILE], remappings=[("odom", "sim/odom")],
+                                        tmp_dir=tmp),
+            "trajectory": start_node("trajectory", tmp / f"trajectory{tag}.log", domain,
+                                     params_files=[PARAMS_FILE], parameters={"kind": "hold"}, tmp_dir=tmp),
+            "policy": start_node("policy", tmp / f"policy{tag}.log", domain, params_files=[PARAMS_FILE],
+                                 tmp_dir=tmp),
+        }
+
+    procs = start_vehicle()
+    second = {}
     for name, params in (("quadrotor_sim", {}), ("trajectory", {"kind": "hold"}), ("policy", {})):
-        procs[f"{SECOND}/{name}"] = start_node(name, tmp / f"{SECOND}_{name}.log", domain, namespace=SECOND,
+        second[name] = start_node(name, tmp / f"{SECOND}_{name}.log", domain, namespace=SECOND,
                                                params_files=[PARAMS_FILE], parameters=params, tmp_dir=tmp)
 
     def spin(seconds: float) -> None:
@@ -107,33 +115,44 @@ def replay(stalls: list[float], trials: int, settle: float = 2.5) -> list[dict[s
         while time.monotonic() < end:
             executor.spin_once(timeout_sec=0.005)
 
-    results = []
-    try:
+    def wait_flying(since: int) -> None:
         deadline = time.monotonic() + 60
-        while len(rec["commands"]) < 100 or len(rec["second_z"]) < 100:
+        while len(rec["commands"]) < since + 100 or len(rec["second_z"]) < 100:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"bench faults: the graph did not fly; logs in {tmp}")
             spin(0.1)
         spin(2.0)
+
+    results = []
+    restarts = 0
+    try:
+        wait_flying(0)
         start = time.monotonic()
         faults = [(f"odometry stall {d:g} s", d) for d in stalls for _ in range(trials)]
         faults += [("NaN odometry", None)] * trials
         for name, duration in tqdm(faults, desc="faults", unit="trial", leave=False):
-            settled(rec, spin)
+            if not settled(rec, spin):
+                # The last trial lost the vehicle (counted there): a fresh vehicle for this one, so that
+                # one loss is one lost trial, not every trial after it.
+                stop_nodes(list(procs.values()))
+                restarts += 1
+                procs = start_vehicle(f"_{restarts}")
+                wait_flying(len(rec["commands"]))
+                settled(rec, spin)
             t0 = time.monotonic()
             if duration is not None:
                 rec["drop_until"] = t0 + duration
             else:
                 rec["nan"] = True
             spin(settle)
-            results.append(_measure(name, rec, t0, duration))
+            results.append({**_measure(name, rec, t0, duration), "fresh_vehicle": restarts})
         t0 = time.monotonic()
         procs["quadrotor_sim"].send_signal(signal.SIGKILL)
         spin(1.0)
         results.append(_measure("simulator killed", rec, t0, math.inf))
         results.append(_second_vehicle(rec, start))
     finally:
-        stop_nodes(list(procs.values()))
+        stop_nodes([*procs.values(), *second.values()])
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown(context=ctx)
@@ -175,7 +194,7 @@ def _measure(name: str, rec: dict[str, Any], t0: float, duration: float | None,
     measured = math.isfinite(detected) and math.isfinite(published)
     periods = math.ceil((published - detected) / period) if measured else None
     arrival_periods = math.ceil((arrived - detected) / period) if measured else None
-    window = np.array([r for r in rec["z"] if r[0] >= t0 - 0.05]) if rec["z"] else np.zeros((0, 4))
+    window = np.array([r for r in rec["z"] if r[0] >= t0 - 0.05]) if rec["z"] else np.zeros((0, 5))
     before = [r for r in rec["z"] if r[0] < t0]
     z0 = before[-1][3] if before else math.nan
     loss = float(z0 - window[:, 3].min()) if len(window) else None
@@ -191,6 +210,8 @@ def _measure(name: str, rec: dict[str, Any], t0: float, duration: float | None,
     return {"fault": name, "received": received, "detected": math.isfinite(detected), "reports": reports,
             "periods_to_safe_command": periods, "periods_to_arrival": arrival_periods,
             "detection_delay_ms": delay, "max_altitude_loss_m": loss,
+            # The roll/pitch rate the vehicle reached (true state): how a lost trial was lost.
+            "max_roll_pitch_rate_rad_s": float(window[:, 4].max()) if len(window) else None,
             "lost": lost if duration is not math.inf else None}
 
 
