@@ -83,7 +83,7 @@ def test_a_fault_hands_the_whole_pair_condition_to_the_neighbour():
 def test_the_fixed_gain_crossing_that_collided_after_faults_has_none():
     # Before faults handed their pair conditions over, these episodes collided 8 times in their first
     # 7 s (every one just after one of the pair faulted and braked); the faults stay, the collisions not.
-    config = dataclasses.replace(SHORT, scenario="crossing", episodes=100,
+    config = dataclasses.replace(SHORT, scenario="crossing", episodes=100, tilt=0.0,
                                  swarm=SwarmConfig(episode_time=7.0))
     result = metrics(run_episodes(config, (1.0, 2.0)), config)
     assert result["qp_faults"] > 100
@@ -101,10 +101,27 @@ SHORT = OnlineCbfConfig(scenario="swap", agents=8, episodes=2, swarm=SwarmConfig
 
 
 def test_the_filtered_swap_of_eight_agents_has_no_collision_where_the_nominal_controller_collides():
-    nominal = metrics(run_episodes(SHORT, None), SHORT)
-    filtered = metrics(run_episodes(SHORT, (2.0, 2.0)), SHORT)
+    plain = dataclasses.replace(SHORT, tilt=0.0)  # with the right-hand rule the nominal swap may not collide
+    nominal = metrics(run_episodes(plain, None), plain)
+    filtered = metrics(run_episodes(plain, (2.0, 2.0)), plain)
     assert nominal["collisions"] > 0 and nominal["min_distance_m"] < 0.4
     assert filtered["collisions"] == 0 and filtered["min_distance_m"] > 0.4
+
+
+def test_the_right_hand_rule_gets_a_head_on_pair_through_the_corridor_where_gains_alone_deadlock():
+    # Two agents meet exactly on the corridor's axis (no jitter): with the plain PD the pair stays
+    # symmetric and the QP only slows both down; with the nominal's error turned clockwise each keeps
+    # right and they pass.
+    config = dataclasses.replace(SHORT, scenario="corridor", agents=2, episodes=1, jitter=0.0,
+                                 swarm=SwarmConfig(episode_time=15.0))
+    for gains in ((2.0, 2.0), (4.0, 4.0)):
+        stuck = metrics(run_episodes(dataclasses.replace(config, tilt=0.0), gains), config)
+        passed = metrics(run_episodes(config, gains), config)
+        assert stuck["success_rate"] == 0 and stuck["deadlock_rate"] == 1
+        assert passed["success_rate"] == 1 and passed["deadlock_rate"] == 0
+        assert stuck["collisions"] == passed["collisions"] == 0 and passed["min_distance_m"] > 0.4
+    with pytest.raises(ValueError, match="tilt must be finite and within"):
+        dataclasses.replace(config, tilt=float("nan"))
 
 
 def test_grid_search_tries_every_pair_and_picks_the_safest_then_most_successful():

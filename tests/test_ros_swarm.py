@@ -52,14 +52,15 @@ def test_one_agents_qp_is_the_batched_filters(scenario):
     g = torch.Generator().manual_seed(1)
     k1 = 0.3 + 3.5 * torch.rand(4, 8, generator=g, dtype=torch.float64)
     k2 = 0.3 + 3.5 * torch.rand(4, 8, generator=g, dtype=torch.float64)
-    u_nom = nominal_accelerations(state.p, state.v, state.goal, max_speed=1.0, max_accel=2.0)
+    u_nom = nominal_accelerations(state.p, state.v, state.goal, max_speed=1.0, max_accel=2.0, tilt=0.4)
     batched = filter_accelerations(state.p, state.v, u_nom, state.obstacle_p, state.obstacle_r, k1, k2,
                                    MultiAgentFilterConfig())
     modified = 0
     for e in range(4):
         for i in range(8):
             p, v = state.p[e, i].numpy(), state.v[e, i].numpy()
-            nominal = nominal_acceleration(p, v, state.goal[e, i].numpy(), max_speed=1.0, max_accel=2.0)
+            nominal = nominal_acceleration(p, v, state.goal[e, i].numpy(), max_speed=1.0, max_accel=2.0,
+                                           tilt=0.4)
             np.testing.assert_allclose(nominal, u_nom[e, i].numpy(), atol=1e-12)
             out = filter_agent(p, v, nominal, *_others(state, e, i), float(k1[e, i]), float(k2[e, i]),
                                AgentFilterConfig(), state.obstacle_p[e].numpy(), state.obstacle_r[e].numpy())

@@ -123,3 +123,28 @@ def test_three_dimensional_swarms_step():
     assert state.p.shape == (2, 4, 3)
     with pytest.raises(ValueError, match="scenario is 3-D but the config says dim 2"):
         reset(scenario, CONFIG)
+
+
+def test_tilt_turns_the_goal_error_clockwise_and_zero_tilt_is_the_plain_pd():
+    p, v = torch.zeros(1, 1, 2, dtype=torch.float64), torch.zeros(1, 1, 2, dtype=torch.float64)
+    goal = torch.tensor([[[0.2, 0.0]]], dtype=torch.float64)
+    plain = nominal_accelerations(p, v, goal, max_speed=1.0, max_accel=2.0)
+    assert torch.equal(nominal_accelerations(p, v, goal, max_speed=1.0, max_accel=2.0, tilt=0.0), plain)
+    turned = nominal_accelerations(p, v, goal, max_speed=1.0, max_accel=2.0, tilt=0.4)
+    assert float(turned[0, 0, 1]) < 0 < float(turned[0, 0, 0])  # heading +x, veering to its right (-y)
+    assert torch.allclose(turned.norm(dim=-1), plain.norm(dim=-1))
+    goal3 = torch.tensor([[[0.2, 0.0, 0.1]]], dtype=torch.float64)
+    z = nominal_accelerations(torch.zeros_like(goal3), torch.zeros_like(goal3), goal3, max_speed=1.0,
+                              max_accel=2.0, tilt=0.4)[0, 0, 2]
+    assert float(z) == pytest.approx(0.1 * 0.5 * 2.0)  # the height is not turned
+    with pytest.raises(ValueError, match="tilt"):
+        nominal_accelerations(p, v, goal, max_speed=1.0, max_accel=2.0, tilt=2.0)
+
+
+def test_tilted_nominal_converges_to_the_goal():
+    state = reset(_two_agents([0.0, 0.0], [5.0, 5.0], goals=[[3.0, 1.0], [5.0, 5.0]]), CONFIG)
+    for _ in range(400):
+        u = nominal_accelerations(state.p, state.v, state.goal, max_speed=CONFIG.max_speed,
+                                  max_accel=CONFIG.max_accel, tilt=0.4)
+        state = step(state, u, CONFIG)
+    assert bool(at_goal(state, CONFIG).all())

@@ -140,14 +140,15 @@ def record_swap_views(policy: str, *, agents: int = 8, every: int = 4, seed: int
                 others = np.arange(agents) != i
                 views.append(AgentView(p[i], v[i], goal[i], p[others], v[others]))
         u = nominal_accelerations(state.p, state.v, state.goal, max_speed=sw.max_speed,
-                                  max_accel=sw.max_accel, kp=config.kp, kd=config.kd)
+                                  max_accel=sw.max_accel, kp=config.kp, kd=config.kd, tilt=config.tilt)
         u = filter_accelerations(state.p, state.v, u, state.obstacle_p, state.obstacle_r, *tuner(state, sw),
                                  fc).u
         state = step(state, u, sw)
         if bool((state.arrived_step >= 0).all()):
             break
     settings = StepSettings(fc, sw.max_speed, config.kp, config.kd, slots=config.train.neighbours,
-                            obstacle_p=state.obstacle_p[0].numpy(), obstacle_r=state.obstacle_r[0].numpy())
+                            tilt=config.tilt, obstacle_p=state.obstacle_p[0].numpy(),
+                            obstacle_r=state.obstacle_r[0].numpy())
     return views, settings
 
 

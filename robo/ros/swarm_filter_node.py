@@ -76,6 +76,8 @@ PARAMS = [
     Param("brake_gain", 10.0, "1/s, the fault command's velocity gain", 0.01, 1000.0, read_only=True),
     Param("nominal_kp", 1.0, "PD to goal: position gain", 0.001, 100.0, read_only=True),
     Param("nominal_kd", 2.0, "PD to goal: velocity gain", 0.001, 100.0, read_only=True),
+    Param("nominal_tilt", 0.4, "rad, right-hand rule: the goal error turned clockwise (online_cbf's tilt)",
+          -1.5, 1.5, read_only=True),
     Param("tracker_kp", 4.0, "the vehicle tracker's position gain (swarm_sim's kp)", 0.01, 1000.0,
           read_only=True),
     Param("diagnostics_rate_hz", 1.0, "diagnostics messages per second", 0.1, 100.0, read_only=True),
@@ -192,7 +194,7 @@ class SwarmFilterNode(Node):
         self.counts["fallbacks"] += self.tuner.fallbacks - fallbacks
         u_nom = nominal_acceleration(p, v, target[:2], max_speed=self.values["max_speed"],
                                      max_accel=self.config.max_accel, kp=self.values["nominal_kp"],
-                                     kd=self.values["nominal_kd"])
+                                     kd=self.values["nominal_kd"], tilt=self.values["nominal_tilt"])
         out = filter_agent(p, v, u_nom, others_p, others_v, k1, k2, self.config)
         self.counts["solves"] += 1
         self.counts["modified"] += out.modified

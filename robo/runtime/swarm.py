@@ -49,9 +49,13 @@ def agent_observation(p: np.ndarray, v: np.ndarray, goal: np.ndarray, neighbours
 
 
 def nominal_acceleration(p: np.ndarray, v: np.ndarray, goal: np.ndarray, *, max_speed: float,
-                         max_accel: float, kp: float = 1.0, kd: float = 2.0) -> np.ndarray:
-    """PD to ``goal``: a desired velocity ``kp / kd * error`` capped at ``max_speed``, tracked with ``kd``."""
-    v_des = (goal - p) * (kp / kd)
+                         max_accel: float, kp: float = 1.0, kd: float = 2.0, tilt: float = 0.0) -> np.ndarray:
+    """PD to ``goal``: a desired velocity ``kp / kd * error`` capped at ``max_speed``, tracked with ``kd``;
+    ``tilt`` (rad) turns the x-y part of the error clockwise (the right-hand rule of the simulator's)."""
+    error = np.array(goal - p, dtype=float)
+    c, s = np.cos(tilt), np.sin(tilt)
+    error[:2] = c * error[0] + s * error[1], c * error[1] - s * error[0]
+    v_des = error * (kp / kd)
     speed = float(np.linalg.norm(v_des))
     v_des = v_des * (max_speed / max(speed, max_speed))
     return np.clip(kd * (v_des - v), -max_accel, max_accel)

@@ -19,6 +19,7 @@ and this filter.
 
 from __future__ import annotations
 
+import math
 import re
 
 from robo.codegen.c_literal import c_floats
@@ -172,6 +173,7 @@ _STEP_SOURCE = """
 static const float MAX_SPEED = {max_speed};
 static const float KP_OVER_KD = {kp_over_kd};
 static const float KD = {kd};
+static const float TILT_COS = {tilt_cos}, TILT_SIN = {tilt_sin};  /* right-hand rule: error turned */
 
 /* Observation of robo.runtime.swarm.agent_observation: the NS nearest bodies within the sensing radius,
  * nearest first, ties in order (neighbour slots, then obstacles). */
@@ -207,7 +209,13 @@ int {prefix}_gains(const float p[D], const float v[D], const float goal[D], cons
 
 void {prefix}_nominal(const float p[D], const float v[D], const float goal[D], float u[D]) {{
     float vd[D], speed2 = 0.0f;
-    for (int i = 0; i < D; i++) {{ vd[i] = (goal[i] - p[i]) * KP_OVER_KD; speed2 += vd[i] * vd[i]; }}
+    float ex = goal[0] - p[0], ey = goal[1] - p[1];
+    for (int i = 0; i < D; i++) {{
+        float e = i == 0 ? TILT_COS * ex + TILT_SIN * ey
+                : i == 1 ? TILT_COS * ey - TILT_SIN * ex : goal[i] - p[i];
+        vd[i] = e * KP_OVER_KD;
+        speed2 += vd[i] * vd[i];
+    }}
     float speed = root(speed2), scale = MAX_SPEED / (speed > MAX_SPEED ? speed : MAX_SPEED);
     for (int i = 0; i < D; i++) u[i] = clampf(KD * (vd[i] * scale - v[i]), -MAX_ACCEL, MAX_ACCEL);
 }}
@@ -230,18 +238,21 @@ def emit_agent_filter(config: AgentFilterConfig, *, dim: int = 2, slots: int = 8
 
 
 def emit_agent_step(config: AgentFilterConfig, *, max_speed: float, kp: float, kd: float, dim: int = 2,
-                    slots: int = 8, obstacles: int = 0, tol: float = 1e-4,
+                    slots: int = 8, obstacles: int = 0, tol: float = 1e-4, tilt: float = 0.0,
                     prefix: str = "robo_agent") -> dict[str, str]:
     """The filter plus ``<prefix>_gains``, ``_nominal`` and ``_step``; link it with the ``policy.c`` of
-    ``robo codegen c`` for a tuner with ``slots`` edge slots."""
+    ``robo codegen c`` for a tuner with ``slots`` edge slots. ``tilt``: the nominal's right-hand rule
+    (rad, :func:`robo.runtime.swarm.nominal_acceleration`)."""
     for name, value in (("max_speed", max_speed), ("kp", kp), ("kd", kd)):
         if not (value > 0 and value < float("inf")):
             raise ValueError(f"{name}: must be finite and > 0, got {value}")
-    return _emit(config, dim, slots, obstacles, tol, prefix, (max_speed, kp / kd, kd))
+    if not (abs(tilt) < math.pi / 2):
+        raise ValueError(f"tilt: must be finite and within +-pi/2 rad, got {tilt}")
+    return _emit(config, dim, slots, obstacles, tol, prefix, (max_speed, kp / kd, kd, tilt))
 
 
 def _emit(config: AgentFilterConfig, dim: int, slots: int, obstacles: int, tol: float, prefix: str,
-          step: tuple[float, float, float] | None) -> dict[str, str]:
+          step: tuple[float, float, float, float] | None) -> dict[str, str]:
     if not _NAME.match(prefix):
         raise ValueError(f"prefix: {prefix!r} is not a C identifier")
     if dim not in (2, 3):
@@ -261,7 +272,9 @@ def _emit(config: AgentFilterConfig, dim: int, slots: int, obstacles: int, tol: 
     fields["step_decl"] = _STEP_DECL.format(**fields) if step else ""
     source = _SOURCE.format(**fields)
     if step:
-        max_speed, kp_over_kd, kd = step
+        max_speed, kp_over_kd, kd, tilt = step
         source += _STEP_SOURCE.format(**fields, max_speed=c_floats([max_speed]),
-                                      kp_over_kd=c_floats([kp_over_kd]), kd=c_floats([kd]))
+                                      kp_over_kd=c_floats([kp_over_kd]), kd=c_floats([kd]),
+                                      tilt_cos=c_floats([math.cos(tilt)]),
+                                      tilt_sin=c_floats([math.sin(tilt)]))
     return {f"{prefix}.h": _HEADER.format(**fields), f"{prefix}.c": source}

@@ -46,6 +46,7 @@ class StepSettings:
     kp: float
     kd: float
     slots: int = 8
+    tilt: float = 0.0                     # rad, the nominal's right-hand rule
     obstacle_p: np.ndarray | None = None  # [O, D]
     obstacle_r: np.ndarray | None = None  # [O]
 
@@ -69,7 +70,8 @@ def assemble_agent_app(out_dir: str | Path, policy_onnx: str | Path, views: Sequ
     obs_p = np.zeros((0, D)) if settings.obstacle_p is None else np.reshape(settings.obstacle_p, (-1, D))
     obs_r = np.zeros(0) if settings.obstacle_r is None else np.asarray(settings.obstacle_r).ravel()
     for name, text in emit_agent_step(settings.filter, max_speed=settings.max_speed, kp=settings.kp,
-                                      kd=settings.kd, dim=D, slots=S, obstacles=len(obs_p)).items():
+                                      kd=settings.kd, dim=D, slots=S, obstacles=len(obs_p),
+                                      tilt=settings.tilt).items():
         write_text(out / name, text)
     shutil.copyfile(Path(driver_dir) / "agent_main.c", out / "agent_main.c")
     tables, masks = [], []
@@ -156,7 +158,7 @@ def python_step(view: AgentView, tuner: Any, settings: StepSettings) -> tuple[tu
                             obstacle_p=settings.obstacle_p, obstacle_r=settings.obstacle_r)
     k1, k2 = tuner.gains(obs)
     u_nom = nominal_acceleration(p, v, goal, max_speed=settings.max_speed, max_accel=fc.max_accel,
-                                 kp=settings.kp, kd=settings.kd)
+                                 kp=settings.kp, kd=settings.kd, tilt=settings.tilt)
     u_nom = np.asarray(u_nom, np.float32).astype(float)
     k1, k2 = float(np.float32(k1)), float(np.float32(k2))
     return (k1, k2), filter_agent(p, v, u_nom, nbp, nbv, k1, k2, fc, settings.obstacle_p, settings.obstacle_r)

@@ -28,7 +28,9 @@ EVAL_DESCRIPTION = """\
 Run seeded episodes of one scenario (swap, crossing, corridor, obstacles) and measure success (every
 agent at its goal, no collision), collisions (contact onsets), the minimum distance between two
 agents' centres, the deadlock rate, the makespan of successful episodes and the QP fault rate (a
-fault needs slack: the agent brakes). The controller is the nominal PD-to-goal one without a filter
+fault needs slack: the agent brakes). Every controller starts from the nominal PD-to-goal command,
+whose goal error is turned clockwise by the config's tilt (a right-hand rule: agents meeting head-on
+keep right; --set tilt=0 for the plain PD). The controller is that nominal one without a filter
 (--nominal), the filter with fixed gains (--gains K1,K2), the filter with the gains an exhaustive
 grid search picks on separate episodes (--grid; the grid and its episodes are in the config), or the
 filter with the gains a trained tuner sets online (--policy policy.onnx through ONNX Runtime, or

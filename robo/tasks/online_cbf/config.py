@@ -9,6 +9,7 @@ from robo.rl.on_policy_runner import OnPolicyConfig
 from robo.rl.ppo import PPOConfig
 from robo.safety.batched_multi_agent import MultiAgentFilterConfig
 from sim.swarm import SCENARIOS, SwarmConfig
+from sim.swarm.nominal import check_tilt
 
 
 @dataclass
@@ -71,6 +72,7 @@ class OnlineCbfConfig:
     obstacles: int = 4           # random obstacles of the "obstacles" scenario
     kp: float = 1.0              # nominal controller: desired velocity kp / kd * goal offset
     kd: float = 2.0              # 1/s, velocity tracking gain
+    tilt: float = 0.4            # rad, nominal's right-hand rule (sim.swarm.nominal), for every controller
     threads: int = 1             # torch CPU threads
     swarm: SwarmConfig = field(default_factory=SwarmConfig)
     filter: FilterSettings = field(default_factory=FilterSettings)
@@ -88,6 +90,7 @@ class OnlineCbfConfig:
         for name in ("kp", "kd"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise ValueError(f"{name} must be finite and > 0, got {getattr(self, name)}")
+        check_tilt(self.tilt)
         if not self.grid.k1 or not self.grid.k2 or min(self.grid.k1 + self.grid.k2) <= 0:
             raise ValueError("grid: k1 and k2 must be non-empty lists of positive gains")
         t = self.train

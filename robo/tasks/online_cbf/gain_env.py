@@ -106,7 +106,7 @@ class SwarmGainEnv:
         s = self.state
         k1, k2 = self.gains(action)
         u = nominal_accelerations(s.p, s.v, s.goal, max_speed=sw.max_speed, max_accel=sw.max_accel,
-                                  kp=c.kp, kd=c.kd)
+                                  kp=c.kp, kd=c.kd, tilt=c.tilt)
         out = filter_accelerations(s.p, s.v, u, s.obstacle_p, s.obstacle_r, k1, k2, self.filter)
         new = step(s, out.u, sw)
         self.t += 1

@@ -44,7 +44,7 @@ def run_episodes(config: OnlineCbfConfig, gains: Gains, *, episodes: int | None 
     chosen: list[torch.Tensor] = []
     for _ in range(sw.episode_steps):
         u = nominal_accelerations(state.p, state.v, state.goal, max_speed=sw.max_speed,
-                                  max_accel=sw.max_accel, kp=config.kp, kd=config.kd)
+                                  max_accel=sw.max_accel, kp=config.kp, kd=config.kd, tilt=config.tilt)
         if gains is not None:
             k1, k2 = gains(state, sw) if callable(gains) else gains
             if callable(gains):
