@@ -95,7 +95,8 @@ class ResiPActor:
 
     def __call__(self, obs: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return self.env.combined_action(self.residual(self.env.observe(obs)))
+            # Clipped as the runner clips what it sends while training.
+            return self.env.combined_action(self.residual(self.env.observe(obs)).clamp(-1.0, 1.0))
 
     def reset(self, rows: Any = None) -> None:
         self.env.base.reset(rows)
