@@ -17,6 +17,7 @@ from robo.registry import Context
 from robo.tasks.resip.base import load_base
 from robo.tasks.resip.export import export
 from robo.tasks.resip.train_resip import ResiPActor, ResiPTrainConfig, residual_env, train
+from sim.assembly.env import AssemblyEnv
 from tests.test_resip_residual import TINY, base_run  # noqa: F401 (base_run is a fixture)
 
 
@@ -61,3 +62,21 @@ def test_a_run_without_a_residual_is_refused_and_nothing_is_written(base_run, tm
     with pytest.raises(OSError, match=r"residual\.pt"):
         export(base_run, tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_the_residual_alone_goes_through_onnx_and_c(resip_run, tmp_path):
+    from robo.codegen.c_emitter import generate_from_file
+    from robo.codegen.host import HostPolicy
+    from robo.export.onnx_export import export_checkpoint
+
+    card = export_checkpoint(resip_run / "residual.pt", tmp_path / "residual.onnx", steps=50)
+    size = AssemblyEnv.observation_size + AssemblyEnv.action_size  # normalised obs + the base's action
+    assert card["observation"]["size"] == size
+    generate_from_file(tmp_path / "residual.onnx", tmp_path / "c")
+    c_policy = HostPolicy(tmp_path / "c")
+    residual = load_policy(resip_run / "residual.pt")[0]
+    inputs = np.random.default_rng(0).uniform(-1, 1, (20, size)).astype(np.float32)
+    with torch.no_grad():
+        expected = residual(torch.from_numpy(inputs)).clamp(-1, 1).numpy()
+    got = np.stack([c_policy.step(x)[0] for x in inputs])
+    assert np.abs(got - expected).max() < 1e-5

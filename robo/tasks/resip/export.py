@@ -4,7 +4,7 @@
 
 Inputs and outputs (batch 1)::
 
-    obs       [1, 22]        the raw observation (sim.assembly OBSERVATION_LAYOUT)
+    obs       [1, 17]        the raw observation (sim.assembly OBSERVATION_LAYOUT)
     noise     [1, 16, 10]    N(0, 1), the DDIM start; the caller draws a fresh one every call (auxiliary)
     queue_in  [1, 8 x 10]    the base's queued actions (recurrent state, zeros at the start)
     left_in   [1, 1]         how many of them are still to execute (recurrent state, 0 at the start)
