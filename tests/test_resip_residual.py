@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 
 import pytest
 import torch
@@ -63,6 +64,10 @@ def test_one_ppo_iteration_trains_saves_evaluates_and_resumes(base_run, tmp_path
     assert "1 iterations, 40 environment steps" in report
     for name in ("residual.pt", "checkpoint.pt", "learning_curve.csv", "learning_curve.png", "metrics.json"):
         assert (out / name).is_file(), name
+    with open(out / "learning_curve.csv") as f:
+        row = next(csv.DictReader(f))
+    assert 0.0 <= float(row["rollout_success"]) <= 1.0 or row["rollout_success"] == "nan"
+    assert float(row["residual_abs_mean"]) > 0  # the updated residual no longer outputs zero
     state = torch.load(out / "checkpoint.pt", weights_only=False)
     head = [v for k, v in state["model"].items() if k.startswith("actor.") and k.endswith("weight")][-1]
     assert head.abs().max() > 0  # PPO moved the zero-initialised head

@@ -11,7 +11,9 @@ bounds the correction to a tenth of each channel's demonstrated range whatever i
 rotation, gripper). The base is any callable ``obs -> action`` with ``reset(rows)`` that forgets the
 rows whose episodes ended (a chunk queue); it is queried once per step, for the observation the
 residual is about to act on. A truncated episode's ``final_observation`` is paired with the base action
-just executed (the queue's next one belongs to the reset episode).
+just executed (the queue's next one belongs to the reset episode). :attr:`episodes` and
+:attr:`successes` count the episodes that ended and those that ended terminated (the sparse task's
+success), so a trainer can log what fraction of its exploring rollouts succeed.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class ResidualEnv:
         self.action_size = env.action_size
         self.observation_size = env.observation_size + env.action_size
         self.base_action = torch.zeros(env.num_envs, env.action_size)  # normalised, for the current obs
+        self.episodes = self.successes = 0
 
     def observe(self, obs: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -67,6 +70,8 @@ class ResidualEnv:
         executed = self.base_action
         obs, reward, terminated, truncated, info = self.env.step(self.combined_action(residual.detach()))
         done = terminated | truncated
+        self.episodes += int(done.sum())
+        self.successes += int(terminated.sum())
         self.base.reset(torch.nonzero(done).flatten())
         if "final_observation" in info:
             info = {**info, "final_observation": torch.cat(

@@ -95,7 +95,8 @@ class ResiPActor:
 
     def __call__(self, obs: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return self.env.combined_action(self.residual(self.env.observe(obs)))
+            # Clipped as the runner clips what it sends while training.
+            return self.env.combined_action(self.residual(self.env.observe(obs)).clamp(-1.0, 1.0))
 
     def reset(self, rows: Any = None) -> None:
         self.env.base.reset(rows)
@@ -109,6 +110,19 @@ def success_rate(base: Base, residual: torch.nn.Module | None, config: ResiPTrai
     act = wrapped.base if residual is None else ResiPActor(wrapped, residual)
     results = play(wrapped.env, act, per_row, bar)[: config.eval_episodes]
     return float(np.mean(results))
+
+
+@torch.no_grad()
+def rollout_diagnostics(runner: OnPolicyRunner) -> dict[str, float]:
+    """What tells a residual that learns from one that drifts, on the iteration's rollout: the updated
+    residual mean's size (in units of its output, before the residual scale), the critic's values
+    against the returns they estimate (a value scale far off the returns misleads every advantage),
+    and the spread of the raw advantages."""
+    storage = runner.storage
+    mean = runner.model.actor(storage.obs.flatten(0, 1))
+    return {"residual_abs_mean": float(mean.abs().mean()), "residual_abs_max": float(mean.abs().max()),
+            "value_mean": float(storage.values.mean()), "return_mean": float(storage.returns.mean()),
+            "advantage_std": float(storage.advantages.std())}
 
 
 def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> str:
@@ -125,18 +139,23 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
     per_iteration = config.runner.num_steps * config.envs
     first, started = runner.iteration, time.perf_counter()
     total, done = config.runner.iterations * per_iteration, first * per_iteration
+    counted = {"episodes": env.episodes, "successes": env.successes}
     with run.scalars("resip") as scalars, ctx.bar(f"resip {base.task}", total, initial=done) as bar:
         def on_log(stats: dict[str, float]) -> None:
+            ended, won = env.episodes - counted["episodes"], env.successes - counted["successes"]
+            counted.update(episodes=env.episodes, successes=env.successes)
+            stats["rollout_success"] = won / ended if ended else float("nan")  # exploring, this iteration
+            stats |= rollout_diagnostics(runner)
             scalars.add_all({k: v for k, v in stats.items() if k != "iteration"}, int(stats["env_steps"]),
                             "resip/")
-            bar.set_postfix_str(f"success {stats['mean_return']:.2f}")
+            bar.set_postfix_str(f"rollout success {stats['rollout_success']:.2f}")
 
         runner.on_log = on_log
         history = runner.run(progress=bar.update)
     seconds = time.perf_counter() - started
     if history:
-        write_curve(run, "learning_curve", history, "env_steps", "mean_return", {
-            "xlabel": "environment steps", "ylabel": "training success (last 100 episodes)",
+        write_curve(run, "learning_curve", history, "env_steps", "rollout_success", {
+            "xlabel": "environment steps", "ylabel": "success of the exploring rollouts",
             "title": f"ResiP, {base.task}"})
 
     from robo.nets.policy import save_policy
