@@ -163,3 +163,24 @@ def test_resume_reuses_the_demonstrations_and_eval_compares_with_the_script(trai
     assert (tmp_path / "e" / "learning_curves.png").is_file()
     assert main(["eval", "gpayn", "--policy", str(out / "missing.onnx")]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_critic_diagnostics_read_the_buffer_without_touching_the_training_streams():
+    from types import SimpleNamespace
+
+    from robo.tasks.gpayn.train import critic_diagnostics
+
+    group = SACGroup(2, 5, 2, SACConfig(actor_hidden=(8,), critic_hidden=(8,)), seed=4)
+    replay = ReplayBuffer(2, 5, 2, 64)
+    data = batch(k=2, b=64, demos=0)
+    replay.add(*(data[name] for name in FIELDS))
+    runner = SimpleNamespace(group=group, replay=replay, device=torch.device("cpu"), step=7)
+    before = group.generator.get_state()
+    stats = critic_diagnostics(runner, rows=64)
+    assert torch.equal(group.generator.get_state(), before)
+    rows = replay.sample(64, torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        want = group.critic(rows["obs"], rows["action"]).min(0).values.mean(-1)
+    torch.testing.assert_close(stats["q_data"], want)
+    assert stats["q_policy"].shape == stats["entropy"].shape == (2,)
+    assert not torch.equal(stats["q_policy"], stats["q_data"])

@@ -99,8 +99,12 @@ class HandEnv:
         self.finger_qpos = m.jnt_qposadr[m.actuator_trnid[6:, 0]]
         self.finger_range = m.actuator_ctrlrange[6:].copy()
         self.wrist_range = np.array([m.jnt_range[m.joint(j).id] for j in WRIST_JOINTS])
-        self.object_geoms = np.flatnonzero(m.geom_bodyid == self.object_body)
+        self.is_object_geom = m.geom_bodyid == self.object_body
         self.tip_bodies = [m.body(HAND_PREFIX + f).id for f in FINGERTIPS]
+        # Per geom: the fingertip (index into FINGERTIPS) its body is, -1 for every other geom.
+        tip_of_body = np.full(m.nbody, -1)
+        tip_of_body[self.tip_bodies] = np.arange(len(FINGERTIPS))
+        self.tip_of_geom = tip_of_body[m.geom_bodyid]
         self.palm_body = m.body(HAND_PREFIX + "r_palm").id
         n = num_envs
         self.target = np.zeros((n, m.nu))
@@ -130,11 +134,11 @@ class HandEnv:
         if d.ncon == 0:
             return flags
         geoms = d.contact.geom[: d.ncon]
-        bodies = self.model.geom_bodyid[geoms]
-        on_object = np.isin(geoms, self.object_geoms)
-        for k, tip in enumerate(self.tip_bodies):
-            flags[k] = np.any((on_object[:, 0] & (bodies[:, 1] == tip))
-                              | (on_object[:, 1] & (bodies[:, 0] == tip)))
+        on_object = self.is_object_geom[geoms]
+        # The tip on the other side of each contact whose one side is the object.
+        tips = np.concatenate([self.tip_of_geom[geoms[on_object[:, 0], 1]],
+                               self.tip_of_geom[geoms[on_object[:, 1], 0]]])
+        flags[tips[tips >= 0]] = 1.0
         return flags
 
     def _palm_distance(self, i: int) -> float:
@@ -209,10 +213,10 @@ class HandEnv:
         t[:6] = np.clip(t[:6] + act[:6] * WRIST_STEP, self.wrist_range[:, 0], self.wrist_range[:, 1])
         t[6:] = np.clip(t[6:] + act[6:] * FINGER_STEP, self.finger_range[:, 0], self.finger_range[:, 1])
         d.ctrl[:] = t
-        warnings = sum(w.number for w in d.warning)
+        warnings = d.warning.number.sum()
         z_before = self.object_centre(i)[2]
         mujoco.mj_step(m, d, nstep=SUBSTEPS)
-        if sum(w.number for w in d.warning) != warnings or not (
+        if d.warning.number.sum() != warnings or not (
                 np.isfinite(d.qpos).all() and np.isfinite(d.qvel).all()):
             return 0.0, False, False, False, True
         self.steps[i] += 1

@@ -110,6 +110,9 @@ def train(config: GPAYNTrainConfig, args: argparse.Namespace, ctx: Context) -> s
     with run.scalars("train") as scalars, ctx.bar(f"{config.algo} {config.env.object}", runner_config.steps,
                                                   initial=first) as bar:
         def on_log(r: OffPolicyRunner) -> None:
+            diagnostics = {name: v.tolist() for name, v in critic_diagnostics(r).items()}
+            for k, member in enumerate(r.ids):
+                r.curves[member][-1].update({name: v[k] for name, v in diagnostics.items()})
             for member, points in r.curves.items():
                 scalars.add_all(points[-1], r.step, prefix=f"member_{member}/")
             success = [p[-1].get("select_success") for p in r.curves.values()]
@@ -149,6 +152,22 @@ def add_demonstrations(runner: OffPolicyRunner, demos: dict[str, torch.Tensor], 
         runner.replay.add(*(rows[name].expand(k, *rows[name].shape) for name in FIELDS))
     else:
         runner.replay.add_demonstrations(*(demos[name].expand(k, *demos[name].shape) for name in FIELDS))
+
+
+@torch.no_grad()
+def critic_diagnostics(runner: OffPolicyRunner, rows: int = 1024) -> dict[str, torch.Tensor]:
+    """Per member ([K]), on ``rows`` replay rows: the critic's Q of the stored actions (``q_data``) and
+    of the actor's sampled actions (``q_policy``), and the actor's entropy estimate: a ``q_policy`` far
+    above ``q_data`` and above any return a grasp earns is over-estimation. A private generator, so
+    the training streams (and a resumed run) are untouched."""
+    generator = torch.Generator(device=runner.device).manual_seed(runner.step)
+    group = runner.group
+    batch = runner.replay.sample(rows, generator)
+    noise = torch.randn(*batch["action"].shape, generator=generator, device=runner.device)
+    action, log_prob = group.actor.sample(batch["obs"], noise)
+    return {"q_data": group.critic(batch["obs"], batch["action"]).min(0).values.mean(-1),
+            "q_policy": group.critic(batch["obs"], action).min(0).values.mean(-1),
+            "entropy": -log_prob.mean(-1)}
 
 
 def judge_grasps(active: torch.Tensor, episodes: Episodes,
