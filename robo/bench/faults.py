@@ -78,13 +78,13 @@ def summarize(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
         by_fault[t["fault"]].append(t)
     out = []
     for fault, ts in by_fault.items():
-        periods = [t["periods_to_safe_command"] for t in ts if t["detected"]]
-        arrivals = [t.get("periods_to_arrival") for t in ts if t["detected"]]
-        delays = [t["detection_delay_ms"] for t in ts if t["detection_delay_ms"] is not None]
         losses = [t["max_altitude_loss_m"] for t in ts if t["max_altitude_loss_m"] is not None]
         # A lone NaN that a good message replaced in the node's depth-1 queue never reached it: no fault
         # to detect, counted apart (the node's own count of non-finite states says which it was).
         reached = [t for t in ts if t.get("received") is not False]
+        periods = [t["periods_to_safe_command"] for t in reached if t["detected"]]
+        arrivals = [t.get("periods_to_arrival") for t in reached if t["detected"]]
+        delays = [t["detection_delay_ms"] for t in reached if t["detection_delay_ms"] is not None]
         out.append({"fault": fault, "trials": len(ts), "reached_node": len(reached),
                     "detected": sum(t["detected"] for t in reached),
                     "within_3_periods": sum(p is not None and p <= 3 for p in periods),

@@ -186,9 +186,13 @@ def _measure(name: str, rec: dict[str, Any], t0: float, duration: float | None,
     detected = next((t for t, mode, _ in rec["modes"] if t0 <= t <= end and mode in FAILSAFE), math.nan)
     # A fault that arrives while the node is already in a failsafe (a stall of its own on a loaded
     # machine) changes no mode, so it reports nothing new: it is met by the failsafe already running.
-    before = [(t, mode) for t, mode, _ in rec["modes"] if t <= min(detectable, detected)]
+    # That includes a stall of this relay's own on a loaded machine, which can begin the fault before t0.
+    before = [(t, mode) for t, mode, _ in rec["modes"] if t <= max(t0, min(detectable, detected))]
     if before and before[-1][1] in FAILSAFE and math.isfinite(detectable):
-        detected = detectable
+        began = len(before) - 1  # the first report of the failsafe still running
+        while began > 0 and before[began - 1][1] in FAILSAFE:
+            began -= 1
+        detected = max(detectable, before[began][0])
     arrived, published = next(((a, p) for a, p, m in rec["commands"]
                                if p >= detected - 1e-4 and _is_safe(m)), (math.nan, math.nan))
     measured = math.isfinite(detected) and math.isfinite(published)
