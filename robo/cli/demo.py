@@ -45,8 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", default="", metavar="CHECKPOINT",
                    help="a student checkpoint (.pt, robo.nets.policy format) instead of the committed one; "
                    "the demo exports it (an exported .onnx flies with `robo fly --policy`)")
-    p.add_argument("--preset", default="x500", help="simulated vehicle (default x500: the committed "
-                   "student does not fly the Crazyflie)")
+    p.add_argument("--preset", default="x500", help="simulated vehicle (default x500)")
     p.add_argument("--duration", type=float, default=10.0, help="seconds of figure-eight (default 10)")
     p.add_argument("--obstacle", action="append", default=[], metavar="X,Y,Z,R",
                    help="sphere obstacle in metres, repeatable (default 1,0,1,0.15: on the path)")

@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", help="policy.onnx with its policy.json beside it "
                    "(default: the committed RAPTOR student, robo/policies/raptor_default)")
     p.add_argument("--preset", help="simulated vehicle: crazyflie, x500, arpl, fs-base, flightmare "
-                   "(default x500: the default student does not fly the Crazyflie)")
+                   "(default x500)")
     p.add_argument("--trajectory", choices=["figure8", "hold", "waypoints"], help="setpoint trajectory")
     p.add_argument("--obstacle", action="append", default=[], metavar="X,Y,Z,R",
                    help="sphere obstacle in metres (repeatable); the filter keeps the vehicle out of it")
