@@ -197,6 +197,32 @@ def test_a_wrong_model_or_card_stops_the_policy_node(tmp_path):
         g.close()
 
 
+def test_realtime_priority_puts_every_policy_thread_on_sched_fifo(tmp_path, monkeypatch):
+    import os
+
+    from robo.ros.common import set_realtime_priority
+
+    g = Graph(tmp_path)
+    try:
+        proc = g.start("policy", name="rt", parameters={"realtime_priority": 20})
+        deadline = time.monotonic() + 30
+        while "policy" not in g.log("rt") and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert proc.poll() is None, g.log("rt")
+        tids = [int(t) for t in os.listdir(f"/proc/{proc.pid}/task")]
+        assert len(tids) > 1 and all(os.sched_getscheduler(t) == os.SCHED_FIFO for t in tids)
+        assert {os.sched_getparam(t).sched_priority for t in tids} == {20}
+    finally:
+        g.close()
+
+    def refused(*args):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setscheduler", refused)
+    with pytest.raises(ValueError, match="realtime_priority 5: not permitted here"):
+        set_realtime_priority(5)
+
+
 def test_one_nan_odometry_through_the_filter_gets_a_safe_command_then_a_reentry(tmp_path):
     """The filter faults on a NaN odometry message; the policy node must react to it too: the next
     command is the failsafe's (answering that message), the reason is in its diagnostics, and the

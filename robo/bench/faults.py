@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--load", type=int, default=0,
                         help="busy processes spinning beside the graph for the whole replay (default 0); "
                         "--load 2 keeps both cores of a 2-core machine busy")
+    parser.add_argument("--realtime-priority", type=int, default=0, metavar="P",
+                        help="run the policy nodes at SCHED_FIFO priority P (1-99; needs root), as flight "
+                        "stacks run their control loop (default 0: the normal scheduler)")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -38,8 +41,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"--stalls must lie in (0, 5] s, got {args.stalls}")
     if not 0 <= args.load <= 64:
         raise ValueError(f"--load must lie in [0, 64] busy processes, got {args.load}")
+    if not 0 <= args.realtime_priority <= 99:
+        raise ValueError(f"--realtime-priority must lie in [0, 99], got {args.realtime_priority}")
     with busy_processes(args.load):
-        trials = replay(args.stalls, args.trials)
+        trials = replay(args.stalls, args.trials, realtime_priority=args.realtime_priority)
         load_average = os.getloadavg()  # how busy the machine was, whatever else ran beside the bench
     summary = summarize(trials)
     print_table(summary)
@@ -48,6 +53,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"load average at the end (1, 5, 15 min): {load_average[0]:.1f} {load_average[1]:.1f} "
           f"{load_average[2]:.1f}")
     return {"trials": trials, "summary": summary, "load_processes": args.load, "vehicles_replaced": fresh,
+            "realtime_priority": args.realtime_priority,
             "load_average_1_5_15_min": list(load_average),
             "targets": {"periods_to_safe_command": 3, "lost_under_stalls_up_to_s": 0.5}}
 

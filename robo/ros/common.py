@@ -4,6 +4,7 @@ reporting, diagnostics, and a ``main`` that spins one SingleThreadedExecutor and
 from __future__ import annotations
 
 import math
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -160,6 +161,21 @@ def _header(node: Node) -> Any:
     from std_msgs.msg import Header
 
     return Header(stamp=node.get_clock().now().to_msg())
+
+
+def set_realtime_priority(priority: int) -> None:
+    """Every thread of this process (rclpy's and the DDS layer's included) to SCHED_FIFO at ``priority``,
+    as flight stacks run their control loop: a busy machine then delays it by what runs above it, not by
+    every process beside it. Threads started later inherit it. Needs CAP_SYS_NICE (root)."""
+    param = os.sched_param(priority)
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setscheduler(int(tid), os.SCHED_FIFO, param)
+        except PermissionError:
+            raise ValueError(f"realtime_priority {priority}: not permitted here (needs root or "
+                             "CAP_SYS_NICE); set it to 0 for the normal scheduler") from None
+        except ProcessLookupError:  # a thread that ended meanwhile
+            pass
 
 
 def main_for(factories: Callable[[], Node] | Sequence[Callable[[], Node]],

@@ -28,7 +28,8 @@ FAILSAFE = ("descend", "motors_off")
 SECOND = "uav2"
 
 
-def replay(stalls: list[float], trials: int, settle: float = 2.5) -> list[dict[str, Any]]:
+def replay(stalls: list[float], trials: int, settle: float = 2.5,
+           realtime_priority: int = 0) -> list[dict[str, Any]]:
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from nav_msgs.msg import Odometry
@@ -93,6 +94,8 @@ def replay(stalls: list[float], trials: int, settle: float = 2.5) -> list[dict[s
 
     node.create_subscription(Odometry, f"/{SECOND}/odom", on_second_odom, CONTROL_QOS)
 
+    policy_params = {"realtime_priority": realtime_priority}
+
     def start_vehicle(tag: str = "") -> dict[str, Any]:
         return {
             "quadrotor_sim": start_node("quadrotor_sim", tmp / f"sim{tag}.log", domain,
@@ -101,12 +104,12 @@ def replay(stalls: list[float], trials: int, settle: float = 2.5) -> list[dict[s
             "trajectory": start_node("trajectory", tmp / f"trajectory{tag}.log", domain,
                                      params_files=[PARAMS_FILE], parameters={"kind": "hold"}, tmp_dir=tmp),
             "policy": start_node("policy", tmp / f"policy{tag}.log", domain, params_files=[PARAMS_FILE],
-                                 tmp_dir=tmp),
+                                 parameters=policy_params, tmp_dir=tmp),
         }
 
     procs = start_vehicle()
     second = {}
-    for name, params in (("quadrotor_sim", {}), ("trajectory", {"kind": "hold"}), ("policy", {})):
+    for name, params in (("quadrotor_sim", {}), ("trajectory", {"kind": "hold"}), ("policy", policy_params)):
         second[name] = start_node(name, tmp / f"{SECOND}_{name}.log", domain, namespace=SECOND,
                                                params_files=[PARAMS_FILE], parameters=params, tmp_dir=tmp)
 

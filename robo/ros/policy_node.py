@@ -41,6 +41,7 @@ from robo.ros.common import (
     declare,
     diagnostic,
     main_for,
+    set_realtime_priority,
 )
 from robo.runtime import DEFAULT_POLICY, OnnxPolicy, adapter_for
 from robo.runtime.watchdog import DESCEND, HOLD, MOTORS_OFF, WAITING, Verdict
@@ -56,6 +57,9 @@ COMMON_PARAMS = [
           "fault (its recurrent state is reset)", 1, 1000),
     Param("diagnostics_rate_hz", 2.0, "diagnostics messages per second (and on every mode change)",
           0.1, 100.0, read_only=True),
+    Param("realtime_priority", 0, "SCHED_FIFO priority (1-99) for this node's threads, as flight stacks run "
+          "their control loop, so busy processes beside it cannot starve it; 0 = the normal scheduler; needs "
+          "root or CAP_SYS_NICE", 0, 99, read_only=True),
     Param("echo_odometry_stamp", False, "after each command publish <command topic>/stamp "
           "(std_msgs/Header: the stamp of the state it was computed from), for latency measurements",
           read_only=True),
@@ -80,6 +84,8 @@ class PolicyNode(Node):
     def __init__(self) -> None:
         super().__init__("policy")
         v = declare(self, COMMON_PARAMS, self._apply)
+        if v["realtime_priority"]:
+            set_realtime_priority(v["realtime_priority"])
         self.policy = OnnxPolicy(v["policy"] or DEFAULT_POLICY)  # refuses a wrong model or card
         self.adapter = adapter_for(self.policy.card)  # refuses a task without a runtime adapter
         loops = _loops()
