@@ -163,14 +163,16 @@ def _header(node: Node) -> Any:
     return Header(stamp=node.get_clock().now().to_msg())
 
 
-def set_realtime_priority(priority: int) -> None:
+def set_realtime_priority(priority: int, *, children: bool = True) -> None:
     """Every thread of this process (rclpy's and the DDS layer's included) to SCHED_FIFO at ``priority``,
     as flight stacks run their control loop: a busy machine then delays it by what runs above it, not by
-    every process beside it. Threads started later inherit it. Needs CAP_SYS_NICE (root)."""
+    every process beside it. Threads started later inherit it; processes it starts do too unless
+    ``children`` is false. Needs CAP_SYS_NICE (root)."""
     param = os.sched_param(priority)
+    policy = os.SCHED_FIFO if children else os.SCHED_FIFO | os.SCHED_RESET_ON_FORK
     for tid in os.listdir("/proc/self/task"):
         try:
-            os.sched_setscheduler(int(tid), os.SCHED_FIFO, param)
+            os.sched_setscheduler(int(tid), policy, param)
         except PermissionError:
             raise ValueError(f"realtime_priority {priority}: not permitted here (needs root or "
                              "CAP_SYS_NICE); set it to 0 for the normal scheduler") from None

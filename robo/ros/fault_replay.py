@@ -34,12 +34,17 @@ def replay(stalls: list[float], trials: int, settle: float = 2.5,
     from diagnostic_msgs.msg import DiagnosticArray
     from nav_msgs.msg import Odometry
     from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import QoSProfile
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
     from std_msgs.msg import Float32MultiArray
 
-    from robo.ros.common import CONTROL_QOS
+    from robo.ros.common import CONTROL_QOS, set_realtime_priority
     from robo.ros.processes import PARAMS_FILE, start_node, stop_nodes
 
+    if realtime_priority:
+        # This process relays the vehicle's odometry: at the policy's priority, so that the relay is not
+        # what stalls first on a busy machine. The nodes it starts keep the normal scheduler (the
+        # policy node sets its own).
+        set_realtime_priority(realtime_priority, children=False)
     domain = 100 + os.getpid() % 50
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     tmp = Path(tempfile.mkdtemp(prefix="robo_bench_faults_"))
@@ -85,7 +90,10 @@ def replay(stalls: list[float], trials: int, settle: float = 2.5,
         published = info["source_timestamp"] * 1e-9 - wall_minus_monotonic
         rec["commands"].append((time.monotonic(), published, list(m.data)))
 
-    node.create_subscription(Float32MultiArray, "motor_command", on_command, CONTROL_QOS)
+    # A deep history: a late spin of this process must not let a newer command replace an older one
+    # unseen (with the control profile's depth 1 the first safe command could go missing).
+    node.create_subscription(Float32MultiArray, "motor_command", on_command,
+                             QoSProfile(depth=1000, reliability=ReliabilityPolicy.BEST_EFFORT))
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, QoSProfile(depth=100))
 
     def on_second_odom(m: Odometry) -> None:
