@@ -215,6 +215,19 @@ def test_realtime_priority_puts_every_policy_thread_on_sched_fifo(tmp_path, monk
     finally:
         g.close()
 
+    # children=False: this process on SCHED_FIFO, the processes it starts on the normal scheduler.
+    script = ("import os, subprocess, sys\n"
+              "from robo.ros.common import set_realtime_priority\n"
+              "set_realtime_priority(5, children=False)\n"
+              "child = subprocess.run([sys.executable, '-c', 'import os; print(os.sched_getscheduler(0))'],"
+              " capture_output=True, text=True).stdout.strip()\n"
+              "print(os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK == os.SCHED_FIFO, child)\n")
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["True", str(os.SCHED_OTHER)], out.stderr
+
     def refused(*args):
         raise PermissionError(1, "Operation not permitted")
 
