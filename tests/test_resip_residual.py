@@ -13,11 +13,13 @@ import torch
 from robo.config import load_config
 from robo.registry import Context, tasks
 from robo.rl.on_policy_runner import OnPolicyRunner
+from robo.rl.residual import ResidualEnv
 from robo.tasks.resip.base import load_base
 from robo.tasks.resip.train_dp import DPTrainConfig
 from robo.tasks.resip.train_dp import train as train_dp
 from robo.tasks.resip.train_resip import ResiPTrainConfig, residual_env, train, warm_up_critic
 from sim.assembly import demos
+from sim.assembly.env import AssemblyEnv
 
 TINY_BASE = ["demo_episodes=2", "diffusion.down_dims=[16,32]", "diffusion.step_embed_dim=16",
              "diffusion.pred_horizon=16", "diffusion.action_horizon=4", "diffusion.gradient_steps=4",
@@ -99,6 +101,22 @@ def test_critic_warm_up_trains_the_critic_and_leaves_the_actor_at_zero(base_run)
     assert any(not torch.equal(v, critic[k]) for k, v in runner.model.critic.state_dict().items())
     with pytest.raises(ValueError, match=r"^config: critic_warmup: must be >= 0, got -1"):
         load_config(ResiPTrainConfig, None, [*TINY, "critic_warmup=-1"])
+
+
+@pytest.mark.parametrize("bootstrap", [True, False])
+def test_a_time_limit_is_bootstrapped_or_a_failure(base_run, bootstrap):
+    base = load_base(base_run)
+    policy = base.policy
+    env = ResidualEnv(AssemblyEnv(2, base.env_config(episode_steps=3), seed=0), base.actor(2, seed=1),
+                      policy.normalize_obs, policy.normalize_actions, policy.unnormalize_actions, 0.1,
+                      bootstrap_truncated=bootstrap)
+    env.reset(seed=0)
+    for _ in range(3):
+        _, reward, terminated, truncated, _ = env.step(torch.zeros(2, 10))
+    assert float(reward.sum()) == 0.0 and env.episodes == 2 and env.successes == 0  # no insertion in 3 steps
+    # Bootstrapped: truncated, so a runner values the final observation; not: a terminal failure.
+    assert bool(truncated.all()) == bootstrap and bool(terminated.all()) == (not bootstrap)
+    assert not bool((terminated & truncated).any())
 
 
 def test_a_base_of_another_task_is_refused_before_the_run_folder_is_made(base_run, tmp_path):

@@ -8,8 +8,9 @@ iteration 0 ResiP is exactly its base. PPO (:mod:`robo.rl.ppo` through
 steps per environment per iteration, gamma 0.999, GAE 0.95, clip 0.2, up to 50 full-batch epochs
 stopped at approximate KL 0.1, actor lr 3e-4, critic lr 5e-3, fixed log-std -1, the sparse success
 reward, no entropy bonus. ``critic_warmup`` rollouts of the unmoved residual may first train the critic
-alone (default none). At the end the deterministic policy (residual mean) is evaluated against the
-base on the same seeded episodes.
+alone (default none); ``bootstrap_truncated: false`` scores an episode cut by the time limit as a
+failure (0) instead of bootstrapping it from the critic. At the end the deterministic policy (residual
+mean) is evaluated against the base on the same seeded episodes.
 
 The run folder holds config.yaml, checkpoint.pt (resume), TensorBoard scalars, learning_curve.csv/.png,
 residual.pt (the residual's mean network with the base it belongs to), resip.onnx + resip.json (base and
@@ -68,6 +69,9 @@ class ResiPTrainConfig:
     eval_envs: int = 50
     eval_seed: int = 1000  # not the training seeds
     critic_warmup: int = 0  # rollouts that train only the critic before the first PPO update; 0: none
+    # false: an episode cut by the time limit (or unstable physics) is a failure worth 0, not
+    # bootstrapped from the critic's estimate of succeeding later
+    bootstrap_truncated: bool = True
     ppo: PPOConfig = field(default_factory=_ppo)
     runner: OnPolicyConfig = field(default_factory=_runner)
 
@@ -85,12 +89,13 @@ class ResiPTrainConfig:
             raise ValueError(f"residual_scale: must be > 0, got {self.residual_scale}")
 
 
-def residual_env(base: Base, envs: int, scale: float, seed: int, ddim_steps: int = 0) -> ResidualEnv:
+def residual_env(base: Base, envs: int, scale: float, seed: int, ddim_steps: int = 0,
+                 bootstrap_truncated: bool = True) -> ResidualEnv:
     """The base's environment as the residual sees it (the base at ``ddim_steps``; 0: its RL setting)."""
     policy = base.policy
     actor = base.actor(envs, ddim_steps or None, seed=seed + 1)
-    return ResidualEnv(AssemblyEnv(envs, base.env_config(), seed=seed), actor,
-                       policy.normalize_obs, policy.normalize_actions, policy.unnormalize_actions, scale)
+    return ResidualEnv(AssemblyEnv(envs, base.env_config(), seed=seed), actor, policy.normalize_obs,
+                       policy.normalize_actions, policy.unnormalize_actions, scale, bootstrap_truncated)
 
 
 class ResiPActor:
@@ -162,7 +167,8 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
     may_change = ["threads", "eval_episodes", "eval_envs", *(f"runner.{k}" for k in RESUMABLE_CHANGES)]
     run = RunDir.open(ctx.out, config, kind=KIND, resume=ctx.resume, may_change=may_change)
     torch.set_num_threads(config.threads)
-    env = residual_env(base, config.envs, config.residual_scale, config.seed, config.base_ddim_steps)
+    env = residual_env(base, config.envs, config.residual_scale, config.seed, config.base_ddim_steps,
+                       config.bootstrap_truncated)
     runner = OnPolicyRunner(env, config.ppo, config.runner, seed=config.seed, checkpoint=run / CHECKPOINT)
     if ctx.resume and (run / CHECKPOINT).is_file():
         runner.load(run / CHECKPOINT)
