@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 
 import pytest
 import torch
@@ -12,11 +13,13 @@ import torch
 from robo.config import load_config
 from robo.registry import Context, tasks
 from robo.rl.on_policy_runner import OnPolicyRunner
+from robo.rl.residual import ResidualEnv
 from robo.tasks.resip.base import load_base
 from robo.tasks.resip.train_dp import DPTrainConfig
 from robo.tasks.resip.train_dp import train as train_dp
-from robo.tasks.resip.train_resip import ResiPTrainConfig, residual_env, train
+from robo.tasks.resip.train_resip import ResiPTrainConfig, residual_env, train, warm_up_critic
 from sim.assembly import demos
+from sim.assembly.env import AssemblyEnv
 
 TINY_BASE = ["demo_episodes=2", "diffusion.down_dims=[16,32]", "diffusion.step_embed_dim=16",
              "diffusion.pred_horizon=16", "diffusion.action_horizon=4", "diffusion.gradient_steps=4",
@@ -62,8 +65,13 @@ def test_one_ppo_iteration_trains_saves_evaluates_and_resumes(base_run, tmp_path
     report = train(config, argparse.Namespace(base=str(base_run), task="peg_2mm"),
                    Context(out=out, log=lambda s: None))
     assert "1 iterations, 40 environment steps" in report
-    for name in ("residual.pt", "checkpoint.pt", "learning_curve.csv", "learning_curve.png", "metrics.json"):
+    for name in ("residual.pt", "checkpoint.pt", "learning_curve.csv", "learning_curve.png", "metrics.json",
+                 "resip.onnx", "resip.json"):
         assert (out / name).is_file(), name
+    from robo.export.card import sha256_file
+
+    card = json.loads((out / "resip.json").read_text())  # the one-graph export, a by-product of training
+    assert card["onnx"]["sha256"] == sha256_file(out / "resip.onnx") and card["residual"]["scale"] == 0.1
     with open(out / "learning_curve.csv") as f:
         row = next(csv.DictReader(f))
     assert 0.0 <= float(row["rollout_success"]) <= 1.0 or row["rollout_success"] == "nan"
@@ -76,6 +84,39 @@ def test_one_ppo_iteration_trains_saves_evaluates_and_resumes(base_run, tmp_path
     report = train(config, argparse.Namespace(base=str(base_run), task=None),
                    Context(out=out, resume=True, log=lambda s: None))
     assert "2 iterations" in report and "(1 in" in report
+
+
+def test_critic_warm_up_trains_the_critic_and_leaves_the_actor_at_zero(base_run):
+    config = load_config(ResiPTrainConfig, None, TINY)
+    env = residual_env(load_base(base_run), 2, 0.1, seed=3)
+    runner = OnPolicyRunner(env, config.ppo, config.runner, seed=0)
+    actor = {k: v.clone() for k, v in runner.model.actor.state_dict().items()}
+    critic = {k: v.clone() for k, v in runner.model.critic.state_dict().items()}
+    lines: list[str] = []
+    losses = warm_up_critic(runner, 2, lines.append)
+    assert len(losses) == 2 and all(loss >= 0 for loss in losses) and len(lines) == 2
+    assert runner.iteration == 0  # warm-up rollouts are not PPO iterations
+    for k, v in runner.model.actor.state_dict().items():
+        assert torch.equal(v, actor[k]), k  # the residual is still exactly zero
+    assert any(not torch.equal(v, critic[k]) for k, v in runner.model.critic.state_dict().items())
+    with pytest.raises(ValueError, match=r"^config: critic_warmup: must be >= 0, got -1"):
+        load_config(ResiPTrainConfig, None, [*TINY, "critic_warmup=-1"])
+
+
+@pytest.mark.parametrize("bootstrap", [True, False])
+def test_a_time_limit_is_bootstrapped_or_a_failure(base_run, bootstrap):
+    base = load_base(base_run)
+    policy = base.policy
+    env = ResidualEnv(AssemblyEnv(2, base.env_config(episode_steps=3), seed=0), base.actor(2, seed=1),
+                      policy.normalize_obs, policy.normalize_actions, policy.unnormalize_actions, 0.1,
+                      bootstrap_truncated=bootstrap)
+    env.reset(seed=0)
+    for _ in range(3):
+        _, reward, terminated, truncated, _ = env.step(torch.zeros(2, 10))
+    assert float(reward.sum()) == 0.0 and env.episodes == 2 and env.successes == 0  # no insertion in 3 steps
+    # Bootstrapped: truncated, so a runner values the final observation; not: a terminal failure.
+    assert bool(truncated.all()) == bootstrap and bool(terminated.all()) == (not bootstrap)
+    assert not bool((terminated & truncated).any())
 
 
 def test_a_base_of_another_task_is_refused_before_the_run_folder_is_made(base_run, tmp_path):

@@ -14,6 +14,11 @@ residual is about to act on. A truncated episode's ``final_observation`` is pair
 just executed (the queue's next one belongs to the reset episode). :attr:`episodes` and
 :attr:`successes` count the episodes that ended and those that ended terminated (the sparse task's
 success), so a trainer can log what fraction of its exploring rollouts succeed.
+
+``bootstrap_truncated=False`` reports a truncated episode (time limit, unstable physics) as terminated:
+a runner then gives it no bootstrap value, so an episode that ran out of time is worth 0 (a failure of
+the finite-horizon task) instead of the critic's estimate of finishing later. With bootstrapping, a
+critic that learns "eventually succeeds" makes failed and successful episodes' returns nearly equal.
 """
 
 from __future__ import annotations
@@ -40,10 +45,11 @@ class ResidualEnv:
     """``env`` seen by a residual policy on top of ``base`` (see the module docstring)."""
 
     def __init__(self, env: VecEnv, base: BaseActor, normalize_obs: Transform, normalize_action: Transform,
-                 unnormalize_action: Transform, scale: float = 0.1):
+                 unnormalize_action: Transform, scale: float = 0.1, bootstrap_truncated: bool = True):
         if not scale > 0:
             raise ValueError(f"residual scale must be > 0, got {scale}")
         self.env, self.base, self.scale = env, base, scale
+        self.bootstrap_truncated = bootstrap_truncated
         self.normalize_obs, self.normalize_action = normalize_obs, normalize_action
         self.unnormalize_action = unnormalize_action
         self.num_envs = env.num_envs
@@ -76,4 +82,6 @@ class ResidualEnv:
         if "final_observation" in info:
             info = {**info, "final_observation": torch.cat(
                 [self.normalize_obs(info["final_observation"]), executed], dim=-1)}
+        if not self.bootstrap_truncated:
+            terminated, truncated = done, torch.zeros_like(truncated)
         return self.observe(obs), reward, terminated, truncated, info

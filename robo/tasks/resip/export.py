@@ -2,6 +2,8 @@
 
     python -m robo.tasks.resip.export runs/resip/peg_2mm out/resip.onnx     # + out/resip.json (card)
 
+``robo train resip`` writes it into its run folder (resip.onnx, resip.json) when it ends.
+
 Inputs and outputs (batch 1)::
 
     obs       [1, 17]        the raw observation (sim.assembly OBSERVATION_LAYOUT)

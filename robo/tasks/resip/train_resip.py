@@ -7,11 +7,14 @@ iteration 0 ResiP is exactly its base. PPO (:mod:`robo.rl.ppo` through
 :class:`robo.rl.on_policy_runner.OnPolicyRunner`) with the paper's settings: one episode length of
 steps per environment per iteration, gamma 0.999, GAE 0.95, clip 0.2, up to 50 full-batch epochs
 stopped at approximate KL 0.1, actor lr 3e-4, critic lr 5e-3, fixed log-std -1, the sparse success
-reward, no entropy bonus. At the end the deterministic policy (residual mean) is evaluated against the
-base on the same seeded episodes.
+reward, no entropy bonus. ``critic_warmup`` rollouts of the unmoved residual may first train the critic
+alone (default none); ``bootstrap_truncated: false`` scores an episode cut by the time limit as a
+failure (0) instead of bootstrapping it from the critic. At the end the deterministic policy (residual
+mean) is evaluated against the base on the same seeded episodes.
 
 The run folder holds config.yaml, checkpoint.pt (resume), TensorBoard scalars, learning_curve.csv/.png,
-residual.pt (the residual's mean network with the base it belongs to) and eval/metrics.json.
+residual.pt (the residual's mean network with the base it belongs to), resip.onnx + resip.json (base and
+residual as one ONNX graph with its card, :mod:`robo.tasks.resip.export`) and metrics.json.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +43,7 @@ from sim.assembly.env import ACTION_NAMES, OBSERVATION_LAYOUT, AssemblyEnv
 KIND = "resip"
 CHECKPOINT = "checkpoint.pt"
 RESIDUAL = "residual.pt"
+ONE_GRAPH = "resip.onnx"  # its card beside it: resip.json
 
 
 def _ppo() -> PPOConfig:
@@ -63,12 +68,18 @@ class ResiPTrainConfig:
     eval_episodes: int = 200  # of the base and of ResiP, same seeds; 0: no evaluation
     eval_envs: int = 50
     eval_seed: int = 1000  # not the training seeds
+    critic_warmup: int = 0  # rollouts that train only the critic before the first PPO update; 0: none
+    # false: an episode cut by the time limit (or unstable physics) is a failure worth 0, not
+    # bootstrapped from the critic's estimate of succeeding later
+    bootstrap_truncated: bool = True
     ppo: PPOConfig = field(default_factory=_ppo)
     runner: OnPolicyConfig = field(default_factory=_runner)
 
     def __post_init__(self) -> None:
         if self.base_ddim_steps < 0:
             raise ValueError(f"base_ddim_steps: must be >= 0, got {self.base_ddim_steps}")
+        if self.critic_warmup < 0:
+            raise ValueError(f"critic_warmup: must be >= 0, got {self.critic_warmup}")
         for key in ("envs", "threads", "eval_envs"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key}: must be >= 1, got {getattr(self, key)}")
@@ -78,12 +89,13 @@ class ResiPTrainConfig:
             raise ValueError(f"residual_scale: must be > 0, got {self.residual_scale}")
 
 
-def residual_env(base: Base, envs: int, scale: float, seed: int, ddim_steps: int = 0) -> ResidualEnv:
+def residual_env(base: Base, envs: int, scale: float, seed: int, ddim_steps: int = 0,
+                 bootstrap_truncated: bool = True) -> ResidualEnv:
     """The base's environment as the residual sees it (the base at ``ddim_steps``; 0: its RL setting)."""
     policy = base.policy
     actor = base.actor(envs, ddim_steps or None, seed=seed + 1)
-    return ResidualEnv(AssemblyEnv(envs, base.env_config(), seed=seed), actor,
-                       policy.normalize_obs, policy.normalize_actions, policy.unnormalize_actions, scale)
+    return ResidualEnv(AssemblyEnv(envs, base.env_config(), seed=seed), actor, policy.normalize_obs,
+                       policy.normalize_actions, policy.unnormalize_actions, scale, bootstrap_truncated)
 
 
 class ResiPActor:
@@ -125,6 +137,29 @@ def rollout_diagnostics(runner: OnPolicyRunner) -> dict[str, float]:
             "advantage_std": float(storage.advantages.std())}
 
 
+def warm_up_critic(runner: OnPolicyRunner, rollouts: int, log: Callable[[str], None] = print) -> list[float]:
+    """Value-only updates on ``rollouts`` rollouts of the unmoved residual (the base plus exploration
+    noise; the actor's head is zero): under the sparse reward the first advantages are otherwise the
+    untrained critic's errors, and PPO moves the actor on them. Each rollout gets the PPO epochs and
+    minibatches of the critic's loss only, with the runner's optimiser (the actor's parameters get no
+    gradient, so Adam leaves them as they are). Returns each rollout's last value loss."""
+    ppo, model = runner.ppo, runner.model
+    epochs, minibatches = ppo.config.num_epochs, ppo.config.num_minibatches
+    losses = []
+    for k in range(rollouts):
+        runner.collect()
+        for batch in runner.storage.minibatches(minibatches, epochs, runner.generator):
+            loss = (model.value(batch["obs"]) - batch["returns"]).pow(2).mean()
+            ppo.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.critic.parameters(), ppo.config.max_grad_norm)
+            ppo.optimizer.step()
+        losses.append(float(loss))
+        log(f"critic warm-up {k + 1}/{rollouts}: value loss {losses[-1]:.4f}, "
+            f"return mean {float(runner.storage.returns.mean()):.3f}")
+    return losses
+
+
 def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> str:
     base = load_base(args.base)  # a bad base fails before the run folder is touched
     if args.task and args.task != base.task:
@@ -132,10 +167,13 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
     may_change = ["threads", "eval_episodes", "eval_envs", *(f"runner.{k}" for k in RESUMABLE_CHANGES)]
     run = RunDir.open(ctx.out, config, kind=KIND, resume=ctx.resume, may_change=may_change)
     torch.set_num_threads(config.threads)
-    env = residual_env(base, config.envs, config.residual_scale, config.seed, config.base_ddim_steps)
+    env = residual_env(base, config.envs, config.residual_scale, config.seed, config.base_ddim_steps,
+                       config.bootstrap_truncated)
     runner = OnPolicyRunner(env, config.ppo, config.runner, seed=config.seed, checkpoint=run / CHECKPOINT)
     if ctx.resume and (run / CHECKPOINT).is_file():
         runner.load(run / CHECKPOINT)
+    if runner.iteration == 0:
+        warm_up_critic(runner, config.critic_warmup, ctx.log)
     per_iteration = config.runner.num_steps * config.envs
     first, started = runner.iteration, time.perf_counter()
     total, done = config.runner.iterations * per_iteration, first * per_iteration
@@ -170,6 +208,9 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
         "action_mapping": f"env action = base.unnormalize(base action + {config.residual_scale} x residual), "
                           f"in the normalised action space of the base {base.run / 'policy.pt'}",
         "config": {**to_dict(config), "base": str(base.run)}})
+    from robo.tasks.resip.export import export
+
+    export(run.path, run / ONE_GRAPH)  # base + residual as one ONNX graph with its card, for the runtime
     summary: dict[str, Any] = {"task": base.task, "base": str(base.run), "iterations": runner.iteration,
                                "env_steps": runner.iteration * per_iteration,
                                "session_started_at_iteration": first, "session_wall_seconds": seconds,
@@ -184,4 +225,4 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
              f"ResiP {summary['resip_success_rate']:.1%}" if config.eval_episodes else "")
     return (f"resip {base.task}: {runner.iteration} iterations, {summary['env_steps']:,} environment steps "
             f"({runner.iteration - first} in {seconds:.0f} s this session){rates}\n"
-            f"residual {run / RESIDUAL}; metrics {run / 'metrics.json'}")
+            f"residual {run / RESIDUAL}; one ONNX graph {run / ONE_GRAPH}; metrics {run / 'metrics.json'}")
