@@ -1,8 +1,8 @@
 """The ROS graph under faults: odometry stalls, NaN odometry, the simulator killed, and a second
 vehicle in another namespace flying through all of them; per fault the control periods from the policy
 node's detection (its diagnostics, its clock) to its first safe command (published, and arrived at the
-bench), how late that detection
-came after the fault became detectable, the largest altitude loss and whether the vehicle was lost.
+bench), how late that detection came after the fault became detectable, the largest altitude loss and
+whether the vehicle was lost.
 The real nodes run as processes over Fast DDS (robo/ros/fault_replay.py injects the faults).
 """
 

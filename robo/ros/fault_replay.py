@@ -102,24 +102,19 @@ def replay(stalls: list[float], trials: int, settle: float = 2.5,
 
     node.create_subscription(Odometry, f"/{SECOND}/odom", on_second_odom, CONTROL_QOS)
 
-    policy_params = {"realtime_priority": realtime_priority}
-
-    def start_vehicle(tag: str = "") -> dict[str, Any]:
-        return {
-            "quadrotor_sim": start_node("quadrotor_sim", tmp / f"sim{tag}.log", domain,
-                                        params_files=[PARAMS_FILE], remappings=[("odom", "sim/odom")],
-                                        tmp_dir=tmp),
-            "trajectory": start_node("trajectory", tmp / f"trajectory{tag}.log", domain,
-                                     params_files=[PARAMS_FILE], parameters={"kind": "hold"}, tmp_dir=tmp),
-            "policy": start_node("policy", tmp / f"policy{tag}.log", domain, params_files=[PARAMS_FILE],
-                                 parameters=policy_params, tmp_dir=tmp),
-        }
+    def start_vehicle(tag: str = "", namespace: str = "") -> dict[str, Any]:
+        """sim, trajectory (hold) and policy; the faulted vehicle's odometry goes through this relay."""
+        prefix = f"{namespace}_" if namespace else ""
+        remap = [] if namespace else [("odom", "sim/odom")]
+        parameters = {"quadrotor_sim": {}, "trajectory": {"kind": "hold"},
+                      "policy": {"realtime_priority": realtime_priority}}
+        return {name: start_node(name, tmp / f"{prefix}{name}{tag}.log", domain, namespace=namespace,
+                                 params_files=[PARAMS_FILE], parameters=params,
+                                 remappings=remap if name == "quadrotor_sim" else [], tmp_dir=tmp)
+                for name, params in parameters.items()}
 
     procs = start_vehicle()
-    second = {}
-    for name, params in (("quadrotor_sim", {}), ("trajectory", {"kind": "hold"}), ("policy", policy_params)):
-        second[name] = start_node(name, tmp / f"{SECOND}_{name}.log", domain, namespace=SECOND,
-                                               params_files=[PARAMS_FILE], parameters=params, tmp_dir=tmp)
+    second = start_vehicle(namespace=SECOND)
 
     def spin(seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -198,12 +193,12 @@ def _measure(name: str, rec: dict[str, Any], t0: float, duration: float | None,
     # A fault that arrives while the node is already in a failsafe (a stall of its own on a loaded
     # machine) changes no mode, so it reports nothing new: it is met by the failsafe already running.
     # That includes a stall of this relay's own on a loaded machine, which can begin the fault before t0.
-    before = [(t, mode) for t, mode, _ in rec["modes"] if t <= max(t0, min(detectable, detected))]
-    if before and before[-1][1] in FAILSAFE and math.isfinite(detectable):
-        began = len(before) - 1  # the first report of the failsafe still running
-        while began > 0 and before[began - 1][1] in FAILSAFE:
+    earlier = [(t, mode) for t, mode, _ in rec["modes"] if t <= max(t0, min(detectable, detected))]
+    if earlier and earlier[-1][1] in FAILSAFE and math.isfinite(detectable):
+        began = len(earlier) - 1  # the first report of the failsafe still running
+        while began > 0 and earlier[began - 1][1] in FAILSAFE:
             began -= 1
-        detected = max(detectable, before[began][0])
+        detected = max(detectable, earlier[began][0])
     arrived, published = next(((a, p) for a, p, m in rec["commands"]
                                if p >= detected - 1e-4 and _is_safe(m)), (math.nan, math.nan))
     measured = math.isfinite(detected) and math.isfinite(published)

@@ -27,6 +27,7 @@ from robo.control.geometric import GeometricController
 from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, QuadrotorParams, preset
 from sim.quadrotor.dynamics import hover_state
 from sim.quadrotor.observation import STUDENT
+from sim.quadrotor.params import GRAVITY
 
 PRESET_NAMES = ("crazyflie", "x500", "arpl", "fs-base", "flightmare")
 
@@ -265,7 +266,7 @@ def teachers_table(rows: list[dict[str, Any]]) -> str:
     lines = [f"{'teacher':<9}{'mass kg':>9}{'T/W':>6}{'force/weight':>13}{'accepted':>10}{'success':>9}"
              f"{'length':>8}{'final err':>11}{'| no force: success':>20}{'final err':>11}"]
     for r in rows:
-        weight = r["mass_kg"] * 9.81
+        weight = r["mass_kg"] * GRAVITY
         lines.append(f"{r['name']:<9}{r['mass_kg']:>9.3f}{r['thrust_to_weight']:>6.2f}"
                      f"{r['disturbance_sigma_n'] / weight:>13.3f}"
                      f"{'yes' if r['accepted'] else 'no':>10}{r['success_rate']:>9.0%}"
