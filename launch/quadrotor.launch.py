@@ -44,18 +44,11 @@ def _fail(reason: str) -> None:
 
 def generate_launch_description() -> LaunchDescription:
     share = get_package_share_directory("robo")
-    policy = LaunchConfiguration("policy")
-    preset = LaunchConfiguration("preset")
-    vehicle = LaunchConfiguration("vehicle")
-    use_filter = LaunchConfiguration("filter")
-    namespace = LaunchConfiguration("namespace")
-    params_file = LaunchConfiguration("params_file")
-    odom_topic = LaunchConfiguration("odom_topic")
-    motor_topic = LaunchConfiguration("motor_topic")
-    trajectory = LaunchConfiguration("trajectory")
-    use_sim_time = LaunchConfiguration("use_sim_time")
-    composed = LaunchConfiguration("composed")
-    lockstep = LaunchConfiguration("lockstep")
+    (policy, preset, vehicle, use_filter, namespace, params_file, odom_topic, motor_topic, trajectory,
+     use_sim_time, composed, lockstep) = (
+        LaunchConfiguration(name) for name in ("policy", "preset", "vehicle", "filter", "namespace",
+                                               "params_file", "odom_topic", "motor_topic", "trajectory",
+                                               "use_sim_time", "composed", "lockstep"))
 
     filter_on = PythonExpression(["'", use_filter, "'.lower() in ('true', '1', 'yes')"])
     separate = PythonExpression(["'", composed, "' != 'true'"])

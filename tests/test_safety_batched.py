@@ -16,16 +16,19 @@ def _states(rng, n):
     return np.concatenate([rng.uniform(-4.5, 4.5, (n, 3)), rng.normal(size=(n, 3)) * 2.0], axis=1)
 
 
+def _both_filters(rng, bs, model, n):
+    """The numpy filter, the batched one with the same settings, n random states and nominal commands."""
+    kw = dict(lower=ACCEL_LOWER, upper=ACCEL_UPPER, alpha1=2.0, alpha2=3.0)
+    x = _states(rng, n)[:, : 6 if model == "double_integrator" else 3]
+    u_nom = rng.normal(size=(n, 3)) * 8.0
+    return SafetyFilter(bs, model, **kw), BatchedSafetyFilter(bs, model, dtype=torch.float64, **kw), x, u_nom
+
+
 @pytest.mark.parametrize("model", ["double_integrator", "single_integrator"])
 def test_batched_equals_numpy_filter(model):
     rng = np.random.default_rng(1)
-    bs = random_barriers(rng)
-    kw = dict(lower=ACCEL_LOWER, upper=ACCEL_UPPER, alpha1=2.0, alpha2=3.0)
-    ref = SafetyFilter(bs, model, **kw)
-    batched = BatchedSafetyFilter(bs, model, dtype=torch.float64, **kw)
     n = 400
-    x = _states(rng, n)[:, : 6 if model == "double_integrator" else 3]
-    u_nom = rng.normal(size=(n, 3)) * 8.0
+    ref, batched, x, u_nom = _both_filters(rng, random_barriers(rng), model, n)
     u, status, h_min = batched(torch.tensor(x), torch.tensor(u_nom))
     seen = set()
     for i in range(n):
@@ -78,12 +81,8 @@ def test_per_env_gains_and_obstacles():
 def test_batched_separation_equals_numpy_filter(model):
     rng = np.random.default_rng(6)
     bs = random_barriers(rng, spheres=1, cylinders=1, separation=Separation(0.6, 3))
-    kw = dict(lower=ACCEL_LOWER, upper=ACCEL_UPPER, alpha1=2.0, alpha2=3.0)
-    ref = SafetyFilter(bs, model, **kw)
-    batched = BatchedSafetyFilter(bs, model, dtype=torch.float64, **kw)
     n = 300
-    x = _states(rng, n)[:, : 6 if model == "double_integrator" else 3]
-    u_nom = rng.normal(size=(n, 3)) * 8.0
+    ref, batched, x, u_nom = _both_filters(rng, bs, model, n)
     nb = np.concatenate([x[:, None, :3] + rng.normal(size=(n, 3, 3)), rng.normal(size=(n, 3, 3))], axis=2)
     mask = rng.random((n, 3)) < 0.6
     nb[~mask] = np.nan  # what sits in an empty slot must not matter

@@ -7,6 +7,7 @@ import argparse
 import time
 from pathlib import Path
 
+from robo.cli._parsers import add_config_options
 from robo.registry import Stage, tasks
 
 
@@ -24,9 +25,7 @@ def add_stage_commands(group: argparse.ArgumentParser, which: str) -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
         if stage.arguments is not None:
             stage.arguments(p)
-        p.add_argument("--config", default=None, help="YAML config (default: the paper's settings)")
-        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config key, e.g. --set seed=1 (repeatable)")
+        add_config_options(p, "YAML config (default: the paper's settings)", "seed=1")
         where = f"default {stage.out}/<time>" if stage.out else "default: next to what is evaluated"
         p.add_argument("--out", default=None, help=f"output folder ({where})")
         if stage.resumable:

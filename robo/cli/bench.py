@@ -8,20 +8,17 @@ import pkgutil
 
 import robo.bench
 from robo.bench.common import machine_info, write_json
+from robo.cli._parsers import add_group
 
 ORDER = 90
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "bench",
-        help="measure speed and quality against a baseline in the same run; writes JSON",
-        description="Benchmarks print ratios against a baseline measured in the same run and write JSON "
-        "(default bench_results/<name>.json).",
-    )
-    parser.set_defaults(_group_parser=parser)
+    bench_sub = add_group(sub, "bench", "measure speed and quality against a baseline in the same run; "
+                          "writes JSON", "bench", "benchmarks", "Benchmarks print ratios against a baseline "
+                          "measured in the same run and write JSON (default bench_results/<name>.json).",
+                          metavar="benchmark")
     names = sub_names()
-    bench_sub = parser.add_subparsers(dest="bench", metavar="<benchmark>", title="benchmarks")
     for name in names:
         module = importlib.import_module(f"robo.bench.{name}")
         # Commands are spelt as the tasks are (online-cbf); the module name stays accepted.

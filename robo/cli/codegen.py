@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from robo.cli._parsers import add_group, add_leaf
+
 ORDER = 61
 
 DESCRIPTION = """\
@@ -22,20 +24,9 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "codegen",
-        help="generate static C99 from an exported policy",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.set_defaults(_group_parser=parser)
-    lang = parser.add_subparsers(dest="language", metavar="<language>", title="languages")
-    p = lang.add_parser(
-        "c",
-        help="C99 for microcontrollers (nn4mc style)",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    lang = add_group(sub, "codegen", "generate static C99 from an exported policy", "language", "languages",
+                     DESCRIPTION)
+    p = add_leaf(lang, "c", "C99 for microcontrollers (nn4mc style)", DESCRIPTION)
     p.add_argument("model", help="policy.onnx with policy.json beside it")
     p.add_argument("-o", "--output", required=True, help="folder for the generated module")
     p.add_argument("--name", default="policy", help="C prefix of the generated functions (default policy)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from robo.cli._parsers import add_group, add_leaf
+
 ORDER = 60
 
 DESCRIPTION = """\
@@ -22,20 +24,9 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "export",
-        help="export a trained policy to ONNX with its policy card",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.set_defaults(_group_parser=parser)
-    fmt = parser.add_subparsers(dest="format", metavar="<format>", title="formats")
-    p = fmt.add_parser(
-        "onnx",
-        help="ONNX + policy card",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    fmt = add_group(sub, "export", "export a trained policy to ONNX with its policy card", "format",
+                    "formats", DESCRIPTION)
+    p = add_leaf(fmt, "onnx", "ONNX + policy card", DESCRIPTION)
     p.add_argument(
         "source", metavar="RUN_OR_CHECKPOINT", help="a run folder (with policy.pt) or a checkpoint"
     )

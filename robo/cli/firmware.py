@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from robo.cli._parsers import add_group, add_leaf
+
 ORDER = 62
 
 DESCRIPTION = """\
@@ -24,19 +26,12 @@ examples:
 """
 
 
-def _action(sub: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:
-    return sub.add_parser(
-        name, help=help, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-
-
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = _action(sub, "firmware", "build, run (QEMU) or flash generated C")
-    parser.set_defaults(_group_parser=parser)
-    cmd = parser.add_subparsers(dest="action", metavar="<action>", title="actions")
+    cmd = add_group(sub, "firmware", "build, run (QEMU) or flash generated C", "action", "actions",
+                    DESCRIPTION)
     from robo.codegen.firmware import BOARDS, PROBES
 
-    b = _action(cmd, "build", "cross-compile a module for a board")
+    b = add_leaf(cmd, "build", "cross-compile a module for a board", DESCRIPTION)
     b.add_argument("module", help="folder written by `robo codegen c` (with module.json)")
     b.add_argument("--board", choices=list(BOARDS), default="qemu-mps2-an386")
     b.add_argument("--steps", type=int, default=500, help="observation steps the harness runs and times")
@@ -44,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--opt", default="-O2", help="optimisation flags (default -O2)")
     b.set_defaults(func=_build)
 
-    r = _action(cmd, "run", "boot the build in QEMU and check it against ONNX Runtime")
+    r = add_leaf(cmd, "run", "boot the build in QEMU and check it against ONNX Runtime", DESCRIPTION)
     r.add_argument("module")
     r.add_argument("--board", choices=list(BOARDS), default=None, help="default: the latest build")
     r.add_argument("--tol", type=float, default=1e-5, help="max abs error vs ONNX Runtime")
@@ -52,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--json", help="also write the results here")
     r.set_defaults(func=_run)
 
-    f = _action(cmd, "flash", "flash a real board")
+    f = add_leaf(cmd, "flash", "flash a real board", DESCRIPTION)
     f.add_argument("module")
     f.add_argument("--board", choices=[n for n in BOARDS if not n.startswith("qemu")], default="stm32f405")
     f.add_argument("--probe", choices=list(PROBES), required=True)

@@ -6,6 +6,7 @@ import argparse
 
 from tqdm import tqdm
 
+from robo.cli._parsers import add_config_options, with_shortcuts
 from robo.config import dump_yaml, load_config
 
 ORDER = 40
@@ -34,9 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--obstacle", action="append", default=[], metavar="X,Y,Z,R",
                    help="sphere obstacle in metres (repeatable); the filter keeps the vehicle out of it")
     p.add_argument("--no-filter", action="store_true", help="fly without the safety filter")
-    p.add_argument("--config", help="YAML config (keys of robo.tasks.fly.FlyConfig)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set duration=5 (repeatable)")
+    add_config_options(p, "YAML config (keys of robo.tasks.fly.FlyConfig)", "duration=5")
     p.add_argument("-o", "--out", default="runs/fly", help="output folder (default runs/fly)")
     p.set_defaults(func=run)
 
@@ -45,13 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from robo.tasks.fly import FlyConfig, build_controller, fly, parse_obstacle, write_flight
     from sim.quadrotor import preset
 
-    overrides = list(args.set)
-    if args.policy:
-        overrides.append(f"policy={args.policy}")
-    if args.preset:
-        overrides.append(f"preset={args.preset}")
-    if args.trajectory:
-        overrides.append(f"trajectory.kind={args.trajectory}")
+    overrides = with_shortcuts(args, policy="policy", preset="preset", trajectory="trajectory.kind")
     if args.no_filter:
         overrides.append("filter=false")
     cfg = load_config(FlyConfig, args.config, overrides)

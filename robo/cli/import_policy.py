@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from robo.cli._parsers import add_group, add_leaf
+
 ORDER = 30
 
 RELEASED_DESCRIPTION = """\
@@ -25,15 +27,11 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("import", help="import a policy trained elsewhere (the released RAPTOR policy)",
-                            description="Convert policies trained elsewhere into robo's checkpoint, ONNX and "
-                                        "card, recording where they came from.")
-    parser.set_defaults(_group_parser=parser)
-    sources = parser.add_subparsers(dest="source", metavar="<source>", title="sources")
-    p = sources.add_parser("raptor-released",
-                           help="the RAPTOR authors' foundation policy (foundation-policy)",
-                           description=RELEASED_DESCRIPTION,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    sources = add_group(sub, "import", "import a policy trained elsewhere (the released RAPTOR policy)",
+                        "source", "sources", "Convert policies trained elsewhere into robo's checkpoint, "
+                        "ONNX and card, recording where they came from.")
+    p = add_leaf(sources, "raptor-released", "the RAPTOR authors' foundation policy (foundation-policy)",
+                 RELEASED_DESCRIPTION)
     p.add_argument("-o", "--out", default="runs/policies/raptor_released", help="output folder")
     p.add_argument("--checkpoint", default=None, metavar="FILE.h5",
                    help="an rl-tools HDF5 checkpoint (default: the one the installed package ships)")

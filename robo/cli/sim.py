@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from robo.cli._parsers import add_config_options, add_group, add_leaf, with_shortcuts
 from robo.config import dump_yaml, load_config
 from robo.files import write_json
 
@@ -21,22 +22,17 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("sim", help="fly a simulated vehicle with the baseline controller")
-    parser.set_defaults(_group_parser=parser)
-    vehicles = parser.add_subparsers(dest="vehicle", metavar="<vehicle>", title="vehicles")
-    quad = vehicles.add_parser(
-        "quadrotor", help="a quadrotor preset with the geometric baseline controller",
-        description="Fly a quadrotor preset (crazyflie, x500, arpl, fs-base, flightmare) with the geometric "
-        "baseline controller on a reference (figure8, hold, langevin); writes trajectory.csv, "
-        "trajectory.png, metrics.json and the resolved config.yaml.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    quad.add_argument("--config", help="YAML config (default: the built-in defaults, as in "
-                      "configs/sim_quadrotor.yaml)")
+    vehicles = add_group(sub, "sim", "fly a simulated vehicle with the baseline controller", "vehicle",
+                         "vehicles")
+    quad = add_leaf(vehicles, "quadrotor", "a quadrotor preset with the geometric baseline controller",
+                    "Fly a quadrotor preset (crazyflie, x500, arpl, fs-base, flightmare) with the geometric "
+                    "baseline controller on a reference (figure8, hold, langevin); writes trajectory.csv, "
+                    "trajectory.png, metrics.json and the resolved config.yaml.", epilog=EXAMPLES)
+    add_config_options(quad, "YAML config (default: the built-in defaults, as in configs/sim_quadrotor.yaml)",
+                       "duration=5")
     quad.add_argument("--preset", help="vehicle preset (shortcut for --set preset=NAME)")
     quad.add_argument("--reference", choices=["figure8", "hold", "langevin"],
                       help="reference (shortcut for --set env.reference=NAME)")
-    quad.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                      help="override a config key, e.g. --set duration=5 (repeatable)")
     quad.add_argument("-o", "--out", default="runs/sim", help="output folder (default runs/sim)")
     quad.set_defaults(func=run_quadrotor)
 
@@ -44,11 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_quadrotor(args: argparse.Namespace) -> int:
     from robo.tasks.baseline_flight import BaselineFlightConfig, fly, plot, write_csv
 
-    overrides = list(args.set)
-    if args.preset:
-        overrides.append(f"preset={args.preset}")
-    if args.reference:
-        overrides.append(f"env.reference={args.reference}")
+    overrides = with_shortcuts(args, preset="preset", reference="env.reference")
     cfg = load_config(BaselineFlightConfig, args.config, overrides)
     from sim.quadrotor import preset
 
