@@ -1,5 +1,6 @@
 """The diffusion policy's noise-prediction network: Chi et al.'s ``ConditionalUnet1D`` (Diffusion
-Policy, 2023) as ResiP uses it, plus the min-max normalisation that travels with it.
+Policy, 2023) as ResiP uses it, with the min-max normalisation that travels with it
+(:class:`robo.nets.chunking.ChunkNormalizer`).
 
 A 1-D U-Net over the action sequence (channels = action values, length = prediction horizon): each
 level has two residual blocks of Conv1d(kernel 5) + GroupNorm(8) + Mish, conditioned by FiLM (a
@@ -19,6 +20,7 @@ import math
 import torch
 from torch import nn
 
+from robo.nets.chunking import ChunkNormalizer
 from robo.nets.policy import register_policy
 
 
@@ -103,27 +105,17 @@ class ConditionalUnet1D(nn.Module):
 
 
 @register_policy("diffusion-unet1d")
-class DiffusionPolicy(nn.Module):
-    """The U-Net conditioned on ``obs_horizon`` observations, with min-max bounds that map observations
-    and actions to [-1, 1]. ``fitted`` is 0 until :meth:`fit_normalizer` has run: a base whose
-    statistics are missing is refused instead of acting on raw units.
-
-    ``relative_obs`` (observation indices, e.g. the tip position's): the U-Net's chunk holds the first
-    ``len(relative_obs)`` action channels minus those observation values (where to go, seen from where
-    the tool is), min-max normalised with their own bounds. Absolute targets span the whole workspace,
-    so a millimetre is a few thousandths of the normalised range; relative ones span only the next
-    chunk's motion, and the same millimetre is several times larger. :meth:`encode_chunk` and
-    :meth:`decode_chunk` convert; :meth:`normalize_actions` stays the absolute one (the residual's)."""
+class DiffusionPolicy(ChunkNormalizer):
+    """The U-Net conditioned on ``obs_horizon`` observations, with the min-max bounds and relative chunks
+    of :class:`~robo.nets.chunking.ChunkNormalizer` (``relative_obs``: the observation values the first
+    action channels are predicted relative to)."""
 
     recurrent = False
 
     def __init__(self, obs_dim: int, act_dim: int, pred_horizon: int = 32, obs_horizon: int = 1,
                  down_dims: tuple[int, ...] = (256, 512, 1024), kernel_size: int = 5, groups: int = 8,
                  step_embed_dim: int = 256, relative_obs: tuple[int, ...] = ()):
-        super().__init__()
-        if len(relative_obs) > act_dim or any(not 0 <= i < obs_dim for i in relative_obs):
-            raise ValueError(f"relative_obs: {list(relative_obs)} must be at most {act_dim} indices into the "
-                             f"{obs_dim} observation values")
+        super().__init__(obs_dim, act_dim, relative_obs)
         levels = 2 ** (len(down_dims) - 1)
         if pred_horizon % levels:
             raise ValueError(f"pred_horizon: {pred_horizon} is not divisible by {levels} "
@@ -134,54 +126,6 @@ class DiffusionPolicy(nn.Module):
                      "relative_obs": list(relative_obs)}
         self.unet = ConditionalUnet1D(act_dim, obs_dim * obs_horizon, tuple(down_dims), kernel_size, groups,
                                       step_embed_dim)
-        for prefix, size in (("obs", obs_dim), ("act", act_dim), ("chunk", act_dim)):
-            self.register_buffer(f"{prefix}_min", torch.zeros(size))
-            self.register_buffer(f"{prefix}_max", torch.zeros(size))
-        self.register_buffer("fitted", torch.zeros(()))
-
-    def fit_normalizer(self, obs: torch.Tensor, chunks: torch.Tensor) -> None:
-        """Bounds from the training windows (``[N, obs]``, ``[N, H, act]``)."""
-        relative = chunks - self._offset(obs)
-        for prefix, x in (("obs", obs), ("act", chunks.flatten(0, 1)), ("chunk", relative.flatten(0, 1))):
-            getattr(self, f"{prefix}_min").copy_(x.min(0).values)
-            getattr(self, f"{prefix}_max").copy_(x.max(0).values)
-        self.fitted.fill_(1.0)
-
-    def _offset(self, obs: torch.Tensor) -> torch.Tensor:
-        """``[B, 1, act]``: what the chunk is relative to (zero in absolute channels)."""
-        offset = torch.zeros(len(obs), 1, self.arch["act_dim"], dtype=obs.dtype, device=obs.device)
-        index = self.arch["relative_obs"]
-        if index:
-            offset[:, 0, : len(index)] = obs[:, index]
-        return offset
-
-    def encode_chunk(self, chunks: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
-        """Raw action chunks ``[B, H, act]`` at raw ``obs [B, obs]`` -> the U-Net's [-1, 1] targets."""
-        mid, half, _ = self._scale(self.chunk_min, self.chunk_max)
-        return (chunks - self._offset(obs) - mid) / half
-
-    def decode_chunk(self, x: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
-        mid, half, constant = self._scale(self.chunk_min, self.chunk_max)
-        return torch.where(constant, mid, x * half + mid) + self._offset(obs)
-
-    @staticmethod
-    def _scale(lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(middle, half span, constant mask): a constant value (the closed gripper) maps to 0 and back
-        to itself exactly, never to a division by zero."""
-        constant = hi - lo <= 1e-6
-        return (hi + lo) / 2, torch.where(constant, torch.ones_like(hi), (hi - lo) / 2), constant
-
-    def normalize_obs(self, obs: torch.Tensor) -> torch.Tensor:
-        mid, half, _ = self._scale(self.obs_min, self.obs_max)
-        return (obs - mid) / half
-
-    def normalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
-        mid, half, _ = self._scale(self.act_min, self.act_max)
-        return (actions - mid) / half
-
-    def unnormalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
-        mid, half, constant = self._scale(self.act_min, self.act_max)
-        return torch.where(constant, mid, actions * half + mid)
 
     def forward(self, noisy_actions: torch.Tensor, step: torch.Tensor, obs_normalized: torch.Tensor
                 ) -> torch.Tensor:

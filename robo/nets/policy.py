@@ -70,7 +70,7 @@ META_KEYS = (
 
 POLICIES: dict[str, type[nn.Module]] = {}
 # Modules that register more kinds when imported (they import this one, so they load on demand).
-KIND_MODULES = ("robo.nets.gnn",)
+KIND_MODULES = ("robo.nets.gnn", "robo.nets.chunking", "robo.nets.diffusion")
 _Policy = TypeVar("_Policy", bound=type[nn.Module])
 
 

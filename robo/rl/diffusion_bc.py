@@ -10,7 +10,8 @@ the raw weights of a short run sample visibly worse chunks, because each step's 
 them around. Sampling: DDIM with few steps (16 at evaluation, 4 inside RL), from
 noise drawn by a seeded generator so evaluations repeat. :class:`ChunkedPolicy` turns chunks into one
 action per control step for a batch of environments: ``action_horizon`` actions of each chunk are
-executed, then that environment's queue is refilled.
+executed, then that environment's queue is refilled. :class:`ChunkBC` and :class:`RegressionSampler`
+train and sample a chunk policy without diffusion (the MLP-BC baseline) through the same loop.
 """
 
 from __future__ import annotations
@@ -93,15 +94,16 @@ def windows(episodes: list[tuple[np.ndarray, np.ndarray]], pred_horizon: int
     return np.concatenate(obs).astype(np.float32), np.concatenate(act).astype(np.float32)
 
 
-class DiffusionBC:
-    """The policy, its optimiser and the noise schedule; :meth:`train_step` on a minibatch of windows.
-    :attr:`ema` is the moving average of ``policy`` (the one to save and act with)."""
+class ChunkBC:
+    """Behaviour cloning of a chunk policy that has ``loss(obs, chunks)`` (the MLP-BC baseline,
+    :class:`robo.nets.chunking.MLPChunkPolicy`): the policy, AdamW with warm-up and cosine decay from
+    ``config``, and :attr:`ema`, the moving average of ``policy`` (the one to save and act with);
+    :meth:`train_step` on a minibatch of windows."""
 
-    def __init__(self, policy: DiffusionPolicy, config: DiffusionConfig):
+    def __init__(self, policy: nn.Module, config: DiffusionConfig):
         self.policy, self.config = policy, config
         self.ema = copy.deepcopy(policy).requires_grad_(False)
         self.updates = 0
-        self.noise_schedule = ddpm_scheduler(config.train_diffusion_steps, config.beta_schedule)
         self.optimizer = torch.optim.AdamW(policy.parameters(), lr=config.lr,
                                            weight_decay=config.weight_decay)
 
@@ -116,12 +118,8 @@ class DiffusionBC:
 
     def loss(self, obs: torch.Tensor, actions: torch.Tensor, generator: torch.Generator | None = None
              ) -> torch.Tensor:
-        """Noise-prediction MSE for raw ``obs [B, obs]`` and ``actions [B, H, act]``."""
-        x0 = self.policy.encode_chunk(actions, obs)
-        noise = torch.randn(x0.shape, generator=generator)
-        steps = torch.randint(0, self.config.train_diffusion_steps, (len(x0),), generator=generator)
-        noisy = self.noise_schedule.add_noise(x0, noise, steps)
-        return nn.functional.mse_loss(self.policy(noisy, steps, self.policy.normalize_obs(obs)), noise)
+        """The policy's own loss for raw ``obs [B, obs]`` and ``actions [B, H, act]``."""
+        return self.policy.loss(obs, actions)
 
     def train_step(self, obs: torch.Tensor, actions: torch.Tensor, generator: torch.Generator | None = None
                    ) -> float:
@@ -155,6 +153,24 @@ class DiffusionBC:
         self.lr_schedule.load_state_dict(state["lr_schedule"])
 
 
+class DiffusionBC(ChunkBC):
+    """:class:`ChunkBC` of a :class:`DiffusionPolicy`: its loss is noise prediction at a random step of
+    the DDPM schedule."""
+
+    def __init__(self, policy: DiffusionPolicy, config: DiffusionConfig):
+        super().__init__(policy, config)
+        self.noise_schedule = ddpm_scheduler(config.train_diffusion_steps, config.beta_schedule)
+
+    def loss(self, obs: torch.Tensor, actions: torch.Tensor, generator: torch.Generator | None = None
+             ) -> torch.Tensor:
+        """Noise-prediction MSE for raw ``obs [B, obs]`` and ``actions [B, H, act]``."""
+        x0 = self.policy.encode_chunk(actions, obs)
+        noise = torch.randn(x0.shape, generator=generator)
+        steps = torch.randint(0, self.config.train_diffusion_steps, (len(x0),), generator=generator)
+        noisy = self.noise_schedule.add_noise(x0, noise, steps)
+        return nn.functional.mse_loss(self.policy(noisy, steps, self.policy.normalize_obs(obs)), noise)
+
+
 class DDIMSampler:
     """Action chunks ``[B, pred_horizon, act]`` (raw units) from observations, with ``steps`` DDIM steps."""
 
@@ -180,13 +196,25 @@ class DDIMSampler:
         return self.policy.decode_chunk(x.clamp(-1, 1), obs.float())
 
 
+class RegressionSampler:
+    """Chunks of a policy that predicts them directly (``policy.sample(obs)``, e.g. the MLP-BC baseline),
+    in the place of a :class:`DDIMSampler`."""
+
+    def __init__(self, policy: nn.Module):
+        self.policy = policy
+
+    def __call__(self, obs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.policy.sample(obs)
+
+
 class ChunkedPolicy:
     """One action per control step for ``num_envs`` environments: each row executes the first
     ``action_horizon`` actions of a chunk predicted from its observation, then asks for a new one.
     Rows whose episodes restart are emptied with :meth:`reset`. Seeded: the same observations give the
     same actions."""
 
-    def __init__(self, sampler: DDIMSampler, num_envs: int, action_horizon: int = 8, seed: int = 0):
+    def __init__(self, sampler: DDIMSampler | RegressionSampler, num_envs: int, action_horizon: int = 8,
+                 seed: int = 0):
         self.sampler, self.horizon = sampler, action_horizon
         self.generator = torch.Generator().manual_seed(seed)
         act_dim = sampler.policy.arch["act_dim"]

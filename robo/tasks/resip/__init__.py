@@ -1,7 +1,8 @@
 """ResiP (Ankile et al. 2024) on the MuJoCo assembly benchmark (sim.assembly): the diffusion-policy
 base trained by behaviour cloning on the scripted expert's demonstrations (``robo train dp``), its
 evaluation (``robo eval dp``), and :func:`robo.tasks.resip.base.load_base`, the frozen base a residual
-policy is trained on top of.
+policy is trained on top of; the MLP-BC baseline (``robo train dp --set policy=mlp``) and its PPO
+fine-tuning (``robo train mlp-ppo``).
 """
 
 import argparse
@@ -15,14 +16,20 @@ demonstrations of a task (recorded into the run folder as demos.hdf5 unless demo
 Writes: config.yaml, demos.hdf5, checkpoint.pt (resume), tensorboard/, loss.csv/.png, metrics.json and
 policy.pt (the U-Net with its normalisation bounds: the frozen base of the residual).
 
+With policy=mlp the same command trains the MLP-BC baseline instead: an MLP regressing the whole chunk
+(robo.nets.chunking.MLPChunkPolicy, mlp_hidden layers, the diffusion block's horizons, optimiser,
+schedule and EMA), which `robo eval dp` evaluates and `robo train mlp-ppo` fine-tunes.
+
 examples:
   robo train dp --task peg_2mm --config configs/resip_quick.yaml --out runs/dp/peg_2mm
+  robo train dp --task peg_2mm --config configs/resip_mlp_quick.yaml --out runs/mlp/bc
   robo train dp --task peg_0.2mm --config configs/resip.yaml --set randomness=med
   robo train dp --out runs/dp/peg_2mm --resume
 """
 
 EVAL_DESCRIPTION = """\
-Success rate of a trained base over seeded episodes (DDIM 16 steps, action chunks of 8), batched
+Success rate of a trained base over seeded episodes (DDIM 16 steps, action chunks of 8; an MLP-BC base
+predicts its chunks directly), batched
 environments; writes eval_dp/metrics.json and episode_strip.png into the run (or --out).
 
 examples:
@@ -47,6 +54,26 @@ examples:
 """
 
 
+MLP_PPO_DESCRIPTION = """\
+ResiP's baseline at equal environment steps: PPO fine-tuning of an MLP-BC policy with action chunking
+(a `robo train dp --set policy=mlp` run). The BC MLP is the Gaussian actor's mean (iteration 0 is the BC
+policy; fixed std 0.01 in the normalised chunk space, about 0.3 mm on the positions); an action is a
+whole chunk, its first action_horizon steps run open loop with their rewards summed (robo.rl.chunk_env),
+gamma 0.992 per chunk (0.999 per step), lambda 1, a time-limit failure worth 0, otherwise ResiP's PPO
+settings; 25 chunks of 8 per environment per iteration = one 200-step episode, as a ResiP iteration.
+Then BC and the fine-tuned policy are evaluated on the same seeded episodes.
+Writes: config.yaml, checkpoint.pt (resume), tensorboard/, learning_curve.csv/.png, policy.pt (an
+mlp-chunk base: robo eval dp --base RUN), metrics.json.
+
+examples:
+  robo train mlp-ppo --base runs/mlp/bc --out runs/mlp/ppo --set runner.iterations=60
+"""
+
+
+def mlp_ppo_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--base", required=True, metavar="RUN", help="a `robo train dp --set policy=mlp` run")
+
+
 def resip_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base", required=True, metavar="RUN", help="a `robo train dp` run (the frozen base)")
     p.add_argument("--task", metavar="NAME", help="the base's task, checked against it (optional)")
@@ -69,4 +96,8 @@ TASKS = [
     Task("resip", "ResiP: residual PPO on a frozen diffusion base (precise insertion, MuJoCo Panda)",
          train=Stage("robo.tasks.resip.train_resip:train", "robo.tasks.resip.train_resip:ResiPTrainConfig",
                      RESIP_DESCRIPTION, resip_arguments, out="runs/resip")),
+    Task("mlp-ppo", "ResiP's baseline: PPO fine-tuning of an MLP-BC policy with action chunking",
+         train=Stage("robo.tasks.resip.train_mlp_ppo:train",
+                     "robo.tasks.resip.train_mlp_ppo:MLPPPOTrainConfig", MLP_PPO_DESCRIPTION,
+                     mlp_ppo_arguments, out="runs/mlp_ppo")),
 ]

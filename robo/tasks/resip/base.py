@@ -13,16 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from robo.nets.chunking import MLPChunkPolicy
 from robo.nets.diffusion import DiffusionPolicy
-from robo.rl.diffusion_bc import ChunkedPolicy, DDIMSampler
+from robo.rl.diffusion_bc import ChunkedPolicy, DDIMSampler, RegressionSampler
 from sim.assembly.config import AssemblyConfig
 
 POLICY = "policy.pt"
+BASE_KINDS = (DiffusionPolicy, MLPChunkPolicy)  # what `robo train dp` trains (policy: diffusion | mlp)
 
 
 @dataclass
 class Base:
-    policy: DiffusionPolicy
+    policy: DiffusionPolicy | MLPChunkPolicy
     meta: dict[str, Any]
     run: Path
 
@@ -36,16 +38,24 @@ class Base:
 
     def actor(self, num_envs: int, ddim_steps: int | None = None, action_horizon: int | None = None,
               seed: int = 0) -> ChunkedPolicy:
-        """Each environment's current single action (chunk queue; defaults: the RL settings, DDIM 4)."""
+        """Each environment's current single action (chunk queue; defaults: the RL settings, DDIM 4;
+        an MLP-BC base predicts its chunks directly)."""
         diffusion = self.meta["config"]["diffusion"]
+        horizon = action_horizon or diffusion["action_horizon"]
+        if horizon > self.policy.arch["pred_horizon"]:
+            raise ValueError(f"action_horizon: {horizon} exceeds the base's prediction horizon "
+                             f"{self.policy.arch['pred_horizon']}")
+        if isinstance(self.policy, MLPChunkPolicy):
+            return ChunkedPolicy(RegressionSampler(self.policy), num_envs, horizon, seed)
         sampler = DDIMSampler(self.policy, ddim_steps or diffusion["rl_ddim_steps"],
                               diffusion["train_diffusion_steps"], diffusion["beta_schedule"])
-        return ChunkedPolicy(sampler, num_envs, action_horizon or diffusion["action_horizon"], seed)
+        return ChunkedPolicy(sampler, num_envs, horizon, seed)
 
 
-def load_base(run: str | Path) -> Base:
+def load_base(run: str | Path, kinds: tuple[type, ...] = (DiffusionPolicy,)) -> Base:
     """The base of a ``robo train dp`` run folder (or its ``policy.pt``); refuses one without
-    normalisation statistics or of another kind, naming what is wrong."""
+    normalisation statistics or of a kind not in ``kinds`` (default: diffusion only; the MLP-BC
+    baseline is :class:`MLPChunkPolicy`), naming what is wrong."""
     from robo.nets.policy import load_policy
 
     path = Path(run)
@@ -53,8 +63,9 @@ def load_base(run: str | Path) -> Base:
     if not path.is_file():
         raise OSError(f"base {run}: no {POLICY} (is it a finished `robo train dp` run?)")
     policy, meta = load_policy(path)
-    if not isinstance(policy, DiffusionPolicy):
-        raise ValueError(f"base {path}: a {policy.arch['kind']!r} policy, not a diffusion base")
+    if not isinstance(policy, kinds):
+        wanted = " or ".join(k.kind for k in kinds)
+        raise ValueError(f"base {path}: a {policy.arch['kind']!r} policy, not a {wanted} base")
     if not float(policy.fitted):
         raise ValueError(f"base {path}: normalisation statistics are missing (obs/act bounds never fitted)")
     if "task" not in meta or "env" not in meta.get("config", {}):

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 
 from robo.files import save_figure, write_json
+from robo.nets.diffusion import DiffusionPolicy
 from robo.registry import Context
-from robo.tasks.resip.base import load_base
+from robo.tasks.resip.base import BASE_KINDS, load_base
 from robo.tasks.resip.episodes import play
 from sim.assembly.config import check_randomness
 from sim.assembly.env import AssemblyEnv
@@ -46,7 +47,7 @@ class DPEvalConfig:
 
 
 def evaluate(config: DPEvalConfig, args: argparse.Namespace, ctx: Context) -> str:
-    base = load_base(args.base)  # a bad base fails before anything runs or is written
+    base = load_base(args.base, BASE_KINDS)  # a bad base fails before anything runs or is written
     torch.set_num_threads(config.threads)
     overrides = {"randomness": config.randomness} if config.randomness else {}
     env_config = base.env_config(**overrides)
@@ -71,17 +72,20 @@ def evaluate(config: DPEvalConfig, args: argparse.Namespace, ctx: Context) -> st
     seconds = time.perf_counter() - started
     results = results[: config.episodes]
     rate = float(np.mean(results))
-    out = Path(ctx.out or base.run / f"eval_dp_ddim{config.ddim_steps}")
+    diffusion = isinstance(base.policy, DiffusionPolicy)
+    sampling = f"DDIM {config.ddim_steps}" if diffusion else "MLP"  # an MLP-BC base ignores ddim_steps
+    out = Path(ctx.out or base.run / (f"eval_dp_ddim{config.ddim_steps}" if diffusion else "eval_dp"))
     summary = {"base": str(base.run), "task": base.task, "randomness": env_config.randomness,
                "episodes": len(results), "success_rate": rate, "successes": int(np.sum(results)),
-               "ddim_steps": config.ddim_steps, "action_horizon": config.action_horizon, "seed": config.seed,
-               "envs": envs, "unstable_resets": env.unstable_resets, "chunks_sampled": act.chunks,
+               "ddim_steps": config.ddim_steps if diffusion else None,
+               "action_horizon": config.action_horizon, "seed": config.seed, "envs": envs,
+               "unstable_resets": env.unstable_resets, "chunks_sampled": act.chunks,
                "wall_seconds": seconds, "threads": config.threads}
     written = write_json(out / "metrics.json", summary)
     if frames:
         write_strip(out / "episode_strip.png", frames, config.strip_frames, f"{base.task}: row 0, episode 1")
     return (f"dp {base.task} ({env_config.randomness}): success {rate:.1%} over {len(results)} episodes "
-            f"(DDIM {config.ddim_steps}, chunks of {config.action_horizon}), {seconds:.0f} s\n"
+            f"({sampling}, chunks of {config.action_horizon}), {seconds:.0f} s\n"
             f"wrote {written}")
 
 

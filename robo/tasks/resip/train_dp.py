@@ -17,9 +17,10 @@ import numpy as np
 import torch
 
 from robo.config import read_yaml, to_dict
+from robo.nets.chunking import MLPChunkPolicy
 from robo.registry import Context
 from robo.rl.checkpoint import load_checkpoint
-from robo.rl.diffusion_bc import DiffusionBC, DiffusionConfig, build_policy, windows
+from robo.rl.diffusion_bc import ChunkBC, DiffusionBC, DiffusionConfig, build_policy, windows
 from robo.run_dir import CONFIG, RunDir
 from robo.tasks.resip.curves import write_curve
 from sim.assembly import demos
@@ -42,12 +43,20 @@ class DPTrainConfig:
     threads: int = 2  # torch CPU threads; may change on --resume
     log_interval: int = 50
     checkpoint_interval: int = 500
+    # diffusion: the DP U-Net (ResiP's base); mlp: the MLP-BC baseline, an MLP regressing the whole
+    # chunk (diffusion.pred_horizon actions; the optimiser, schedule and EMA keys of diffusion apply)
+    policy: str = "diffusion"
+    mlp_hidden: list[int] = field(default_factory=lambda: [256, 256])
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
 
     def __post_init__(self) -> None:
         if self.task not in PRESETS:
             raise ValueError(f"task: unknown task {self.task!r} (known: {', '.join(PRESETS)})")
         check_randomness(self.randomness)
+        if self.policy not in ("diffusion", "mlp"):
+            raise ValueError(f"policy: {self.policy!r} is not one of diffusion, mlp")
+        if not self.mlp_hidden or min(self.mlp_hidden) < 1:
+            raise ValueError(f"mlp_hidden: layer sizes must be >= 1, got {self.mlp_hidden}")
         for key in ("demo_episodes", "threads", "log_interval", "checkpoint_interval"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key}: must be >= 1, got {getattr(self, key)}")
@@ -88,9 +97,14 @@ def train(config: DPTrainConfig, args: argparse.Namespace, ctx: Context) -> str:
     obs, actions = torch.from_numpy(obs_np), torch.from_numpy(act_np)
 
     torch.manual_seed(config.seed)
-    policy = build_policy(dc, obs.shape[1], actions.shape[2])
+    if config.policy == "mlp":
+        relative = tuple(range(*dc.relative_obs)) if dc.relative_obs else ()
+        policy = MLPChunkPolicy(obs.shape[1], actions.shape[2], dc.pred_horizon, tuple(config.mlp_hidden),
+                                relative_obs=relative)
+    else:
+        policy = build_policy(dc, obs.shape[1], actions.shape[2])
     policy.fit_normalizer(obs, actions)
-    bc = DiffusionBC(policy, dc)
+    bc = ChunkBC(policy, dc) if config.policy == "mlp" else DiffusionBC(policy, dc)
     generator = torch.Generator().manual_seed(config.seed)
     step, history = 0, []
     if ctx.resume and (run / CHECKPOINT).is_file():
@@ -131,8 +145,9 @@ def train(config: DPTrainConfig, args: argparse.Namespace, ctx: Context) -> str:
             "config": {**to_dict(config), "env": to_dict(env_config)}}
     save_policy(run / "policy.pt", bc.ema, meta)  # the moving average acts
     if history:
-        labels = {"xlabel": "gradient step", "ylabel": "noise-prediction MSE",
-                  "title": f"diffusion BC, {config.task}"}
+        labels = {"xlabel": "gradient step",
+                  "ylabel": "chunk MSE" if config.policy == "mlp" else "noise-prediction MSE",
+                  "title": f"{config.policy} BC, {config.task}"}
         write_curve(run, "loss", history, "step", "loss", labels, log_y=True)
     params = sum(p.numel() for p in policy.parameters())
     run.write_json("metrics.json", {
@@ -140,7 +155,8 @@ def train(config: DPTrainConfig, args: argparse.Namespace, ctx: Context) -> str:
         "successful_demonstrations": len(successful), "windows": len(obs), "parameters": params,
         "gradient_steps": step, "final_loss": history[-1]["loss"] if history else None,
         "session_started_at_step": first, "session_wall_seconds": seconds, "threads": config.threads})
-    return (f"dp {config.task}: {step} gradient steps ({step - first} in {seconds:.0f} s this session) on "
+    return (f"dp {config.task} ({config.policy}): {step} gradient steps ({step - first} in {seconds:.0f} s "
+            f"this session) on "
             f"{len(successful)} demonstrations, {params / 1e6:.1f}M parameters, loss "
             f"{history[-1]['loss'] if history else float('nan'):.4f}\n"
             f"base {run / 'policy.pt'}; robo eval dp --base {run.path}")
