@@ -35,3 +35,14 @@ def play(env: AssemblyEnv, act: BaseActor, per_row: int, bar=None,
                     bar.update()
         act.reset(np.flatnonzero(done))
     return [o for row in outcomes for o in row]
+
+
+def compare(ctx, episodes: int, seed: int, policies: dict[str, Callable]) -> tuple[dict[str, float], str]:
+    """Each ``policies[name](bar)`` success rate on the same ``episodes`` seeded episodes, behind one
+    progress bar: the metrics (``<name>_success_rate``, episodes, seed) and a line that reports them."""
+    with ctx.bar(f"eval {' + '.join(policies)}", len(policies) * episodes) as bar:
+        rates = {name: rate(bar) for name, rate in policies.items()}
+    metrics = {"eval_episodes": episodes, "eval_seed": seed,
+               **{f"{name.lower().replace('-', '_')}_success_rate": r for name, r in rates.items()}}
+    line = f"success over {episodes} episodes: " + ", ".join(f"{n} {r:.1%}" for n, r in rates.items())
+    return metrics, line

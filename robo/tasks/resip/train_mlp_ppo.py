@@ -37,7 +37,7 @@ from robo.rl.ppo import PPOConfig
 from robo.run_dir import RunDir
 from robo.tasks.resip.base import Base, load_base
 from robo.tasks.resip.curves import write_curve
-from robo.tasks.resip.episodes import play
+from robo.tasks.resip.episodes import compare, play
 from sim.assembly.env import AssemblyEnv
 
 KIND = "mlp-ppo"
@@ -147,14 +147,14 @@ def train(config: MLPPPOTrainConfig, args: argparse.Namespace, ctx: Context) -> 
     summary = {"task": base.task, "base": str(base.run), "iterations": runner.iteration,
                "env_steps": runner.iteration * steps_per_iteration, "session_started_at_iteration": first,
                "session_wall_seconds": seconds, "threads": config.threads}
+    rates = ""
     if config.eval_episodes:
-        with ctx.bar("eval bc + fine-tuned", 2 * config.eval_episodes) as bar:
-            summary |= {"eval_episodes": config.eval_episodes, "eval_seed": config.eval_seed,
-                        "bc_success_rate": success_rate(base, base.policy, config, bar),
-                        "fine_tuned_success_rate": success_rate(base, policy, config, bar)}
+        metrics, line = compare(ctx, config.eval_episodes, config.eval_seed, {
+            "BC": lambda bar: success_rate(base, base.policy, config, bar),
+            "fine-tuned": lambda bar: success_rate(base, policy, config, bar)})
+        summary |= metrics
+        rates = f"; {line}"
     run.write_json("metrics.json", summary)
-    rates = (f"; success over {config.eval_episodes} episodes: MLP-BC {summary['bc_success_rate']:.1%}, "
-             f"fine-tuned {summary['fine_tuned_success_rate']:.1%}" if config.eval_episodes else "")
     return (f"mlp-ppo {base.task}: {runner.iteration} iterations, {summary['env_steps']:,} environment steps "
             f"({runner.iteration - first} in {seconds:.0f} s this session){rates}\n"
             f"policy {run / POLICY} (robo eval dp --base {run.path}); metrics {run / 'metrics.json'}")
