@@ -55,12 +55,12 @@ examples:
 
 
 MLP_PPO_DESCRIPTION = """\
-ResiP's baseline at equal environment steps: PPO fine-tuning of an MLP-BC policy with action chunking
-(a `robo train dp --set policy=mlp` run). The BC MLP is the Gaussian actor's mean (iteration 0 is the BC
-policy; fixed std 0.01 in the normalised chunk space, about 0.3 mm on the positions); an action is a
-whole chunk, its first action_horizon steps run open loop with their rewards summed (robo.rl.chunk_env),
-gamma 0.992 per chunk (0.999 per step), lambda 1, a time-limit failure worth 0, otherwise ResiP's PPO
-settings; 25 chunks of 8 per environment per iteration = one 200-step episode, as a ResiP iteration.
+ResiP's baseline at equal environment steps: PPO fine-tuning of an MLP-BC policy with action chunking (a
+`robo train dp --set policy=mlp` run). The BC MLP is the Gaussian actor's mean (iteration 0 is the BC
+policy; fixed std 0.01 in the normalised chunk space, about 0.3 mm on the positions); an action is a whole
+chunk, its first action_horizon steps run open loop with their rewards summed (robo.rl.chunk_env), gamma
+0.992 per chunk (0.999 per step), lambda 1, a time-limit failure worth 0, actor lr 1e-5, otherwise ResiP's
+PPO settings; 25 chunks of 8 per environment per iteration = one 200-step episode, as a ResiP iteration.
 Then BC and the fine-tuned policy are evaluated on the same seeded episodes.
 Writes: config.yaml, checkpoint.pt (resume), tensorboard/, learning_curve.csv/.png, policy.pt (an
 mlp-chunk base: robo eval dp --base RUN), metrics.json.
