@@ -50,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="GNN gain tuner (.pt, batched; or .onnx with card); the MCU part uses the .onnx "
                              "beside it (default: the committed tuner)")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated scenarios")
+    parser.add_argument("--tilt", type=float, default=None,
+                        help="right-hand rule in rad for every controller (default: the config's, 0.4)")
 
 
 def _mid_episode(envs: int, agents: int, device: str):
@@ -100,10 +102,13 @@ def _solve_rates(device: str) -> dict[str, Any]:
     return out
 
 
-def _scenarios(names: list[str], episodes: int, agents: int, policy: str) -> dict[str, Any]:
+def _scenarios(names: list[str], episodes: int, agents: int, policy: str, tilt: float | None = None
+               ) -> dict[str, Any]:
     table = {}
     for name in names:
         config = OnlineCbfConfig(scenario=name, agents=agents, episodes=episodes)
+        if tilt is not None:
+            config = dataclasses.replace(config, tilt=tilt)
         grid_settings = dataclasses.replace(config.grid, episodes=min(20, episodes))
         config = dataclasses.replace(config, grid=grid_settings)
         best, grid = grid_search(config)
@@ -210,4 +215,5 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     episodes = 10 if args.quick else args.episodes
     return {"device": args.device, "threads": args.threads, "gains_for_rates": list(GAINS),
             "solve_rates": rates, "mcu": mcu, "policy": args.policy, "episodes": episodes,
-            "agents": args.agents, "scenarios": _scenarios(names, episodes, args.agents, args.policy)}
+            "agents": args.agents, "tilt": args.tilt,
+            "scenarios": _scenarios(names, episodes, args.agents, args.policy, args.tilt)}
