@@ -37,7 +37,7 @@ from robo.rl.residual import ResidualEnv
 from robo.run_dir import RunDir
 from robo.tasks.resip.base import Base, load_base
 from robo.tasks.resip.curves import write_curve
-from robo.tasks.resip.episodes import play
+from robo.tasks.resip.episodes import compare, play
 from sim.assembly.env import ACTION_NAMES, OBSERVATION_LAYOUT, AssemblyEnv
 
 KIND = "resip"
@@ -215,14 +215,14 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
                                "env_steps": runner.iteration * per_iteration,
                                "session_started_at_iteration": first, "session_wall_seconds": seconds,
                                "threads": config.threads}
+    rates = ""
     if config.eval_episodes:
-        with ctx.bar("eval base + resip", 2 * config.eval_episodes) as bar:
-            summary |= {"eval_episodes": config.eval_episodes, "eval_seed": config.eval_seed,
-                        "base_success_rate": success_rate(base, None, config, bar),
-                        "resip_success_rate": success_rate(base, residual, config, bar)}
+        metrics, line = compare(ctx, config.eval_episodes, config.eval_seed, {
+            "base": lambda bar: success_rate(base, None, config, bar),
+            "ResiP": lambda bar: success_rate(base, residual, config, bar)})
+        summary |= metrics
+        rates = f"; {line}"
     run.write_json("metrics.json", summary)
-    rates = (f"; success over {config.eval_episodes} episodes: base {summary['base_success_rate']:.1%}, "
-             f"ResiP {summary['resip_success_rate']:.1%}" if config.eval_episodes else "")
     return (f"resip {base.task}: {runner.iteration} iterations, {summary['env_steps']:,} environment steps "
             f"({runner.iteration - first} in {seconds:.0f} s this session){rates}\n"
             f"residual {run / RESIDUAL}; one ONNX graph {run / ONE_GRAPH}; metrics {run / 'metrics.json'}")
