@@ -1,0 +1,71 @@
+"""G-PAYN round 4's options: the critic's LayerNorm (a generic SAC option, off by default), noise on the
+demonstrator's actions, and G-PAYN's demonstrations in a partition sampled at a fixed share (RLPD's
+symmetric sampling)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from robo.config import ConfigError, load_config
+from robo.rl.sac import SACConfig, SACGroup
+from robo.tasks.gpayn.config import GPAYNTrainConfig
+from robo.tasks.gpayn.demos import generate
+from robo.tasks.gpayn.train import algorithm_settings
+from sim.hand.env import HandEnvConfig
+
+torch.set_num_threads(1)
+
+
+def test_layer_norm_critic_normalises_every_hidden_layer_and_bounds_q():
+    config = SACConfig(actor_hidden=(8,), critic_hidden=(16, 16))
+    assert not config.critic_layer_norm
+    plain = SACGroup(2, 5, 3, config, seed=2)
+    normed = SACGroup(2, 5, 3, SACConfig(actor_hidden=(8,), critic_hidden=(16, 16), critic_layer_norm=True),
+                      seed=2)
+    g = torch.Generator().manual_seed(0)
+    obs, action = torch.randn(2, 7, 5, generator=g), torch.rand(2, 7, 3, generator=g) * 2 - 1
+    # Same weights, so the plain critic is the same MLP without the normalisation.
+    with torch.no_grad():
+        q1 = normed.critic.net.member(1)  # member 1's first Q-network
+        x = torch.cat((obs[1], action[1]), -1)
+        for layer in [m for m in q1 if isinstance(m, torch.nn.Linear)][:-1]:
+            x = F.relu(F.layer_norm(layer(x), (layer.out_features,)))
+        want = q1[-1](x)[:, 0]
+        torch.testing.assert_close(normed.critic(obs, action)[0, 1], want)
+        torch.testing.assert_close(plain.critic(obs, action)[0, 1], plain.critic.net.member(1)(
+            torch.cat((obs[1], action[1]), -1))[:, 0])
+        # Far from the data the plain critic grows with the input; the normalised one cannot pass
+        # |last weights| x sqrt(width) + |bias| (a normalised, rectified vector has norm <= sqrt(width)).
+        far = action * 1e4
+        last = normed.critic.net.layers[-1]
+        bound = last.weight.norm(dim=1).max() * 16 ** 0.5 + last.bias.abs().max()
+        assert normed.critic(obs, far).abs().max() <= bound
+        assert plain.critic(obs, far).abs().max() > 10 * bound
+
+
+def test_noisy_demonstrations_change_the_actions_within_range_and_still_lift():
+    env = HandEnvConfig(object="box_tall", episode_steps=200, start="pre_grasp")
+    clean = generate(env, 800, 4, seed=0)
+    noisy = generate(env, 800, 4, seed=0, noise=0.3)
+    assert noisy["action"].abs().max() <= 1.0
+    deviation = (noisy["action"] - clean["action"]).abs()
+    assert deviation[:4].mean() > 0.1  # the first step's observations agree, its actions do not
+    torch.testing.assert_close(generate(env, 800, 4, seed=0)["action"], clean["action"])
+    assert int(noisy["successes"]) >= 1  # the script corrects the drift and still lifts
+
+
+def test_gpayn_demo_fraction_moves_the_demonstrations_into_a_partition():
+    config = load_config(GPAYNTrainConfig, "configs/gpayn_quick.yaml",
+                         ["gpayn_demo_fraction=0.5", "pretrain_updates=0"])
+    sac, runner = algorithm_settings(config)
+    assert runner.demo_fraction == 0.5 and sac.bc_weight == 0 and sac.learning_starts == 0
+    paper = load_config(GPAYNTrainConfig, "configs/gpayn.yaml")
+    assert algorithm_settings(paper)[1].demo_fraction == 0.0  # the paper's single FIFO
+    with pytest.raises(ConfigError, match="pretrain_updates needs gpayn_demo_fraction = 0"):
+        load_config(GPAYNTrainConfig, None, ["gpayn_demo_fraction=0.5", "pretrain_updates=10"])
+    with pytest.raises(ConfigError, match=r"gpayn_demo_fraction must be in \[0, 1\)"):
+        load_config(GPAYNTrainConfig, None, ["gpayn_demo_fraction=1.0"])
+    with pytest.raises(ConfigError, match="demo_action_noise must be >= 0"):
+        load_config(GPAYNTrainConfig, None, ["demo_action_noise=-0.1"])
