@@ -4,6 +4,8 @@ symmetric sampling)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from torch.nn import functional as F
@@ -69,3 +71,26 @@ def test_gpayn_demo_fraction_moves_the_demonstrations_into_a_partition():
         load_config(GPAYNTrainConfig, None, ["gpayn_demo_fraction=1.0"])
     with pytest.raises(ConfigError, match="demo_action_noise must be >= 0"):
         load_config(GPAYNTrainConfig, None, ["demo_action_noise=-0.1"])
+
+
+def test_unfiltered_bc_clones_every_demonstration_row_and_oerld_stays_filtered():
+    g = torch.Generator().manual_seed(3)
+    data = {"obs": torch.randn(2, 8, 5, generator=g), "action": torch.rand(2, 8, 2, generator=g) * 2 - 1,
+            "reward": torch.zeros(2, 8), "next_obs": torch.randn(2, 8, 5, generator=g),
+            "terminated": torch.zeros(2, 8),
+            "demo": torch.arange(8).expand(2, -1) >= 4}
+    config = SACConfig(actor_hidden=(8,), critic_hidden=(8,), bc_weight=1.0, bc_q_filter=False)
+    group = SACGroup(2, 5, 2, config, seed=1)
+    with torch.no_grad():
+        error = (group.actor.deterministic(data["obs"]) - data["action"]).pow(2).sum(-1)
+        torch.testing.assert_close(group.bc_loss(data), error[:, 4:].mean(-1))
+        filtered = SACGroup(2, 5, 2, SACConfig(actor_hidden=(8,), critic_hidden=(8,), bc_weight=1.0), seed=1)
+        assert not torch.equal(filtered.bc_loss(data), group.bc_loss(data))  # the filter drops some rows
+    gpayn = load_config(GPAYNTrainConfig, "configs/gpayn_quick.yaml",
+                        ["gpayn_demo_fraction=0.5", "pretrain_updates=0", "gpayn_bc_weight=5",
+                         "sac.bc_q_filter=false"])
+    assert algorithm_settings(gpayn)[0].bc_weight == 5 and not algorithm_settings(gpayn)[0].bc_q_filter
+    oerld = algorithm_settings(dataclasses.replace(gpayn, algo="oerld"))[0]
+    assert oerld.bc_q_filter and oerld.bc_weight == gpayn.oerld_bc_weight
+    with pytest.raises(ConfigError, match="gpayn_bc_weight must be >= 0 and needs gpayn_demo_fraction"):
+        load_config(GPAYNTrainConfig, None, ["gpayn_bc_weight=1"])

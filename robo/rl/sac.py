@@ -69,6 +69,9 @@ class SACConfig:
     # demonstration rows (``batch["demo"]``) where the critic rates the demonstrated action above the
     # actor's. 0 (the default): plain SAC.
     bc_weight: float = 0.0
+    # False: the behaviour-cloning term on every demonstration row, whatever the critic says (TD3+BC's
+    # way); the filter trusts a critic that may over-rate the actor's own actions.
+    bc_q_filter: bool = True
     # LayerNorm (no affine parameters) after every hidden layer of the critic, before the activation, as
     # in RLPD (Ball et al. 2023): it bounds how far Q can extrapolate to actions the data never showed.
     # False (the default): the plain MLP critic.
@@ -247,13 +250,16 @@ class SACGroup:
 
     def bc_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """OERLD's Q-filtered behaviour cloning per member ([K]): mean over the demonstration rows of
-        ``|tanh(mean(s)) - a_demo|^2`` where ``Q(s, a_demo) > Q(s, tanh(mean(s)))``."""
+        ``|tanh(mean(s)) - a_demo|^2`` where ``Q(s, a_demo) > Q(s, tanh(mean(s)))`` (on every
+        demonstration row without ``bc_q_filter``)."""
         demo = batch["demo"].to(batch["reward"].dtype)
         mean_action = self.actor.deterministic(batch["obs"])
-        with torch.no_grad():
-            q_demo = self.critic(batch["obs"], batch["action"]).min(0).values
-            q_actor = self.critic(batch["obs"], mean_action).min(0).values
-            keep = demo * (q_demo > q_actor).to(demo.dtype)
+        keep = demo
+        if self.config.bc_q_filter:
+            with torch.no_grad():
+                q_demo = self.critic(batch["obs"], batch["action"]).min(0).values
+                q_actor = self.critic(batch["obs"], mean_action).min(0).values
+                keep = demo * (q_demo > q_actor).to(demo.dtype)
         error = (mean_action - batch["action"]).pow(2).sum(-1)
         return (keep * error).sum(-1) / demo.sum(-1).clamp(min=1.0)
 

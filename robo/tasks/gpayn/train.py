@@ -55,9 +55,11 @@ def algorithm_settings(config: GPAYNTrainConfig) -> tuple[SACConfig, Any]:
     sac = dataclasses.replace(sac, learning_starts=0)
     if config.algo == "gpayn":
         runner = dataclasses.replace(runner, demo_fraction=config.gpayn_demo_fraction)
+        sac = dataclasses.replace(sac, bc_weight=config.gpayn_bc_weight)
     if config.algo == "oerld":
         batch = sac.batch_size + config.oerld_demo_rows
-        sac = dataclasses.replace(sac, batch_size=batch, bc_weight=config.oerld_bc_weight)
+        # OERLD's behaviour cloning is Q-filtered by definition; sac.bc_q_filter is G-PAYN's choice.
+        sac = dataclasses.replace(sac, batch_size=batch, bc_weight=config.oerld_bc_weight, bc_q_filter=True)
         runner = dataclasses.replace(runner, demo_fraction=config.oerld_demo_rows / batch)
     return sac, runner
 
