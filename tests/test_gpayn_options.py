@@ -4,17 +4,21 @@ symmetric sampling)."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import json
 
 import pytest
 import torch
 from torch.nn import functional as F
 
 from robo.config import ConfigError, load_config
+from robo.registry import Context
+from robo.rl.checkpoint import load_checkpoint
 from robo.rl.sac import SACConfig, SACGroup
 from robo.tasks.gpayn.config import GPAYNTrainConfig
 from robo.tasks.gpayn.demos import generate
-from robo.tasks.gpayn.train import algorithm_settings
+from robo.tasks.gpayn.train import algorithm_settings, train
 from sim.hand.env import HandEnvConfig
 
 torch.set_num_threads(1)
@@ -58,13 +62,23 @@ def test_noisy_demonstrations_change_the_actions_within_range_and_still_lift():
     assert int(noisy["successes"]) >= 1  # the script corrects the drift and still lifts
 
 
-def test_gpayn_demo_fraction_moves_the_demonstrations_into_a_partition():
-    config = load_config(GPAYNTrainConfig, "configs/gpayn_quick.yaml",
-                         ["gpayn_demo_fraction=0.5", "pretrain_updates=0"])
+def test_gpayn_demo_fraction_moves_the_demonstrations_into_a_partition(tmp_path):
+    config = load_config(GPAYNTrainConfig, "configs/gpayn_quick.yaml", ["gpayn_bc_weight=0"])
     sac, runner = algorithm_settings(config)
     assert runner.demo_fraction == 0.5 and sac.bc_weight == 0 and sac.learning_starts == 0
     paper = load_config(GPAYNTrainConfig, "configs/gpayn.yaml")
     assert algorithm_settings(paper)[1].demo_fraction == 0.0  # the paper's single FIFO
+    tiny = ["demo_transitions=64", "demo_envs=4", "eval_episodes=2", "env.episode_steps=100",
+            "sac.actor_hidden=[16]", "sac.critic_hidden=[16]", "sac.batch_size=16", "runner.steps=32",
+            "runner.envs_per_member=4", "runner.log_interval=16", "runner.select_interval=32",
+            "runner.checkpoint_interval=32"]
+    train(load_config(GPAYNTrainConfig, "configs/gpayn_quick.yaml", tiny),
+          argparse.Namespace(object="box_tall", algo="gpayn"), Context(out=tmp_path / "run"))
+    replay = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["replay"]
+    demos = torch.load(tmp_path / "run" / "demonstrations.pt", weights_only=True)["demonstrations"]
+    assert replay["size"] == 32 and replay["demo"]["reward"].shape == (1, 64)  # agent FIFO, partition
+    torch.testing.assert_close(replay["demo"]["action"][0], demos["action"])
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["updates"] == 32  # none first
     with pytest.raises(ConfigError, match="pretrain_updates needs gpayn_demo_fraction = 0"):
         load_config(GPAYNTrainConfig, None, ["gpayn_demo_fraction=0.5", "pretrain_updates=10"])
     with pytest.raises(ConfigError, match=r"gpayn_demo_fraction must be in \[0, 1\)"):
