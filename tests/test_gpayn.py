@@ -28,7 +28,7 @@ TINY = ["demo_transitions=96", "demo_envs=4", "eval_episodes=2", "env.episode_st
         "sac.actor_hidden=[16,16]", "sac.critic_hidden=[16,16]", "sac.batch_size=16", "sac.buffer_size=500",
         "sac.learning_starts=0", "runner.steps=48", "runner.envs_per_member=4", "runner.log_interval=24",
         "runner.select_interval=48", "runner.checkpoint_interval=48", "runner.update_interval=4",
-        "pretrain_updates=2"]
+        "pretrain_updates=2", "gpayn_demo_fraction=0", "gpayn_bc_weight=0"]  # the paper's single FIFO
 
 
 def batch(k: int = 2, b: int = 8, demos: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:

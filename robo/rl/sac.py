@@ -69,6 +69,13 @@ class SACConfig:
     # demonstration rows (``batch["demo"]``) where the critic rates the demonstrated action above the
     # actor's. 0 (the default): plain SAC.
     bc_weight: float = 0.0
+    # False: the behaviour-cloning term on every demonstration row, whatever the critic says (TD3+BC's
+    # way); the filter trusts a critic that may over-rate the actor's own actions.
+    bc_q_filter: bool = True
+    # LayerNorm (no affine parameters) after every hidden layer of the critic, before the activation, as
+    # in RLPD (Ball et al. 2023): it bounds how far Q can extrapolate to actions the data never showed.
+    # False (the default): the plain MLP critic.
+    critic_layer_norm: bool = False
 
     def __post_init__(self) -> None:
         for name in ("buffer_size", "batch_size", "policy_frequency", "target_frequency"):
@@ -130,18 +137,26 @@ class SquashedGaussianActor(nn.Module):
 
 
 class TwinCritic(nn.Module):
-    """Two Q-networks per member, stored as one ensemble of 2K (rows ``q * K + k``)."""
+    """Two Q-networks per member, stored as one ensemble of 2K (rows ``q * K + k``); with
+    ``layer_norm`` every hidden layer's output is normalised (parameter-free) before the activation."""
 
     def __init__(self, members: int, obs_size: int, act_size: int, hidden: tuple[int, ...],
-                 device: torch.device | str | None = None):
+                 device: torch.device | str | None = None, layer_norm: bool = False):
         super().__init__()
         self.net = EnsembleMLP(2 * members, obs_size + act_size, hidden, 1, device=device)
+        self.layer_norm = layer_norm
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """``[K, B, obs]``, ``[K, B, act]`` -> ``[2, K, B]``."""
         x = torch.cat((obs, action), -1)
         k, b = x.shape[:2]
-        return self.net(x.repeat(2, 1, 1)).view(2, k, b)
+        x = x.repeat(2, 1, 1)
+        if not self.layer_norm:
+            return self.net(x).view(2, k, b)
+        *hidden, last = self.net.layers
+        for layer in hidden:
+            x = F.relu(F.layer_norm(layer(x), (layer.out_features,)))
+        return last(x).view(2, k, b)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,7 +177,8 @@ class SACGroup:
             torch.manual_seed(seed)
             self.actor = SquashedGaussianActor(members, obs_size, act_size, cfg.actor_hidden,
                                                cfg.log_std_min, cfg.log_std_max, device=self.device)
-            self.critic = TwinCritic(members, obs_size, act_size, cfg.critic_hidden, device=self.device)
+            self.critic = TwinCritic(members, obs_size, act_size, cfg.critic_hidden, device=self.device,
+                                     layer_norm=cfg.critic_layer_norm)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = nn.Parameter(torch.full((members,), math.log(cfg.initial_alpha), device=self.device))
         self._make_optimizers()
@@ -234,13 +250,16 @@ class SACGroup:
 
     def bc_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """OERLD's Q-filtered behaviour cloning per member ([K]): mean over the demonstration rows of
-        ``|tanh(mean(s)) - a_demo|^2`` where ``Q(s, a_demo) > Q(s, tanh(mean(s)))``."""
+        ``|tanh(mean(s)) - a_demo|^2`` where ``Q(s, a_demo) > Q(s, tanh(mean(s)))`` (on every
+        demonstration row without ``bc_q_filter``)."""
         demo = batch["demo"].to(batch["reward"].dtype)
         mean_action = self.actor.deterministic(batch["obs"])
-        with torch.no_grad():
-            q_demo = self.critic(batch["obs"], batch["action"]).min(0).values
-            q_actor = self.critic(batch["obs"], mean_action).min(0).values
-            keep = demo * (q_demo > q_actor).to(demo.dtype)
+        keep = demo
+        if self.config.bc_q_filter:
+            with torch.no_grad():
+                q_demo = self.critic(batch["obs"], batch["action"]).min(0).values
+                q_actor = self.critic(batch["obs"], mean_action).min(0).values
+                keep = demo * (q_demo > q_actor).to(demo.dtype)
         error = (mean_action - batch["action"]).pow(2).sum(-1)
         return (keep * error).sum(-1) / demo.sum(-1).clamp(min=1.0)
 

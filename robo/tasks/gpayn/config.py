@@ -35,6 +35,15 @@ class GPAYNTrainConfig:
     env: HandEnvConfig = field(default_factory=lambda: HandEnvConfig(start="pre_grasp"))
     demo_transitions: int = 1_000_000  # scripted demonstrator transitions, failed demonstrations kept
     demo_envs: int = 16  # environments the demonstrator runs at once
+    # Gaussian noise (standard deviation, action units) on the demonstrator's executed actions, so the
+    # critic sees actions around the demonstrated ones, not one action per state (0: the paper's).
+    demo_action_noise: float = 0.0
+    # gpayn: 0 is the paper's single FIFO that starts full of demonstrations; a share > 0 keeps them in a
+    # partition FIFO never overwrites and draws that share of every batch from it (RLPD's 0.5).
+    gpayn_demo_fraction: float = 0.0
+    # gpayn: weight of a behaviour-cloning term on the partition's rows, Q-filtered unless
+    # sac.bc_q_filter is false (OERLD's always is); > 0 makes G-PAYN OERLD-like. 0: the paper's (none).
+    gpayn_bc_weight: float = 0.0
     oerld_demo_rows: int = 32  # OERLD: demonstration rows added to each batch of sac.batch_size agent rows
     oerld_bc_weight: float = 1.0  # OERLD: weight of the Q-filtered behaviour-cloning term
     # SAC updates on the buffer of demonstrations before the first environment step (gpayn only):
@@ -53,6 +62,16 @@ class GPAYNTrainConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.pretrain_updates < 0:
             raise ValueError(f"pretrain_updates must be >= 0, got {self.pretrain_updates}")
+        if self.demo_action_noise < 0:
+            raise ValueError(f"demo_action_noise must be >= 0, got {self.demo_action_noise}")
+        if not 0.0 <= self.gpayn_demo_fraction < 1.0:
+            raise ValueError(f"gpayn_demo_fraction must be in [0, 1), got {self.gpayn_demo_fraction}")
+        if self.gpayn_bc_weight < 0 or (self.gpayn_bc_weight and not self.gpayn_demo_fraction):
+            raise ValueError(f"gpayn_bc_weight must be >= 0 and needs gpayn_demo_fraction > 0 (the "
+                             f"demonstration rows it clones), got {self.gpayn_bc_weight}")
+        if self.gpayn_demo_fraction and self.pretrain_updates:
+            raise ValueError("pretrain_updates needs gpayn_demo_fraction = 0: with a partition the batches "
+                             "need agent rows, and there are none before the first step")
         if self.oerld_bc_weight < 0:
             raise ValueError(f"oerld_bc_weight must be >= 0, got {self.oerld_bc_weight}")
         if self.runner.select_interval <= 0:

@@ -19,17 +19,22 @@ FORMAT = "robo-gpayn-demonstrations/1"
 
 
 def generate(env_config: HandEnvConfig, transitions: int, envs: int, seed: int,
-             bar: Bar | None = None) -> dict[str, torch.Tensor]:
+             bar: Bar | None = None, noise: float = 0.0) -> dict[str, torch.Tensor]:
     """``transitions`` rows ``{obs, action, reward, next_obs, terminated}`` ([N, ...]) from ``envs``
     environments run by the demonstrator, with ``episodes`` and ``successes`` (counts of the episodes
-    that ended inside them)."""
+    that ended inside them). ``noise``: the standard deviation of Gaussian noise added to every entry
+    of the demonstrator's actions (action units, clipped to [-1, 1]); the noisy action is the one
+    executed and stored, and the script corrects the drift it causes on the next steps."""
     env = HandEnv(envs, env_config, seed=seed)
     demonstrator = Demonstrator(env)
+    generator = torch.Generator().manual_seed(seed)
     obs = env.reset(seed=seed)[0]
     rows: dict[str, list[torch.Tensor]] = {name: [] for name in FIELDS}
     episodes = successes = collected = 0
     while collected < transitions:
         action = demonstrator.act()
+        if noise > 0:
+            action = (action + noise * torch.randn(action.shape, generator=generator)).clamp(-1.0, 1.0)
         next_obs, reward, terminated, truncated, info = env.step(action)
         done = terminated | truncated
         step = {"obs": obs, "action": action, "reward": reward,
@@ -47,12 +52,12 @@ def generate(env_config: HandEnvConfig, transitions: int, envs: int, seed: int,
 
 
 def load_or_generate(path: Path, env_config: HandEnvConfig, transitions: int, envs: int, seed: int,
-                     bar: BarFactory) -> dict[str, torch.Tensor]:
+                     bar: BarFactory, noise: float = 0.0) -> dict[str, torch.Tensor]:
     """The cached demonstrations at ``path`` or, when absent, new ones written there."""
     if path.is_file():
         state = load_checkpoint(path, format=FORMAT)
         return state["demonstrations"]
     with bar("demonstrations", transitions) as progress:
-        demos = generate(env_config, transitions, envs, seed, progress)
+        demos = generate(env_config, transitions, envs, seed, progress, noise)
     save_torch({"format": FORMAT, "demonstrations": demos}, path)
     return demos

@@ -53,9 +53,13 @@ def algorithm_settings(config: GPAYNTrainConfig) -> tuple[SACConfig, Any]:
     if config.algo == "sac":
         return sac, runner
     sac = dataclasses.replace(sac, learning_starts=0)
+    if config.algo == "gpayn":
+        runner = dataclasses.replace(runner, demo_fraction=config.gpayn_demo_fraction)
+        sac = dataclasses.replace(sac, bc_weight=config.gpayn_bc_weight)
     if config.algo == "oerld":
         batch = sac.batch_size + config.oerld_demo_rows
-        sac = dataclasses.replace(sac, batch_size=batch, bc_weight=config.oerld_bc_weight)
+        # OERLD's behaviour cloning is Q-filtered by definition; sac.bc_q_filter is G-PAYN's choice.
+        sac = dataclasses.replace(sac, batch_size=batch, bc_weight=config.oerld_bc_weight, bc_q_filter=True)
         runner = dataclasses.replace(runner, demo_fraction=config.oerld_demo_rows / batch)
     return sac, runner
 
@@ -77,7 +81,7 @@ def train(config: GPAYNTrainConfig, args: argparse.Namespace, ctx: Context) -> s
     demos = None
     if config.algo != "sac":
         demos = load_or_generate(run / DEMONSTRATIONS, config.env, config.demo_transitions, config.demo_envs,
-                                 config.seed + 1_000_000, ctx.bar)
+                                 config.seed + 1_000_000, ctx.bar, config.demo_action_noise)
 
     envs = runner_config.envs_per_member
     start_z = start_height(config.env)
@@ -99,7 +103,7 @@ def train(config: GPAYNTrainConfig, args: argparse.Namespace, ctx: Context) -> s
     if ctx.resume and (run / CHECKPOINT).is_file():  # a run killed before its first checkpoint restarts
         runner.load(run / CHECKPOINT)
     elif demos is not None:
-        add_demonstrations(runner, demos, config.algo)
+        add_demonstrations(runner, demos, partition=runner_config.demo_fraction > 0)
     if config.algo == "gpayn" and runner.step == 0:  # OERLD's batches need agent rows, there are none yet
         with ctx.bar("updates on demonstrations", config.pretrain_updates) as bar:
             for _ in range(config.pretrain_updates):
@@ -143,11 +147,12 @@ def train(config: GPAYNTrainConfig, args: argparse.Namespace, ctx: Context) -> s
             f"robo eval gpayn --policy {run / 'policy.onnx'}")
 
 
-def add_demonstrations(runner: OffPolicyRunner, demos: dict[str, torch.Tensor], algo: str) -> None:
-    """G-PAYN: the FIFO starts full of demonstrations (the newest ``capacity`` rows); OERLD: they form
-    the partition FIFO never overwrites. Every member gets the same demonstrations."""
+def add_demonstrations(runner: OffPolicyRunner, demos: dict[str, torch.Tensor], partition: bool) -> None:
+    """The FIFO starts full of demonstrations (the newest ``capacity`` rows; G-PAYN's), or with
+    ``partition`` they form the partition FIFO never overwrites (OERLD's, G-PAYN's with a
+    ``gpayn_demo_fraction``). Every member gets the same demonstrations."""
     k = runner.group.members
-    if algo == "gpayn":
+    if not partition:
         rows = {name: demos[name][-runner.replay.capacity:] for name in FIELDS}
         runner.replay.add(*(rows[name].expand(k, *rows[name].shape) for name in FIELDS))
     else:
