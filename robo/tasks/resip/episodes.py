@@ -46,3 +46,21 @@ def compare(ctx, episodes: int, seed: int, policies: dict[str, Callable]) -> tup
                **{f"{name.lower().replace('-', '_')}_success_rate": r for name, r in rates.items()}}
     line = f"success over {episodes} episodes: " + ", ".join(f"{n} {r:.1%}" for n, r in rates.items())
     return metrics, line
+
+
+def write_summary(ctx, run, stage: str, base, iterations: int, first: int, seconds: float, env_steps: int,
+                  config, policies: dict[str, Callable], outputs: str) -> str:
+    """metrics.json of a PPO stage on a base (``policies`` compared on ``config.eval_episodes`` seeded
+    episodes when there are any) and the stage's closing report; ``outputs`` names what it wrote."""
+    summary = {"task": base.task, "base": str(base.run), "iterations": iterations, "env_steps": env_steps,
+               "session_started_at_iteration": first, "session_wall_seconds": seconds,
+               "threads": config.threads}
+    rates = ""
+    if config.eval_episodes:
+        metrics, line = compare(ctx, config.eval_episodes, config.eval_seed, policies)
+        summary |= metrics
+        rates = f"; {line}"
+    run.write_json("metrics.json", summary)
+    return (f"{stage} {base.task}: {iterations} iterations, {env_steps:,} environment steps "
+            f"({iterations - first} in {seconds:.0f} s this session){rates}\n"
+            f"{outputs}; metrics {run / 'metrics.json'}")

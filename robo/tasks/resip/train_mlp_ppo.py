@@ -38,7 +38,7 @@ from robo.rl.ppo import PPOConfig
 from robo.run_dir import RunDir
 from robo.tasks.resip.base import Base, load_base
 from robo.tasks.resip.curves import write_curve
-from robo.tasks.resip.episodes import compare, play
+from robo.tasks.resip.episodes import play, write_summary
 from sim.assembly.env import AssemblyEnv
 
 KIND = "mlp-ppo"
@@ -147,17 +147,8 @@ def train(config: MLPPPOTrainConfig, args: argparse.Namespace, ctx: Context) -> 
     fine_tuning = {"base": str(base.run), **to_dict(config)}
     save_policy(run / POLICY, policy, {**base.meta, "run": str(run.path),
                                        "config": {**base.meta["config"], "fine_tuning": fine_tuning}})
-    summary = {"task": base.task, "base": str(base.run), "iterations": runner.iteration,
-               "env_steps": runner.iteration * steps_per_iteration, "session_started_at_iteration": first,
-               "session_wall_seconds": seconds, "threads": config.threads}
-    rates = ""
-    if config.eval_episodes:
-        metrics, line = compare(ctx, config.eval_episodes, config.eval_seed, {
-            "BC": lambda bar: success_rate(base, base.policy, config, bar),
-            "fine-tuned": lambda bar: success_rate(base, policy, config, bar)})
-        summary |= metrics
-        rates = f"; {line}"
-    run.write_json("metrics.json", summary)
-    return (f"mlp-ppo {base.task}: {runner.iteration} iterations, {summary['env_steps']:,} environment steps "
-            f"({runner.iteration - first} in {seconds:.0f} s this session){rates}\n"
-            f"policy {run / POLICY} (robo eval dp --base {run.path}); metrics {run / 'metrics.json'}")
+    return write_summary(ctx, run, KIND, base, runner.iteration, first, seconds,
+                         runner.iteration * steps_per_iteration, config, {
+                             "BC": lambda bar: success_rate(base, base.policy, config, bar),
+                             "fine-tuned": lambda bar: success_rate(base, policy, config, bar)},
+                         f"policy {run / POLICY} (robo eval dp --base {run.path})")

@@ -37,7 +37,7 @@ from robo.rl.residual import ResidualEnv
 from robo.run_dir import RunDir
 from robo.tasks.resip.base import Base, load_base
 from robo.tasks.resip.curves import write_curve
-from robo.tasks.resip.episodes import compare, play
+from robo.tasks.resip.episodes import play, write_summary
 from sim.assembly.env import ACTION_NAMES, OBSERVATION_LAYOUT, AssemblyEnv
 
 KIND = "resip"
@@ -211,18 +211,8 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
     from robo.tasks.resip.export import export
 
     export(run.path, run / ONE_GRAPH)  # base + residual as one ONNX graph with its card, for the runtime
-    summary: dict[str, Any] = {"task": base.task, "base": str(base.run), "iterations": runner.iteration,
-                               "env_steps": runner.iteration * per_iteration,
-                               "session_started_at_iteration": first, "session_wall_seconds": seconds,
-                               "threads": config.threads}
-    rates = ""
-    if config.eval_episodes:
-        metrics, line = compare(ctx, config.eval_episodes, config.eval_seed, {
-            "base": lambda bar: success_rate(base, None, config, bar),
-            "ResiP": lambda bar: success_rate(base, residual, config, bar)})
-        summary |= metrics
-        rates = f"; {line}"
-    run.write_json("metrics.json", summary)
-    return (f"resip {base.task}: {runner.iteration} iterations, {summary['env_steps']:,} environment steps "
-            f"({runner.iteration - first} in {seconds:.0f} s this session){rates}\n"
-            f"residual {run / RESIDUAL}; one ONNX graph {run / ONE_GRAPH}; metrics {run / 'metrics.json'}")
+    compared = {"base": lambda bar: success_rate(base, None, config, bar),
+                "ResiP": lambda bar: success_rate(base, residual, config, bar)}
+    return write_summary(ctx, run, KIND, base, runner.iteration, first, seconds,
+                         runner.iteration * per_iteration, config, compared,
+                         f"residual {run / RESIDUAL}; one ONNX graph {run / ONE_GRAPH}")
