@@ -39,3 +39,13 @@ def test_the_eval_file_compares_base_and_resip_on_the_same_episodes():
     assert result["episodes"] == sum(s["episodes"] for s in result["sets"]) >= 200
     assert result["ddim_steps"] == 8
     assert result["resip_success_rate"] > result["base_success_rate"]
+    # the totals are the sets' episode-weighted rates and summed discordant pairs, not typed-in figures
+    for key in ("base_success_rate", "resip_success_rate"):
+        weighted = sum(st[key] * st["episodes"] for st in result["sets"]) / result["episodes"]
+        assert abs(result[key] - weighted) < 1e-9, key
+    for key in ("only_resip_succeeds", "only_base_succeeds"):
+        assert result[key] == sum(st[key] for st in result["sets"]), key
+    # and each set's rates differ by exactly its discordant pairs
+    for st in result["sets"]:
+        diff = (st["only_resip_succeeds"] - st["only_base_succeeds"]) / st["episodes"]
+        assert abs(st["resip_success_rate"] - st["base_success_rate"] - diff) < 1e-9

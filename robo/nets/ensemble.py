@@ -53,11 +53,13 @@ class EnsembleLinear(nn.Module):
 
 
 class EnsembleMLP(nn.Module):
-    """K MLPs ``in -> hidden... -> out`` (activation between layers, none after the last)."""
+    """K MLPs ``in -> hidden... -> out`` (activation between layers, none after the last); with
+    ``layer_norm`` every hidden layer's output is normalised (LayerNorm without parameters) before its
+    activation, as RLPD's critics (Ball et al. 2023)."""
 
     def __init__(self, members: int, in_features: int, hidden: Sequence[int], out_features: int,
                  activation: str = "relu", device: torch.device | str | None = None,
-                 dtype: torch.dtype | None = None):
+                 dtype: torch.dtype | None = None, layer_norm: bool = False):
         super().__init__()
         if activation not in _ACTIVATIONS:
             raise ValueError(f"EnsembleMLP: activation {activation!r} is not one of {sorted(_ACTIVATIONS)}")
@@ -65,6 +67,7 @@ class EnsembleMLP(nn.Module):
             raise ValueError(f"EnsembleMLP: members must be > 0, got {members}")
         self.members = members
         self.activation = activation
+        self.layer_norm = layer_norm
         self.sizes = [in_features, *hidden, out_features]
         self.layers = nn.ModuleList(
             EnsembleLinear(members, a, b, device=device, dtype=dtype)
@@ -77,12 +80,15 @@ class EnsembleMLP(nn.Module):
         for i, layer in enumerate(self.layers):
             x = layer(x)
             if i < len(self.layers) - 1:
+                if self.layer_norm:
+                    x = nn.functional.layer_norm(x, (layer.out_features,))
                 x = self._act(x)
         return x
 
     # ----- single members ------------------------------------------------------------------
     def member(self, k: int) -> nn.Sequential:
-        """Member ``k`` as a plain ``nn.Sequential`` of ``nn.Linear`` + activation (a detached copy)."""
+        """Member ``k`` as a plain ``nn.Sequential`` of ``nn.Linear`` (+ parameter-free ``nn.LayerNorm``)
+        + activation (a detached copy)."""
         if not 0 <= k < self.members:
             raise IndexError(f"member {k} out of range for an ensemble of {self.members}")
         w = self.layers[0].weight
@@ -94,6 +100,8 @@ class EnsembleMLP(nn.Module):
                 lin.bias.copy_(layer.bias[k, 0])
             modules.append(lin)
             if i < len(self.layers) - 1:
+                if self.layer_norm:
+                    modules.append(nn.LayerNorm(layer.out_features, elementwise_affine=False))
                 modules.append(_ACTIVATIONS[self.activation]())
         return nn.Sequential(*modules)
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from robo.nets.chunking import MLPChunkPolicy
 from robo.nets.diffusion import DiffusionPolicy
 
 
@@ -69,8 +70,13 @@ class DiffusionConfig:
             raise ValueError("diffusion.down_dims: needs at least one level")
 
 
-def build_policy(config: DiffusionConfig, obs_dim: int, act_dim: int) -> DiffusionPolicy:
+def build_policy(config: DiffusionConfig, obs_dim: int, act_dim: int,
+                 mlp_hidden: tuple[int, ...] | None = None) -> DiffusionPolicy | MLPChunkPolicy:
+    """The diffusion U-Net, or with ``mlp_hidden`` the MLP-BC baseline's chunk regressor, with the same
+    horizon and relative channels."""
     relative = tuple(range(*config.relative_obs)) if config.relative_obs else ()
+    if mlp_hidden is not None:
+        return MLPChunkPolicy(obs_dim, act_dim, config.pred_horizon, mlp_hidden, relative_obs=relative)
     return DiffusionPolicy(obs_dim, act_dim, config.pred_horizon, config.obs_horizon, tuple(config.down_dims),
                            config.kernel_size, config.groups, config.step_embed_dim, relative)
 

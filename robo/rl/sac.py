@@ -143,20 +143,14 @@ class TwinCritic(nn.Module):
     def __init__(self, members: int, obs_size: int, act_size: int, hidden: tuple[int, ...],
                  device: torch.device | str | None = None, layer_norm: bool = False):
         super().__init__()
-        self.net = EnsembleMLP(2 * members, obs_size + act_size, hidden, 1, device=device)
-        self.layer_norm = layer_norm
+        self.net = EnsembleMLP(2 * members, obs_size + act_size, hidden, 1, device=device,
+                               layer_norm=layer_norm)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """``[K, B, obs]``, ``[K, B, act]`` -> ``[2, K, B]``."""
         x = torch.cat((obs, action), -1)
         k, b = x.shape[:2]
-        x = x.repeat(2, 1, 1)
-        if not self.layer_norm:
-            return self.net(x).view(2, k, b)
-        *hidden, last = self.net.layers
-        for layer in hidden:
-            x = F.relu(F.layer_norm(layer(x), (layer.out_features,)))
-        return last(x).view(2, k, b)
+        return self.net(x.repeat(2, 1, 1)).view(2, k, b)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 
 from robo.config import read_yaml, to_dict
-from robo.nets.chunking import MLPChunkPolicy
 from robo.registry import Context
 from robo.rl.checkpoint import load_checkpoint
 from robo.rl.diffusion_bc import ChunkBC, DiffusionBC, DiffusionConfig, build_policy, windows
@@ -97,12 +96,8 @@ def train(config: DPTrainConfig, args: argparse.Namespace, ctx: Context) -> str:
     obs, actions = torch.from_numpy(obs_np), torch.from_numpy(act_np)
 
     torch.manual_seed(config.seed)
-    if config.policy == "mlp":
-        relative = tuple(range(*dc.relative_obs)) if dc.relative_obs else ()
-        policy = MLPChunkPolicy(obs.shape[1], actions.shape[2], dc.pred_horizon, tuple(config.mlp_hidden),
-                                relative_obs=relative)
-    else:
-        policy = build_policy(dc, obs.shape[1], actions.shape[2])
+    mlp_hidden = tuple(config.mlp_hidden) if config.policy == "mlp" else None
+    policy = build_policy(dc, obs.shape[1], actions.shape[2], mlp_hidden)
     policy.fit_normalizer(obs, actions)
     bc = ChunkBC(policy, dc) if config.policy == "mlp" else DiffusionBC(policy, dc)
     generator = torch.Generator().manual_seed(config.seed)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -32,7 +33,6 @@ from robo.nets.actor_critic import ActorCritic
 from robo.nets.chunking import MLPChunkPolicy
 from robo.registry import Context
 from robo.rl.chunk_env import ChunkEnv
-from robo.rl.diffusion_bc import ChunkedPolicy, RegressionSampler
 from robo.rl.on_policy_runner import RESUMABLE_CHANGES, OnPolicyConfig, OnPolicyRunner
 from robo.rl.ppo import PPOConfig
 from robo.run_dir import RunDir
@@ -96,16 +96,18 @@ def fine_tuned(base: Base, runner: OnPolicyRunner) -> MLPChunkPolicy:
 
 
 def success_rate(base: Base, policy: MLPChunkPolicy, config: MLPPPOTrainConfig, bar=None) -> float:
+    """Success of ``policy`` (the BC base's or a fine-tuned MLP) acting as the base does."""
     envs = min(config.eval_envs, config.eval_episodes)
     env = AssemblyEnv(envs, base.env_config(), seed=config.eval_seed)
-    horizon = base.meta["config"]["diffusion"]["action_horizon"]
-    act = ChunkedPolicy(RegressionSampler(policy), envs, horizon)
+    act = dataclasses.replace(base, policy=policy).actor(envs)
     return float(np.mean(play(env, act, math.ceil(config.eval_episodes / envs), bar)[: config.eval_episodes]))
 
 
 def train(config: MLPPPOTrainConfig, args: argparse.Namespace, ctx: Context) -> str:
     base = load_base(args.base, (MLPChunkPolicy,))  # a bad base fails before the run folder is touched
-    may_change = ["threads", "eval_episodes", "eval_envs", *(f"runner.{k}" for k in RESUMABLE_CHANGES)]
+    # the evaluation may change on --resume: a finished run resumed with another eval_seed re-evaluates
+    may_change = ["threads", "eval_episodes", "eval_envs", "eval_seed",
+                  *(f"runner.{k}" for k in RESUMABLE_CHANGES)]
     run = RunDir.open(ctx.out, config, kind=KIND, resume=ctx.resume, may_change=may_change)
     torch.set_num_threads(config.threads)
     env = chunk_env(base, config.envs, config.seed, config.bootstrap_truncated)

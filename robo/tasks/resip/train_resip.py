@@ -164,7 +164,9 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
     base = load_base(args.base)  # a bad base fails before the run folder is touched
     if args.task and args.task != base.task:
         raise ValueError(f"--task {args.task}: the base {base.run} was trained on {base.task}")
-    may_change = ["threads", "eval_episodes", "eval_envs", *(f"runner.{k}" for k in RESUMABLE_CHANGES)]
+    # the evaluation may change on --resume: a finished run resumed with another eval_seed re-evaluates
+    may_change = ["threads", "eval_episodes", "eval_envs", "eval_seed",
+                  *(f"runner.{k}" for k in RESUMABLE_CHANGES)]
     run = RunDir.open(ctx.out, config, kind=KIND, resume=ctx.resume, may_change=may_change)
     torch.set_num_threads(config.threads)
     env = residual_env(base, config.envs, config.residual_scale, config.seed, config.base_ddim_steps,
