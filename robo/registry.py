@@ -79,6 +79,7 @@ class Stage:
     arguments: Callable[[argparse.ArgumentParser], None] | None = None
     out: str | None = None  # default run folder prefix (a timestamp is appended); None: the stage decides
     resumable: bool = True
+    summary: str | None = None  # one line for the listing of `robo train|eval`; default: the task's
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,20 @@ def test_help_lists_the_commands(capsys):
         assert command in text
 
 
+def test_eval_lists_what_each_evaluation_measures_not_what_its_training_does(capsys):
+    from robo.registry import tasks
+
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    evaluated = [task for task in tasks().values() if task.evaluate is not None]
+    assert evaluated
+    for task in evaluated:
+        assert task.evaluate.summary, f"{task.name}: its evaluation has no summary of its own"
+        assert " ".join(task.evaluate.summary.split()) in text
+        assert task.summary not in text  # the train listing's line would describe the wrong command
+
+
 def test_benchmarks_are_spelt_as_tasks_and_accept_module_names(capsys):
     with pytest.raises(SystemExit):
         main(["bench", "--help"])

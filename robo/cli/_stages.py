@@ -21,7 +21,7 @@ def add_stage_commands(group: argparse.ArgumentParser, which: str) -> None:
             continue
         if task_sub is None:
             task_sub = group.add_subparsers(dest="task", metavar="<task>", title="tasks")
-        p = task_sub.add_parser(task.name, help=task.summary, description=stage.description,
+        p = task_sub.add_parser(task.name, help=stage.summary or task.summary, description=stage.description,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
         if stage.arguments is not None:
             stage.arguments(p)

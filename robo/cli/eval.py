@@ -15,6 +15,6 @@ Evaluate trained policies with the measurements of their paper. Every task takes
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("eval", help="evaluate trained policies (RAPTOR: success, figure-eight, probe)",
+    parser = sub.add_parser("eval", help="evaluate trained policies the way their papers measure them",
                             description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_stage_commands(parser, "evaluate")

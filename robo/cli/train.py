@@ -17,6 +17,6 @@ Train policies in simulation. Every run writes a folder with the resolved config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("train", help="train policies in simulation (RAPTOR, ...)",
+    parser = sub.add_parser("train", help="train policies in simulation (RAPTOR, G-PAYN, ResiP, online CBFs)",
                             description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_stage_commands(parser, "train")

@@ -49,5 +49,6 @@ TASKS = [
          train=Stage("robo.tasks.gpayn.train:train", "robo.tasks.gpayn.config:GPAYNTrainConfig",
                      TRAIN_DESCRIPTION, train_arguments, out="runs/gpayn"),
          evaluate=Stage("robo.tasks.gpayn.evaluate:evaluate", "robo.tasks.gpayn.evaluate:GPAYNEvalConfig",
-                        EVAL_DESCRIPTION, eval_arguments, resumable=False)),
+                        EVAL_DESCRIPTION, eval_arguments, resumable=False,
+                        summary="success, time to lift and drop rate of a grasping policy; runs' curves")),
 ]

@@ -41,5 +41,5 @@ TASKS = [
                      TRAIN_DESCRIPTION, out="runs/pendulum"),
          evaluate=Stage("robo.tasks.pendulum.evaluate:evaluate",
                         "robo.tasks.pendulum.evaluate:PendulumEvalConfig", EVAL_DESCRIPTION, eval_arguments,
-                        resumable=False)),
+                        resumable=False, summary="mean return of a pendulum policy over seeded episodes")),
 ]

@@ -89,7 +89,9 @@ TASKS = [
          train=Stage(f"{_COMMANDS}:train_pipeline", "robo.tasks.raptor.pipeline:RaptorConfig",
                      PIPELINE_DESCRIPTION, commands.ray_address_argument, out="runs/raptor"),
          evaluate=Stage(f"{_COMMANDS}:evaluate_policy", "robo.tasks.raptor.evaluation:EvalConfig",
-                        EVAL_DESCRIPTION, commands.eval_arguments, resumable=False)),
+                        EVAL_DESCRIPTION, commands.eval_arguments, resumable=False,
+                        summary="a quadrotor policy's held-out success, figure-eight RMSE and GRU probe "
+                                "(--compare: several side by side)")),
     Task("raptor-teachers", "one SAC teacher per sampled quadrotor, many trained as one batched program",
          train=Stage(f"{_COMMANDS}:train_teachers", "robo.tasks.raptor.teachers:RaptorTeachersConfig",
                      TEACHERS_DESCRIPTION, commands.teacher_arguments, out="runs/raptor-teachers")),
