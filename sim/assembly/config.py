@@ -3,6 +3,10 @@
 Lengths in metres, angles in radians. ``clearance`` is the hole's side minus the peg's side (the whole
 gap; an aim error up to half of it still slides in). ``randomness`` picks the spread of the initial
 poses as in FurnitureBench: ``low`` or ``med`` (:data:`RANDOMNESS`).
+
+Tasks: ``peg_insertion`` (the peg is held from the start) and ``pick_insert``, the two-stage analogue
+of FurnitureBench's one_leg: the peg stands free on the table at :data:`PART_AT` (spread like the
+hole, by the level), the gripper starts open; grasp it, lift it, insert it.
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-TASKS = ("peg_insertion",)
+TASKS = ("peg_insertion", "pick_insert")
+PART_AT = (0.0, -0.15)  # nominal xy of the free peg's foot in pick_insert, metres
 
 # level -> (hole centre +-xy, hole yaw +-, end effector's first xy +-, its first yaw +-)
 RANDOMNESS = {"low": (0.025, math.pi / 12, 0.015, 0.05),
@@ -18,7 +23,8 @@ RANDOMNESS = {"low": (0.025, math.pi / 12, 0.015, 0.05),
 
 # Named benchmark settings (``robo train dp --task NAME``): the paper's easiest and hardest peg-in-hole.
 PRESETS = {"peg_2mm": {"task": "peg_insertion", "clearance": 0.002},
-           "peg_0.2mm": {"task": "peg_insertion", "clearance": 0.0002}}
+           "peg_0.2mm": {"task": "peg_insertion", "clearance": 0.0002},
+           "pick_peg_2mm": {"task": "pick_insert", "clearance": 0.002, "episode_steps": 400}}
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,7 @@ class AssemblyConfig:
     hole_depth: float = 0.04
     success_depth: float = 0.03  # peg tip this far below the hole's top counts as inserted
     start_height: float = 0.15  # of the peg tip above the table
+    part_mass: float = 0.05  # kg, of the free peg (pick_insert)
     control_substeps: int = 10  # physics steps per action (dt 0.002 -> 50 Hz control)
     timestep: float = 0.002
     max_lead: float = 0.02  # the IK target is held within this of the measured tip (bounds pressing)
@@ -41,7 +48,7 @@ class AssemblyConfig:
             raise ValueError(f"task: unknown task {self.task!r} (known: {', '.join(TASKS)})")
         check_randomness(self.randomness)
         positive = ("clearance", "peg_side", "peg_length", "hole_depth", "success_depth", "timestep",
-                    "start_height", "max_lead")
+                    "start_height", "max_lead", "part_mass")
         for key in positive:
             if not getattr(self, key) > 0:
                 raise ValueError(f"{key}: must be > 0, got {getattr(self, key)}")

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from sim.assembly.env import ACTION_NAMES, OBSERVATION_LAYOUT, AssemblyEnv
-from sim.assembly.expert import ScriptedExpert
+from sim.assembly.env import ACTION_NAMES, LAYOUTS, AssemblyEnv
+from sim.assembly.expert import PickInsertExpert, ScriptedExpert
 
 FORMAT = "robo-assembly-demos/2 (robomimic-style hdf5)"
 
@@ -38,7 +38,8 @@ class Episode:
     success: bool
 
 
-def record(env: AssemblyEnv, expert: ScriptedExpert, episodes: int, seed: int = 0) -> list[Episode]:
+def record(env: AssemblyEnv, expert: ScriptedExpert | PickInsertExpert, episodes: int, seed: int = 0
+           ) -> list[Episode]:
     """Run the batch until ``episodes`` episodes have ended; keep them whole, in the order they ended."""
     obs, _ = env.reset(seed=seed)
     expert.reset(np.arange(env.num_envs))
@@ -71,14 +72,14 @@ def save(path: str | Path, episodes: list[Episode], env: AssemblyEnv, task: str,
         data = f.create_group("data")
         data.attrs.update({"format": FORMAT, "task": task,
                            "env_config": json.dumps(dataclasses.asdict(env.config)),
-                           "observation": json.dumps(OBSERVATION_LAYOUT.names),
+                           "observation": json.dumps(env.layout.names),
                            "action": json.dumps(ACTION_NAMES), "expert": json.dumps(expert),
                            "total": sum(len(e.obs) for e in episodes),
                            "success_rate": float(np.mean([e.success for e in episodes]))})
         for k, ep in enumerate(episodes):
             demo = data.create_group(f"demo_{k}")
-            for field in OBSERVATION_LAYOUT.fields:
-                demo.create_dataset(f"obs/{field.name}", data=ep.obs[:, OBSERVATION_LAYOUT.slice(field.name)])
+            for field in env.layout.fields:
+                demo.create_dataset(f"obs/{field.name}", data=ep.obs[:, env.layout.slice(field.name)])
             demo.create_dataset("actions", data=ep.action)
             rewards = np.zeros(len(ep.obs), dtype=np.float32)
             rewards[-1] = float(ep.success)
@@ -106,7 +107,10 @@ def load(path: str | Path, task: str | None = None) -> tuple[list[Episode], dict
             raise ValueError(f"demonstrations {path}: format {attrs.get('format')!r}, expected {FORMAT!r}")
         if task is not None and attrs["task"] != task:
             raise ValueError(f"demonstrations {path}: task {attrs['task']!r}, expected {task!r}")
-        for key, expected in (("observation", OBSERVATION_LAYOUT.names), ("action", list(ACTION_NAMES))):
+        layout = LAYOUTS.get(json.loads(attrs["env_config"]).get("task"))
+        if layout is None:
+            raise ValueError(f"demonstrations {path}: env_config names no known task")
+        for key, expected in (("observation", layout.names), ("action", list(ACTION_NAMES))):
             found = json.loads(attrs[key])
             if found != expected:
                 diff = next((f"{a!r} where {b!r} is expected" for a, b in zip(found, expected, strict=False)
@@ -115,7 +119,7 @@ def load(path: str | Path, task: str | None = None) -> tuple[list[Episode], dict
         episodes = []
         for k in range(len(data)):
             demo = data[f"demo_{k}"]
-            obs = np.concatenate([demo[f"obs/{fld.name}"][()] for fld in OBSERVATION_LAYOUT.fields], axis=1)
+            obs = np.concatenate([demo[f"obs/{fld.name}"][()] for fld in layout.fields], axis=1)
             episodes.append(Episode(obs, demo["actions"][()], bool(demo.attrs["success"])))
     for key in ("env_config", "expert"):
         attrs[key] = json.loads(attrs[key])

@@ -9,6 +9,11 @@ lag. The target is held within ``max_lead`` of the measured tip, so a jammed peg
 bounded servo error. Reward is sparse: 1 on the step the tip reaches ``success_depth`` inside the
 hole, which ends the episode. Same-step autoreset; a non-finite state resets its environment
 (counted in ``unstable_resets``) and ends the episode as truncated.
+
+``pick_insert`` (the free peg stands on the table, the gripper starts open): the same action and the
+same fields, ``tip`` being the hand's controlled point (where a held peg's tip would be), plus the free
+peg's foot, its yaw and its foot in the hole's frame (:data:`PICK_LAYOUT`); success is that foot
+inside the hole at ``success_depth``.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import numpy as np
 import torch
 
 from sim.assembly import ik
-from sim.assembly.config import AssemblyConfig
+from sim.assembly.config import PART_AT, AssemblyConfig
 from sim.assembly.scene import HOME_QPOS, compile_scene
 from sim.layout import Field, ObservationLayout
 
@@ -35,6 +40,13 @@ OBSERVATION_LAYOUT = ObservationLayout((
     Field("yaw_error", "rad"),  # peg yaw minus hole yaw, wrapped to [-pi/4, pi/4)
     Field("gripper", "m"),  # finger opening
 ))
+PICK_LAYOUT = ObservationLayout((
+    *OBSERVATION_LAYOUT.fields,
+    Field("peg_pos", "m", _XYZ),  # the free peg's foot, the end that goes in
+    Field("peg_yaw", "1", ("cos4", "sin4")),  # of 4 x its yaw
+    Field("peg_in_hole", "m", _XYZ),  # its foot in the hole's frame
+))
+LAYOUTS = {"peg_insertion": OBSERVATION_LAYOUT, "pick_insert": PICK_LAYOUT}
 ACTION_NAMES = ("pos.x", "pos.y", "pos.z", "rot6d.xx", "rot6d.xy", "rot6d.xz", "rot6d.yx", "rot6d.yy",
                 "rot6d.yz", "gripper")
 START_YAW = np.pi / 2  # the gripper's natural heading at the home posture (joint 7 mid-range)
@@ -51,14 +63,17 @@ class AssemblyEnv:
     row_offset + i)``, so rows of a batch and single environments with matching offsets agree."""
 
     action_size = len(ACTION_NAMES)
+    layout = OBSERVATION_LAYOUT  # of the default task; an instance has its task's (LAYOUTS)
     observation_size = OBSERVATION_LAYOUT.size
-    layout = OBSERVATION_LAYOUT
 
     def __init__(self, num_envs: int, config: AssemblyConfig | None = None, seed: int = 0,
                  row_offset: int = 0) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs: must be >= 1, got {num_envs}")
         self.config = config or AssemblyConfig()
+        self.layout = LAYOUTS[self.config.task]
+        self.observation_size = self.layout.size
+        self.pick = self.config.task == "pick_insert"
         self.num_envs = num_envs
         self.row_offset = row_offset
         self.model, self.ids = compile_scene(self.config)
@@ -96,9 +111,17 @@ class AssemblyEnv:
         start = np.array([*rng.uniform(-start_xy, start_xy, 2), cfg.start_height])
         heading = START_YAW + rng.uniform(-start_yaw, start_yaw)
         data.qpos[ids.arm_qpos] = HOME_QPOS
+        fingers = 0.0  # closed on the held peg
+        if self.pick:  # the peg stands on its foot, spread as the hole is; the fingers start open
+            foot = np.array(PART_AT) + rng.uniform(-hole_xy, hole_xy, 2)
+            part_yaw = rng.uniform(-hole_yaw, hole_yaw)
+            data.qpos[ids.part_qpos:ids.part_qpos + 7] = [*foot, 0.0, np.cos(part_yaw / 2), 0.0, 0.0,
+                                                          np.sin(part_yaw / 2)]
+            fingers = GRIPPER_OPEN
+            data.qpos[ids.finger_qpos] = [fingers, -fingers]
         ik.solve(self.model, data, ids.tip_site, ids.arm_qpos, ids.arm_dof, start, ik.down_at_yaw(heading))
         self.q_command[i] = data.ctrl[:7] = data.qpos[ids.arm_qpos]
-        data.ctrl[7:9] = 0.0  # fingers closed on the peg
+        data.ctrl[7:9] = [fingers, -fingers]
         self.steps[i] = 0
 
     # --- stepping -------------------------------------------------------------------------------
@@ -156,15 +179,16 @@ class AssemblyEnv:
         act[:, 9] = -1.0
         return torch.from_numpy(act)
 
-    def tip_in_hole(self) -> np.ndarray:
-        """Peg tip in each hole's frame, ``[N, 3]`` (z is height above the opening)."""
-        tips = np.array([d.site_xpos[self.ids.tip_site] for d in self.data])
+    def tip_in_hole(self, site: int | None = None) -> np.ndarray:
+        """Peg tip (or another ``site``) in each hole's frame, ``[N, 3]`` (z is height above the opening)."""
+        site = self.ids.tip_site if site is None else site
+        tips = np.array([d.site_xpos[site] for d in self.data])
         rel = tips - self.hole_pos
         c, s = np.cos(self.hole_yaw), np.sin(self.hole_yaw)
         return np.stack([c * rel[:, 0] + s * rel[:, 1], -s * rel[:, 0] + c * rel[:, 1], rel[:, 2]], axis=1)
 
     def success(self) -> np.ndarray:
-        rel = self.tip_in_hole()
+        rel = self.tip_in_hole(self.ids.part_tip if self.pick else None)
         inside = np.abs(rel[:, :2]).max(axis=1) < (self.config.peg_side + self.config.clearance) / 2
         return inside & (rel[:, 2] <= -self.config.success_depth)
 
@@ -182,6 +206,12 @@ class AssemblyEnv:
         quat *= np.where(quat[:, :1] < 0, -1.0, 1.0)
         hole_yaw = np.stack([np.cos(4 * self.hole_yaw), np.sin(4 * self.hole_yaw)], axis=1)
         yaw_err = wrap_quarter(yaw - self.hole_yaw)[:, None]
-        obs = np.concatenate([tips, quat, self.hole_pos, hole_yaw, self.tip_in_hole(), yaw_err, grip], axis=1)
+        parts = [tips, quat, self.hole_pos, hole_yaw, self.tip_in_hole(), yaw_err, grip]
+        if self.pick:
+            foot = np.array([d.site_xpos[ids.part_tip] for d in self.data])
+            part_yaw = np.array([ik.yaw_of(d.site_xmat[ids.part_tip].reshape(3, 3)) for d in self.data])
+            parts += [foot, np.stack([np.cos(4 * part_yaw), np.sin(4 * part_yaw)], axis=1),
+                      self.tip_in_hole(ids.part_tip)]
+        obs = np.concatenate(parts, axis=1)
         self._last_obs = torch.from_numpy(obs.astype(np.float32))
         return self._last_obs

@@ -11,6 +11,7 @@ per episode. Reads only the observation (through the layout), so the same expert
 
 from __future__ import annotations
 
+import mujoco
 import numpy as np
 import torch
 
@@ -132,7 +133,123 @@ class ScriptedExpert:
         return torch.from_numpy(np.clip(action, -1.0, 1.0).astype(np.float32))
 
 
-def human_like(num_envs: int, config: AssemblyConfig, seed: int = 0) -> ScriptedExpert:
-    """The expert that records the datasets: aim error half the clearance, 1 mm tremor, pauses."""
-    return ScriptedExpert(num_envs, config, aim_noise=config.clearance / 2, tremor=0.001, pauses=True,
-                          seed=seed)
+def human_like(num_envs: int, config: AssemblyConfig, seed: int = 0) -> ScriptedExpert | PickInsertExpert:
+    """The expert that records the datasets: aim error half the clearance, 1 mm tremor, pauses (and in
+    ``pick_insert`` the two-stage expert with the same variation)."""
+    kind = PickInsertExpert if config.task == "pick_insert" else ScriptedExpert
+    return kind(num_envs, config, aim_noise=config.clearance / 2, tremor=0.001, pauses=True, seed=seed)
+
+
+# ---- pick_insert: grasp the standing peg, lift it, then the insertion expert above --------------------
+PICK_HOVER = 0.05  # metres of the controlled point above the peg's foot while lining up the grasp
+GRASP_HEIGHT = 0.002  # ... when closing: the peg is then held GRIP_DEPTH deep
+CLOSE_STEPS = 12  # holding still while the fingers close
+CARRY_HEIGHT = 0.10  # of the controlled point while carrying (the hole's walls are 0.04 high)
+GRASP_NOISE = 0.001  # metres, standard deviation per axis of where along the peg's face it is taken
+REACH, LOWER, CLOSE, LIFT, INSERT = range(5)
+
+
+class PickInsertExpert:
+    """The two-stage expert: reach over the standing peg turned to its faces, lower, close, lift, then
+    hand over to a :class:`ScriptedExpert` that sees the *peg's foot* as its tip (the view of a held
+    peg), whose commands are shifted back by the foot's measured offset from the hand's controlled point
+    (a peg taken off-centre, or one that slipped, is still aimed by its foot)."""
+
+    def __init__(self, num_envs: int, config: AssemblyConfig, aim_noise: float = 0.0, tremor: float = 0.0,
+                 pauses: bool = False, seed: int = 0) -> None:
+        from sim.assembly.env import PICK_LAYOUT
+
+        self.layout = PICK_LAYOUT
+        self.insert = ScriptedExpert(num_envs, config, aim_noise, tremor, pauses, seed)
+        self.aim_noise, self.tremor, self.pauses = aim_noise, tremor, pauses
+        self.rng = np.random.default_rng([seed, 1])
+        self.stage = np.zeros(num_envs, dtype=np.int64)
+        self.fresh = np.ones(num_envs, dtype=bool)
+        self.pos = np.zeros((num_envs, 3))
+        self.yaw = np.zeros(num_envs)
+        self.grasp_offset = np.zeros((num_envs, 2))
+        self.speed = np.zeros(num_envs)
+        self.wait = np.zeros(num_envs, dtype=np.int64)
+        self.reset(np.arange(num_envs))
+
+    @property
+    def corrections(self) -> int:
+        return self.insert.corrections
+
+    def reset(self, rows: np.ndarray) -> None:
+        rows = np.asarray(rows, dtype=np.int64)
+        self.stage[rows] = REACH
+        self.fresh[rows] = True
+        self.grasp_offset[rows] = self.rng.normal(0.0, GRASP_NOISE, (len(rows), 2))
+        self.speed[rows] = self.rng.uniform(*SPEED, len(rows))
+
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        P, o = self.layout, obs.double().numpy()
+        n = len(o)
+        tip, yaw = o[:, P.slice("tip_pos")], tip_yaw(o)
+        self.pos[self.fresh], self.yaw[self.fresh] = tip[self.fresh], yaw[self.fresh]
+        self.fresh[:] = False
+        foot = o[:, P.slice("peg_pos")]
+        cos4, sin4 = o[:, P.slice("peg_yaw")].T
+        peg_yaw = yaw + wrap_quarter(np.arctan2(sin4, cos4) / 4 - yaw)  # the peg's heading nearest the hand's
+
+        # Stage changes, on what the hand and the peg do (each row moves at most one stage a step).
+        stage = self.stage.copy()
+        target = np.zeros((n, 3))
+        target[:, :2] = foot[:, :2] + self.grasp_offset
+        target[:, 2] = foot[:, 2] + np.where(stage == REACH, PICK_HOVER, GRASP_HEIGHT)
+        goal_yaw = self.yaw + wrap_quarter(peg_yaw - self.yaw)
+        over = (np.abs(self.pos - target).max(axis=1) < 0.001) & (np.abs(yaw - goal_yaw) < 0.02)
+        reached = over & (np.abs(tip - target).max(axis=1) < 0.002)
+        self.stage[(stage == REACH) & over] = LOWER
+        closing = (stage == LOWER) & reached
+        self.stage[closing], self.wait[closing] = CLOSE, CLOSE_STEPS
+        self.wait[stage == CLOSE] -= 1
+        self.stage[(stage == CLOSE) & (self.wait <= 0)] = LIFT
+        up = (stage == LIFT) & (tip[:, 2] > CARRY_HEIGHT - 0.005)
+        held = foot[:, 2] > tip[:, 2] - 0.02  # the foot hangs a few millimetres below the hand's point
+        self.stage[up & ~held] = REACH  # the grasp missed: open, and take it again
+        carried = up & held
+        if carried.any():
+            self.stage[carried] = INSERT
+            self.insert.reset(np.flatnonzero(carried))
+
+        picking = self.stage <= LOWER
+        lift = self.stage == LIFT
+        hold = self.stage == CLOSE
+        target[lift] = self.pos[lift]
+        target[lift, 2] = CARRY_HEIGHT
+        step = GAIN * (target - self.pos)
+        step[hold] = 0.0
+        length = np.linalg.norm(step, axis=1, keepdims=True)
+        step *= np.minimum(1.0, self.speed[:, None] / np.maximum(length, 1e-12))
+        self.pos += step
+        self.yaw[picking] += GAIN * (goal_yaw - self.yaw)[picking]
+        command = self.pos.copy()
+        free = (self.stage == REACH) | lift
+        if self.tremor:
+            command[free] += self.rng.normal(0.0, self.tremor, (int(free.sum()), 3))
+
+        action = np.zeros((n, 10))
+        action[:, :3] = command
+        action[:, 3:9] = [ik.rotation_to_6d(ik.down_at_yaw(y)) for y in self.yaw]
+        action[:, 9] = np.where(picking, 1.0, -1.0)
+
+        # The second stage: the insertion expert aims the held peg's foot; the hand follows it shifted.
+        view = o[:, :L.size].copy()
+        view[:, L.slice("tip_pos")] = foot
+        view[:, L.slice("tip_in_hole")] = o[:, P.slice("peg_in_hole")]
+        view[:, L.slice("tip_quat")] = [_down_quat(y) for y in peg_yaw]
+        inserting = self.stage == INSERT
+        placed = self.insert.act(torch.from_numpy(view)).double().numpy()
+        turn = self.insert.yaw - (peg_yaw - yaw)  # the hand's heading that gives the peg the aimed one
+        if inserting.any():
+            action[inserting, :3] = placed[inserting, :3] - (foot - tip)[inserting]
+            action[inserting, 3:9] = [ik.rotation_to_6d(ik.down_at_yaw(y)) for y in turn[inserting]]
+        return torch.from_numpy(np.clip(action, -1.0, 1.0).astype(np.float32))
+
+
+def _down_quat(yaw: float) -> np.ndarray:
+    quat = np.zeros(4)
+    mujoco.mju_mat2Quat(quat, ik.down_at_yaw(yaw).ravel())
+    return quat * (1.0 if quat[0] >= 0 else -1.0)

@@ -4,6 +4,10 @@ A table whose top is z = 0, the arm's base 0.56 m behind the hole's nominal plac
 between the gripper's fingers, and a hole of four boxes on a mocap body (so every environment's hole
 pose lives in its own ``MjData``). Contact bits keep the peg and the walls to themselves (2) and the
 robot to the table (1); the table (3) meets both.
+
+In ``pick_insert`` the peg is a free body standing on the table instead (bits 3: it meets the fingers,
+the table and the walls), and the hand carries only the site ``peg_tip``: where the tip of a peg held
+``GRIP_DEPTH`` deep would be, so the controlled point and the actions mean the same in both tasks.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ class SceneIds:
     tip_site: int
     hole_mocap: int
     peg_geom: int
+    part_qpos: int  # pick_insert: qpos address of the free peg's joint (position, then quaternion); else -1
+    part_tip: int  # pick_insert: site at the free peg's foot, the end that goes in; else -1
 
 
 def build_spec(config: AssemblyConfig) -> mujoco.MjSpec:
@@ -65,8 +71,16 @@ def build_spec(config: AssemblyConfig) -> mujoco.MjSpec:
 
     eef = spec.body("gripper/eef")
     side, length = config.peg_side, config.peg_length
-    eef.add_geom(name="peg", type=mujoco.mjtGeom.mjGEOM_BOX, size=[side / 2, side / 2, length / 2],
-                 pos=[0, 0, length / 2 - GRIP_DEPTH], contype=2, conaffinity=2, rgba=[0.2, 0.4, 0.9, 1])
+    peg = {"name": "peg", "type": mujoco.mjtGeom.mjGEOM_BOX, "size": [side / 2, side / 2, length / 2],
+           "rgba": [0.2, 0.4, 0.9, 1]}
+    if config.task == "pick_insert":
+        part = world.add_body(name="part")
+        part.add_freejoint(name="part")
+        part.add_geom(**peg, pos=[0, 0, length / 2], contype=3, conaffinity=3, mass=config.part_mass,
+                      condim=4, friction=[1.0, 0.005, 0.0001])
+        part.add_site(name="part_tip", pos=[0, 0, 0], size=[0.003] * 3)
+    else:
+        eef.add_geom(**peg, pos=[0, 0, length / 2 - GRIP_DEPTH], contype=2, conaffinity=2)
     eef.add_site(name="peg_tip", pos=[0, 0, length - GRIP_DEPTH], size=[0.003] * 3)
 
     hole = world.add_body(name="hole", mocap=True)
@@ -94,5 +108,7 @@ def compile_scene(config: AssemblyConfig) -> tuple[mujoco.MjModel, SceneIds]:
         tip_site=model.site("peg_tip").id,
         hole_mocap=model.body("hole").mocapid[0],
         peg_geom=model.geom("peg").id,
+        part_qpos=model.joint("part").qposadr[0] if config.task == "pick_insert" else -1,
+        part_tip=model.site("part_tip").id if config.task == "pick_insert" else -1,
     )
     return model, ids
