@@ -6,7 +6,7 @@
 
 Inputs and outputs (batch 1)::
 
-    obs       [1, 17]        the raw observation (sim.assembly OBSERVATION_LAYOUT)
+    obs       [1, 17]        the raw observation (sim.assembly LAYOUTS[task]: 17 for the peg tasks)
     noise     [1, 16, 10]    N(0, 1), the DDIM start; the caller draws a fresh one every call (auxiliary)
     queue_in  [1, 8 x 10]    the base's queued actions (recurrent state, zeros at the start)
     left_in   [1, 1]         how many of them are still to execute (recurrent state, 0 at the start)
@@ -38,7 +38,7 @@ from robo.export.onnx_export import OPSET
 from robo.files import staged_folder
 from robo.nets.diffusion import DiffusionPolicy
 from robo.tasks.resip.base import Base, load_base
-from sim.assembly.env import ACTION_NAMES, OBSERVATION_LAYOUT
+from sim.assembly.env import ACTION_NAMES, LAYOUTS
 
 INPUTS = ("obs", "noise", "queue_in", "left_in")
 OUTPUTS = ("action", "queue_out", "left_out")
@@ -119,7 +119,7 @@ def card(graph: ResiPGraph, base: Base, meta: dict[str, Any], onnx_file: Path) -
     roles = {"obs": OBSERVATION, "noise": AUXILIARY, "queue_in": RECURRENT_STATE, "left_in": RECURRENT_STATE}
     return {
         "format": CARD_FORMAT, "task": base.task,
-        "observation": {"size": obs_dim, "layout": OBSERVATION_LAYOUT.card_entries()},
+        "observation": {"size": obs_dim, "layout": LAYOUTS[base.env_config().task].card_entries()},
         "action": {"size": act_dim, "layout": [{"name": n, "unit": "m" if n.startswith("pos") else "1"}
                                                for n in ACTION_NAMES],
                    "clip": [-1.0, 1.0], "mapping": "absolute tip pose (sim.assembly AssemblyEnv)",

@@ -24,7 +24,7 @@ from robo.run_dir import CONFIG, RunDir
 from robo.tasks.resip.curves import write_curve
 from sim.assembly import demos
 from sim.assembly.config import PRESETS, check_randomness, preset
-from sim.assembly.env import ACTION_NAMES, OBSERVATION_LAYOUT
+from sim.assembly.env import ACTION_NAMES, LAYOUTS
 
 KIND = "dp"
 CHECKPOINT = "checkpoint.pt"
@@ -134,7 +134,7 @@ def train(config: DPTrainConfig, args: argparse.Namespace, ctx: Context) -> str:
     from robo.nets.policy import save_policy
 
     env_config = preset(config.task, randomness=config.randomness)
-    meta = {"task": config.task, "observation": OBSERVATION_LAYOUT.card_entries(),
+    meta = {"task": config.task, "observation": LAYOUTS[env_config.task].card_entries(),
             "action": [{"name": n, "unit": "m" if n.startswith("pos") else "1"} for n in ACTION_NAMES],
             "control_rate_hz": 1 / env_config.control_dt, "run": str(run.path),
             "config": {**to_dict(config), "env": to_dict(env_config)}}

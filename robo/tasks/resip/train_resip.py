@@ -38,7 +38,7 @@ from robo.run_dir import RunDir
 from robo.tasks.resip.base import Base, load_base
 from robo.tasks.resip.curves import write_curve
 from robo.tasks.resip.episodes import play, write_summary
-from sim.assembly.env import ACTION_NAMES, OBSERVATION_LAYOUT, AssemblyEnv
+from sim.assembly.env import ACTION_NAMES, LAYOUTS, AssemblyEnv
 
 KIND = "resip"
 CHECKPOINT = "checkpoint.pt"
@@ -201,7 +201,8 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
     from robo.nets.policy import save_policy
 
     residual = runner.model.deterministic_actor()
-    inputs = [{"name": f"normalised.{e['name']}", "unit": "1"} for e in OBSERVATION_LAYOUT.card_entries()]
+    layout = LAYOUTS[base.env_config().task]
+    inputs = [{"name": f"normalised.{e['name']}", "unit": "1"} for e in layout.card_entries()]
     inputs += [{"name": f"base.{name}", "unit": "1"} for name in ACTION_NAMES]
     save_policy(run / RESIDUAL, residual, {
         "task": base.task, "observation": inputs, "run": str(run.path),
