@@ -24,6 +24,7 @@ examples:
   robo train dp --task peg_2mm --config configs/resip_quick.yaml --out runs/dp/peg_2mm
   robo train dp --task peg_2mm --config configs/resip_mlp_quick.yaml --out runs/mlp/bc
   robo train dp --task peg_0.2mm --config configs/resip.yaml --set randomness=med
+  robo train dp --task pick_peg_2mm --config configs/resip_quick.yaml --out runs/dp/pick
   robo train dp --out runs/dp/peg_2mm --resume
 """
 
@@ -80,7 +81,10 @@ def resip_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--task", metavar="NAME", help="peg_2mm or peg_0.2mm (sets the config's task)")
+    from sim.assembly.config import PRESETS
+
+    p.add_argument("--task", metavar="NAME", help=f"one of {', '.join(PRESETS)} (sets the config's task; "
+                   "pick_peg_2mm is the two-stage task: grasp the standing peg, lift it, insert it)")
 
 
 def eval_arguments(p: argparse.ArgumentParser) -> None:
