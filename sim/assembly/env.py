@@ -12,8 +12,8 @@ hole, which ends the episode. Same-step autoreset; a non-finite state resets its
 
 ``pick_insert`` (the free peg stands on the table, the gripper starts open): the same action and the
 same fields, ``tip`` being the hand's controlled point (where a held peg's tip would be), plus the free
-peg's foot, its yaw and its foot in the hole's frame (:data:`PICK_LAYOUT`); success is that foot
-inside the hole at ``success_depth``.
+peg's foot, its yaw, its foot in the hole's frame and relative to the hand (:data:`PICK_LAYOUT`);
+success is that foot inside the hole at ``success_depth``.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ PICK_LAYOUT = ObservationLayout((
     Field("peg_pos", "m", _XYZ),  # the free peg's foot, the end that goes in
     Field("peg_yaw", "1", ("cos4", "sin4")),  # of 4 x its yaw
     Field("peg_in_hole", "m", _XYZ),  # its foot in the hole's frame
+    Field("peg_from_tip", "m", _XYZ),  # its foot minus the hand's controlled point: where to reach
+    Field("peg_yaw_error", "rad"),  # the hand's yaw minus the peg's, wrapped to [-pi/4, pi/4)
 ))
 LAYOUTS = {"peg_insertion": OBSERVATION_LAYOUT, "pick_insert": PICK_LAYOUT}
 ACTION_NAMES = ("pos.x", "pos.y", "pos.z", "rot6d.xx", "rot6d.xy", "rot6d.xz", "rot6d.yx", "rot6d.yy",
@@ -211,7 +213,7 @@ class AssemblyEnv:
             foot = np.array([d.site_xpos[ids.part_tip] for d in self.data])
             part_yaw = np.array([ik.yaw_of(d.site_xmat[ids.part_tip].reshape(3, 3)) for d in self.data])
             parts += [foot, np.stack([np.cos(4 * part_yaw), np.sin(4 * part_yaw)], axis=1),
-                      self.tip_in_hole(ids.part_tip)]
+                      self.tip_in_hole(ids.part_tip), foot - tips, wrap_quarter(yaw - part_yaw)[:, None]]
         obs = np.concatenate(parts, axis=1)
         self._last_obs = torch.from_numpy(obs.astype(np.float32))
         return self._last_obs
