@@ -128,3 +128,31 @@ def test_a_base_of_another_task_is_refused_before_the_run_folder_is_made(base_ru
     assert not (tmp_path / "r").exists()
     with pytest.raises(OSError, match=r"no policy\.pt"):
         train(config, argparse.Namespace(base=str(tmp_path), task=None), Context(out=tmp_path / "r"))
+
+
+def test_a_held_residual_is_one_decision_over_several_base_steps(base_run):
+    base = load_base(base_run)
+    policy = base.policy
+
+    def wrapped(hold: int) -> ResidualEnv:
+        return ResidualEnv(AssemblyEnv(2, base.env_config(episode_steps=3), seed=0), base.actor(2, seed=1),
+                           policy.normalize_obs, policy.normalize_actions, policy.unnormalize_actions, 0.1,
+                           hold_steps=hold)
+
+    held, plain = wrapped(2), wrapped(1)  # the same episodes and base noise
+    held.reset(seed=0)
+    plain.reset(seed=0)
+    residual = torch.full((2, 10), 0.5)
+    obs, reward, terminated, truncated, _ = held.step(residual)
+    plain.step(residual)
+    assert torch.equal(obs, plain.step(residual)[0])  # = the residual applied on two fresh base actions
+    assert not bool((terminated | truncated).any()) and float(reward.sum()) == 0.0
+    # Step 3 hits the time limit; step 4 is the next episode's first, on the base alone (residual 0).
+    obs, reward, terminated, truncated, info = held.step(residual)
+    _, _, _, plain_truncated, plain_info = plain.step(residual)
+    assert bool(truncated.all()) and bool(plain_truncated.all()) and not bool(terminated.any())
+    assert torch.equal(info["final_observation"], plain_info["final_observation"])  # the ended episode's
+    assert torch.equal(obs, plain.step(torch.zeros(2, 10))[0])
+    assert held.episodes == plain.episodes == 2
+    with pytest.raises(ValueError, match=r"^residual hold_steps must be >= 1, got 0"):
+        wrapped(0)

@@ -15,6 +15,16 @@ just executed (the queue's next one belongs to the reset episode). :attr:`episod
 :attr:`successes` count the episodes that ended and those that ended terminated (the sparse task's
 success), so a trainer can log what fraction of its exploring rollouts succeed.
 
+``hold_steps=k`` (default 1) holds each residual action for ``k`` environment steps: one ``step`` of the
+wrapper is one residual *decision* applied on top of ``k`` fresh base actions (the base is still queried
+every step), its reward the sum over them. Exploration noise sampled once per decision is then held
+too, so it displaces the end effector's target for ``k`` steps instead of jittering it every step, and
+PPO's likelihood stays exact: the held sample IS the one action the policy chose (no per-step
+log-probabilities of correlated noise). A row whose episode ends inside a block runs its next
+episode's first steps on the base alone (residual 0) until the block ends; those steps belong to no
+decision (their rewards are dropped, their episodes still counted), and the ended row reports its end
+(reward, terminated or truncated, ``final_observation``) at the block's end.
+
 ``bootstrap_truncated=False`` reports a truncated episode (time limit, unstable physics) as terminated:
 a runner then gives it no bootstrap value, so an episode that ran out of time is worth 0 (a failure of
 the finite-horizon task) instead of the critic's estimate of finishing later. With bootstrapping, a
@@ -45,10 +55,13 @@ class ResidualEnv:
     """``env`` seen by a residual policy on top of ``base`` (see the module docstring)."""
 
     def __init__(self, env: VecEnv, base: BaseActor, normalize_obs: Transform, normalize_action: Transform,
-                 unnormalize_action: Transform, scale: float = 0.1, bootstrap_truncated: bool = True):
+                 unnormalize_action: Transform, scale: float = 0.1, bootstrap_truncated: bool = True,
+                 hold_steps: int = 1):
         if not scale > 0:
             raise ValueError(f"residual scale must be > 0, got {scale}")
-        self.env, self.base, self.scale = env, base, scale
+        if hold_steps < 1:
+            raise ValueError(f"residual hold_steps must be >= 1, got {hold_steps}")
+        self.env, self.base, self.scale, self.hold_steps = env, base, scale, hold_steps
         self.bootstrap_truncated = bootstrap_truncated
         self.normalize_obs, self.normalize_action = normalize_obs, normalize_action
         self.unnormalize_action = unnormalize_action
@@ -73,8 +86,29 @@ class ResidualEnv:
         return self.unnormalize_action(self.base_action + self.scale * residual)
 
     def step(self, residual: torch.Tensor) -> StepResult:
+        residual = residual.detach()
+        obs, reward, terminated, truncated, info = self._step_once(residual)
+        final = info.get("final_observation")
+        for _ in range(self.hold_steps - 1):
+            ended = terminated | truncated
+            held = torch.where(ended[:, None], 0.0, residual) if bool(ended.any()) else residual
+            obs, r, term, trunc, info = self._step_once(held)
+            reward = reward + torch.where(ended, 0.0, r)
+            fresh = (term | trunc) & ~ended
+            if bool(fresh.any()):
+                final = final.clone()
+                final[fresh] = info["final_observation"][fresh]
+                terminated, truncated = terminated | (term & fresh), truncated | (trunc & fresh)
+        if final is not None:
+            info = {**info, "final_observation": final}
+        if not self.bootstrap_truncated:
+            terminated, truncated = terminated | truncated, torch.zeros_like(truncated)
+        return obs, reward, terminated, truncated, info
+
+    def _step_once(self, residual: torch.Tensor) -> StepResult:
+        """One environment step of base + ``residual``; the residual's view of what it returns."""
         executed = self.base_action
-        obs, reward, terminated, truncated, info = self.env.step(self.combined_action(residual.detach()))
+        obs, reward, terminated, truncated, info = self.env.step(self.combined_action(residual))
         done = terminated | truncated
         self.episodes += int(done.sum())
         self.successes += int(terminated.sum())
@@ -82,6 +116,4 @@ class ResidualEnv:
         if "final_observation" in info:
             info = {**info, "final_observation": torch.cat(
                 [self.normalize_obs(info["final_observation"]), executed], dim=-1)}
-        if not self.bootstrap_truncated:
-            terminated, truncated = done, torch.zeros_like(truncated)
         return self.observe(obs), reward, terminated, truncated, info

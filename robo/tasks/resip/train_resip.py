@@ -72,6 +72,10 @@ class ResiPTrainConfig:
     # false: an episode cut by the time limit (or unstable physics) is a failure worth 0, not
     # bootstrapped from the critic's estimate of succeeding later
     bootstrap_truncated: bool = True
+    # > 1: each residual action (and its exploration noise) is held for this many environment steps, one
+    # PPO decision (robo.rl.residual); runner.num_steps then counts decisions, and ppo.gamma is per
+    # decision. Evaluation and export apply the residual mean at every step.
+    hold_steps: int = 1
     ppo: PPOConfig = field(default_factory=_ppo)
     runner: OnPolicyConfig = field(default_factory=_runner)
 
@@ -80,7 +84,7 @@ class ResiPTrainConfig:
             raise ValueError(f"base_ddim_steps: must be >= 0, got {self.base_ddim_steps}")
         if self.critic_warmup < 0:
             raise ValueError(f"critic_warmup: must be >= 0, got {self.critic_warmup}")
-        for key in ("envs", "threads", "eval_envs"):
+        for key in ("envs", "threads", "eval_envs", "hold_steps"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key}: must be >= 1, got {getattr(self, key)}")
         if self.eval_episodes < 0:
@@ -90,12 +94,13 @@ class ResiPTrainConfig:
 
 
 def residual_env(base: Base, envs: int, scale: float, seed: int, ddim_steps: int = 0,
-                 bootstrap_truncated: bool = True) -> ResidualEnv:
+                 bootstrap_truncated: bool = True, hold_steps: int = 1) -> ResidualEnv:
     """The base's environment as the residual sees it (the base at ``ddim_steps``; 0: its RL setting)."""
     policy = base.policy
     actor = base.actor(envs, ddim_steps or None, seed=seed + 1)
     return ResidualEnv(AssemblyEnv(envs, base.env_config(), seed=seed), actor, policy.normalize_obs,
-                       policy.normalize_actions, policy.unnormalize_actions, scale, bootstrap_truncated)
+                       policy.normalize_actions, policy.unnormalize_actions, scale, bootstrap_truncated,
+                       hold_steps)
 
 
 class ResiPActor:
@@ -170,13 +175,13 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
     run = RunDir.open(ctx.out, config, kind=KIND, resume=ctx.resume, may_change=may_change)
     torch.set_num_threads(config.threads)
     env = residual_env(base, config.envs, config.residual_scale, config.seed, config.base_ddim_steps,
-                       config.bootstrap_truncated)
+                       config.bootstrap_truncated, config.hold_steps)
     runner = OnPolicyRunner(env, config.ppo, config.runner, seed=config.seed, checkpoint=run / CHECKPOINT)
     if ctx.resume and (run / CHECKPOINT).is_file():
         runner.load(run / CHECKPOINT)
     if runner.iteration == 0:
         warm_up_critic(runner, config.critic_warmup, ctx.log)
-    per_iteration = config.runner.num_steps * config.envs
+    per_iteration = config.runner.num_steps * config.hold_steps * config.envs  # environment steps
     first, started = runner.iteration, time.perf_counter()
     total, done = config.runner.iterations * per_iteration, first * per_iteration
     counted = {"episodes": env.episodes, "successes": env.successes}
@@ -184,6 +189,7 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
         def on_log(stats: dict[str, float]) -> None:
             ended, won = env.episodes - counted["episodes"], env.successes - counted["successes"]
             counted.update(episodes=env.episodes, successes=env.successes)
+            stats["env_steps"] = stats["iteration"] * per_iteration  # environment steps, not decisions
             stats["rollout_success"] = won / ended if ended else float("nan")  # exploring, this iteration
             stats |= rollout_diagnostics(runner)
             scalars.add_all({k: v for k, v in stats.items() if k != "iteration"}, int(stats["env_steps"]),
@@ -191,7 +197,7 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
             bar.set_postfix_str(f"rollout success {stats['rollout_success']:.2f}")
 
         runner.on_log = on_log
-        history = runner.run(progress=bar.update)
+        history = runner.run(progress=lambda _: bar.update(per_iteration))
     seconds = time.perf_counter() - started
     if history:
         write_curve(run, "learning_curve", history, "env_steps", "rollout_success", {
