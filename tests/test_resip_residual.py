@@ -65,6 +65,9 @@ def test_one_ppo_iteration_trains_saves_evaluates_and_resumes(base_run, tmp_path
     report = train(config, argparse.Namespace(base=str(base_run), task="peg_2mm"),
                    Context(out=out, log=lambda s: None))
     assert "1 iterations, 40 environment steps" in report
+    metrics = json.loads((out / "metrics.json").read_text())  # base and ResiP paired on the same episodes
+    assert metrics["only_base_succeeds"] + metrics["only_resip_succeeds"] <= 2
+    assert 0.0 < metrics["mcnemar_exact_p"] <= 1.0
     for name in ("residual.pt", "checkpoint.pt", "learning_curve.csv", "learning_curve.png", "metrics.json",
                  "resip.onnx", "resip.json"):
         assert (out / name).is_file(), name

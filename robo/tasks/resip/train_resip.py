@@ -26,7 +26,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
 from robo.config import to_dict
@@ -119,14 +118,13 @@ class ResiPActor:
         self.env.base.reset(rows)
 
 
-def success_rate(base: Base, residual: torch.nn.Module | None, config: ResiPTrainConfig, bar=None) -> float:
-    """Success over ``eval_episodes`` seeded episodes: the base alone (``residual=None``) or ResiP."""
+def successes(base: Base, residual: torch.nn.Module | None, config: ResiPTrainConfig, bar=None) -> list[bool]:
+    """Success of each of ``eval_episodes`` seeded episodes: the base alone (``residual=None``) or ResiP."""
     envs = min(config.eval_envs, config.eval_episodes)
     per_row = math.ceil(config.eval_episodes / envs)
     wrapped = residual_env(base, envs, config.residual_scale, config.eval_seed, config.base_ddim_steps)
     act = wrapped.base if residual is None else ResiPActor(wrapped, residual)
-    results = play(wrapped.env, act, per_row, bar)[: config.eval_episodes]
-    return float(np.mean(results))
+    return play(wrapped.env, act, per_row, bar)[: config.eval_episodes]
 
 
 @torch.no_grad()
@@ -219,8 +217,8 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
     from robo.tasks.resip.export import export
 
     export(run.path, run / ONE_GRAPH)  # base + residual as one ONNX graph with its card, for the runtime
-    compared = {"base": lambda bar: success_rate(base, None, config, bar),
-                "ResiP": lambda bar: success_rate(base, residual, config, bar)}
+    compared = {"base": lambda bar: successes(base, None, config, bar),
+                "ResiP": lambda bar: successes(base, residual, config, bar)}
     return write_summary(ctx, run, KIND, base, runner.iteration, first, seconds,
                          runner.iteration * per_iteration, config, compared,
                          f"residual {run / RESIDUAL}; one ONNX graph {run / ONE_GRAPH}")
