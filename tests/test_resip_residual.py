@@ -159,3 +159,22 @@ def test_a_held_residual_is_one_decision_over_several_base_steps(base_run):
     assert held.episodes == plain.episodes == 2
     with pytest.raises(ValueError, match=r"^residual hold_steps must be >= 1, got 0"):
         wrapped(0)
+
+
+def test_a_residual_on_some_channels_leaves_the_others_to_the_base(base_run):
+    base = load_base(base_run)
+    env = residual_env(base, 2, 0.1, seed=3, channels=["pos.x", "pos.z"])
+    assert env.action_size == 2 and env.observation_size == AssemblyEnv.observation_size + 10
+    env.reset(seed=0)
+    policy = base.policy
+    combined = policy.normalize_actions(env.combined_action(torch.tensor([[0.5, -1.0], [1.0, 0.0]])))
+    moved = combined - env.base_action  # in the normalised space, where the residual is added
+    expected = torch.zeros(2, 10)
+    expected[:, 0], expected[:, 2] = torch.tensor([0.05, 0.1]), torch.tensor([-0.1, 0.0])
+    assert torch.allclose(moved, expected, atol=1e-5)
+    with pytest.raises(ValueError, match=r"^config: residual_channels: \['pos.x', 'pos.w'\] must be distinct "
+                                         r"action channels, not \['pos.w'\]"):
+        load_config(ResiPTrainConfig, None, [*TINY, "residual_channels=[pos.x,pos.w]"])
+    with pytest.raises(ValueError, match=r"^residual channels must be distinct indices"):
+        ResidualEnv(env.env, env.base, policy.normalize_obs, policy.normalize_actions,
+                    policy.unnormalize_actions, channels=[0, 0])

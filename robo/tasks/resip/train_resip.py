@@ -75,6 +75,8 @@ class ResiPTrainConfig:
     # PPO decision (robo.rl.residual); runner.num_steps then counts decisions, and ppo.gamma is per
     # decision. Evaluation and export apply the residual mean at every step.
     hold_steps: int = 1
+    # the action channels (sim.assembly ACTION_NAMES) the residual corrects; empty: all (the paper's)
+    residual_channels: list[str] = field(default_factory=list)
     ppo: PPOConfig = field(default_factory=_ppo)
     runner: OnPolicyConfig = field(default_factory=_runner)
 
@@ -90,16 +92,27 @@ class ResiPTrainConfig:
             raise ValueError(f"eval_episodes: must be >= 0, got {self.eval_episodes}")
         if not self.residual_scale > 0:
             raise ValueError(f"residual_scale: must be > 0, got {self.residual_scale}")
+        channel_indices(self.residual_channels)  # names every unknown channel
+
+
+def channel_indices(names: list[str]) -> list[int] | None:
+    """Indices in ACTION_NAMES of the residual's channels (None: all of them)."""
+    unknown = [n for n in names if n not in ACTION_NAMES]
+    if unknown or len(set(names)) != len(names):
+        raise ValueError(f"residual_channels: {names} must be distinct action channels, not "
+                         f"{unknown or 'repeated'} (known: {', '.join(ACTION_NAMES)})")
+    return [ACTION_NAMES.index(n) for n in names] if names else None
 
 
 def residual_env(base: Base, envs: int, scale: float, seed: int, ddim_steps: int = 0,
-                 bootstrap_truncated: bool = True, hold_steps: int = 1) -> ResidualEnv:
+                 bootstrap_truncated: bool = True, hold_steps: int = 1,
+                 channels: list[str] | None = None) -> ResidualEnv:
     """The base's environment as the residual sees it (the base at ``ddim_steps``; 0: its RL setting)."""
     policy = base.policy
     actor = base.actor(envs, ddim_steps or None, seed=seed + 1)
     return ResidualEnv(AssemblyEnv(envs, base.env_config(), seed=seed), actor, policy.normalize_obs,
                        policy.normalize_actions, policy.unnormalize_actions, scale, bootstrap_truncated,
-                       hold_steps)
+                       hold_steps, channel_indices(channels or []))
 
 
 class ResiPActor:
@@ -122,7 +135,8 @@ def successes(base: Base, residual: torch.nn.Module | None, config: ResiPTrainCo
     """Success of each of ``eval_episodes`` seeded episodes: the base alone (``residual=None``) or ResiP."""
     envs = min(config.eval_envs, config.eval_episodes)
     per_row = math.ceil(config.eval_episodes / envs)
-    wrapped = residual_env(base, envs, config.residual_scale, config.eval_seed, config.base_ddim_steps)
+    wrapped = residual_env(base, envs, config.residual_scale, config.eval_seed, config.base_ddim_steps,
+                           channels=config.residual_channels)
     act = wrapped.base if residual is None else ResiPActor(wrapped, residual)
     return play(wrapped.env, act, per_row, bar)[: config.eval_episodes]
 
@@ -173,7 +187,7 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
     run = RunDir.open(ctx.out, config, kind=KIND, resume=ctx.resume, may_change=may_change)
     torch.set_num_threads(config.threads)
     env = residual_env(base, config.envs, config.residual_scale, config.seed, config.base_ddim_steps,
-                       config.bootstrap_truncated, config.hold_steps)
+                       config.bootstrap_truncated, config.hold_steps, config.residual_channels)
     runner = OnPolicyRunner(env, config.ppo, config.runner, seed=config.seed, checkpoint=run / CHECKPOINT)
     if ctx.resume and (run / CHECKPOINT).is_file():
         runner.load(run / CHECKPOINT)
@@ -209,7 +223,8 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
     inputs += [{"name": f"base.{name}", "unit": "1"} for name in ACTION_NAMES]
     save_policy(run / RESIDUAL, residual, {
         "task": base.task, "observation": inputs, "run": str(run.path),
-        "action": [{"name": f"residual.{name}", "unit": "1"} for name in ACTION_NAMES],
+        "action": [{"name": f"residual.{name}", "unit": "1"}
+                   for name in (config.residual_channels or ACTION_NAMES)],
         "action_clip": [-1.0, 1.0],
         "action_mapping": f"env action = base.unnormalize(base action + {config.residual_scale} x residual), "
                           f"in the normalised action space of the base {base.run / 'policy.pt'}",
