@@ -171,7 +171,7 @@ def warm_up_critic(runner: OnPolicyRunner, rollouts: int, log: Callable[[str], N
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.critic.parameters(), ppo.config.max_grad_norm)
             ppo.optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         log(f"critic warm-up {k + 1}/{rollouts}: value loss {losses[-1]:.4f}, "
             f"return mean {float(runner.storage.returns.mean()):.3f}")
     return losses
