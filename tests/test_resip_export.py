@@ -17,7 +17,7 @@ from robo.registry import Context
 from robo.tasks.resip.base import load_base
 from robo.tasks.resip.export import export
 from robo.tasks.resip.train_resip import ResiPActor, ResiPTrainConfig, residual_env, train
-from sim.assembly.env import AssemblyEnv
+from sim.assembly.env import ACTION_NAMES, AssemblyEnv
 from tests.test_resip_residual import TINY, base_run  # noqa: F401 (base_run is a fixture)
 
 
@@ -29,20 +29,17 @@ def resip_run(base_run, tmp_path_factory):  # noqa: F811
     return out
 
 
-def test_one_graph_matches_the_torch_policy_over_refills(resip_run, tmp_path):
-    written = export(resip_run, tmp_path / "resip.onnx")
-    card = load_card(tmp_path / "resip.json")
-    assert card["onnx"]["sha256"] == written["onnx"]["sha256"]
-    assert [t["role"] for t in card["onnx"]["inputs"]] == [
-        "observation", "auxiliary", "recurrent_state", "recurrent_state"]
+def _worst_gap_over_four_chunks(run, onnx_file, config: ResiPTrainConfig) -> float:
+    """ONNX Runtime against ResiPActor (the residual mean at every step) on one real episode."""
+    card = load_card(onnx_file.with_suffix(".json"))
     horizon, pred = card["chunking"]["action_horizon"], card["chunking"]["pred_horizon"]
-    config = load_config(ResiPTrainConfig, None, TINY)
-    residual = load_policy(resip_run / "residual.pt")[0]
+    residual = load_policy(run / "residual.pt")[0]
     assert any(p.abs().max() > 0 for p in residual.parameters())  # a residual that changes the action
-    env = residual_env(load_base(card["training"]["base"]), 1, config.residual_scale, seed=5)
+    env = residual_env(load_base(card["training"]["base"]), 1, config.residual_scale, seed=5,
+                       channels=config.residual_channels)
     actor = ResiPActor(env, residual)
     noise_source = torch.Generator().manual_seed(5 + 1)  # residual_env seeds the base's queue with seed + 1
-    sess = ort.InferenceSession(str(tmp_path / "resip.onnx"))
+    sess = ort.InferenceSession(str(onnx_file))
     queue, left = np.zeros((1, horizon * 10), np.float32), np.zeros((1, 1), np.float32)
     obs, _ = env.env.reset()
     actor.reset()
@@ -55,6 +52,32 @@ def test_one_graph_matches_the_torch_policy_over_refills(resip_run, tmp_path):
                                            "left_in": left})
         worst = max(worst, float(np.abs(got - expected.numpy()).max()))
         obs = env.env.step(expected)[0]
+    return worst
+
+
+def test_one_graph_matches_the_torch_policy_over_refills(resip_run, tmp_path):
+    written = export(resip_run, tmp_path / "resip.onnx")
+    card = load_card(tmp_path / "resip.json")
+    assert card["onnx"]["sha256"] == written["onnx"]["sha256"]
+    assert [t["role"] for t in card["onnx"]["inputs"]] == [
+        "observation", "auxiliary", "recurrent_state", "recurrent_state"]
+    assert card["residual"]["channels"] == list(ACTION_NAMES)
+    config = load_config(ResiPTrainConfig, None, TINY)
+    worst = _worst_gap_over_four_chunks(resip_run, tmp_path / "resip.onnx", config)
+    assert worst < 1e-4, worst
+
+
+def test_a_residual_on_some_channels_held_for_several_steps_exports_the_same_way(base_run, tmp_path):  # noqa: F811
+    settings = [*TINY, "eval_episodes=0", "hold_steps=2", "runner.num_steps=10",
+                "residual_channels=[pos.x,pos.y]"]
+    config = load_config(ResiPTrainConfig, None, settings)
+    report = train(config, argparse.Namespace(base=str(base_run), task=None),
+                   Context(out=tmp_path / "run", log=lambda s: None))
+    assert "40 environment steps" in report  # 10 decisions held 2 steps each, 2 environments
+    assert load_policy(tmp_path / "run" / "residual.pt")[0].arch["act_dim"] == 2
+    card = load_card(tmp_path / "run" / "resip.json")
+    assert card["residual"]["channels"] == ["pos.x", "pos.y"]
+    worst = _worst_gap_over_four_chunks(tmp_path / "run", tmp_path / "run" / "resip.onnx", config)
     assert worst < 1e-4, worst
 
 

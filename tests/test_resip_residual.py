@@ -65,6 +65,9 @@ def test_one_ppo_iteration_trains_saves_evaluates_and_resumes(base_run, tmp_path
     report = train(config, argparse.Namespace(base=str(base_run), task="peg_2mm"),
                    Context(out=out, log=lambda s: None))
     assert "1 iterations, 40 environment steps" in report
+    metrics = json.loads((out / "metrics.json").read_text())  # base and ResiP paired on the same episodes
+    assert metrics["only_base_succeeds"] + metrics["only_resip_succeeds"] <= 2
+    assert 0.0 < metrics["mcnemar_exact_p"] <= 1.0
     for name in ("residual.pt", "checkpoint.pt", "learning_curve.csv", "learning_curve.png", "metrics.json",
                  "resip.onnx", "resip.json"):
         assert (out / name).is_file(), name
@@ -128,3 +131,50 @@ def test_a_base_of_another_task_is_refused_before_the_run_folder_is_made(base_ru
     assert not (tmp_path / "r").exists()
     with pytest.raises(OSError, match=r"no policy\.pt"):
         train(config, argparse.Namespace(base=str(tmp_path), task=None), Context(out=tmp_path / "r"))
+
+
+def test_a_held_residual_is_one_decision_over_several_base_steps(base_run):
+    base = load_base(base_run)
+    policy = base.policy
+
+    def wrapped(hold: int) -> ResidualEnv:
+        return ResidualEnv(AssemblyEnv(2, base.env_config(episode_steps=3), seed=0), base.actor(2, seed=1),
+                           policy.normalize_obs, policy.normalize_actions, policy.unnormalize_actions, 0.1,
+                           hold_steps=hold)
+
+    held, plain = wrapped(2), wrapped(1)  # the same episodes and base noise
+    held.reset(seed=0)
+    plain.reset(seed=0)
+    residual = torch.full((2, 10), 0.5)
+    obs, reward, terminated, truncated, _ = held.step(residual)
+    plain.step(residual)
+    assert torch.equal(obs, plain.step(residual)[0])  # = the residual applied on two fresh base actions
+    assert not bool((terminated | truncated).any()) and float(reward.sum()) == 0.0
+    # Step 3 hits the time limit; step 4 is the next episode's first, on the base alone (residual 0).
+    obs, reward, terminated, truncated, info = held.step(residual)
+    _, _, _, plain_truncated, plain_info = plain.step(residual)
+    assert bool(truncated.all()) and bool(plain_truncated.all()) and not bool(terminated.any())
+    assert torch.equal(info["final_observation"], plain_info["final_observation"])  # the ended episode's
+    assert torch.equal(obs, plain.step(torch.zeros(2, 10))[0])
+    assert held.episodes == plain.episodes == 2
+    with pytest.raises(ValueError, match=r"^residual hold_steps must be >= 1, got 0"):
+        wrapped(0)
+
+
+def test_a_residual_on_some_channels_leaves_the_others_to_the_base(base_run):
+    base = load_base(base_run)
+    env = residual_env(base, 2, 0.1, seed=3, channels=["pos.x", "pos.z"])
+    assert env.action_size == 2 and env.observation_size == AssemblyEnv.observation_size + 10
+    env.reset(seed=0)
+    policy = base.policy
+    combined = policy.normalize_actions(env.combined_action(torch.tensor([[0.5, -1.0], [1.0, 0.0]])))
+    moved = combined - env.base_action  # in the normalised space, where the residual is added
+    expected = torch.zeros(2, 10)
+    expected[:, 0], expected[:, 2] = torch.tensor([0.05, 0.1]), torch.tensor([-0.1, 0.0])
+    assert torch.allclose(moved, expected, atol=1e-5)
+    with pytest.raises(ValueError, match=r"^config: residual_channels: \['pos.x', 'pos.w'\] must be distinct "
+                                         r"action channels, not \['pos.w'\]"):
+        load_config(ResiPTrainConfig, None, [*TINY, "residual_channels=[pos.x,pos.w]"])
+    with pytest.raises(ValueError, match=r"^residual channels must be distinct indices"):
+        ResidualEnv(env.env, env.base, policy.normalize_obs, policy.normalize_actions,
+                    policy.unnormalize_actions, channels=[0, 0])

@@ -24,6 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=50, help="environment steps per measurement")
     p.add_argument("--sizes", default="quick,paper", help=f"U-Net sizes to time, of {', '.join(SIZES)}")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--rl-envs", default="64,256",
+                   help="batches at which to time a residual-RL step (quick base at DDIM 8 + the scene)")
 
 
 def _timed(fn: Any, calls: int) -> tuple[float, float]:
@@ -74,14 +76,47 @@ def base_costs(size: str, envs: int) -> dict[str, Any]:
     return out
 
 
+def rl_step_costs(batches: list[int], steps: int = 24, ddim_steps: int = 8) -> dict[str, Any]:
+    """Core-seconds per 1,000 environment steps of residual RL at each batch: the quick base's chunk
+    queue (DDIM ``ddim_steps``, chunks of 8, so three refills in 24 steps) and the scene's step, apart.
+    Whether a bigger batch makes a sample cheaper (the base batches, the MuJoCo loop does not)."""
+    from robo.rl.diffusion_bc import ChunkedPolicy, DDIMSampler, DiffusionConfig, build_policy
+    from sim.assembly import ACTION_NAMES, OBSERVATION_LAYOUT, AssemblyConfig, AssemblyEnv
+
+    dims, embed = SIZES["quick"]
+    policy = build_policy(DiffusionConfig(down_dims=dims, step_embed_dim=embed), OBSERVATION_LAYOUT.size,
+                          len(ACTION_NAMES))
+    policy.fit_normalizer(torch.randn(64, OBSERVATION_LAYOUT.size), torch.randn(64, 1, len(ACTION_NAMES)))
+    out: dict[str, Any] = {}
+    for n in batches:
+        env = AssemblyEnv(n, AssemblyConfig(), seed=0)
+        obs, _ = env.reset()
+        base = ChunkedPolicy(DDIMSampler(policy, ddim_steps), n, 8)
+        base_cpu = env_cpu = 0.0
+        for _ in range(steps):  # the scene holds still: an untrained base's actions are not a task's
+            start = time.process_time()
+            base(obs)
+            middle = time.process_time()
+            obs = env.step(env.hold_action())[0]
+            base_cpu, env_cpu = base_cpu + middle - start, env_cpu + time.process_time() - middle
+        per_k = 1000.0 / (steps * n)
+        out[f"envs_{n}"] = {"base_cpu_s_per_1k_steps": base_cpu * per_k,
+                            "env_cpu_s_per_1k_steps": env_cpu * per_k,
+                            "cpu_s_per_1k_steps": (base_cpu + env_cpu) * per_k}
+    return out
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     sizes = [s for s in args.sizes.split(",") if s]
     unknown = [s for s in sizes if s not in SIZES]
     if unknown:
         raise ValueError(f"--sizes: unknown size {unknown[0]!r} (known: {', '.join(SIZES)})")
+    rl_envs = [int(n) for n in args.rl_envs.split(",") if n]
+    if any(n < 1 for n in rl_envs):
+        raise ValueError(f"--rl-envs: batches must be >= 1, got {args.rl_envs}")
     result = {"threads": args.threads, "env": env_rates(args.envs, args.steps),
-              "base": {s: base_costs(s, args.envs) for s in sizes}}
+              "base": {s: base_costs(s, args.envs) for s in sizes}, "rl_step": rl_step_costs(rl_envs)}
     env = result["env"]
     print(f"env steps/s (CPU): 1 env {env['envs_1']['steps_per_cpu_s']:.0f}, {args.envs} envs "
           f"{env[f'envs_{args.envs}']['steps_per_cpu_s']:.0f}")
@@ -90,4 +125,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"base {s} ({r['parameters'] / 1e6:.1f}M) CPU ms per chunk: DDIM16 "
               f"{r['ddim16_chunk_b1_ms']['cpu']:.0f} (B=1), DDIM4 {r['ddim4_chunk_b1_ms']['cpu']:.0f} (B=1), "
               f"{batch:.0f} (B={args.envs})")
+    for name, r in result["rl_step"].items():
+        print(f"residual RL, {name}: {r['cpu_s_per_1k_steps']:.2f} core-s per 1k steps (base "
+              f"{r['base_cpu_s_per_1k_steps']:.2f}, scene {r['env_cpu_s_per_1k_steps']:.2f})")
     return result

@@ -45,13 +45,17 @@ chunks of 8): a Gaussian MLP 2x256 on (normalised obs, the base's current action
 (ResiP starts as its base), action = base + 0.1 x residual in the base's normalised action space, fixed
 log-std -1; PPO with one episode of steps per environment per iteration, gamma 0.999, GAE 0.95, clip 0.2,
 up to 50 full-batch epochs stopped at approximate KL 0.1, actor lr 3e-4, critic lr 5e-3, sparse success
-reward. Then base and ResiP (residual mean) are evaluated on the same seeded episodes.
+reward. hold_steps=K holds each residual action and its exploration noise for K steps as ONE PPO decision
+(temporally correlated exploration, exact likelihood); residual_channels=[pos.x,...] limits the action
+channels the residual corrects. Then base and ResiP (residual mean, every step) are evaluated on the same
+seeded episodes, paired (episodes only one wins, exact McNemar p).
 Writes: config.yaml, checkpoint.pt (resume), tensorboard/, learning_curve.csv/.png, residual.pt,
 metrics.json.
 
 examples:
   robo train resip --task peg_2mm --base runs/dp/peg_2mm --out runs/resip/peg_2mm --set threads=1
   robo train resip --base runs/dp/peg_2mm --out runs/resip/peg_2mm --resume --set runner.iterations=40
+  robo train resip --base runs/dp/a --config configs/resip_residual_quick.yaml --out runs/resip/r6
 """
 
 

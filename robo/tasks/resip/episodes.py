@@ -6,6 +6,7 @@ not counted), so the count is not biased towards short (successful) episodes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -37,14 +38,33 @@ def play(env: AssemblyEnv, act: BaseActor, per_row: int, bar=None,
     return [o for row in outcomes for o in row]
 
 
+def mcnemar_exact_p(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar test of two policies on the same episodes: under "equally good", each of
+    the ``only_a + only_b`` episodes that exactly one of them wins is a fair coin flip."""
+    n = only_a + only_b
+    tail = sum(math.comb(n, k) for k in range(min(only_a, only_b) + 1)) / 2.0**n
+    return min(1.0, 2.0 * tail)
+
+
 def compare(ctx, episodes: int, seed: int, policies: dict[str, Callable]) -> tuple[dict[str, float], str]:
-    """Each ``policies[name](bar)`` success rate on the same ``episodes`` seeded episodes, behind one
-    progress bar: the metrics (``<name>_success_rate``, episodes, seed) and a line that reports them."""
+    """Each ``policies[name](bar)`` (the success of every episode, in order) on the same ``episodes``
+    seeded episodes, behind one progress bar: the metrics (``<name>_success_rate``, episodes, seed; for
+    two policies the episodes only one of them wins and the exact McNemar p of that split) and a line
+    that reports them."""
     with ctx.bar(f"eval {' + '.join(policies)}", len(policies) * episodes) as bar:
-        rates = {name: rate(bar) for name, rate in policies.items()}
+        outcomes = {name: np.asarray(episodes_of(bar), dtype=bool) for name, episodes_of in policies.items()}
+    slug = {name: name.lower().replace("-", "_") for name in policies}
     metrics = {"eval_episodes": episodes, "eval_seed": seed,
-               **{f"{name.lower().replace('-', '_')}_success_rate": r for name, r in rates.items()}}
-    line = f"success over {episodes} episodes: " + ", ".join(f"{n} {r:.1%}" for n, r in rates.items())
+               **{f"{slug[name]}_success_rate": float(o.mean()) for name, o in outcomes.items()}}
+    line = f"success over {episodes} episodes: " + ", ".join(f"{n} {o.mean():.1%}"
+                                                             for n, o in outcomes.items())
+    if len(outcomes) == 2:  # paired: the same seeded episodes, so only the discordant ones tell them apart
+        (a, won_a), (b, won_b) = outcomes.items()
+        only_a, only_b = int((won_a & ~won_b).sum()), int((won_b & ~won_a).sum())
+        p = mcnemar_exact_p(only_a, only_b)
+        metrics |= {f"only_{slug[a]}_succeeds": only_a, f"only_{slug[b]}_succeeds": only_b,
+                    "mcnemar_exact_p": p}
+        line += f" (only {a} wins {only_a}, only {b} wins {only_b}: exact McNemar p {p:.3g})"
     return metrics, line
 
 

@@ -64,11 +64,15 @@ class ResiPGraph(nn.Module):
     """``(obs, noise, queue, left) -> (action, queue, left)``: see the module docstring."""
 
     def __init__(self, policy: DiffusionPolicy, residual: nn.Module, scale: float, ddim_steps: int,
-                 action_horizon: int, train_steps: int, beta_schedule: str):
+                 action_horizon: int, train_steps: int, beta_schedule: str,
+                 channels: list[int] | None = None):
         super().__init__()
         self.policy, self.residual, self.scale, self.horizon = policy, residual, scale, action_horizon
         self.schedule = ddim_constants(ddim_steps, train_steps, beta_schedule)
         self.act_dim = policy.arch["act_dim"]
+        self.channels = channels
+        if channels is not None:  # the residual corrects these channels only: [k] -> [act_dim] as a MatMul
+            self.register_buffer("spread", torch.eye(self.act_dim)[channels])
 
     def chunk(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """DDIM (eta 0, epsilon prediction, x0 clipped to [-1, 1] as diffusers' ``clip_sample``)."""
@@ -89,13 +93,15 @@ class ResiPGraph(nn.Module):
             1, index[:, :, None].expand(1, 1, self.act_dim))[:, 0]
         base_n = self.policy.normalize_actions(base)
         residual = self.residual(torch.cat([self.policy.normalize_obs(obs), base_n], dim=-1)).clamp(-1, 1)
+        if self.channels is not None:
+            residual = residual @ self.spread
         return self.policy.unnormalize_actions(base_n + self.scale * residual), queue, left - 1
 
 
 def graph_of_run(run: str | Path) -> tuple[ResiPGraph, Base, dict[str, Any]]:
     """The graph of a ``robo train resip`` run (its residual.pt and the base it names), base, meta."""
     from robo.nets.policy import load_policy
-    from robo.tasks.resip.train_resip import RESIDUAL
+    from robo.tasks.resip.train_resip import RESIDUAL, channel_indices
 
     path = Path(run) / RESIDUAL
     residual, meta = load_policy(path)  # names the missing file if there is none
@@ -105,7 +111,7 @@ def graph_of_run(run: str | Path) -> tuple[ResiPGraph, Base, dict[str, Any]]:
     steps = config["base_ddim_steps"] or diffusion["rl_ddim_steps"]
     graph = ResiPGraph(base.policy, residual.eval(), config["residual_scale"], steps,
                        diffusion["action_horizon"], diffusion["train_diffusion_steps"],
-                       diffusion["beta_schedule"])
+                       diffusion["beta_schedule"], channel_indices(config.get("residual_channels", [])))
     return graph.eval(), base, meta
 
 
@@ -133,7 +139,8 @@ def card(graph: ResiPGraph, base: Base, meta: dict[str, Any], onnx_file: Path) -
         "chunking": {"pred_horizon": arch["pred_horizon"], "action_horizon": horizon,
                      "ddim_steps": len(graph.schedule), "ddim_timesteps": [t for t, _, _ in graph.schedule],
                      "note": "every call computes a chunk; it replaces the queue only when left_in is 0"},
-        "residual": {"scale": graph.scale, "clip": [-1.0, 1.0]},
+        "residual": {"scale": graph.scale, "clip": [-1.0, 1.0],
+                     "channels": [ACTION_NAMES[c] for c in graph.channels or range(act_dim)]},
         "onnx": {"file": onnx_file.name, "sha256": sha256_file(onnx_file), "opset": OPSET,
                  "inputs": [{"name": n, "shape": shapes[n], "role": roles[n]} for n in INPUTS],
                  "outputs": [{"name": "action", "shape": [1, act_dim]},

@@ -25,7 +25,6 @@ import math
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from robo.config import to_dict
@@ -95,12 +94,13 @@ def fine_tuned(base: Base, runner: OnPolicyRunner) -> MLPChunkPolicy:
     return policy.eval().requires_grad_(False)
 
 
-def success_rate(base: Base, policy: MLPChunkPolicy, config: MLPPPOTrainConfig, bar=None) -> float:
-    """Success of ``policy`` (the BC base's or a fine-tuned MLP) acting as the base does."""
+def successes(base: Base, policy: MLPChunkPolicy, config: MLPPPOTrainConfig, bar=None) -> list[bool]:
+    """Success of each seeded episode of ``policy`` (the BC base's or a fine-tuned MLP) acting as the
+    base does."""
     envs = min(config.eval_envs, config.eval_episodes)
     env = AssemblyEnv(envs, base.env_config(), seed=config.eval_seed)
     act = dataclasses.replace(base, policy=policy).actor(envs)
-    return float(np.mean(play(env, act, math.ceil(config.eval_episodes / envs), bar)[: config.eval_episodes]))
+    return play(env, act, math.ceil(config.eval_episodes / envs), bar)[: config.eval_episodes]
 
 
 def train(config: MLPPPOTrainConfig, args: argparse.Namespace, ctx: Context) -> str:
@@ -151,6 +151,6 @@ def train(config: MLPPPOTrainConfig, args: argparse.Namespace, ctx: Context) -> 
                                        "config": {**base.meta["config"], "fine_tuning": fine_tuning}})
     return write_summary(ctx, run, KIND, base, runner.iteration, first, seconds,
                          runner.iteration * steps_per_iteration, config, {
-                             "BC": lambda bar: success_rate(base, base.policy, config, bar),
-                             "fine-tuned": lambda bar: success_rate(base, policy, config, bar)},
+                             "BC": lambda bar: successes(base, base.policy, config, bar),
+                             "fine-tuned": lambda bar: successes(base, policy, config, bar)},
                          f"policy {run / POLICY} (robo eval dp --base {run.path})")

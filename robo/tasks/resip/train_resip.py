@@ -26,7 +26,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
 from robo.config import to_dict
@@ -72,6 +71,12 @@ class ResiPTrainConfig:
     # false: an episode cut by the time limit (or unstable physics) is a failure worth 0, not
     # bootstrapped from the critic's estimate of succeeding later
     bootstrap_truncated: bool = True
+    # > 1: each residual action (and its exploration noise) is held for this many environment steps, one
+    # PPO decision (robo.rl.residual); runner.num_steps then counts decisions, and ppo.gamma is per
+    # decision. Evaluation and export apply the residual mean at every step.
+    hold_steps: int = 1
+    # the action channels (sim.assembly ACTION_NAMES) the residual corrects; empty: all (the paper's)
+    residual_channels: list[str] = field(default_factory=list)
     ppo: PPOConfig = field(default_factory=_ppo)
     runner: OnPolicyConfig = field(default_factory=_runner)
 
@@ -80,22 +85,34 @@ class ResiPTrainConfig:
             raise ValueError(f"base_ddim_steps: must be >= 0, got {self.base_ddim_steps}")
         if self.critic_warmup < 0:
             raise ValueError(f"critic_warmup: must be >= 0, got {self.critic_warmup}")
-        for key in ("envs", "threads", "eval_envs"):
+        for key in ("envs", "threads", "eval_envs", "hold_steps"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key}: must be >= 1, got {getattr(self, key)}")
         if self.eval_episodes < 0:
             raise ValueError(f"eval_episodes: must be >= 0, got {self.eval_episodes}")
         if not self.residual_scale > 0:
             raise ValueError(f"residual_scale: must be > 0, got {self.residual_scale}")
+        channel_indices(self.residual_channels)  # names every unknown channel
+
+
+def channel_indices(names: list[str]) -> list[int] | None:
+    """Indices in ACTION_NAMES of the residual's channels (None: all of them)."""
+    unknown = [n for n in names if n not in ACTION_NAMES]
+    if unknown or len(set(names)) != len(names):
+        raise ValueError(f"residual_channels: {names} must be distinct action channels, not "
+                         f"{unknown or 'repeated'} (known: {', '.join(ACTION_NAMES)})")
+    return [ACTION_NAMES.index(n) for n in names] if names else None
 
 
 def residual_env(base: Base, envs: int, scale: float, seed: int, ddim_steps: int = 0,
-                 bootstrap_truncated: bool = True) -> ResidualEnv:
+                 bootstrap_truncated: bool = True, hold_steps: int = 1,
+                 channels: list[str] | None = None) -> ResidualEnv:
     """The base's environment as the residual sees it (the base at ``ddim_steps``; 0: its RL setting)."""
     policy = base.policy
     actor = base.actor(envs, ddim_steps or None, seed=seed + 1)
     return ResidualEnv(AssemblyEnv(envs, base.env_config(), seed=seed), actor, policy.normalize_obs,
-                       policy.normalize_actions, policy.unnormalize_actions, scale, bootstrap_truncated)
+                       policy.normalize_actions, policy.unnormalize_actions, scale, bootstrap_truncated,
+                       hold_steps, channel_indices(channels or []))
 
 
 class ResiPActor:
@@ -114,14 +131,14 @@ class ResiPActor:
         self.env.base.reset(rows)
 
 
-def success_rate(base: Base, residual: torch.nn.Module | None, config: ResiPTrainConfig, bar=None) -> float:
-    """Success over ``eval_episodes`` seeded episodes: the base alone (``residual=None``) or ResiP."""
+def successes(base: Base, residual: torch.nn.Module | None, config: ResiPTrainConfig, bar=None) -> list[bool]:
+    """Success of each of ``eval_episodes`` seeded episodes: the base alone (``residual=None``) or ResiP."""
     envs = min(config.eval_envs, config.eval_episodes)
     per_row = math.ceil(config.eval_episodes / envs)
-    wrapped = residual_env(base, envs, config.residual_scale, config.eval_seed, config.base_ddim_steps)
+    wrapped = residual_env(base, envs, config.residual_scale, config.eval_seed, config.base_ddim_steps,
+                           channels=config.residual_channels)
     act = wrapped.base if residual is None else ResiPActor(wrapped, residual)
-    results = play(wrapped.env, act, per_row, bar)[: config.eval_episodes]
-    return float(np.mean(results))
+    return play(wrapped.env, act, per_row, bar)[: config.eval_episodes]
 
 
 @torch.no_grad()
@@ -154,7 +171,7 @@ def warm_up_critic(runner: OnPolicyRunner, rollouts: int, log: Callable[[str], N
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.critic.parameters(), ppo.config.max_grad_norm)
             ppo.optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         log(f"critic warm-up {k + 1}/{rollouts}: value loss {losses[-1]:.4f}, "
             f"return mean {float(runner.storage.returns.mean()):.3f}")
     return losses
@@ -170,13 +187,13 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
     run = RunDir.open(ctx.out, config, kind=KIND, resume=ctx.resume, may_change=may_change)
     torch.set_num_threads(config.threads)
     env = residual_env(base, config.envs, config.residual_scale, config.seed, config.base_ddim_steps,
-                       config.bootstrap_truncated)
+                       config.bootstrap_truncated, config.hold_steps, config.residual_channels)
     runner = OnPolicyRunner(env, config.ppo, config.runner, seed=config.seed, checkpoint=run / CHECKPOINT)
     if ctx.resume and (run / CHECKPOINT).is_file():
         runner.load(run / CHECKPOINT)
     if runner.iteration == 0:
         warm_up_critic(runner, config.critic_warmup, ctx.log)
-    per_iteration = config.runner.num_steps * config.envs
+    per_iteration = config.runner.num_steps * config.hold_steps * config.envs  # environment steps
     first, started = runner.iteration, time.perf_counter()
     total, done = config.runner.iterations * per_iteration, first * per_iteration
     counted = {"episodes": env.episodes, "successes": env.successes}
@@ -184,6 +201,7 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
         def on_log(stats: dict[str, float]) -> None:
             ended, won = env.episodes - counted["episodes"], env.successes - counted["successes"]
             counted.update(episodes=env.episodes, successes=env.successes)
+            stats["env_steps"] = stats["iteration"] * per_iteration  # environment steps, not decisions
             stats["rollout_success"] = won / ended if ended else float("nan")  # exploring, this iteration
             stats |= rollout_diagnostics(runner)
             scalars.add_all({k: v for k, v in stats.items() if k != "iteration"}, int(stats["env_steps"]),
@@ -191,7 +209,7 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
             bar.set_postfix_str(f"rollout success {stats['rollout_success']:.2f}")
 
         runner.on_log = on_log
-        history = runner.run(progress=bar.update)
+        history = runner.run(progress=lambda _: bar.update(per_iteration))
     seconds = time.perf_counter() - started
     if history:
         write_curve(run, "learning_curve", history, "env_steps", "rollout_success", {
@@ -206,7 +224,8 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
     inputs += [{"name": f"base.{name}", "unit": "1"} for name in ACTION_NAMES]
     save_policy(run / RESIDUAL, residual, {
         "task": base.task, "observation": inputs, "run": str(run.path),
-        "action": [{"name": f"residual.{name}", "unit": "1"} for name in ACTION_NAMES],
+        "action": [{"name": f"residual.{name}", "unit": "1"}
+                   for name in (config.residual_channels or ACTION_NAMES)],
         "action_clip": [-1.0, 1.0],
         "action_mapping": f"env action = base.unnormalize(base action + {config.residual_scale} x residual), "
                           f"in the normalised action space of the base {base.run / 'policy.pt'}",
@@ -214,8 +233,8 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
     from robo.tasks.resip.export import export
 
     export(run.path, run / ONE_GRAPH)  # base + residual as one ONNX graph with its card, for the runtime
-    compared = {"base": lambda bar: success_rate(base, None, config, bar),
-                "ResiP": lambda bar: success_rate(base, residual, config, bar)}
+    compared = {"base": lambda bar: successes(base, None, config, bar),
+                "ResiP": lambda bar: successes(base, residual, config, bar)}
     return write_summary(ctx, run, KIND, base, runner.iteration, first, seconds,
                          runner.iteration * per_iteration, config, compared,
                          f"residual {run / RESIDUAL}; one ONNX graph {run / ONE_GRAPH}")
