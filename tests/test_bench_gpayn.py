@@ -40,13 +40,15 @@ def test_bench_trains_once_then_reuses_resumes_and_refuses_another_config(tmp_pa
     assert again["run"] == "reused" and (run / "checkpoint.pt").stat().st_mtime_ns == checkpoint
     assert {k: again[k] for k in ("success", "drop_rate")} == {k: cell[k] for k in ("success", "drop_rate")}
 
-    (run / "metrics.json").unlink()  # as a run killed after its last checkpoint leaves it
     demos = (run / "demonstrations.pt").stat().st_mtime_ns
-    assert bench(tmp_path) == 0
-    resumed = json.loads((tmp_path / "bench.json").read_text())["table"][0]["gpayn"]
-    assert resumed["run"] == "resumed" and (run / "demonstrations.pt").stat().st_mtime_ns == demos
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["session_started_at_step"] == 32 and metrics["env_steps"] == 32  # nothing lost
+    # As a run killed after its last checkpoint, or between its metrics and its export, leaves it.
+    for unfinished in ("metrics.json", "policy.onnx"):
+        (run / unfinished).unlink()
+        assert bench(tmp_path) == 0
+        resumed = json.loads((tmp_path / "bench.json").read_text())["table"][0]["gpayn"]
+        assert resumed["run"] == "resumed" and (run / "demonstrations.pt").stat().st_mtime_ns == demos
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert metrics["session_started_at_step"] == 32 and metrics["env_steps"] == 32  # nothing lost
 
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     capsys.readouterr()

@@ -115,8 +115,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def trained_run(config: GPAYNTrainConfig, folder: Path) -> str:
     """``folder`` holding ``config``'s finished run: ``"reused"`` (finished already, not retrained),
     ``"resumed"`` (continued from its checkpoint) or ``"trained"`` (new)."""
-    metrics = folder / "metrics.json"
-    if metrics.is_file() and json.loads(metrics.read_text())["env_steps"] >= config.runner.steps:
+    metrics = folder / "metrics.json"  # written before the export: a run killed between resumes
+    if ((folder / "policy.onnx").is_file() and metrics.is_file()
+            and json.loads(metrics.read_text())["env_steps"] >= config.runner.steps):
         return "reused"
     resume = folder.is_dir() and any(folder.iterdir())
     train(config, argparse.Namespace(), Context(out=folder, resume=resume, log=lambda _: None))
