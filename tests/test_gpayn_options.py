@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 
 import pytest
 import torch
@@ -108,3 +109,25 @@ def test_unfiltered_bc_clones_every_demonstration_row_and_oerld_stays_filtered()
     assert oerld.bc_q_filter and oerld.bc_weight == gpayn.oerld_bc_weight
     with pytest.raises(ConfigError, match="gpayn_bc_weight must be >= 0 and needs gpayn_demo_fraction"):
         load_config(GPAYNTrainConfig, None, ["gpayn_bc_weight=1"])
+
+
+def test_log_likelihood_bc_is_the_gaussian_nll_of_the_demonstrated_action_and_trains_the_std():
+    g = torch.Generator().manual_seed(4)
+    data = {"obs": torch.randn(2, 8, 5, generator=g), "action": torch.rand(2, 8, 2, generator=g) * 2 - 1,
+            "reward": torch.zeros(2, 8), "demo": torch.arange(8).expand(2, -1) >= 4}
+    data["action"][:, 5, 0] = 1.0  # on the bound: atanh is infinite, the loss must stay finite
+    config = SACConfig(actor_hidden=(8,), critic_hidden=(8,), bc_weight=1.0, bc_q_filter=False,
+                       bc_log_likelihood=True)
+    group = SACGroup(2, 5, 2, config, seed=1)
+    mean, log_std = group.actor(data["obs"])
+    gaussian = torch.distributions.Normal(mean, log_std.exp())
+    nll = -gaussian.log_prob(torch.atanh(data["action"].clamp(-0.99, 0.99))).sum(-1) - 2 * math.log(
+        math.sqrt(2 * math.pi))  # the loss leaves out the constant
+    loss = group.bc_loss(data)
+    torch.testing.assert_close(loss, nll[:, 4:].mean(-1))
+    loss.sum().backward()
+    std_rows = group.actor.net.layers[-1].weight.grad  # the last layer makes (mean, raw log-std)
+    assert std_rows is not None and std_rows[:, :, 2:].abs().sum() > 0  # the std is trained too
+    gpayn = load_config(GPAYNTrainConfig, "configs/gpayn_quick.yaml", ["sac.bc_log_likelihood=true"])
+    assert algorithm_settings(gpayn)[0].bc_log_likelihood
+    assert not algorithm_settings(dataclasses.replace(gpayn, algo="oerld"))[0].bc_log_likelihood

@@ -1,15 +1,20 @@
 """G-PAYN grasping: environment steps/s batched vs one environment, demonstration transitions/s, and the
 table over objects: scripted demonstrator, SAC, OERLD and G-PAYN at equal environment steps (success
-rate and median time to lift of each trained policy on the same evaluation episodes as the script).
+rate and median time to lift of each trained policy on the same held-out episodes as the script: seed
+1000, as ``robo eval gpayn``; each policy is its run's best judged snapshot).
 
 Each (object, algorithm) pair is one ``robo train gpayn`` run from ``--config`` with ``--steps`` env
-steps (the budget); the runs stay under ``--runs`` (``robo eval gpayn --runs ...`` plots their curves).
+steps (the budget) in ``--runs/<object>_<algo>`` (``robo eval gpayn --runs ...`` plots their curves).
+The bench is resumable and keeps budgets equal: a finished run there is evaluated, not retrained; an
+unfinished one resumes from its checkpoint; a run whose stored config differs from the one the bench
+would train is refused, naming the key, before anything trains (finished runs may be copied in).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -18,15 +23,17 @@ import torch
 
 from robo.config import load_config
 from robo.registry import Context
+from robo.run_dir import RunDir
 from robo.tasks.gpayn.config import ALGOS, GPAYNTrainConfig
 from robo.tasks.gpayn.demos import generate
 from robo.tasks.gpayn.episodes import grasp_episodes
-from robo.tasks.gpayn.evaluate import load_policy_act
-from robo.tasks.gpayn.train import train
+from robo.tasks.gpayn.evaluate import GPAYNEvalConfig, load_policy_act
+from robo.tasks.gpayn.train import TASK, train
 from sim.hand.baseline import steps_per_second
 
 HELP = "G-PAYN: env steps/s, demonstration transitions/s, scripted/SAC/OERLD/G-PAYN success per object"
-OBJECTS = ("box_tall", "cylinder_thin", "cylinder_wide", "bottle", "box_wide")
+OBJECTS = ("box_tall", "cylinder_thin", "box_wide", "cylinder_wide", "can")
+EVAL_SEED = GPAYNEvalConfig().seed  # robo eval gpayn's held-out poses
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="env steps per run, the equal budget (default: --config's runner.steps)")
     parser.add_argument("--episodes", type=int, default=20, help="evaluation episodes per policy")
     parser.add_argument("--envs", type=int, default=16, help="batched environments for steps/s")
-    parser.add_argument("--runs", default="bench_results/gpayn_runs", help="folder of the training runs")
+    parser.add_argument("--demo-transitions", type=int, default=4000,
+                        help="demonstration transitions generated to measure their rate")
+    parser.add_argument("--runs", default="bench_results/gpayn_runs",
+                        help="folder of the training runs: finished ones are reused, unfinished ones resumed")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
 
 
@@ -47,43 +57,68 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     base = load_config(GPAYNTrainConfig, args.config, list(args.set))
     if args.steps is None:
         args.steps = base.runner.steps
-    for name in ("steps", "episodes", "envs", "threads"):
+    for name in ("steps", "episodes", "envs", "demo_transitions", "threads"):
         if getattr(args, name) < 1:
-            raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
-    for name in args.objects:
-        dataclasses.replace(base.env, object=name)  # an unknown object fails before anything runs
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     runs = Path(args.runs)
-    if runs.exists() and any(runs.iterdir()):
-        raise OSError(f"--runs {runs} is not empty; choose another folder")
+    if runs.exists() and not runs.is_dir():
+        raise OSError(f"--runs {runs} is a file, not a folder")
+    configs = {(name, algo): dataclasses.replace(
+        base, algo=algo, threads=args.threads, env=dataclasses.replace(base.env, object=name),
+        runner=dataclasses.replace(base.runner, steps=args.steps))  # an unknown object fails here
+        for name in args.objects for algo in args.algos}
+    for (name, algo), config in configs.items():  # refuse another config before anything trains
+        folder = runs / f"{name}_{algo}"
+        if folder.is_dir() and any(folder.iterdir()):
+            try:
+                RunDir.open(folder, config, kind=TASK, resume=True, may_change=["threads"])
+            except (OSError, ValueError) as e:
+                raise type(e)(f"--runs: {folder} is not this bench's {name} {algo} run: {e}") from None
     torch.set_num_threads(args.threads)
+    wall, cpu = time.perf_counter(), time.process_time()
 
     result: dict[str, Any] = {"config": args.config, "set": list(args.set), "steps_per_run": args.steps,
-                              "episodes": args.episodes}
+                              "episodes": args.episodes, "eval_seed": EVAL_SEED, "runs": str(runs)}
     result["env_steps_per_s"] = {"one_env": steps_per_second(args.objects[0], 1),
                                  f"{args.envs}_envs": steps_per_second(args.objects[0], args.envs)}
     started = time.perf_counter()
-    generate(dataclasses.replace(base.env, object=args.objects[0]), 4_000, base.demo_envs, seed=0)
-    result["demo_transitions_per_s"] = 4_000 / (time.perf_counter() - started)
+    generate(dataclasses.replace(base.env, object=args.objects[0]), args.demo_transitions, base.demo_envs,
+             seed=0)
+    result["demo_transitions_per_s"] = args.demo_transitions / (time.perf_counter() - started)
 
     table = []
     for name in args.objects:
-        env = dataclasses.replace(base.env, object=name)
-        row: dict[str, Any] = {"object": name, "scripted": grasp_episodes(env, args.episodes, 1000).summary()}
+        env = configs[name, args.algos[0]].env
+        row: dict[str, Any] = {"object": name,
+                               "scripted": grasp_episodes(env, args.episodes, EVAL_SEED).summary()}
         for algo in args.algos:
-            config = dataclasses.replace(base, algo=algo, env=env, threads=args.threads,
-                                         runner=dataclasses.replace(base.runner, steps=args.steps))
             folder = runs / f"{name}_{algo}"
-            started = time.perf_counter()
-            train(config, argparse.Namespace(), Context(out=folder, log=lambda _: None))
+            source = trained_run(configs[name, algo], folder)
             act, _ = load_policy_act(folder / "policy.onnx")
-            row[algo] = {**grasp_episodes(env, args.episodes, 1000, act).summary(),
-                         "train_seconds": time.perf_counter() - started}
-            print(f"{name} {algo}: success {row[algo]['success']:.2f}", flush=True)
+            metrics = json.loads((folder / "metrics.json").read_text())
+            row[algo] = {**grasp_episodes(env, args.episodes, EVAL_SEED, act).summary(), "run": source,
+                         "best_step": metrics["members"][str(metrics["best_member"])].get("best_step"),
+                         "last_session_train_seconds": metrics["session_wall_seconds"]}
+            print(f"{name} {algo} ({source}): success {row[algo]['success']:.2f}", flush=True)
         table.append(row)
     result["table"] = table
+    result["bench_wall_seconds"] = time.perf_counter() - wall
+    result["bench_cpu_seconds"] = time.process_time() - cpu  # every thread of this process
     if "gpayn" in args.algos:
         others = [a for a in args.algos if a != "gpayn"]
         result["gpayn_above_others_on"] = [r["object"] for r in table
                                            if all(r["gpayn"]["success"] > r[a]["success"] for a in others)]
         result["gpayn_at_least_80_percent_on"] = [r["object"] for r in table if r["gpayn"]["success"] >= 0.8]
     return result
+
+
+def trained_run(config: GPAYNTrainConfig, folder: Path) -> str:
+    """``folder`` holding ``config``'s finished run: ``"reused"`` (finished already, not retrained),
+    ``"resumed"`` (continued from its checkpoint) or ``"trained"`` (new)."""
+    metrics = folder / "metrics.json"  # written before the export: a run killed between resumes
+    if ((folder / "policy.onnx").is_file() and metrics.is_file()
+            and json.loads(metrics.read_text())["env_steps"] >= config.runner.steps):
+        return "reused"
+    resume = folder.is_dir() and any(folder.iterdir())
+    train(config, argparse.Namespace(), Context(out=folder, resume=resume, log=lambda _: None))
+    return "resumed" if resume else "trained"

@@ -72,6 +72,10 @@ class SACConfig:
     # False: the behaviour-cloning term on every demonstration row, whatever the critic says (TD3+BC's
     # way); the filter trusts a critic that may over-rate the actor's own actions.
     bc_q_filter: bool = True
+    # True: the behaviour-cloning term is the negative log-likelihood of the demonstrated action under
+    # the actor's Gaussian (before tanh) instead of the squared error of tanh(mean), so it trains the
+    # std too: the agent explores around the demonstrations, not at the std's upper bound.
+    bc_log_likelihood: bool = False
     # LayerNorm (no affine parameters) after every hidden layer of the critic, before the activation, as
     # in RLPD (Ball et al. 2023): it bounds how far Q can extrapolate to actions the data never showed.
     # False (the default): the plain MLP critic.
@@ -245,16 +249,23 @@ class SACGroup:
     def bc_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """OERLD's Q-filtered behaviour cloning per member ([K]): mean over the demonstration rows of
         ``|tanh(mean(s)) - a_demo|^2`` where ``Q(s, a_demo) > Q(s, tanh(mean(s)))`` (on every
-        demonstration row without ``bc_q_filter``)."""
+        demonstration row without ``bc_q_filter``); with ``bc_log_likelihood`` the error is
+        ``-log N(atanh(a_demo); mean(s), std(s))`` up to a constant."""
         demo = batch["demo"].to(batch["reward"].dtype)
-        mean_action = self.actor.deterministic(batch["obs"])
+        mean, log_std = self.actor(batch["obs"])
+        mean_action = torch.tanh(mean)
         keep = demo
         if self.config.bc_q_filter:
             with torch.no_grad():
                 q_demo = self.critic(batch["obs"], batch["action"]).min(0).values
                 q_actor = self.critic(batch["obs"], mean_action).min(0).values
                 keep = demo * (q_demo > q_actor).to(demo.dtype)
-        error = (mean_action - batch["action"]).pow(2).sum(-1)
+        if self.config.bc_log_likelihood:
+            # atanh of an action on the bound is infinite: clip just inside it (tanh(2.65) = 0.99).
+            u = torch.atanh(batch["action"].clamp(-0.99, 0.99))
+            error = (0.5 * ((u - mean) / log_std.exp()).pow(2) + log_std).sum(-1)
+        else:
+            error = (mean_action - batch["action"]).pow(2).sum(-1)
         return (keep * error).sum(-1) / demo.sum(-1).clamp(min=1.0)
 
     def alpha_loss(self, log_prob: torch.Tensor) -> torch.Tensor:

@@ -58,8 +58,10 @@ def algorithm_settings(config: GPAYNTrainConfig) -> tuple[SACConfig, Any]:
         sac = dataclasses.replace(sac, bc_weight=config.gpayn_bc_weight)
     if config.algo == "oerld":
         batch = sac.batch_size + config.oerld_demo_rows
-        # OERLD's behaviour cloning is Q-filtered by definition; sac.bc_q_filter is G-PAYN's choice.
-        sac = dataclasses.replace(sac, batch_size=batch, bc_weight=config.oerld_bc_weight, bc_q_filter=True)
+        # OERLD's behaviour cloning is a Q-filtered squared error by definition; sac.bc_q_filter and
+        # sac.bc_log_likelihood are G-PAYN's choices.
+        sac = dataclasses.replace(sac, batch_size=batch, bc_weight=config.oerld_bc_weight, bc_q_filter=True,
+                                  bc_log_likelihood=False)
         runner = dataclasses.replace(runner, demo_fraction=config.oerld_demo_rows / batch)
     return sac, runner
 
