@@ -93,10 +93,8 @@ class ResidualEnv:
 
     def combined_action(self, residual: torch.Tensor) -> torch.Tensor:
         """The environment action for the current observations: base plus the scaled residual."""
-        if self.channels == list(range(self.env.action_size)):
-            return self.unnormalize_action(self.base_action + self.scale * residual)
         correction = torch.zeros_like(self.base_action)
-        correction[:, self.channels] = residual
+        correction[:, self.channels] = residual  # the channels the residual does not correct stay 0
         return self.unnormalize_action(self.base_action + self.scale * correction)
 
     def step(self, residual: torch.Tensor) -> StepResult:

@@ -107,7 +107,9 @@ def load(path: str | Path, task: str | None = None) -> tuple[list[Episode], dict
             raise ValueError(f"demonstrations {path}: format {attrs.get('format')!r}, expected {FORMAT!r}")
         if task is not None and attrs["task"] != task:
             raise ValueError(f"demonstrations {path}: task {attrs['task']!r}, expected {task!r}")
-        layout = LAYOUTS.get(json.loads(attrs["env_config"]).get("task"))
+        for key in ("env_config", "expert"):
+            attrs[key] = json.loads(attrs[key])
+        layout = LAYOUTS.get(attrs["env_config"].get("task"))
         if layout is None:
             raise ValueError(f"demonstrations {path}: env_config names no known task")
         for key, expected in (("observation", layout.names), ("action", list(ACTION_NAMES))):
@@ -121,8 +123,6 @@ def load(path: str | Path, task: str | None = None) -> tuple[list[Episode], dict
             demo = data[f"demo_{k}"]
             obs = np.concatenate([demo[f"obs/{fld.name}"][()] for fld in layout.fields], axis=1)
             episodes.append(Episode(obs, demo["actions"][()], bool(demo.attrs["success"])))
-    for key in ("env_config", "expert"):
-        attrs[key] = json.loads(attrs[key])
     return episodes, attrs
 
 

@@ -184,8 +184,10 @@ class AssemblyEnv:
     def tip_in_hole(self, site: int | None = None) -> np.ndarray:
         """Peg tip (or another ``site``) in each hole's frame, ``[N, 3]`` (z is height above the opening)."""
         site = self.ids.tip_site if site is None else site
-        tips = np.array([d.site_xpos[site] for d in self.data])
-        rel = tips - self.hole_pos
+        return self._in_hole_frame(np.array([d.site_xpos[site] for d in self.data]))
+
+    def _in_hole_frame(self, points: np.ndarray) -> np.ndarray:
+        rel = points - self.hole_pos
         c, s = np.cos(self.hole_yaw), np.sin(self.hole_yaw)
         return np.stack([c * rel[:, 0] + s * rel[:, 1], -s * rel[:, 0] + c * rel[:, 1], rel[:, 2]], axis=1)
 
@@ -208,12 +210,12 @@ class AssemblyEnv:
         quat *= np.where(quat[:, :1] < 0, -1.0, 1.0)
         hole_yaw = np.stack([np.cos(4 * self.hole_yaw), np.sin(4 * self.hole_yaw)], axis=1)
         yaw_err = wrap_quarter(yaw - self.hole_yaw)[:, None]
-        parts = [tips, quat, self.hole_pos, hole_yaw, self.tip_in_hole(), yaw_err, grip]
+        parts = [tips, quat, self.hole_pos, hole_yaw, self._in_hole_frame(tips), yaw_err, grip]
         if self.pick:
             foot = np.array([d.site_xpos[ids.part_tip] for d in self.data])
             part_yaw = np.array([ik.yaw_of(d.site_xmat[ids.part_tip].reshape(3, 3)) for d in self.data])
             parts += [foot, np.stack([np.cos(4 * part_yaw), np.sin(4 * part_yaw)], axis=1),
-                      self.tip_in_hole(ids.part_tip), foot - tips, wrap_quarter(yaw - part_yaw)[:, None]]
+                      self._in_hole_frame(foot), foot - tips, wrap_quarter(yaw - part_yaw)[:, None]]
         obs = np.concatenate(parts, axis=1)
         self._last_obs = torch.from_numpy(obs.astype(np.float32))
         return self._last_obs

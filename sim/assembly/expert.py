@@ -241,6 +241,9 @@ class PickInsertExpert:
         view[:, L.slice("tip_in_hole")] = o[:, P.slice("peg_in_hole")]
         view[:, L.slice("tip_quat")] = [_down_quat(y) for y in peg_yaw]
         inserting = self.stage == INSERT
+        # One batched call for every row, also the rows still picking (a row's insertion state is reset
+        # when it is handed over): calling it for the inserting rows alone would change the expert's
+        # random draws, and with them the recorded demonstrations the measured bases learnt from.
         placed = self.insert.act(torch.from_numpy(view)).double().numpy()
         turn = self.insert.yaw - (peg_yaw - yaw)  # the hand's heading that gives the peg the aimed one
         if inserting.any():
