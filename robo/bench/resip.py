@@ -4,7 +4,8 @@ Environment steps/s of the assembly scene with one environment against a batch (
 Python loop over MjData); the diffusion base's inference per action chunk at DDIM 16 (evaluation)
 and DDIM 4 (inside RL) for one environment and a batch, and one BC gradient step, for the quick and
 the paper-size U-Nets. Times are process CPU seconds per call (core-seconds, what a loaded machine
-cannot inflate) beside wall seconds.
+cannot inflate) beside wall seconds. With ``--parts table`` (:mod:`robo.bench._resip_table`), the success
+of the expert, both bases, ResiP and MLP-BC + PPO per task and randomness level, resumable.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ from typing import Any
 
 import torch
 
-HELP = "ResiP: assembly env steps/s batched vs single; diffusion base ms per chunk at DDIM 16 and 4"
+from robo.bench import _resip_table as resip_table
+
+HELP = ("ResiP: assembly env steps/s batched vs single; diffusion base ms per chunk at DDIM 16 and 4; "
+        "success per task and level of the expert, the bases, ResiP and MLP-BC + PPO")
+PARTS = ("costs", "table")
 SIZES = {"quick": ([32, 64, 128], 64), "paper": ([256, 512, 1024], 256)}
 
 
@@ -26,6 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--rl-envs", default="64,256",
                    help="batches at which to time a residual-RL step (quick base at DDIM 8 + the scene)")
+    p.add_argument("--parts", default=",".join(PARTS),
+                   help="costs: the timings above (minutes); table: the success table, which trains what "
+                        "--runs lacks (hours on a laptop CPU the first time; resumable)")
+    resip_table.add_arguments(p)
 
 
 def _timed(fn: Any, calls: int) -> tuple[float, float]:
@@ -107,7 +116,24 @@ def rl_step_costs(batches: list[int], steps: int = 24, ddim_steps: int = 8) -> d
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    parts = [s for s in args.parts.split(",") if s]
+    unknown = [s for s in parts if s not in PARTS]
+    if unknown or not parts:
+        raise ValueError(f"--parts: {args.parts!r} is not a comma-separated choice of {', '.join(PARTS)}")
+    table = resip_table.Table(args) if "table" in parts else None  # refuses a bad --runs before any work
     torch.set_num_threads(args.threads)
+    result: dict[str, Any] = {"threads": args.threads}
+    if "costs" in parts:
+        result |= costs(args)
+    if table is not None:
+        rows = table.run()
+        result["table"] = rows
+        result["table_plot"] = str(resip_table.plot(rows, table.root / "success_table.png"))
+        print(f"wrote {result['table_plot']}")
+    return result
+
+
+def costs(args: argparse.Namespace) -> dict[str, Any]:
     sizes = [s for s in args.sizes.split(",") if s]
     unknown = [s for s in sizes if s not in SIZES]
     if unknown:
@@ -115,8 +141,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rl_envs = [int(n) for n in args.rl_envs.split(",") if n]
     if any(n < 1 for n in rl_envs):
         raise ValueError(f"--rl-envs: batches must be >= 1, got {args.rl_envs}")
-    result = {"threads": args.threads, "env": env_rates(args.envs, args.steps),
-              "base": {s: base_costs(s, args.envs) for s in sizes}, "rl_step": rl_step_costs(rl_envs)}
+    result = {"env": env_rates(args.envs, args.steps), "base": {s: base_costs(s, args.envs) for s in sizes},
+              "rl_step": rl_step_costs(rl_envs)}
     env = result["env"]
     print(f"env steps/s (CPU): 1 env {env['envs_1']['steps_per_cpu_s']:.0f}, {args.envs} envs "
           f"{env[f'envs_{args.envs}']['steps_per_cpu_s']:.0f}")

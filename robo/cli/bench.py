@@ -31,7 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def sub_names() -> list[str]:
-    return sorted(i.name for i in pkgutil.iter_modules(robo.bench.__path__) if i.name != "common")
+    # common and _private modules are parts of benchmarks, not benchmarks
+    return sorted(i.name for i in pkgutil.iter_modules(robo.bench.__path__)
+                  if i.name != "common" and not i.name.startswith("_"))
 
 
 def _run(name, module):
