@@ -181,8 +181,10 @@ class Table:
         for path in kept:
             if path.is_file() and path.stat().st_mtime >= policy:
                 metrics = json.loads(path.read_text())
-                if (metrics["episodes"], metrics["seed"]) == (config.episodes, config.seed) and \
-                        metrics["ddim_steps"] in (None, EVAL_DDIM):
+                # the rows' count decides which seeded episodes are played, so it must match too
+                played = (metrics["episodes"], metrics["seed"], metrics["envs"], metrics["action_horizon"])
+                if played == (config.episodes, config.seed, min(config.envs, config.episodes),
+                              config.action_horizon) and metrics["ddim_steps"] in (None, EVAL_DDIM):
                     return metrics
         eval_dp.evaluate(config, argparse.Namespace(base=str(folder)), Context(out=None, bar=_bar))
         return json.loads(next(p for p in kept if p.is_file()).read_text())

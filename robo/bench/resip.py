@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--envs", type=int, default=16, help="the batch of environments and of chunk requests")
     p.add_argument("--steps", type=int, default=50, help="environment steps per measurement")
     p.add_argument("--sizes", default="quick,paper", help=f"U-Net sizes to time, of {', '.join(SIZES)}")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (training and evaluation too)")
     p.add_argument("--rl-envs", default="64,256",
                    help="batches at which to time a residual-RL step (quick base at DDIM 8 + the scene)")
     p.add_argument("--parts", default=",".join(PARTS),
