@@ -31,9 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (training and evaluation too)")
     p.add_argument("--rl-envs", default="64,256",
                    help="batches at which to time a residual-RL step (quick base at DDIM 8 + the scene)")
-    p.add_argument("--parts", default=",".join(PARTS),
-                   help="costs: the timings above (minutes); table: the success table, which trains what "
-                        "--runs lacks (hours on a laptop CPU the first time; resumable)")
+    p.add_argument("--parts", default="costs",
+                   help="comma-separated: costs, the timings above (minutes); table, the success table, "
+                        "which trains what --runs lacks (hours on a laptop CPU the first time; resumable)")
     resip_table.add_arguments(p)
 
 
