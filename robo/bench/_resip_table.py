@@ -149,6 +149,9 @@ class Table:
                 for stage, base in (("resip", "dp"), ("mlpppo", "mlp")):
                     folder = self.trained(task, level, stage, base=self.folder(task, level, base))
                     row[stage] = rl_summary(stage, folder)
+                # the residual's paired base plays with the sampler used in RL, not the table's DDIM 16
+                row["resip"]["base_ddim_steps"] = self.configs[task, level, "resip"].base_ddim_steps or \
+                    self.configs[task, level, "dp"].diffusion.rl_ddim_steps
             log(line(row))
             rows.append(row)
         return rows
@@ -226,8 +229,10 @@ def line(row: dict[str, Any]) -> str:
     for stage in RL_KEYS:
         if stage in row:
             m = row[stage]
-            parts.append(f"{NAMES[stage]} {m['success_rate']:.1%} (its base {m['its_base_success_rate']:.1%} "
-                         f"paired, p {m['mcnemar_exact_p']:.2g}, {m['env_steps']:,} steps)")
+            sampler = f" at DDIM {m['base_ddim_steps']}" if "base_ddim_steps" in m else ""
+            parts.append(f"{NAMES[stage]} {m['success_rate']:.1%} (its base{sampler} "
+                         f"{m['its_base_success_rate']:.1%} paired, p {m['mcnemar_exact_p']:.2g}, "
+                         f"{m['env_steps']:,} steps)")
     return f"{row['task']} {row['level']}: " + ", ".join(parts)
 
 
@@ -238,12 +243,16 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    resip = next((r["resip"] for r in rows if "resip" in r), None)
     columns = [("expert", lambda r: r["expert"]["success"]),
                (f"diffusion base (DDIM {EVAL_DDIM})", lambda r: r["dp"]["success_rate"]),
                ("MLP-BC", lambda r: r["mlp"]["success_rate"]),
                *((NAMES[stage], lambda r, stage=stage: r[stage]["success_rate"] if stage in r else None)
                  for stage in RL_KEYS)]
-    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(rows), 3.6))
+    if resip is not None:  # what ResiP is paired with: its base at the RL sampler
+        columns.insert(3, (f"ResiP's base (DDIM {resip['base_ddim_steps']}, paired)",
+                           lambda r: r["resip"]["its_base_success_rate"] if "resip" in r else None))
+    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(rows), 4.2))
     width = 0.8 / len(columns)
     for i, (name, rate) in enumerate(columns):
         shown = [(j, 100 * rate(r)) for j, r in enumerate(rows) if rate(r) is not None]
@@ -253,7 +262,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path:
     ax.set_xticks(range(len(rows)), [f"{r['task']}\n{r['level']}" for r in rows], fontsize=8)
     ax.set_ylabel(f"success over {rows[0]['dp']['episodes']} episodes (%)")
     ax.set_ylim(0, 105)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.18))
     ax.set_title("assembly success per task and level (robo bench resip)", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, path)
