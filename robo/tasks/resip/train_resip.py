@@ -36,8 +36,9 @@ from robo.rl.residual import ResidualEnv
 from robo.run_dir import RunDir
 from robo.tasks.resip.base import Base, load_base
 from robo.tasks.resip.curves import write_curve
-from robo.tasks.resip.episodes import play, write_summary
+from robo.tasks.resip.episodes import play_outcomes, write_summary
 from sim.assembly.env import ACTION_NAMES, LAYOUTS, AssemblyEnv
+from sim.assembly.failures import Outcome
 
 KIND = "resip"
 CHECKPOINT = "checkpoint.pt"
@@ -133,12 +134,18 @@ class ResiPActor:
 
 def successes(base: Base, residual: torch.nn.Module | None, config: ResiPTrainConfig, bar=None) -> list[bool]:
     """Success of each of ``eval_episodes`` seeded episodes: the base alone (``residual=None``) or ResiP."""
+    return [o.success for o in outcomes(base, residual, config, bar)]
+
+
+def outcomes(base: Base, residual: torch.nn.Module | None, config: ResiPTrainConfig,
+             bar=None) -> list[Outcome]:
+    """How each of :func:`successes`' episodes ended (success, or why it failed)."""
     envs = min(config.eval_envs, config.eval_episodes)
     per_row = math.ceil(config.eval_episodes / envs)
     wrapped = residual_env(base, envs, config.residual_scale, config.eval_seed, config.base_ddim_steps,
                            channels=config.residual_channels)
     act = wrapped.base if residual is None else ResiPActor(wrapped, residual)
-    return play(wrapped.env, act, per_row, bar)[: config.eval_episodes]
+    return play_outcomes(wrapped.env, act, per_row, bar)[: config.eval_episodes]
 
 
 @torch.no_grad()
@@ -233,8 +240,8 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
     from robo.tasks.resip.export import export
 
     export(run.path, run / ONE_GRAPH)  # base + residual as one ONNX graph with its card, for the runtime
-    compared = {"base": lambda bar: successes(base, None, config, bar),
-                "ResiP": lambda bar: successes(base, residual, config, bar)}
+    compared = {"base": lambda bar: outcomes(base, None, config, bar),
+                "ResiP": lambda bar: outcomes(base, residual, config, bar)}
     return write_summary(ctx, run, KIND, base, runner.iteration, first, seconds,
                          runner.iteration * per_iteration, config, compared,
                          f"residual {run / RESIDUAL}; one ONNX graph {run / ONE_GRAPH}")
