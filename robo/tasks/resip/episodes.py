@@ -6,6 +6,7 @@ not counted), so the count is not biased towards short (successful) episodes.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 
@@ -58,12 +59,13 @@ def mcnemar_exact_p(only_a: int, only_b: int) -> float:
     return min(1.0, 2.0 * tail)
 
 
-def compare(ctx, episodes: int, seed: int, policies: dict[str, Callable]) -> tuple[dict[str, float], str]:
+def compare(ctx, episodes: int, seed: int, policies: dict[str, Callable]
+            ) -> tuple[dict[str, float], str, dict[str, list[Outcome]]]:
     """Each ``policies[name](bar)`` (the :class:`Outcome` of every episode, in order) on the same
     ``episodes`` seeded episodes, behind one progress bar: the metrics (``<name>_success_rate``, how its
     episodes ended (``<name>_outcomes``, :func:`sim.assembly.failures.tally`), episodes, seed; for two
-    policies the episodes only one of them wins and the exact McNemar p of that split) and a line that
-    reports them."""
+    policies the episodes only one of them wins and the exact McNemar p of that split), a line that
+    reports them and every policy's outcomes."""
     with ctx.bar(f"eval {' + '.join(policies)}", len(policies) * episodes) as bar:
         ended = {name: episodes_of(bar) for name, episodes_of in policies.items()}
     outcomes = {name: np.array([o.success for o in e], dtype=bool) for name, e in ended.items()}
@@ -82,21 +84,25 @@ def compare(ctx, episodes: int, seed: int, policies: dict[str, Callable]) -> tup
         line += f" (only {a} wins {only_a}, only {b} wins {only_b}: exact McNemar p {p:.3g})"
     failed = {n: {k: v for k, v in tally(e).items() if k in KINDS[1:] and v} for n, e in ended.items()}
     return metrics, line + "; failures: " + "; ".join(
-        f"{n} " + ", ".join(f"{k} {v}" for k, v in f.items()) for n, f in failed.items())
+        f"{n} " + ", ".join(f"{k} {v}" for k, v in f.items()) for n, f in failed.items()), ended
 
 
 def write_summary(ctx, run, stage: str, base, iterations: int, first: int, seconds: float, env_steps: int,
                   config, policies: dict[str, Callable], outputs: str) -> str:
     """metrics.json of a PPO stage on a base (``policies`` compared on ``config.eval_episodes`` seeded
-    episodes when there are any) and the stage's closing report; ``outputs`` names what it wrote."""
+    episodes when there are any, each episode's outcome in eval_episodes.json, so that two runs' policies
+    can be paired on the same episodes) and the stage's closing report; ``outputs`` names what it
+    wrote."""
     summary = {"task": base.task, "base": str(base.run), "iterations": iterations, "env_steps": env_steps,
                "session_started_at_iteration": first, "session_wall_seconds": seconds,
                "threads": config.threads}
     rates = ""
     if config.eval_episodes:
-        metrics, line = compare(ctx, config.eval_episodes, config.eval_seed, policies)
+        metrics, line, ended = compare(ctx, config.eval_episodes, config.eval_seed, policies)
         summary |= metrics
         rates = f"; {line}"
+        run.write_json("eval_episodes.json", {"eval_seed": config.eval_seed, **{
+            name: [dataclasses.asdict(o) for o in outcomes] for name, outcomes in ended.items()}})
     run.write_json("metrics.json", summary)
     return (f"{stage} {base.task}: {iterations} iterations, {env_steps:,} environment steps "
             f"({iterations - first} in {seconds:.0f} s this session){rates}\n"
