@@ -25,25 +25,26 @@ def test_each_kind_follows_from_the_geometry():
     rows = [observation(0, 0, -0.035),  # success (flagged)
             observation(0, 0, 0.0),  # unstable (flagged)
             observation(0.0002, 0, -0.01),  # jammed: 10 mm in, short of the 30 mm success depth
+            observation(0.04, 0.0, -0.02),  # 20 mm down beside the hole
             observation(0.003, -0.001, 0.0005),  # on the rim, 3 mm off: lateral miss
             observation(0.0005, 0, 0.0, yaw=0.1),  # centred but turned 5.7 degrees: a corner on the rim
             observation(0.0005, 0, 0.002),  # fits, at the opening, not in
             observation(0.0005, 0, 0.02),  # fits, 20 mm above: time ran out on the way down
             observation(0.02, 0.01, 0.08)]  # above and off the hole
-    succeeded = np.array([True] + [False] * 7)
-    unstable = np.array([False, True] + [False] * 6)
+    succeeded = np.array([True] + [False] * 8)
+    unstable = np.array([False, True] + [False] * 7)
     ended = classify(np.stack(rows), succeeded, cfg, unstable)
-    assert [o.kind for o in ended] == ["success", "unstable", "jammed", "lateral_miss", "yaw_miss",
-                                       "lined_up", "lined_up_above", "never_reached"]
-    assert ended[3].lateral_mm == pytest.approx(3.0) and ended[3].overhang_mm == pytest.approx(2.0)
-    assert ended[4].yaw_deg == pytest.approx(np.degrees(0.1)) and ended[4].overhang_mm > 0
+    assert [o.kind for o in ended] == ["success", "unstable", "jammed", "beside_hole", "lateral_miss",
+                                       "yaw_miss", "lined_up", "lined_up_above", "never_reached"]
+    assert ended[4].lateral_mm == pytest.approx(3.0) and ended[4].overhang_mm == pytest.approx(2.0)
+    assert ended[5].yaw_deg == pytest.approx(np.degrees(0.1)) and ended[5].overhang_mm > 0
     # the same 0.5 mm offset that fits 2 mm of clearance rests on the rim at 0.2 mm
-    assert classify(rows[5][None], [False], preset("peg_0.2mm"))[0].kind == "lateral_miss"
-    arrival = np.full((8, 3), np.nan)
-    arrival[3] = [0.0025, 0.0, 0.0]  # the lateral miss came down 2.5 mm off
-    arrival[5] = [0.0, -0.0005, 0.0]
+    assert classify(rows[6][None], [False], preset("peg_0.2mm"))[0].kind == "lateral_miss"
+    arrival = np.full((9, 3), np.nan)
+    arrival[4] = [0.0025, 0.0, 0.0]  # the lateral miss came down 2.5 mm off
+    arrival[6] = [0.0, -0.0005, 0.0]
     counts = tally(classify(np.stack(rows), succeeded, cfg, unstable, arrival))
-    assert [counts[k] for k in KINDS] == [1, 1, 0, 1, 1, 1, 1, 1, 1]
+    assert [counts[k] for k in KINDS] == [1, 1, 0, 1, 1, 1, 1, 1, 1, 1]
     assert counts["lateral_miss_arrival_mm"]["median"] == pytest.approx(2.5)
     assert counts["failed_arrival_mm"]["episodes"] == 2 and counts["failed_arrival_mm"]["max"] == 2.5
     with pytest.raises(ValueError, match="final_obs: 16 values per row"):
@@ -56,7 +57,7 @@ def test_a_free_peg_far_from_the_hand_is_not_held():
     obs[:, PICK_LAYOUT.slice("hole_yaw")] = obs[:, PICK_LAYOUT.slice("peg_yaw")] = [1.0, 0.0]
     obs[:, PICK_LAYOUT.slice("peg_in_hole")] = [0.0, -0.15, -0.04]  # on the table where it started
     obs[1, PICK_LAYOUT.slice("peg_from_tip")] = [0.0, 0.0, -0.1]  # 10 cm below the hand
-    assert [o.kind for o in classify(obs, [False, False], cfg)] == ["jammed", "not_held"]
+    assert [o.kind for o in classify(obs, [False, False], cfg)] == ["beside_hole", "not_held"]
 
 
 def aligned_target(env: AssemblyEnv, offset: tuple[float, float], height: float) -> torch.Tensor:

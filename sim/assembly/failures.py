@@ -11,8 +11,9 @@ Kinds, the first that applies (:data:`KINDS`):
 - ``success``; ``unstable`` (the physics diverged and the environment reset the episode);
 - ``not_held`` (``pick_insert`` only): the peg's foot is more than :data:`HELD_DISTANCE` from the
   hand's controlled point: never grasped, or dropped;
-- ``jammed``: the tip is more than :data:`BELOW` below the opening, inside, but short of the success
-  depth (stuck on the walls: tilt, friction);
+- ``jammed``: the tip is more than :data:`BELOW` below the opening, its centre over the hole, but short
+  of the success depth (stuck on the walls, or tilted into the mouth with a corner on the rim);
+  ``beside_hole``: that low but its centre outside the hole (pushed down beside it);
 - at the opening (tip at most :data:`AT_OPENING` above it): ``lateral_miss`` (the centre alone is
   off by more than half the clearance: the peg rests on the rim), ``yaw_miss`` (centred, but the
   turned corners overhang), ``lined_up`` (it fits but is not in: time ran out at the opening);
@@ -35,7 +36,7 @@ import numpy as np
 from sim.assembly.config import AssemblyConfig
 from sim.assembly.env import LAYOUTS, wrap_quarter
 
-KINDS = ("success", "unstable", "not_held", "jammed", "lateral_miss", "yaw_miss", "lined_up",
+KINDS = ("success", "unstable", "not_held", "jammed", "beside_hole", "lateral_miss", "yaw_miss", "lined_up",
          "lined_up_above", "never_reached")
 BELOW = 0.001  # m below the opening: the tip has gone in (contact penetration stays far under this)
 AT_OPENING = 0.003  # m above the opening: resting on the rim or about to go in
@@ -96,7 +97,7 @@ def classify(final_obs: np.ndarray, succeeded: np.ndarray, config: AssemblyConfi
         elif not held[i]:
             kind = "not_held"
         elif height[i] < -BELOW:
-            kind = "jammed"
+            kind = "jammed" if lateral[i] < half + config.clearance / 2 else "beside_hole"
         elif height[i] <= AT_OPENING:
             kind = "lined_up" if fits[i] else (
                 "lateral_miss" if lateral[i] > config.clearance / 2 else "yaw_miss")
