@@ -122,3 +122,8 @@ def tally(outcomes: list[Outcome]) -> dict[str, object]:
             summary[name] = {"episodes": len(sizes), "q1": float(q1), "median": float(median),
                              "q3": float(q3), "max": float(sizes.max())}
     return summary
+
+
+def failures_line(counts: dict[str, object]) -> str:
+    """``"jammed 3, lateral_miss 2"``: the failure kinds of a :func:`tally` that occurred."""
+    return ", ".join(f"{k} {counts[k]}" for k in KINDS[1:] if counts.get(k)) or "none"

@@ -14,7 +14,7 @@ import numpy as np
 
 from robo.rl.residual import BaseActor
 from sim.assembly.env import AssemblyEnv
-from sim.assembly.failures import KINDS, Outcome, classify, tally
+from sim.assembly.failures import Outcome, classify, failures_line, tally
 
 
 def play(env: AssemblyEnv, act: BaseActor, per_row: int, bar=None,
@@ -82,9 +82,8 @@ def compare(ctx, episodes: int, seed: int, policies: dict[str, Callable]
         metrics |= {f"only_{slug[a]}_succeeds": only_a, f"only_{slug[b]}_succeeds": only_b,
                     "mcnemar_exact_p": p}
         line += f" (only {a} wins {only_a}, only {b} wins {only_b}: exact McNemar p {p:.3g})"
-    failed = {n: {k: v for k, v in tally(e).items() if k in KINDS[1:] and v} for n, e in ended.items()}
-    return metrics, line + "; failures: " + "; ".join(
-        f"{n} " + ", ".join(f"{k} {v}" for k, v in f.items()) for n, f in failed.items()), ended
+    line += "; failures: " + "; ".join(f"{n} {failures_line(tally(e))}" for n, e in ended.items())
+    return metrics, line, ended
 
 
 def write_summary(ctx, run, stage: str, base, iterations: int, first: int, seconds: float, env_steps: int,
