@@ -54,6 +54,7 @@ class Outcome:
     yaw_deg: float  # of the peg relative to the hole, modulo 90 degrees
     arrival_mm: float = float("nan")  # lateral_mm where it first came down to the opening
     arrival_yaw_deg: float = float("nan")
+    steps: int = 0  # the episode's length in control steps (0: not given)
 
     @property
     def success(self) -> bool:
@@ -61,10 +62,12 @@ class Outcome:
 
 
 def classify(final_obs: np.ndarray, succeeded: np.ndarray, config: AssemblyConfig,
-             unstable: np.ndarray | None = None, arrival: np.ndarray | None = None) -> list[Outcome]:
+             unstable: np.ndarray | None = None, arrival: np.ndarray | None = None,
+             steps: np.ndarray | None = None) -> list[Outcome]:
     """The :class:`Outcome` of each episode from its final observation ``[N, obs]`` (the environment's
-    layout for ``config.task``), whether it succeeded and whether its physics diverged (``[N]``), and
-    where it first came down to the opening (``[N, 3]``: x, y, yaw; ``info["final_arrival"]``)."""
+    layout for ``config.task``), whether it succeeded and whether its physics diverged (``[N]``),
+    where it first came down to the opening (``[N, 3]``: x, y, yaw; ``info["final_arrival"]``) and its
+    length (``[N]`` steps)."""
     obs = np.asarray(final_obs, dtype=np.float64).reshape(len(succeeded), -1)
     layout = LAYOUTS[config.task]
     if obs.shape[1] != layout.size:
@@ -88,6 +91,7 @@ def classify(final_obs: np.ndarray, succeeded: np.ndarray, config: AssemblyConfi
     fits = overhang <= 0
     arrival = np.full((len(obs), 3), np.nan) if arrival is None else np.asarray(arrival, dtype=np.float64)
     arrival_mm = 1e3 * np.abs(arrival[:, :2]).max(axis=1)
+    steps = np.zeros(len(obs), dtype=np.int64) if steps is None else np.asarray(steps, dtype=np.int64)
     outcomes = []
     for i in range(len(obs)):
         if succeeded[i]:
@@ -105,14 +109,14 @@ def classify(final_obs: np.ndarray, succeeded: np.ndarray, config: AssemblyConfi
             kind = "lined_up_above" if fits[i] else "never_reached"
         outcomes.append(Outcome(kind, 1e3 * lateral[i], 1e3 * overhang[i], 1e3 * height[i],
                                 float(np.degrees(yaw[i])), float(arrival_mm[i]),
-                                float(np.degrees(arrival[i, 2]))))
+                                float(np.degrees(arrival[i, 2])), int(steps[i])))
     return outcomes
 
 
 def tally(outcomes: list[Outcome]) -> dict[str, object]:
-    """Counts per kind (every kind, zeros included) and, over the failed episodes that came down to the
-    opening and over the lateral misses, the aim error at arrival (mm: quartiles and max), for a
-    metrics file."""
+    """Counts per kind (every kind, zeros included); over the failed episodes that came down to the
+    opening and over the lateral misses, the aim error at arrival (mm: quartiles and max); the
+    successful episodes' lengths (steps: quartiles and max), for a metrics file."""
     counts = Counter(o.kind for o in outcomes)
     summary: dict[str, object] = {kind: counts.get(kind, 0) for kind in KINDS}
     for name, kinds in (("failed_arrival_mm", KINDS[1:]), ("lateral_miss_arrival_mm", ("lateral_miss",))):
@@ -121,6 +125,11 @@ def tally(outcomes: list[Outcome]) -> dict[str, object]:
             q1, median, q3 = np.percentile(sizes, [25, 50, 75])
             summary[name] = {"episodes": len(sizes), "q1": float(q1), "median": float(median),
                              "q3": float(q3), "max": float(sizes.max())}
+    lengths = np.array([o.steps for o in outcomes if o.success and o.steps])
+    if len(lengths):
+        q1, median, q3 = np.percentile(lengths, [25, 50, 75])
+        summary["success_steps"] = {"episodes": len(lengths), "q1": float(q1), "median": float(median),
+                                    "q3": float(q3), "max": int(lengths.max())}
     return summary
 
 

@@ -31,23 +31,26 @@ def play_outcomes(env: AssemblyEnv, act: BaseActor, per_row: int, bar=None,
     obs, _ = env.reset()
     act.reset()
     played = np.zeros(env.num_envs, dtype=np.int64)
+    length = np.zeros(env.num_envs, dtype=np.int64)  # of each row's current episode
     outcomes: list[list[Outcome]] = [[] for _ in range(env.num_envs)]
     while (played < per_row).any():
         if before_step is not None:
             before_step(played)
         obs, _, terminated, truncated, info = env.step(act(obs))
+        length += 1
         done = (terminated | truncated).numpy()
         counted = np.flatnonzero(done & (played < per_row))
         if len(counted):
             ended = classify(info["final_observation"][counted].numpy(), terminated[counted].numpy(),
                              env.config, info["unstable"][counted].numpy(),
-                             info["final_arrival"][counted].numpy())
+                             info["final_arrival"][counted].numpy(), length[counted])
             for i, outcome in zip(counted, ended, strict=True):
                 outcomes[i].append(outcome)
                 played[i] += 1
                 if bar is not None:
                     bar.update()
         act.reset(np.flatnonzero(done))
+        length[done] = 0
     return [o for row in outcomes for o in row]
 
 
