@@ -94,6 +94,11 @@ def test_one_ppo_iteration_trains_saves_evaluates_and_resumes(base_run, tmp_path
     report = train(config, argparse.Namespace(base=str(base_run), task=None),
                    Context(out=out, resume=True, log=lambda s: None))
     assert "2 iterations" in report and "(1 in" in report
+    config = load_config(ResiPTrainConfig, None, [*TINY, "runner.iterations=2", "eval_episode_steps=3"])
+    train(config, argparse.Namespace(base=str(base_run), task=None), Context(out=out, resume=True,
+                                                                             log=lambda s: None))
+    metrics = json.loads((out / "metrics.json").read_text())  # re-evaluated with a 3-step time limit
+    assert metrics["base_outcomes"]["never_reached"] == metrics["resip_outcomes"]["never_reached"] == 2
 
 
 def test_critic_warm_up_trains_the_critic_and_leaves_the_actor_at_zero(base_run):
