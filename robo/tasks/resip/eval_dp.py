@@ -82,7 +82,10 @@ def evaluate(config: DPEvalConfig, args: argparse.Namespace, ctx: Context) -> st
     rate = float(np.mean(results))
     diffusion = isinstance(base.policy, DiffusionPolicy)
     sampling = f"DDIM {config.ddim_steps}" if diffusion else "MLP"  # an MLP-BC base ignores ddim_steps
-    out = Path(ctx.out or base.run / (f"eval_dp_ddim{config.ddim_steps}" if diffusion else "eval_dp"))
+    # another time limit is another evaluation: its own folder, so the task's stays as it was
+    name = (f"eval_dp_ddim{config.ddim_steps}" if diffusion else "eval_dp") + (
+        f"_{config.episode_steps}steps" if config.episode_steps else "")
+    out = Path(ctx.out or base.run / name)
     summary = {"base": str(base.run), "task": base.task, "randomness": env_config.randomness,
                "episodes": len(results), "success_rate": rate, "successes": int(np.sum(results)),
                "episode_steps": env_config.episode_steps, "outcomes": tally(ended),
