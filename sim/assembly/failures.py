@@ -25,7 +25,7 @@ Kinds, the first that applies (:data:`KINDS`):
 first came down to the opening (``info["final_arrival"]`` of :class:`sim.assembly.env.AssemblyEnv`;
 NaN if it never did), with ``arrival_yaw_deg``: the aim error of a slow, centred descent. It is not one
 for every policy: a sudden vertical command swings the tip sideways by millimetres, and a policy may
-come down beside the hole and slide in (the diffusion bases' successes arrive a median 3 mm off).
+come down beside the hole and slide in (the diffusion bases' successes, too, arrive millimetres off).
 """
 
 from __future__ import annotations
