@@ -4,6 +4,7 @@ the frozen-base API for the residual stage, and the refusals."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from robo.tasks.resip.base import load_base
 from robo.tasks.resip.eval_dp import DPEvalConfig, evaluate
 from robo.tasks.resip.train_dp import DPTrainConfig, train
 from sim.assembly import demos
+from sim.assembly.failures import KINDS
 
 TINY = ["demo_episodes=2", "diffusion.down_dims=[16,32]", "diffusion.step_embed_dim=16",
         "diffusion.pred_horizon=16", "diffusion.action_horizon=4", "diffusion.gradient_steps=12",
@@ -69,6 +71,12 @@ def test_eval_counts_the_requested_episodes_deterministically(base_run, tmp_path
     assert first["episodes"] == 3 and 0.0 <= first["success_rate"] <= 1.0
     assert json.loads(results[1])["success_rate"] == first["success_rate"]
     assert json.loads(results[1])["chunks_sampled"] == first["chunks_sampled"]
+    assert sum(first["outcomes"][k] for k in KINDS) == 3 and first["outcomes"]["success"] == round(
+        3 * first["success_rate"])  # how each episode ended
+    short = dataclasses.replace(config, episode_steps=3)  # cut off long before the hole
+    evaluate(short, argparse.Namespace(base=str(base_run)), Context(out=tmp_path / "short"))
+    metrics = json.loads((tmp_path / "short" / "metrics.json").read_text())
+    assert metrics["episode_steps"] == 3 and metrics["outcomes"]["never_reached"] == 3
 
 
 def test_demonstrations_of_another_task_are_refused_before_the_run_folder_is_touched(demo_file, tmp_path):

@@ -20,6 +20,7 @@ from robo.tasks.resip.train_dp import train as train_dp
 from robo.tasks.resip.train_resip import ResiPTrainConfig, residual_env, train, warm_up_critic
 from sim.assembly import demos
 from sim.assembly.env import AssemblyEnv
+from sim.assembly.failures import KINDS
 
 TINY_BASE = ["demo_episodes=2", "diffusion.down_dims=[16,32]", "diffusion.step_embed_dim=16",
              "diffusion.pred_horizon=16", "diffusion.action_horizon=4", "diffusion.gradient_steps=4",
@@ -68,6 +69,11 @@ def test_one_ppo_iteration_trains_saves_evaluates_and_resumes(base_run, tmp_path
     metrics = json.loads((out / "metrics.json").read_text())  # base and ResiP paired on the same episodes
     assert metrics["only_base_succeeds"] + metrics["only_resip_succeeds"] <= 2
     assert 0.0 < metrics["mcnemar_exact_p"] <= 1.0
+    episodes = json.loads((out / "eval_episodes.json").read_text())  # each episode's outcome, pairable
+    for name in ("base", "ResiP"):
+        kinds = [e["kind"] for e in episodes[name]]
+        assert len(kinds) == 2 and metrics[f"{name.lower()}_success_rate"] == kinds.count("success") / 2
+        assert all(metrics[f"{name.lower()}_outcomes"][k] == kinds.count(k) for k in KINDS)
     for name in ("residual.pt", "checkpoint.pt", "learning_curve.csv", "learning_curve.png", "metrics.json",
                  "resip.onnx", "resip.json"):
         assert (out / name).is_file(), name
@@ -88,6 +94,11 @@ def test_one_ppo_iteration_trains_saves_evaluates_and_resumes(base_run, tmp_path
     report = train(config, argparse.Namespace(base=str(base_run), task=None),
                    Context(out=out, resume=True, log=lambda s: None))
     assert "2 iterations" in report and "(1 in" in report
+    config = load_config(ResiPTrainConfig, None, [*TINY, "runner.iterations=2", "eval_episode_steps=3"])
+    train(config, argparse.Namespace(base=str(base_run), task=None), Context(out=out, resume=True,
+                                                                             log=lambda s: None))
+    metrics = json.loads((out / "metrics.json").read_text())  # re-evaluated with a 3-step time limit
+    assert metrics["base_outcomes"]["never_reached"] == metrics["resip_outcomes"]["never_reached"] == 2
 
 
 def test_critic_warm_up_trains_the_critic_and_leaves_the_actor_at_zero(base_run):

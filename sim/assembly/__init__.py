@@ -5,7 +5,7 @@ a square peg fixed in the gripper (``peg_insertion``) or standing free on the ta
 :mod:`sim.assembly.scene` composes the model with ``MjSpec``; :mod:`sim.assembly.env` is the batched
 environment (end-effector deltas through damped least-squares IK, VecEnv contract);
 :mod:`sim.assembly.expert` the scripted experts (one stage and two); :mod:`sim.assembly.demos` their
-demonstrations on disk.
+demonstrations on disk; :mod:`sim.assembly.failures` why an episode failed (jammed, lateral miss, ...).
 """
 
 from sim.assembly.config import TASKS, AssemblyConfig

@@ -8,7 +8,11 @@ previous joint *command* (:func:`sim.assembly.ik.track`), so the tip does not sw
 lag. The target is held within ``max_lead`` of the measured tip, so a jammed peg is pressed by a
 bounded servo error. Reward is sparse: 1 on the step the tip reaches ``success_depth`` inside the
 hole, which ends the episode. Same-step autoreset; a non-finite state resets its environment
-(counted in ``unstable_resets``) and ends the episode as truncated.
+(counted in ``unstable_resets``) and ends the episode as truncated. ``info`` of a step: ``success``,
+``unstable`` (rows whose physics diverged), ``final_observation`` and ``final_arrival``: per row, where
+the part first came down to the opening in the episode that just ended (x, y in the hole's frame, m;
+yaw error, rad; NaN if it never did), the aim error before contact pushed it anywhere
+(:mod:`sim.assembly.failures` reads both).
 
 ``pick_insert`` (the free peg stands on the table, the gripper starts open): the same action and the
 same fields, ``tip`` being the hand's controlled point (where a held peg's tip would be), plus the free
@@ -53,6 +57,7 @@ ACTION_NAMES = ("pos.x", "pos.y", "pos.z", "rot6d.xx", "rot6d.xy", "rot6d.xz", "
                 "rot6d.yz", "gripper")
 START_YAW = np.pi / 2  # the gripper's natural heading at the home posture (joint 7 mid-range)
 GRIPPER_OPEN = 0.04
+ARRIVAL_HEIGHT = 0.003  # m above the opening: the part has come down to the hole (info["final_arrival"])
 
 
 def wrap_quarter(angle: np.ndarray | float) -> np.ndarray | float:
@@ -86,6 +91,7 @@ class AssemblyEnv:
         self.hole_pos = np.zeros((num_envs, 3))
         self.hole_yaw = np.zeros(num_envs)
         self.steps = np.zeros(num_envs, dtype=np.int64)
+        self.arrival = np.full((num_envs, 3), np.nan)  # see _note_arrival
         self.unstable_resets = 0
         self._seed(seed)
 
@@ -125,6 +131,7 @@ class AssemblyEnv:
         self.q_command[i] = data.ctrl[:7] = data.qpos[ids.arm_qpos]
         data.ctrl[7:9] = [fingers, -fingers]
         self.steps[i] = 0
+        self.arrival[i] = np.nan
 
     # --- stepping -------------------------------------------------------------------------------
     def step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
@@ -134,6 +141,7 @@ class AssemblyEnv:
         stable = np.array([self._step_row(i, act[i]) for i in range(self.num_envs)])
         self.steps += 1
         obs = self._observe()
+        self._note_arrival()
         success = self.success() & stable
         terminated = success
         truncated = ~terminated & ((self.steps >= self.config.episode_steps) | ~stable)
@@ -142,12 +150,14 @@ class AssemblyEnv:
         for i in np.flatnonzero(~stable):  # its state is not finite: its last good observation ends it
             final[i] = previous[i]
         self.unstable_resets += int((~stable).sum())
+        arrival = torch.from_numpy(self.arrival.copy())
         for i in np.flatnonzero(done):
             self._reset_row(i)
         if done.any():
             obs = self._observe()
         info = {"final_observation": final, "success": torch.from_numpy(success),
-                "unstable_resets": self.unstable_resets}
+                "unstable": torch.from_numpy(~stable), "unstable_resets": self.unstable_resets,
+                "final_arrival": arrival}
         return (obs, torch.from_numpy(success.astype(np.float32)), torch.from_numpy(terminated),
                 torch.from_numpy(truncated), info)
 
@@ -172,6 +182,14 @@ class AssemblyEnv:
         return bool(np.isfinite(data.qpos).all() and np.isfinite(data.qvel).all() and not diverged)
 
     # --- reading the state ----------------------------------------------------------------------
+    def _note_arrival(self) -> None:
+        """Keep where the part (the held peg's tip, the free peg's foot) was on its first arrival at the
+        opening this episode: down to :data:`ARRIVAL_HEIGHT` above it, over the hole's footprint."""
+        x, y, z, yaw = self._part_pose.T
+        first = np.isnan(self.arrival[:, 0]) & (z <= ARRIVAL_HEIGHT) & (
+            np.maximum(np.abs(x), np.abs(y)) < self.config.peg_side)
+        self.arrival[first] = np.column_stack([x, y, yaw])[first]
+
     def hold_action(self) -> torch.Tensor:
         """``[N, 10]``: the action that commands every tip to stay where it is, gripper closed."""
         act = np.zeros((self.num_envs, self.action_size), dtype=np.float32)
@@ -210,12 +228,16 @@ class AssemblyEnv:
         quat *= np.where(quat[:, :1] < 0, -1.0, 1.0)
         hole_yaw = np.stack([np.cos(4 * self.hole_yaw), np.sin(4 * self.hole_yaw)], axis=1)
         yaw_err = wrap_quarter(yaw - self.hole_yaw)[:, None]
-        parts = [tips, quat, self.hole_pos, hole_yaw, self._in_hole_frame(tips), yaw_err, grip]
+        tip_rel = self._in_hole_frame(tips)
+        parts = [tips, quat, self.hole_pos, hole_yaw, tip_rel, yaw_err, grip]
+        self._part_pose = np.column_stack([tip_rel, yaw_err])  # what goes in, in the hole's frame
         if self.pick:
             foot = np.array([d.site_xpos[ids.part_tip] for d in self.data])
             part_yaw = np.array([ik.yaw_of(d.site_xmat[ids.part_tip].reshape(3, 3)) for d in self.data])
+            foot_rel = self._in_hole_frame(foot)
             parts += [foot, np.stack([np.cos(4 * part_yaw), np.sin(4 * part_yaw)], axis=1),
-                      self._in_hole_frame(foot), foot - tips, wrap_quarter(yaw - part_yaw)[:, None]]
+                      foot_rel, foot - tips, wrap_quarter(yaw - part_yaw)[:, None]]
+            self._part_pose = np.column_stack([foot_rel, wrap_quarter(part_yaw - self.hole_yaw)])
         obs = np.concatenate(parts, axis=1)
         self._last_obs = torch.from_numpy(obs.astype(np.float32))
         return self._last_obs

@@ -31,11 +31,15 @@ examples:
 EVAL_DESCRIPTION = """\
 Success rate of a trained base over seeded episodes (DDIM 16 steps, action chunks of 8; an MLP-BC base
 predicts its chunks directly), batched
-environments; writes eval_dp/metrics.json and episode_strip.png into the run (or --out).
+environments; writes eval_dp/metrics.json and episode_strip.png into the run (or --out). metrics.json
+counts how the episodes ended (sim.assembly.failures: success, jammed, beside_hole, lateral_miss,
+yaw_miss, lined_up, lined_up_above, never_reached, ...); episode_steps=N evaluates under another time
+limit (a base that succeeds given more time is slow, not wrong).
 
 examples:
   robo eval dp --base runs/dp/peg_2mm
   robo eval dp --base runs/dp/peg_2mm --set episodes=400 --set ddim_steps=4
+  robo eval dp --base runs/dp/peg_2mm --set ddim_steps=8 --set episode_steps=400
 """
 
 
@@ -48,14 +52,17 @@ up to 50 full-batch epochs stopped at approximate KL 0.1, actor lr 3e-4, critic 
 reward. hold_steps=K holds each residual action and its exploration noise for K steps as ONE PPO decision
 (temporally correlated exploration, exact likelihood); residual_channels=[pos.x,...] limits the action
 channels the residual corrects. Then base and ResiP (residual mean, every step) are evaluated on the same
-seeded episodes, paired (episodes only one wins, exact McNemar p).
+seeded episodes, paired (episodes only one wins, exact McNemar p), each episode's outcome classified
+(sim.assembly.failures); eval_episode_steps=N evaluates under another time limit.
 Writes: config.yaml, checkpoint.pt (resume), tensorboard/, learning_curve.csv/.png, residual.pt,
-metrics.json.
+metrics.json, eval_episodes.json (every episode's outcome, to pair two runs on the same episodes).
 
 examples:
   robo train resip --task peg_2mm --base runs/dp/peg_2mm --out runs/resip/peg_2mm --set threads=1
   robo train resip --base runs/dp/peg_2mm --out runs/resip/peg_2mm --resume --set runner.iterations=40
   robo train resip --base runs/dp/a --config configs/resip_residual_quick.yaml --out runs/resip/r6
+  robo train resip --base runs/dp/a --config configs/resip_residual_quick.yaml --out runs/resip/r6 \
+      --resume --set eval_episode_steps=400 --set eval_episodes=100
 """
 
 

@@ -1,6 +1,7 @@
 """``robo eval dp``: a base's success rate on seeded episodes, batched, with an episode strip.
 
-Every environment row plays ``episodes / envs`` whole episodes (:func:`robo.tasks.resip.episodes.play`).
+Every environment row plays ``episodes / envs`` whole episodes (:func:`robo.tasks.resip.episodes.play`);
+metrics.json counts how they ended (:mod:`sim.assembly.failures`: success or why it failed).
 Seeds: the environments' holes and starts
 from ``seed``, the sampler's noise from ``seed + 1``, so a repeated evaluation gives the same number.
 """
@@ -20,9 +21,10 @@ from robo.files import save_figure, write_json
 from robo.nets.diffusion import DiffusionPolicy
 from robo.registry import Context
 from robo.tasks.resip.base import BASE_KINDS, load_base
-from robo.tasks.resip.episodes import play
+from robo.tasks.resip.episodes import play_outcomes
 from sim.assembly.config import check_randomness
 from sim.assembly.env import AssemblyEnv
+from sim.assembly.failures import failures_line, tally
 
 STRIP_EVERY = 5  # control steps between the frames the strip is chosen from (rendering is slow on a CPU)
 
@@ -34,11 +36,14 @@ class DPEvalConfig:
     ddim_steps: int = 16
     action_horizon: int = 8
     randomness: str = ""  # empty: the level the base was trained on
+    episode_steps: int = 0  # time limit; 0: the task's (a longer one tells slow from failing)
     seed: int = 1000  # not the demonstrations' seeds
     threads: int = 2
     strip_frames: int = 8  # frames of row 0's first episode in episode_strip.png; 0: none
 
     def __post_init__(self) -> None:
+        if self.episode_steps < 0:
+            raise ValueError(f"episode_steps: must be >= 0, got {self.episode_steps}")
         for key in ("episodes", "envs", "ddim_steps", "action_horizon", "threads"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key}: must be >= 1, got {getattr(self, key)}")
@@ -50,6 +55,8 @@ def evaluate(config: DPEvalConfig, args: argparse.Namespace, ctx: Context) -> st
     base = load_base(args.base, BASE_KINDS)  # a bad base fails before anything runs or is written
     torch.set_num_threads(config.threads)
     overrides = {"randomness": config.randomness} if config.randomness else {}
+    if config.episode_steps:
+        overrides["episode_steps"] = config.episode_steps
     env_config = base.env_config(**overrides)
     envs = min(config.envs, config.episodes)
     per_row = math.ceil(config.episodes / envs)
@@ -68,15 +75,20 @@ def evaluate(config: DPEvalConfig, args: argparse.Namespace, ctx: Context) -> st
             frames.append((int(env.steps[0]), camera(0)))
 
     with ctx.bar(f"eval dp {base.task}", envs * per_row) as bar:
-        results = play(env, act, per_row, bar, film if camera is not None else None)
+        ended = play_outcomes(env, act, per_row, bar, film if camera is not None else None)
     seconds = time.perf_counter() - started
-    results = results[: config.episodes]
+    ended = ended[: config.episodes]
+    results = [o.success for o in ended]
     rate = float(np.mean(results))
     diffusion = isinstance(base.policy, DiffusionPolicy)
     sampling = f"DDIM {config.ddim_steps}" if diffusion else "MLP"  # an MLP-BC base ignores ddim_steps
-    out = Path(ctx.out or base.run / (f"eval_dp_ddim{config.ddim_steps}" if diffusion else "eval_dp"))
+    # another time limit is another evaluation: its own folder, so the task's stays as it was
+    name = (f"eval_dp_ddim{config.ddim_steps}" if diffusion else "eval_dp") + (
+        f"_{config.episode_steps}steps" if config.episode_steps else "")
+    out = Path(ctx.out or base.run / name)
     summary = {"base": str(base.run), "task": base.task, "randomness": env_config.randomness,
                "episodes": len(results), "success_rate": rate, "successes": int(np.sum(results)),
+               "episode_steps": env_config.episode_steps, "outcomes": tally(ended),
                "ddim_steps": config.ddim_steps if diffusion else None,
                "action_horizon": config.action_horizon, "seed": config.seed, "envs": envs,
                "unstable_resets": env.unstable_resets, "chunks_sampled": act.chunks,
@@ -84,8 +96,9 @@ def evaluate(config: DPEvalConfig, args: argparse.Namespace, ctx: Context) -> st
     written = write_json(out / "metrics.json", summary)
     if frames:
         write_strip(out / "episode_strip.png", frames, config.strip_frames, f"{base.task}: row 0, episode 1")
+    failed = failures_line(summary["outcomes"])
     return (f"dp {base.task} ({env_config.randomness}): success {rate:.1%} over {len(results)} episodes "
-            f"({sampling}, chunks of {config.action_horizon}), {seconds:.0f} s\n"
+            f"({sampling}, chunks of {config.action_horizon}), {seconds:.0f} s; failures: {failed}\n"
             f"wrote {written}")
 
 

@@ -37,8 +37,9 @@ from robo.rl.ppo import PPOConfig
 from robo.run_dir import RunDir
 from robo.tasks.resip.base import Base, load_base
 from robo.tasks.resip.curves import write_curve
-from robo.tasks.resip.episodes import play, write_summary
+from robo.tasks.resip.episodes import play_outcomes, write_summary
 from sim.assembly.env import AssemblyEnv
+from sim.assembly.failures import Outcome
 
 KIND = "mlp-ppo"
 CHECKPOINT = "checkpoint.pt"
@@ -94,13 +95,13 @@ def fine_tuned(base: Base, runner: OnPolicyRunner) -> MLPChunkPolicy:
     return policy.eval().requires_grad_(False)
 
 
-def successes(base: Base, policy: MLPChunkPolicy, config: MLPPPOTrainConfig, bar=None) -> list[bool]:
-    """Success of each seeded episode of ``policy`` (the BC base's or a fine-tuned MLP) acting as the
-    base does."""
+def outcomes(base: Base, policy: MLPChunkPolicy, config: MLPPPOTrainConfig, bar=None) -> list[Outcome]:
+    """How each seeded episode of ``policy`` (the BC base's or a fine-tuned MLP) acting as the base does
+    ended (success, or why it failed)."""
     envs = min(config.eval_envs, config.eval_episodes)
     env = AssemblyEnv(envs, base.env_config(), seed=config.eval_seed)
     act = dataclasses.replace(base, policy=policy).actor(envs)
-    return play(env, act, math.ceil(config.eval_episodes / envs), bar)[: config.eval_episodes]
+    return play_outcomes(env, act, math.ceil(config.eval_episodes / envs), bar)[: config.eval_episodes]
 
 
 def train(config: MLPPPOTrainConfig, args: argparse.Namespace, ctx: Context) -> str:
@@ -151,6 +152,6 @@ def train(config: MLPPPOTrainConfig, args: argparse.Namespace, ctx: Context) -> 
                                        "config": {**base.meta["config"], "fine_tuning": fine_tuning}})
     return write_summary(ctx, run, KIND, base, runner.iteration, first, seconds,
                          runner.iteration * steps_per_iteration, config, {
-                             "BC": lambda bar: successes(base, base.policy, config, bar),
-                             "fine-tuned": lambda bar: successes(base, policy, config, bar)},
+                             "BC": lambda bar: outcomes(base, base.policy, config, bar),
+                             "fine-tuned": lambda bar: outcomes(base, policy, config, bar)},
                          f"policy {run / POLICY} (robo eval dp --base {run.path})")

@@ -36,8 +36,9 @@ from robo.rl.residual import ResidualEnv
 from robo.run_dir import RunDir
 from robo.tasks.resip.base import Base, load_base
 from robo.tasks.resip.curves import write_curve
-from robo.tasks.resip.episodes import play, write_summary
+from robo.tasks.resip.episodes import play_outcomes, write_summary
 from sim.assembly.env import ACTION_NAMES, LAYOUTS, AssemblyEnv
+from sim.assembly.failures import Outcome
 
 KIND = "resip"
 CHECKPOINT = "checkpoint.pt"
@@ -67,6 +68,7 @@ class ResiPTrainConfig:
     eval_episodes: int = 200  # of the base and of ResiP, same seeds; 0: no evaluation
     eval_envs: int = 50
     eval_seed: int = 1000  # not the training seeds
+    eval_episode_steps: int = 0  # the evaluation's time limit; 0: the task's (longer: slow or failing?)
     critic_warmup: int = 0  # rollouts that train only the critic before the first PPO update; 0: none
     # false: an episode cut by the time limit (or unstable physics) is a failure worth 0, not
     # bootstrapped from the critic's estimate of succeeding later
@@ -85,6 +87,8 @@ class ResiPTrainConfig:
             raise ValueError(f"base_ddim_steps: must be >= 0, got {self.base_ddim_steps}")
         if self.critic_warmup < 0:
             raise ValueError(f"critic_warmup: must be >= 0, got {self.critic_warmup}")
+        if self.eval_episode_steps < 0:
+            raise ValueError(f"eval_episode_steps: must be >= 0, got {self.eval_episode_steps}")
         for key in ("envs", "threads", "eval_envs", "hold_steps"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key}: must be >= 1, got {getattr(self, key)}")
@@ -106,11 +110,13 @@ def channel_indices(names: list[str]) -> list[int] | None:
 
 def residual_env(base: Base, envs: int, scale: float, seed: int, ddim_steps: int = 0,
                  bootstrap_truncated: bool = True, hold_steps: int = 1,
-                 channels: list[str] | None = None) -> ResidualEnv:
-    """The base's environment as the residual sees it (the base at ``ddim_steps``; 0: its RL setting)."""
+                 channels: list[str] | None = None, episode_steps: int = 0) -> ResidualEnv:
+    """The base's environment as the residual sees it (the base at ``ddim_steps``; 0: its RL setting;
+    ``episode_steps`` 0: the task's time limit)."""
     policy = base.policy
     actor = base.actor(envs, ddim_steps or None, seed=seed + 1)
-    return ResidualEnv(AssemblyEnv(envs, base.env_config(), seed=seed), actor, policy.normalize_obs,
+    env_config = base.env_config(**({"episode_steps": episode_steps} if episode_steps else {}))
+    return ResidualEnv(AssemblyEnv(envs, env_config, seed=seed), actor, policy.normalize_obs,
                        policy.normalize_actions, policy.unnormalize_actions, scale, bootstrap_truncated,
                        hold_steps, channel_indices(channels or []))
 
@@ -133,12 +139,18 @@ class ResiPActor:
 
 def successes(base: Base, residual: torch.nn.Module | None, config: ResiPTrainConfig, bar=None) -> list[bool]:
     """Success of each of ``eval_episodes`` seeded episodes: the base alone (``residual=None``) or ResiP."""
+    return [o.success for o in outcomes(base, residual, config, bar)]
+
+
+def outcomes(base: Base, residual: torch.nn.Module | None, config: ResiPTrainConfig,
+             bar=None) -> list[Outcome]:
+    """How each of :func:`successes`' episodes ended (success, or why it failed)."""
     envs = min(config.eval_envs, config.eval_episodes)
     per_row = math.ceil(config.eval_episodes / envs)
     wrapped = residual_env(base, envs, config.residual_scale, config.eval_seed, config.base_ddim_steps,
-                           channels=config.residual_channels)
+                           channels=config.residual_channels, episode_steps=config.eval_episode_steps)
     act = wrapped.base if residual is None else ResiPActor(wrapped, residual)
-    return play(wrapped.env, act, per_row, bar)[: config.eval_episodes]
+    return play_outcomes(wrapped.env, act, per_row, bar)[: config.eval_episodes]
 
 
 @torch.no_grad()
@@ -182,7 +194,7 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
     if args.task and args.task != base.task:
         raise ValueError(f"--task {args.task}: the base {base.run} was trained on {base.task}")
     # the evaluation may change on --resume: a finished run resumed with another eval_seed re-evaluates
-    may_change = ["threads", "eval_episodes", "eval_envs", "eval_seed",
+    may_change = ["threads", "eval_episodes", "eval_envs", "eval_seed", "eval_episode_steps",
                   *(f"runner.{k}" for k in RESUMABLE_CHANGES)]
     run = RunDir.open(ctx.out, config, kind=KIND, resume=ctx.resume, may_change=may_change)
     torch.set_num_threads(config.threads)
@@ -233,8 +245,8 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
     from robo.tasks.resip.export import export
 
     export(run.path, run / ONE_GRAPH)  # base + residual as one ONNX graph with its card, for the runtime
-    compared = {"base": lambda bar: successes(base, None, config, bar),
-                "ResiP": lambda bar: successes(base, residual, config, bar)}
+    compared = {"base": lambda bar: outcomes(base, None, config, bar),
+                "ResiP": lambda bar: outcomes(base, residual, config, bar)}
     return write_summary(ctx, run, KIND, base, runner.iteration, first, seconds,
                          runner.iteration * per_iteration, config, compared,
                          f"residual {run / RESIDUAL}; one ONNX graph {run / ONE_GRAPH}")
