@@ -39,7 +39,8 @@ def test_bench_trains_once_then_reuses_resumes_and_refuses_another_config(tmp_pa
     versus = first["table"][0]["gpayn_vs"]["scripted"]  # 2 paired episodes can never tell two apart
     assert versus["verdict"] == "not distinguishable" and 0.0 < versus["mcnemar_exact_p"] <= 1.0
     assert versus["only_gpayn_succeeds"] + versus["only_other_succeeds"] <= 2
-    assert cell["eval_cpu_seconds"] > 0
+    assert cell["eval_cpu_seconds"] > 0 and cell["success"] == cell["won"].count("1") / len(cell["won"])
+    assert len(cell["won"]) == 2
     assert "vs scripted" in capsys.readouterr().out
     assert json.loads((run / "metrics.json").read_text())["env_steps"] == 32
 

@@ -135,11 +135,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def evaluated(env: HandEnvConfig, episodes: int, act: Act | None = None) -> tuple[dict[str, Any], np.ndarray]:
     """The held-out episodes under ``act`` (None: the script): their summary with the core-seconds and
-    wall seconds they took, and which episodes it won."""
+    wall seconds they took, and which episodes it won (also in the summary, as ``"1"``/``"0"`` per
+    episode, so two bench results on the same seed can be paired)."""
     wall, cpu = time.perf_counter(), time.process_time()
     outcomes = grasp_episodes(env, episodes, EVAL_SEED, act)
     return ({**outcomes.summary(), "eval_cpu_seconds": time.process_time() - cpu,
-             "eval_wall_seconds": time.perf_counter() - wall}, outcomes.success)
+             "eval_wall_seconds": time.perf_counter() - wall,
+             "won": "".join("1" if s else "0" for s in outcomes.success)}, outcomes.success)
 
 
 def paired_verdict(won: np.ndarray, other: np.ndarray) -> dict[str, Any]:
