@@ -131,3 +131,32 @@ def test_log_likelihood_bc_is_the_gaussian_nll_of_the_demonstrated_action_and_tr
     gpayn = load_config(GPAYNTrainConfig, "configs/gpayn_quick.yaml", ["sac.bc_log_likelihood=true"])
     assert algorithm_settings(gpayn)[0].bc_log_likelihood
     assert not algorithm_settings(dataclasses.replace(gpayn, algo="oerld"))[0].bc_log_likelihood
+
+
+def test_a_critic_ensemble_takes_the_minimum_of_a_random_pair_and_selects_every_critic():
+    with pytest.raises(ValueError, match=r"sac\.critics must be >= 2"):
+        SACConfig(critics=1)
+    config = SACConfig(actor_hidden=(8,), critic_hidden=(16,), critics=5)
+    group = SACGroup(2, 5, 3, config, seed=0)
+    g = torch.Generator().manual_seed(0)
+    obs, action = torch.randn(2, 7, 5, generator=g), torch.rand(2, 7, 3, generator=g) * 2 - 1
+    q = group.critic(obs, action)
+    assert q.shape == (5, 2, 7)
+    pairs = [group.critic_pair() for _ in range(20)]
+    assert all(p.numel() == 2 and p.unique().numel() == 2 for p in pairs)
+    assert len({tuple(sorted(p.tolist())) for p in pairs}) > 1  # a new pair each update
+    pair = pairs[0]
+    batch = {"obs": obs, "action": action, "reward": torch.randn(2, 7, generator=g),
+             "next_obs": torch.randn(2, 7, 5, generator=g), "terminated": torch.zeros(2, 7)}
+    noise = torch.randn(2, 2, 7, 3, generator=g)
+    with torch.no_grad():  # the target is the pair's minimum, not the whole ensemble's
+        next_action, next_log_prob = group.actor.sample(batch["next_obs"], noise[0])
+        next_q = group.critic_target(batch["next_obs"], next_action)[pair].min(0).values
+        target = batch["reward"] + config.gamma * (next_q - group.alpha[:, None] * next_log_prob)
+        want = (q - target).pow(2).mean(-1).sum(0)
+        torch.testing.assert_close(group.critic_loss(batch, noise[0], pair), want)
+    assert torch.isfinite(group.update(batch)["critic_loss"]).all()
+    member_1 = group.critic(obs, action)[:, 1:]
+    group.select([1])  # every one of member 1's five critics is kept, in order
+    torch.testing.assert_close(group.critic(obs[1:], action[1:]), member_1)
+    assert SACGroup(1, 5, 3, SACConfig(actor_hidden=(8,), critic_hidden=(16,)), seed=0).critic_pair() is None

@@ -7,7 +7,7 @@ import torch
 
 from sim.hand.demonstrator import Demonstrator
 from sim.hand.env import LAYOUT, HandEnv, HandEnvConfig
-from sim.hand.grasp import PRE_GRASP_BACK, fit_box, grasps
+from sim.hand.grasp import PRE_GRASP_BACK, fit_box, grasps, rotation
 from sim.hand.scene import OBJECTS, SUBSTEPS, build_model
 
 
@@ -109,3 +109,25 @@ def test_reward_scale_multiplies_every_reward():
     torch.testing.assert_close(scaled, paper * 0.01)
     with pytest.raises(ValueError, match="reward_scale must be > 0"):
         HandEnvConfig(reward_scale=0.0)
+
+
+def test_an_oblong_top_is_grasped_across_its_narrow_width_whatever_its_yaw():
+    model = build_model("box_wide")  # half-sides 25 x 35 mm: it repeats every 180 deg, not every 90
+    box = fit_box(model, model.body("object/object").id)
+    for yaw in (0.0, 0.4, np.pi / 2, 2.0, -np.pi):
+        top = next(g for g in grasps(box, np.zeros(3), yaw) if g.kind == "top")
+        fingers = rotation(*top.pose[3:]) @ np.array([1.0, 0.0, 0.0])
+        box_x = rotation(yaw, 0.0, 0.0) @ np.array([1.0, 0.0, 0.0])  # the body's shorter side
+        assert abs(fingers @ box_x) == pytest.approx(1.0)
+    # Turned the way the old 90-deg rule grasped along its long side, the script now lifts it.
+    env = HandEnv(2, HandEnvConfig(object="box_wide", yaw_range=0.0, start="pre_grasp", episode_steps=300))
+    demo = Demonstrator(env)
+    env.reset(seed=0)
+    success, ended = np.zeros(2, bool), np.zeros(2, bool)
+    for _ in range(300):
+        _, _, terminated, truncated, info = env.step(demo.act())
+        success |= info["success"].numpy() & ~ended
+        ended |= (terminated | truncated).numpy()
+        if ended.all():
+            break
+    assert success.all()

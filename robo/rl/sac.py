@@ -80,6 +80,11 @@ class SACConfig:
     # in RLPD (Ball et al. 2023): it bounds how far Q can extrapolate to actions the data never showed.
     # False (the default): the plain MLP critic.
     critic_layer_norm: bool = False
+    # Q-networks per member. 2 (the default): SAC's twin critics, the minimum of both in the target and
+    # the actor loss. More: a REDQ-style ensemble (Chen et al. 2021), each update takes the minimum of a
+    # random pair of them in both, so a guess one critic extrapolates to unseen actions is seldom
+    # shared by the pair, and the actor has less to chase.
+    critics: int = 2
 
     def __post_init__(self) -> None:
         for name in ("buffer_size", "batch_size", "policy_frequency", "target_frequency"):
@@ -98,6 +103,8 @@ class SACConfig:
                 raise ValueError(f"sac.{name} must be > 0, got {getattr(self, name)}")
         if self.bc_weight < 0:
             raise ValueError(f"sac.bc_weight must be >= 0, got {self.bc_weight}")
+        if self.critics < 2:
+            raise ValueError(f"sac.critics must be >= 2 (a pair to take the minimum of), got {self.critics}")
         if self.log_std_min >= self.log_std_max:
             raise ValueError("sac.log_std_min must be below sac.log_std_max")
 
@@ -141,20 +148,27 @@ class SquashedGaussianActor(nn.Module):
 
 
 class TwinCritic(nn.Module):
-    """Two Q-networks per member, stored as one ensemble of 2K (rows ``q * K + k``); with
-    ``layer_norm`` every hidden layer's output is normalised (parameter-free) before the activation."""
+    """``critics`` (two by default) Q-networks per member, stored as one ensemble of ``critics`` x K
+    (rows ``q * K + k``); with ``layer_norm`` every hidden layer's output is normalised
+    (parameter-free) before the activation."""
 
     def __init__(self, members: int, obs_size: int, act_size: int, hidden: tuple[int, ...],
-                 device: torch.device | str | None = None, layer_norm: bool = False):
+                 device: torch.device | str | None = None, layer_norm: bool = False, critics: int = 2):
         super().__init__()
-        self.net = EnsembleMLP(2 * members, obs_size + act_size, hidden, 1, device=device,
+        self.critics = critics
+        self.net = EnsembleMLP(critics * members, obs_size + act_size, hidden, 1, device=device,
                                layer_norm=layer_norm)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """``[K, B, obs]``, ``[K, B, act]`` -> ``[2, K, B]``."""
+        """``[K, B, obs]``, ``[K, B, act]`` -> ``[critics, K, B]``."""
         x = torch.cat((obs, action), -1)
         k, b = x.shape[:2]
-        return self.net(x.repeat(2, 1, 1)).view(2, k, b)
+        return self.net(x.repeat(self.critics, 1, 1)).view(self.critics, k, b)
+
+
+def pessimistic(q: torch.Tensor, pair: torch.Tensor | None) -> torch.Tensor:
+    """The minimum over the critics ``pair`` picks (None: over all of them) of ``[critics, ...]``."""
+    return (q if pair is None else q[pair]).min(0).values
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,7 +190,7 @@ class SACGroup:
             self.actor = SquashedGaussianActor(members, obs_size, act_size, cfg.actor_hidden,
                                                cfg.log_std_min, cfg.log_std_max, device=self.device)
             self.critic = TwinCritic(members, obs_size, act_size, cfg.critic_hidden, device=self.device,
-                                     layer_norm=cfg.critic_layer_norm)
+                                     layer_norm=cfg.critic_layer_norm, critics=cfg.critics)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = nn.Parameter(torch.full((members,), math.log(cfg.initial_alpha), device=self.device))
         self._make_optimizers()
@@ -224,23 +238,31 @@ class SACGroup:
         return u * 2 - 1
 
     # ----- losses (each returns one value per member, shape [K]) ----------------------------
-    def critic_loss(self, batch: dict[str, torch.Tensor], noise: torch.Tensor) -> torch.Tensor:
+    def critic_pair(self) -> torch.Tensor | None:
+        """A random pair of the ensemble's critics for one update; None (both) with two."""
+        if self.config.critics == 2:  # draws nothing: plain SAC's random stream stays as it was
+            return None
+        return torch.randperm(self.config.critics, generator=self.generator, device=self.device)[:2]
+
+    def critic_loss(self, batch: dict[str, torch.Tensor], noise: torch.Tensor,
+                    pair: torch.Tensor | None = None) -> torch.Tensor:
         cfg = self.config
         with torch.no_grad():
             next_action, next_log_prob = self.actor.sample(batch["next_obs"], noise)
-            next_q = self.critic_target(batch["next_obs"], next_action).min(0).values
+            next_q = pessimistic(self.critic_target(batch["next_obs"], next_action), pair)
             next_v = next_q - self.alpha[:, None] * next_log_prob
             # Truncated episodes bootstrap; only a real termination cuts the return.
             target = batch["reward"] + cfg.gamma * (1.0 - batch["terminated"]) * next_v
         q = self.critic(batch["obs"], batch["action"])
-        return (q - target).pow(2).mean(-1).sum(0)  # MSE of Q1 + MSE of Q2, per member
+        return (q - target).pow(2).mean(-1).sum(0)  # the sum of every critic's MSE, per member
 
-    def actor_loss(self, obs: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def actor_loss(self, obs: torch.Tensor, noise: torch.Tensor,
+                   pair: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-member actor loss and the (detached) log-probabilities the alpha loss needs."""
         self.critic.requires_grad_(False)  # no critic gradients to compute and throw away
         try:
             action, log_prob = self.actor.sample(obs, noise)
-            q = self.critic(obs, action).min(0).values
+            q = pessimistic(self.critic(obs, action), pair)
         finally:
             self.critic.requires_grad_(True)
         loss = (self.alpha[:, None] * log_prob - q).mean(-1)
@@ -282,7 +304,8 @@ class SACGroup:
             noise = torch.randn(2, self.members, b, self.act_size, generator=self.generator,
                                 device=self.device)
 
-        q_loss = self._critic_loss(batch, noise[0])
+        pair = self.critic_pair()
+        q_loss = self._critic_loss(batch, noise[0], pair)
         self.critic_opt.zero_grad(set_to_none=True)
         q_loss.sum().backward()  # sum, not mean: each member gets the gradient of its own loss
         self._step(self.critic_opt)
@@ -290,7 +313,7 @@ class SACGroup:
         bad = ~torch.isfinite(out["critic_loss"])
 
         if self.updates % cfg.policy_frequency == 0:
-            pi_loss, log_prob = self._actor_loss(batch["obs"], noise[1])
+            pi_loss, log_prob = self._actor_loss(batch["obs"], noise[1], pair)
             if cfg.bc_weight > 0 and "demo" in batch:
                 bc = self.bc_loss(batch)
                 pi_loss = pi_loss + cfg.bc_weight * bc
@@ -307,7 +330,7 @@ class SACGroup:
 
         if self.updates % cfg.target_frequency == 0:
             with torch.no_grad():
-                weight = (self.active.repeat(2).to(torch.float32) * cfg.tau).view(-1, 1, 1)
+                weight = (self.active.repeat(cfg.critics).to(torch.float32) * cfg.tau).view(-1, 1, 1)
                 pairs = zip(self.critic_target.parameters(), self.critic.parameters(), strict=True)
                 for target, source in pairs:
                     target.lerp_(source, weight.to(target.dtype))
@@ -344,19 +367,19 @@ class SACGroup:
     def select(self, index: torch.Tensor | list[int]) -> None:
         """Keep only members ``index`` (in that order), optimiser state included."""
         index = torch.as_tensor(index, dtype=torch.long, device=self.device)
-        both = torch.cat((index, index + self.members))
+        critic_rows = torch.cat([index + q * self.members for q in range(self.config.critics)])
         old_states = [[opt.state.get(p, {}) for g in opt.param_groups for p in g["params"]]
                       for opt in (self.actor_opt, self.critic_opt, self.alpha_opt)]
         select_members(self.actor, index)
-        select_members(self.critic, both)
-        select_members(self.critic_target, both)
+        select_members(self.critic, critic_rows)
+        select_members(self.critic_target, critic_rows)
         self.critic_target.requires_grad_(False)
         self.log_alpha = nn.Parameter(self.log_alpha.detach()[index].clone())
         self.members = int(index.numel())
         self._make_optimizers()
         # Carry each kept member's Adam moments over (the step count is shared and stays).
         for opt, states, rows in zip((self.actor_opt, self.critic_opt, self.alpha_opt), old_states,
-                                     (index, both, index), strict=True):
+                                     (index, critic_rows, index), strict=True):
             params = [p for g in opt.param_groups for p in g["params"]]
             for p, state in zip(params, states, strict=True):
                 opt.state[p] = {k: (v[rows].clone() if torch.is_tensor(v) and v.dim() > 0 else v)

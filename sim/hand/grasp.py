@@ -16,6 +16,8 @@ import numpy as np
 GRASP_OFFSET = np.array([0.10, 0.01, -0.04])
 PRE_GRASP_BACK = (0.10, 0.05)  # m
 GRASP_KINDS = ("auto", "top", "side")
+# Horizontal sides within this ratio count as a square (or round) top: any face will do for a top grasp.
+SQUARE_TOLERANCE = 1.1
 
 
 @dataclass(frozen=True)
@@ -70,12 +72,18 @@ def _pose(centre: np.ndarray, yaw: float, roll: float) -> tuple[np.ndarray, np.n
 def grasps(box: BoundingBox, position: np.ndarray, yaw: float) -> list[Grasp]:
     """Top and side grasps of an object at ``position`` (its body origin, world) turned by ``yaw``.
     The palm faces one of the box's faces: the side grasp comes from -y, the top grasp from above with
-    the fingers across the box's shorter horizontal side."""
+    the fingers along the box's shorter horizontal side (closing across it)."""
     rot = rotation(yaw, 0.0, 0.0)
     centre = position + rot @ box.centre
     # Box faces repeat every 90 deg: the face yaw closest to the world axes.
     face_yaw = (yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4
     top_yaw = face_yaw if box.half[0] >= box.half[1] else face_yaw + np.pi / 2
+    short, long = sorted(box.half[:2])
+    if long > SQUARE_TOLERANCE * short:
+        # An oblong top repeats only every 180 deg, so the face yaw no longer says which side is the
+        # short one: the fingers run along the body's shorter horizontal axis (they close across the
+        # narrow width; along the long side the thumb and fingers barely reach round the object).
+        top_yaw = yaw if box.half[0] <= box.half[1] else yaw + np.pi / 2
     top_yaw = (top_yaw + np.pi / 2) % np.pi - np.pi / 2
     out = []
     for kind, grasp_yaw, roll in (("side", face_yaw, np.pi / 2), ("top", top_yaw, 0.0)):

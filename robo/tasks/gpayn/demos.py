@@ -4,6 +4,7 @@ generated at the start of a run and cached in its folder, so a resumed run reuse
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -16,6 +17,7 @@ from sim.hand.demonstrator import Demonstrator
 from sim.hand.env import HandEnv, HandEnvConfig
 
 FORMAT = "robo-gpayn-demonstrations/1"
+DEMO_SEED_OFFSET = 1_000_000  # a run's demonstrations are seeded seed + this: never its own episodes
 
 
 def generate(env_config: HandEnvConfig, transitions: int, envs: int, seed: int,
@@ -49,6 +51,15 @@ def generate(env_config: HandEnvConfig, transitions: int, envs: int, seed: int,
             bar.update(envs)
     out = {name: torch.cat(values)[:transitions] for name, values in rows.items()}
     return {**out, "episodes": torch.tensor(episodes), "successes": torch.tensor(successes)}
+
+
+def starts_as_planned(path: Path, config: Any) -> bool:
+    """Whether the demonstrations a run cached at ``path`` begin from the observations this code's
+    environment resets to (its grasp planner's pre-grasps): False after ``sim.hand`` changed the plans,
+    when the run learnt from demonstrations the bench would no longer generate."""
+    first = load_checkpoint(path, format=FORMAT)["demonstrations"]["obs"][:config.demo_envs]
+    seed = config.seed + DEMO_SEED_OFFSET
+    return torch.equal(first, HandEnv(config.demo_envs, config.env, seed=seed).reset(seed=seed)[0])
 
 
 def load_or_generate(path: Path, env_config: HandEnvConfig, transitions: int, envs: int, seed: int,

@@ -34,7 +34,7 @@ from robo.rl.replay import FIELDS
 from robo.rl.sac import SACConfig, save_actor
 from robo.run_dir import RunDir
 from robo.tasks.gpayn.config import GPAYNTrainConfig
-from robo.tasks.gpayn.demos import load_or_generate
+from robo.tasks.gpayn.demos import DEMO_SEED_OFFSET, load_or_generate
 from robo.tasks.gpayn.episodes import CONTROL_DT, GraspOutcomes, outcomes_from_final, start_height
 from sim.hand.env import FINGER_STEP, FINGERS, LAYOUT, WRIST_STEP, HandEnv
 
@@ -83,7 +83,7 @@ def train(config: GPAYNTrainConfig, args: argparse.Namespace, ctx: Context) -> s
     demos = None
     if config.algo != "sac":
         demos = load_or_generate(run / DEMONSTRATIONS, config.env, config.demo_transitions, config.demo_envs,
-                                 config.seed + 1_000_000, ctx.bar, config.demo_action_noise)
+                                 config.seed + DEMO_SEED_OFFSET, ctx.bar, config.demo_action_noise)
 
     envs = runner_config.envs_per_member
     start_z = start_height(config.env)
