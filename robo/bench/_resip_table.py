@@ -53,7 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="task:level cells of the table, comma-separated (default: every task and level)")
     p.add_argument("--rl-cells", default="peg_2mm:low",
                    help="cells that also get ResiP and MLP-BC + PPO runs (each ~10-20 min of a core); "
-                        "'' for none")
+                        "'all', or '' for none")
     p.add_argument("--episodes", type=int, default=200, help="evaluation episodes per policy and cell")
     p.add_argument("--runs", default="bench_results/resip_runs",
                    help="folder of the demonstrations and runs: finished runs are reused, unfinished resumed")
@@ -65,7 +65,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _cells(text: str, flag: str) -> list[tuple[str, str]]:
     cells = []
-    for item in (c.strip() for c in text.split(",") if c.strip()):
+    for item in (c.strip() for c in (",".join(CELLS) if text == "all" else text).split(",") if c.strip()):
         task, _, level = item.partition(":")
         if task not in PRESETS or level not in RANDOMNESS:
             raise ValueError(f"{flag}: {item!r} is not TASK:LEVEL with a task of {', '.join(PRESETS)} and a "
