@@ -41,6 +41,13 @@ class RunDir:
         return self.path / name
 
     @classmethod
+    def check_resumable(cls, path: str | Path, config: Any, *, kind: str,
+                        may_change: Iterable[str] = ()) -> None:
+        """Raise as ``open(..., resume=True)`` would for a run ``config`` may not continue, writing
+        nothing (a bench checks every run it will touch before it trains any)."""
+        cls(path)._check_resume(config, kind, set(may_change))
+
+    @classmethod
     def open(cls, path: str | Path, config: Any, *, kind: str, resume: bool,
              may_change: Iterable[str] = ()) -> RunDir:
         """Create the run folder for ``config`` or, with ``resume``, reopen it (see the module text)."""

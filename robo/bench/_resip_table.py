@@ -112,7 +112,7 @@ class Table:
             if folder.is_dir() and any(folder.iterdir()):
                 kind = STAGES[stage].KIND
                 try:
-                    RunDir.open(folder, config, kind=kind, resume=True, may_change=MAY_CHANGE[stage])
+                    RunDir.check_resumable(folder, config, kind=kind, may_change=MAY_CHANGE[stage])
                 except (OSError, ValueError) as e:
                     raise type(e)(f"--runs: {folder} is not this bench's {stage} run of {task} {level}: "
                                   f"{e}") from None

@@ -34,7 +34,7 @@ from robo.tasks.gpayn.demos import generate, starts_as_planned
 from robo.tasks.gpayn.episodes import Act, grasp_episodes
 from robo.tasks.gpayn.evaluate import GPAYNEvalConfig, load_policy_act
 from robo.tasks.gpayn.train import DEMONSTRATIONS, TASK, train
-from robo.tasks.resip.episodes import mcnemar_exact_p
+from robo.tasks.resip.episodes import paired
 from sim.hand.baseline import steps_per_second
 from sim.hand.env import HandEnvConfig
 
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         folder = runs / f"{name}_{algo}"
         if folder.is_dir() and any(folder.iterdir()):
             try:
-                RunDir.open(folder, config, kind=TASK, resume=True, may_change=["threads"])
+                RunDir.check_resumable(folder, config, kind=TASK, may_change=["threads"])
             except (OSError, ValueError) as e:
                 raise type(e)(f"--runs: {folder} is not this bench's {name} {algo} run: {e}") from None
             demos = folder / DEMONSTRATIONS
@@ -147,8 +147,7 @@ def evaluated(env: HandEnvConfig, episodes: int, act: Act | None = None) -> tupl
 def paired_verdict(won: np.ndarray, other: np.ndarray) -> dict[str, Any]:
     """G-PAYN (``won``) against another controller on the same episodes: the episodes only one of them
     wins, the exact McNemar p of that split and the verdict at ``SIGNIFICANCE``."""
-    only, only_other = int((won & ~other).sum()), int((other & ~won).sum())
-    p = mcnemar_exact_p(only, only_other)
+    only, only_other, p = paired(won, other)
     verdict = ("not distinguishable" if p >= SIGNIFICANCE else "above" if only > only_other else "below")
     return {"only_gpayn_succeeds": only, "only_other_succeeds": only_other, "mcnemar_exact_p": p,
             "verdict": verdict}

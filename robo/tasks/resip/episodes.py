@@ -62,6 +62,16 @@ def mcnemar_exact_p(only_a: int, only_b: int) -> float:
     return min(1.0, 2.0 * tail)
 
 
+def paired(won_a: np.ndarray | list[bool], won_b: np.ndarray | list[bool]) -> tuple[int, int, float]:
+    """Two policies' successes on the same seeded episodes: the episodes only A wins, only B wins, and
+    the exact McNemar p of that split (only the discordant episodes tell them apart)."""
+    a, b = np.asarray(won_a, dtype=bool), np.asarray(won_b, dtype=bool)
+    if a.shape != b.shape:
+        raise ValueError(f"paired outcomes differ in length: {a.size} against {b.size} episodes")
+    only_a, only_b = int((a & ~b).sum()), int((b & ~a).sum())
+    return only_a, only_b, mcnemar_exact_p(only_a, only_b)
+
+
 def compare(ctx, episodes: int, seed: int, policies: dict[str, Callable]
             ) -> tuple[dict[str, float], str, dict[str, list[Outcome]]]:
     """Each ``policies[name](bar)`` (the :class:`Outcome` of every episode, in order) on the same
@@ -80,8 +90,7 @@ def compare(ctx, episodes: int, seed: int, policies: dict[str, Callable]
                                                              for n, o in outcomes.items())
     if len(outcomes) == 2:  # paired: the same seeded episodes, so only the discordant ones tell them apart
         (a, won_a), (b, won_b) = outcomes.items()
-        only_a, only_b = int((won_a & ~won_b).sum()), int((won_b & ~won_a).sum())
-        p = mcnemar_exact_p(only_a, only_b)
+        only_a, only_b, p = paired(won_a, won_b)
         metrics |= {f"only_{slug[a]}_succeeds": only_a, f"only_{slug[b]}_succeeds": only_b,
                     "mcnemar_exact_p": p}
         line += f" (only {a} wins {only_a}, only {b} wins {only_b}: exact McNemar p {p:.3g})"

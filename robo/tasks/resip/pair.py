@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from robo.tasks.resip.episodes import mcnemar_exact_p
+from robo.tasks.resip.episodes import paired
 
 EPISODES = "eval_episodes.json"
 
@@ -33,13 +33,11 @@ def pair(run_a: str | Path, run_b: str | Path, policy: str | None = None) -> dic
     if (seed_a, len(a)) != (seed_b, len(b)):
         raise ValueError(f"the runs were evaluated on different episodes: seed {seed_a}, {len(a)} episodes "
                          f"against seed {seed_b}, {len(b)}")
-    only_a = sum(x and not y for x, y in zip(a, b, strict=True))
-    only_b = sum(y and not x for x, y in zip(a, b, strict=True))
+    only_a, only_b, p = paired(a, b)
     return {"episodes": len(a), "eval_seed": seed_a,
             "a": {"run": str(run_a), "policy": name_a, "success_rate": sum(a) / len(a)},
             "b": {"run": str(run_b), "policy": name_b, "success_rate": sum(b) / len(b)},
-            "only_a_succeeds": only_a, "only_b_succeeds": only_b,
-            "mcnemar_exact_p": mcnemar_exact_p(only_a, only_b)}
+            "only_a_succeeds": only_a, "only_b_succeeds": only_b, "mcnemar_exact_p": p}
 
 
 def main(argv: list[str] | None = None) -> None:
