@@ -35,6 +35,28 @@ def test_waiting_until_the_first_odometry_then_ok():
     assert [v.mode for v in fly(wd, 0.0, 0.1)] == [OK] * 10
 
 
+def test_the_loop_arms_only_once_fresh_odometry_and_setpoints_flow():
+    # A launch starts every node at once: the policy may see odometry long before any setpoint, and on
+    # a starved machine its own loop may stall meanwhile. Unarmed, none of that is a fault.
+    wd = Watchdog(WatchdogConfig(state_timeout=0.1, hold_timeout=1.0, descent_timeout=0.5))
+    for k in range(300):  # 3 s of odometry, no setpoint: longer than hold_timeout
+        wd.odometry(k * DT, state())
+        v = wd.check(k * DT, math.inf)
+        assert v.mode == WAITING and "setpoints to flow" in v.reason, v
+    assert wd.check(3.5, math.inf).mode == WAITING  # a 0.5 s stall, unarmed: no descent
+    bad = state()
+    bad.position[0] = math.nan
+    wd.odometry(3.51, bad)
+    assert "fresh, finite odometry" in wd.check(3.51, 0.0).reason  # a setpoint, but no usable state
+    wd.odometry(3.52, state())
+    v = wd.check(3.52, 0.0)
+    assert v.mode == OK and not v.reset_policy
+    # Armed: a stale setpoint now holds, and stale odometry descends.
+    wd.odometry(3.53, state())
+    assert wd.check(3.53, 0.6).mode == HOLD
+    assert wd.check(3.8, 0.0).mode == DESCEND
+
+
 def test_a_stall_descends_level_then_reenters_after_fresh_messages_with_a_policy_reset():
     wd = Watchdog(WatchdogConfig(state_timeout=0.1, reentry_messages=5))
     fly(wd, 0.0, 1.0)

@@ -3,6 +3,11 @@
 Pure logic (no ROS): the policy node reports every odometry message (:meth:`Watchdog.odometry`) and
 asks once per control period (:meth:`Watchdog.check`). Modes, in order of escalation:
 
+  waiting     not armed: nothing has been commanded yet, so nothing is sent. The loop arms once fresh,
+              finite odometry and a fresh setpoint are both there, as PX4 wants an offboard setpoint
+              stream before it arms: a loop started before its setpoint source (every node of a launch
+              at once on a starved machine) stays silent through start-up instead of flying without a
+              goal, and no start-up stall can turn into a descent;
   ok          fly the policy on the latest state and setpoint;
   hold        the state is good but the setpoint is stale or the safety filter faulted: fly the
               policy to the position held when the fault began, at zero velocity (closed loop);
@@ -32,7 +37,7 @@ import numpy as np
 from robo.runtime.quadrotor import VehicleState
 
 OK, HOLD, DESCEND, MOTORS_OFF = "ok", "hold", "descend", "motors_off"
-WAITING = "waiting"  # nothing received yet: nothing to command, the watchdog is not armed
+WAITING = "waiting"  # not armed yet: no fresh state and setpoint so far, nothing to command
 
 
 @dataclass
@@ -113,9 +118,14 @@ class Watchdog:
         self._last_check = now
         if self.mode == MOTORS_OFF:
             return Verdict(MOTORS_OFF, self.reason)
-        if self._last_odometry == -math.inf:
-            return self._set(Verdict(WAITING, "waiting for the first odometry message"))
         state_age = now - self._last_odometry
+        if self.mode == WAITING:
+            waiting_for = self._waiting_for(state_age, setpoint_age)
+            if waiting_for:
+                return self._set(Verdict(WAITING, f"waiting for {waiting_for}"))
+            # Arming: whatever happened before (a NaN message, a start-up stall) commanded nothing.
+            self._state_fault, self._fault_since = "", math.inf
+            return self._flying(now, setpoint_age, filter_fault, reset=False)
         if not math.isinf(gap) and gap > cfg.state_timeout and not self._state_fault:
             # This loop did not run for longer than the state timeout: whatever the policy saw last
             # is old, so the stall is a state fault like stale odometry, and needs a re-entry.
@@ -128,6 +138,16 @@ class Watchdog:
                 return self._flying(now, setpoint_age, filter_fault, reset=True)
             return self._descend(now)
         return self._flying(now, setpoint_age, filter_fault, reset=False)
+
+    def _waiting_for(self, state_age: float, setpoint_age: float) -> str:
+        """What the loop still lacks to arm ("" when nothing)."""
+        if self._last_odometry == -math.inf:
+            return "the first odometry message"
+        if not self._finite or state_age > self.cfg.state_timeout:
+            return "fresh, finite odometry"
+        if not setpoint_age <= self.cfg.setpoint_timeout:
+            return "setpoints to flow (the loop arms when they do)"
+        return ""
 
     def _fault(self, now: float, reason: str) -> None:
         if not self._state_fault:
