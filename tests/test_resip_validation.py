@@ -1,0 +1,85 @@
+"""Model selection on held-out validation episodes (robo.tasks.resip.validation): the best iteration is
+kept, survives a resume, is what the stage evaluates and exports, and the test episodes are refused as
+validation episodes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+import torch
+
+from robo.config import load_config
+from robo.nets.policy import load_policy
+from robo.registry import Context
+from robo.rl.checkpoint import load_checkpoint
+from robo.rl.on_policy_runner import OnPolicyRunner
+from robo.run_dir import RunDir
+from robo.tasks.resip.base import load_base
+from robo.tasks.resip.train_resip import ResiPTrainConfig, residual_env, train
+from robo.tasks.resip.validation import BEST, Validation
+from tests.test_resip_residual import TINY, base_run  # noqa: F401 (base_run is a fixture)
+
+VAL = ["val_interval=1", "val_episodes=2", "val_seed=3000"]
+
+
+def test_the_highest_validation_success_is_kept_and_survives_a_resume(base_run, tmp_path):  # noqa: F811
+    config = load_config(ResiPTrainConfig, None, [*TINY, *VAL, "runner.iterations=3"])
+    run = RunDir.open(tmp_path / "run", config, kind="resip", resume=False)
+    env = residual_env(load_base(base_run), config.envs, config.residual_scale, config.seed)
+    runner = OnPolicyRunner(env, config.ppo, config.runner, checkpoint=run / "checkpoint.pt")
+    scores = iter([0.25, 0.5, 0.5, 0.25])  # iterations 0..3: iteration 1 is the best (the earliest of a tie)
+    validation = Validation(run, config, runner, 40, lambda model: next(scores), "resip/val_success")
+    snapshots = {}
+    for i in range(4):
+        if i:
+            runner.run(until=i)
+        assert validation.due()
+        validation.validate()
+        assert not validation.due()  # validated once per iteration
+        snapshots[i] = {k: v.clone() for k, v in runner.model.state_dict().items()}
+    best = load_checkpoint(run / BEST, format="robo-validation-best/1")
+    assert best["iteration"] == 1 and best["val_success"] == 0.5
+    assert [v["val_success"] for v in best["curve"]] == [0.25, 0.5, 0.5, 0.25]
+    assert all(torch.equal(best["model"][k], snapshots[1][k]) for k in snapshots[1])
+    assert any(not torch.equal(snapshots[1][k], snapshots[3][k]) for k in snapshots[1])  # PPO moved it
+    chosen = validation.chosen()
+    assert all(torch.equal(chosen.state_dict()[k], snapshots[1][k]) for k in snapshots[1])
+    assert validation.metrics()["chosen_iteration"] == 1
+    resumed = Validation(run, config, runner, 40, lambda model: 1.0, "resip/val_success")  # a resume
+    assert resumed.best["iteration"] == 1 and not resumed.due() and len(resumed.curve) == 4
+    other = load_config(ResiPTrainConfig, None, [*TINY, "val_interval=1", "val_episodes=2", "val_seed=4000"])
+    with pytest.raises(ValueError, match="validated on 2 episodes of seed 3000"):
+        Validation(run, other, runner, 40, lambda model: 1.0, "resip/val_success")
+
+
+def test_training_validates_every_interval_and_evaluates_and_exports_the_best(base_run, tmp_path):  # noqa: F811
+    out = tmp_path / "resip"
+    config = load_config(ResiPTrainConfig, None, [*TINY, *VAL, "runner.iterations=2"])
+    train(config, argparse.Namespace(base=str(base_run), task=None), Context(out=out, log=lambda s: None))
+    best = load_checkpoint(out / BEST)
+    curve = best["curve"]
+    assert [v["iteration"] for v in curve] == [0, 1, 2]  # the untrained residual (the base) is a candidate
+    rates = [v["val_success"] for v in curve]
+    assert all(0.0 <= r <= 1.0 for r in rates)
+    assert best["val_success"] == max(rates) and best["iteration"] == rates.index(max(rates))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["chosen_iteration"] == best["iteration"] and metrics["chosen_val_success"] == max(rates)
+    residual, _ = load_policy(out / "residual.pt")  # the exported residual is the best model's mean
+    chosen = {k.removeprefix("actor."): v for k, v in best["model"].items() if k.startswith("actor.")}
+    assert all(torch.equal(v, chosen[k]) for k, v in residual.state_dict().items() if k in chosen)
+    assert (out / "validation_curve.csv").read_text().startswith("iteration,env_steps,val_success")
+    config = load_config(ResiPTrainConfig, None, [*TINY, *VAL, "runner.iterations=3", "eval_episodes=0"])
+    train(config, argparse.Namespace(base=str(base_run), task=None),
+          Context(out=out, resume=True, log=lambda s: None))
+    resumed = load_checkpoint(out / BEST)
+    assert resumed["curve"][:3] == curve and [v["iteration"] for v in resumed["curve"]] == [0, 1, 2, 3]
+
+
+def test_validation_on_the_test_episodes_is_refused():
+    with pytest.raises(ValueError, match="val_seed: 1000 equals eval_seed"):
+        load_config(ResiPTrainConfig, None, ["val_interval=4", "val_seed=1000"])
+    load_config(ResiPTrainConfig, None, ["val_seed=1000"])  # validation off: the seed is never used
+    with pytest.raises(ValueError, match=r"multiple of runner\.checkpoint_interval"):
+        load_config(ResiPTrainConfig, None, ["val_interval=3", "runner.checkpoint_interval=2"])
