@@ -17,8 +17,11 @@ from robo.rl.checkpoint import load_checkpoint
 from robo.rl.on_policy_runner import OnPolicyRunner
 from robo.run_dir import RunDir
 from robo.tasks.resip.base import load_base
+from robo.tasks.resip.train_mlp_ppo import MLPPPOTrainConfig
+from robo.tasks.resip.train_mlp_ppo import train as train_mlp_ppo
 from robo.tasks.resip.train_resip import ResiPTrainConfig, residual_env, train
 from robo.tasks.resip.validation import BEST, Validation
+from tests.test_mlp_bc import PPO, demo_file, mlp_run  # noqa: F401 (fixtures)
 from tests.test_resip_residual import TINY, base_run  # noqa: F401 (base_run is a fixture)
 
 VAL = ["val_interval=1", "val_episodes=2", "val_seed=3000"]
@@ -83,3 +86,21 @@ def test_validation_on_the_test_episodes_is_refused():
     load_config(ResiPTrainConfig, None, ["val_seed=1000"])  # validation off: the seed is never used
     with pytest.raises(ValueError, match=r"multiple of runner\.checkpoint_interval"):
         load_config(ResiPTrainConfig, None, ["val_interval=3", "runner.checkpoint_interval=2"])
+
+
+def test_mlp_ppo_selects_by_validation_too(mlp_run, tmp_path):  # noqa: F811
+    out = tmp_path / "mlp_ppo"
+    config = load_config(MLPPPOTrainConfig, None, [*PPO, "runner.iterations=2", "val_interval=2",
+                                                   "val_episodes=3", "val_seed=3000"])
+    report = train_mlp_ppo(config, argparse.Namespace(base=str(mlp_run), task=None),
+                           Context(out=out, log=lambda s: None))
+    best = load_checkpoint(out / BEST)
+    rates = [v["val_success"] for v in best["curve"]]
+    assert [v["iteration"] for v in best["curve"]] == [0, 2] and best["val_success"] == max(rates)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["chosen_iteration"] == best["iteration"] and f"iteration {best['iteration']}" in report
+    policy, _ = load_policy(out / "policy.pt")  # the fine-tuned policy is the best model's actor
+    chosen = {k.removeprefix("actor."): v for k, v in best["model"].items() if k.startswith("actor.")}
+    assert all(torch.equal(v, chosen[k]) for k, v in policy.mlp.state_dict().items())
+    with pytest.raises(ValueError, match="val_seed: 1000 equals eval_seed"):
+        load_config(MLPPPOTrainConfig, None, ["val_interval=1", "val_seed=1000"])

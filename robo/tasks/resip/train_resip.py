@@ -231,15 +231,8 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
                             "resip/")
             bar.set_postfix_str(f"rollout success {stats['rollout_success']:.2f}")
 
-        def progress(steps: int) -> None:  # after the iteration's checkpoint
-            bar.update(steps)
-            if validation.due():
-                validation.validate(scalars)
-
         runner.on_log = on_log
-        validation.catch_up(scalars)
-        history = runner.run(progress=progress)
-        validation.catch_up(scalars)
+        history = validation.train(bar, scalars)
     seconds = time.perf_counter() - started
     if history:
         write_curve(run, "learning_curve", history, "env_steps", "rollout_success", {

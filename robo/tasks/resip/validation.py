@@ -76,6 +76,20 @@ class Validation:
     def curve(self) -> list[dict[str, float]]:
         return self.best["curve"] if self.best else []
 
+    def train(self, bar, scalars: Scalars) -> list[dict[str, float]]:
+        """``runner.run()`` with the validations (after each due iteration's checkpoint) and the
+        session's catch-ups; ``bar`` (tqdm) advances by the environment steps of each iteration."""
+
+        def progress(_: int) -> None:  # called after the iteration's checkpoint was written
+            bar.update(self.steps_per_iteration)
+            if self.due():
+                self.validate(scalars)
+
+        self.catch_up(scalars)
+        history = self.runner.run(progress=progress)
+        self.catch_up(scalars)
+        return history
+
     def due(self) -> bool:
         """Whether the runner's current iteration is a validation iteration not yet validated."""
         interval, i = self.config.val_interval, self.runner.iteration
