@@ -8,9 +8,10 @@ final evaluation and the export use it instead of the last iteration's policy.
 ``best.pt`` (written atomically) holds that iteration's whole model (``ActorCritic.state_dict``) with
 every validation so far, so a resumed run keeps its best-so-far. A validation runs only right after a
 checkpoint was written (``val_interval`` a multiple of ``runner.checkpoint_interval``), so ``best.pt``
-never holds an iteration the checkpoint has not reached; the run's current iteration is validated at the
-start of a session when it has not been (iteration 0: the untrained policy, i.e. the base) and at its
-end, so the last iteration is always a candidate.
+never holds an iteration the checkpoint has not reached. A session first validates the run's current
+iteration if the run has no validation yet (iteration 0: the untrained residual, i.e. the base) or its
+due validation was missed (killed after the checkpoint), and validates the last iteration at its end,
+so the last iteration is always a candidate.
 """
 
 from __future__ import annotations
@@ -85,9 +86,10 @@ class Validation:
             if self.due():
                 self.validate(scalars)
 
-        self.catch_up(scalars)
+        if not self.curve or self.due():  # the first validation (iteration 0: the base), or a missed one
+            self.validate(scalars)
         history = self.runner.run(progress=progress)
-        self.catch_up(scalars)
+        self.catch_up(scalars)  # the last iteration is always a candidate
         return history
 
     def due(self) -> bool:
@@ -96,7 +98,7 @@ class Validation:
         return bool(interval) and i % interval == 0 and not self._validated(i)
 
     def catch_up(self, scalars: Scalars | None = None) -> None:
-        """Validate the current iteration if it never was (a session's start and end)."""
+        """Validate the current iteration if it never was."""
         if self.config.val_interval and not self._validated(self.runner.iteration):
             self.validate(scalars)
 
