@@ -80,6 +80,18 @@ def test_training_validates_every_interval_and_evaluates_and_exports_the_best(ba
     assert resumed["curve"][:3] == curve and [v["iteration"] for v in resumed["curve"]] == [0, 1, 2, 3]
 
 
+def test_without_validation_the_last_iteration_is_evaluated_and_nothing_is_validated(base_run,  # noqa: F811
+                                                                                    tmp_path):
+    out = tmp_path / "resip"
+    config = load_config(ResiPTrainConfig, None, [*TINY, "eval_episodes=0"])
+    report = train(config, argparse.Namespace(base=str(base_run), task=None),
+                   Context(out=out, log=lambda s: None))
+    assert not (out / BEST).exists() and not (out / "validation_curve.csv").exists()
+    assert "chosen_iteration" not in json.loads((out / "metrics.json").read_text()) and "best" not in report
+    residual, _ = load_policy(out / "residual.pt")  # the last iteration's residual: PPO moved it from zero
+    assert any(v.abs().max() > 0 for k, v in residual.state_dict().items() if k.endswith("weight"))
+
+
 def test_validation_on_the_test_episodes_is_refused():
     with pytest.raises(ValueError, match="val_seed: 1000 equals eval_seed"):
         load_config(ResiPTrainConfig, None, ["val_interval=4", "val_seed=1000"])

@@ -86,7 +86,7 @@ class Validation:
             if self.due():
                 self.validate(scalars)
 
-        if not self.curve or self.due():  # the first validation (iteration 0: the base), or a missed one
+        if self.config.val_interval and (not self.curve or self.due()):  # the first, or a missed one
             self.validate(scalars)
         history = self.runner.run(progress=progress)
         self.catch_up(scalars)  # the last iteration is always a candidate
