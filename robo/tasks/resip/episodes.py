@@ -99,14 +99,14 @@ def compare(ctx, episodes: int, seed: int, policies: dict[str, Callable]
 
 
 def write_summary(ctx, run, stage: str, base, iterations: int, first: int, seconds: float, env_steps: int,
-                  config, policies: dict[str, Callable], outputs: str) -> str:
+                  config, policies: dict[str, Callable], outputs: str, extra: dict | None = None) -> str:
     """metrics.json of a PPO stage on a base (``policies`` compared on ``config.eval_episodes`` seeded
     episodes when there are any, each episode's outcome in eval_episodes.json, so that two runs' policies
     can be paired on the same episodes) and the stage's closing report; ``outputs`` names what it
-    wrote."""
+    wrote, ``extra`` more metrics (the validation's chosen iteration)."""
     summary = {"task": base.task, "base": str(base.run), "iterations": iterations, "env_steps": env_steps,
                "session_started_at_iteration": first, "session_wall_seconds": seconds,
-               "threads": config.threads}
+               "threads": config.threads, **(extra or {})}
     rates = ""
     if config.eval_episodes:
         metrics, line, ended = compare(ctx, config.eval_episodes, config.eval_seed, policies)

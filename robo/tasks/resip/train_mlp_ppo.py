@@ -38,6 +38,7 @@ from robo.run_dir import RunDir
 from robo.tasks.resip.base import Base, load_base
 from robo.tasks.resip.curves import write_curve
 from robo.tasks.resip.episodes import play_outcomes, write_summary
+from robo.tasks.resip.validation import VALIDATION_MAY_CHANGE, Validation, ValidationConfig
 from sim.assembly.env import AssemblyEnv
 from sim.assembly.failures import Outcome
 
@@ -60,7 +61,7 @@ def _runner() -> OnPolicyConfig:
 
 
 @dataclass
-class MLPPPOTrainConfig:
+class MLPPPOTrainConfig(ValidationConfig):
     envs: int = 64
     seed: int = 0
     threads: int = 1  # torch CPU threads; may change on --resume
@@ -78,6 +79,7 @@ class MLPPPOTrainConfig:
                 raise ValueError(f"{key}: must be >= 1, got {getattr(self, key)}")
         if self.eval_episodes < 0:
             raise ValueError(f"eval_episodes: must be >= 0, got {self.eval_episodes}")
+        self.check_validation(self.eval_seed, self.runner.checkpoint_interval)
 
 
 def chunk_env(base: Base, envs: int, seed: int, bootstrap_truncated: bool) -> ChunkEnv:
@@ -88,26 +90,29 @@ def chunk_env(base: Base, envs: int, seed: int, bootstrap_truncated: bool) -> Ch
                     env.hold_action, horizon, bootstrap_truncated)
 
 
-def fine_tuned(base: Base, runner: OnPolicyRunner) -> MLPChunkPolicy:
+def fine_tuned(base: Base, model: ActorCritic) -> MLPChunkPolicy:
     """The base with the actor's mean network in place of its MLP."""
     policy = copy.deepcopy(base.policy)
-    policy.mlp.load_state_dict(runner.model.actor.state_dict())
+    policy.mlp.load_state_dict(model.actor.state_dict())
     return policy.eval().requires_grad_(False)
 
 
-def outcomes(base: Base, policy: MLPChunkPolicy, config: MLPPPOTrainConfig, bar=None) -> list[Outcome]:
+def outcomes(base: Base, policy: MLPChunkPolicy, config: MLPPPOTrainConfig, bar=None,
+             validation: bool = False) -> list[Outcome]:
     """How each seeded episode of ``policy`` (the BC base's or a fine-tuned MLP) acting as the base does
-    ended (success, or why it failed)."""
-    envs = min(config.eval_envs, config.eval_episodes)
-    env = AssemblyEnv(envs, base.env_config(), seed=config.eval_seed)
+    ended (success, or why it failed); ``validation``: the validation episodes, not the test episodes."""
+    episodes, seed = ((config.val_episodes, config.val_seed) if validation
+                      else (config.eval_episodes, config.eval_seed))
+    envs = min(config.eval_envs, episodes)
+    env = AssemblyEnv(envs, base.env_config(), seed=seed)
     act = dataclasses.replace(base, policy=policy).actor(envs)
-    return play_outcomes(env, act, math.ceil(config.eval_episodes / envs), bar)[: config.eval_episodes]
+    return play_outcomes(env, act, math.ceil(episodes / envs), bar)[:episodes]
 
 
 def train(config: MLPPPOTrainConfig, args: argparse.Namespace, ctx: Context) -> str:
     base = load_base(args.base, (MLPChunkPolicy,))  # a bad base fails before the run folder is touched
     # the evaluation may change on --resume: a finished run resumed with another eval_seed re-evaluates
-    may_change = ["threads", "eval_episodes", "eval_envs", "eval_seed",
+    may_change = ["threads", "eval_episodes", "eval_envs", "eval_seed", *VALIDATION_MAY_CHANGE,
                   *(f"runner.{k}" for k in RESUMABLE_CHANGES)]
     run = RunDir.open(ctx.out, config, kind=KIND, resume=ctx.resume, may_change=may_change)
     torch.set_num_threads(config.threads)
@@ -124,6 +129,13 @@ def train(config: MLPPPOTrainConfig, args: argparse.Namespace, ctx: Context) -> 
     if ctx.resume and (run / CHECKPOINT).is_file():
         runner.load(run / CHECKPOINT)
     steps_per_iteration = r.num_steps * env.executed * config.envs
+
+    def val_success(model: ActorCritic) -> float:
+        won = [o.success for o in outcomes(base, fine_tuned(base, model), config, validation=True)]
+        return sum(won) / len(won)
+
+    validation = Validation(run, config, runner, steps_per_iteration, val_success, f"{KIND}/val_success",
+                            ctx.log)
     first, started = runner.iteration, time.perf_counter()
     counted = {"episodes": env.episodes, "successes": env.successes}
     with run.scalars(KIND) as scalars, ctx.bar(f"mlp-ppo {base.task}", r.iterations * steps_per_iteration,
@@ -138,7 +150,7 @@ def train(config: MLPPPOTrainConfig, args: argparse.Namespace, ctx: Context) -> 
             bar.set_postfix_str(f"rollout success {stats['rollout_success']:.2f}")
 
         runner.on_log = on_log
-        history = runner.run(progress=lambda _: bar.update(steps_per_iteration))
+        history = validation.train(bar, scalars)
     seconds = time.perf_counter() - started
     if history:
         write_curve(run, "learning_curve", history, "env_steps", "rollout_success", {
@@ -146,7 +158,7 @@ def train(config: MLPPPOTrainConfig, args: argparse.Namespace, ctx: Context) -> 
             "title": f"MLP-BC + PPO, {base.task}"})
     from robo.nets.policy import save_policy
 
-    policy = fine_tuned(base, runner)
+    policy = fine_tuned(base, validation.chosen())
     fine_tuning = {"base": str(base.run), **to_dict(config)}
     save_policy(run / POLICY, policy, {**base.meta, "run": str(run.path),
                                        "config": {**base.meta["config"], "fine_tuning": fine_tuning}})
@@ -154,4 +166,5 @@ def train(config: MLPPPOTrainConfig, args: argparse.Namespace, ctx: Context) -> 
                          runner.iteration * steps_per_iteration, config, {
                              "BC": lambda bar: outcomes(base, base.policy, config, bar),
                              "fine-tuned": lambda bar: outcomes(base, policy, config, bar)},
-                         f"policy {run / POLICY} (robo eval dp --base {run.path})")
+                         f"policy {run / POLICY}{validation.chosen_line()} (robo eval dp --base {run.path})",
+                         validation.metrics())

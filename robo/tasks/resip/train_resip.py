@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from robo.config import to_dict
+from robo.nets.actor_critic import ActorCritic
 from robo.registry import Context
 from robo.rl.on_policy_runner import RESUMABLE_CHANGES, OnPolicyConfig, OnPolicyRunner
 from robo.rl.ppo import PPOConfig
@@ -37,6 +38,7 @@ from robo.run_dir import RunDir
 from robo.tasks.resip.base import Base, load_base
 from robo.tasks.resip.curves import write_curve
 from robo.tasks.resip.episodes import play_outcomes, write_summary
+from robo.tasks.resip.validation import VALIDATION_MAY_CHANGE, Validation, ValidationConfig
 from sim.assembly.env import ACTION_NAMES, LAYOUTS, AssemblyEnv
 from sim.assembly.failures import Outcome
 
@@ -59,7 +61,7 @@ def _runner() -> OnPolicyConfig:
 
 
 @dataclass
-class ResiPTrainConfig:
+class ResiPTrainConfig(ValidationConfig):
     envs: int = 16  # environments stepped together (the paper: 1024 on a GPU)
     residual_scale: float = 0.1  # of the residual in the base's normalised action space
     base_ddim_steps: int = 0  # of the base while training and evaluating; 0: the base run's rl_ddim_steps
@@ -97,6 +99,7 @@ class ResiPTrainConfig:
         if not self.residual_scale > 0:
             raise ValueError(f"residual_scale: must be > 0, got {self.residual_scale}")
         channel_indices(self.residual_channels)  # names every unknown channel
+        self.check_validation(self.eval_seed, self.runner.checkpoint_interval)
 
 
 def channel_indices(names: list[str]) -> list[int] | None:
@@ -143,14 +146,16 @@ def successes(base: Base, residual: torch.nn.Module | None, config: ResiPTrainCo
 
 
 def outcomes(base: Base, residual: torch.nn.Module | None, config: ResiPTrainConfig,
-             bar=None) -> list[Outcome]:
-    """How each of :func:`successes`' episodes ended (success, or why it failed)."""
-    envs = min(config.eval_envs, config.eval_episodes)
-    per_row = math.ceil(config.eval_episodes / envs)
-    wrapped = residual_env(base, envs, config.residual_scale, config.eval_seed, config.base_ddim_steps,
+             bar=None, validation: bool = False) -> list[Outcome]:
+    """How each of :func:`successes`' episodes ended (success, or why it failed); ``validation``: the
+    validation episodes (val_episodes of val_seed) instead of the test episodes."""
+    episodes, seed = ((config.val_episodes, config.val_seed) if validation
+                      else (config.eval_episodes, config.eval_seed))
+    envs = min(config.eval_envs, episodes)
+    wrapped = residual_env(base, envs, config.residual_scale, seed, config.base_ddim_steps,
                            channels=config.residual_channels, episode_steps=config.eval_episode_steps)
     act = wrapped.base if residual is None else ResiPActor(wrapped, residual)
-    return play_outcomes(wrapped.env, act, per_row, bar)[: config.eval_episodes]
+    return play_outcomes(wrapped.env, act, math.ceil(episodes / envs), bar)[:episodes]
 
 
 @torch.no_grad()
@@ -195,7 +200,7 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
         raise ValueError(f"--task {args.task}: the base {base.run} was trained on {base.task}")
     # the evaluation may change on --resume: a finished run resumed with another eval_seed re-evaluates
     may_change = ["threads", "eval_episodes", "eval_envs", "eval_seed", "eval_episode_steps",
-                  *(f"runner.{k}" for k in RESUMABLE_CHANGES)]
+                  *VALIDATION_MAY_CHANGE, *(f"runner.{k}" for k in RESUMABLE_CHANGES)]
     run = RunDir.open(ctx.out, config, kind=KIND, resume=ctx.resume, may_change=may_change)
     torch.set_num_threads(config.threads)
     env = residual_env(base, config.envs, config.residual_scale, config.seed, config.base_ddim_steps,
@@ -206,6 +211,12 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
     if runner.iteration == 0:
         warm_up_critic(runner, config.critic_warmup, ctx.log)
     per_iteration = config.runner.num_steps * config.hold_steps * config.envs  # environment steps
+
+    def val_success(model: ActorCritic) -> float:
+        won = [o.success for o in outcomes(base, model.deterministic_actor(), config, validation=True)]
+        return sum(won) / len(won)
+
+    validation = Validation(run, config, runner, per_iteration, val_success, "resip/val_success", ctx.log)
     first, started = runner.iteration, time.perf_counter()
     total, done = config.runner.iterations * per_iteration, first * per_iteration
     counted = {"episodes": env.episodes, "successes": env.successes}
@@ -221,7 +232,7 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
             bar.set_postfix_str(f"rollout success {stats['rollout_success']:.2f}")
 
         runner.on_log = on_log
-        history = runner.run(progress=lambda _: bar.update(per_iteration))
+        history = validation.train(bar, scalars)
     seconds = time.perf_counter() - started
     if history:
         write_curve(run, "learning_curve", history, "env_steps", "rollout_success", {
@@ -230,7 +241,7 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
 
     from robo.nets.policy import save_policy
 
-    residual = runner.model.deterministic_actor()
+    residual = validation.chosen().deterministic_actor()
     layout = LAYOUTS[base.env_config().task]
     inputs = [{"name": f"normalised.{e['name']}", "unit": "1"} for e in layout.card_entries()]
     inputs += [{"name": f"base.{name}", "unit": "1"} for name in ACTION_NAMES]
@@ -249,4 +260,6 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
                 "ResiP": lambda bar: outcomes(base, residual, config, bar)}
     return write_summary(ctx, run, KIND, base, runner.iteration, first, seconds,
                          runner.iteration * per_iteration, config, compared,
-                         f"residual {run / RESIDUAL}; one ONNX graph {run / ONE_GRAPH}")
+                         f"residual {run / RESIDUAL}{validation.chosen_line()}; "
+                         f"one ONNX graph {run / ONE_GRAPH}",
+                         validation.metrics())
