@@ -41,7 +41,7 @@ examples:
   robo train raptor-teachers --fleet fleet.json --teachers 1000 --device cuda --set group_size=1000
   robo train raptor-teachers --fleet fleet.json --out runs/raptor-teachers/a --resume
   robo train raptor-teachers --fleet fleet.json --teachers 64 --ray-address          # a local Ray
-  robo train raptor-teachers --fleet fleet.json --teachers 1000 --ray-address head:6379 \
+  robo train raptor-teachers --fleet fleet.json --teachers 1000 --ray-address head:6379 \\
       --out /shared/runs/raptor-teachers/a                    # a Ray cluster, shared run folder
 
 Without --ray-address the groups run one after another on this machine. With it, each group is a

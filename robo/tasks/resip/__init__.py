@@ -53,16 +53,22 @@ reward. hold_steps=K holds each residual action and its exploration noise for K 
 (temporally correlated exploration, exact likelihood); residual_channels=[pos.x,...] limits the action
 channels the residual corrects. Then base and ResiP (residual mean, every step) are evaluated on the same
 seeded episodes, paired (episodes only one wins, exact McNemar p), each episode's outcome classified
-(sim.assembly.failures); eval_episode_steps=N evaluates under another time limit.
+(sim.assembly.failures); eval_episode_steps=N evaluates under another time limit. val_interval=N
+(with val_episodes, val_seed, which must differ from eval_seed) picks the policy on held-out validation
+episodes every N iterations (iteration 0, the base alone, included); the final evaluation and the export
+use that iteration.
 Writes: config.yaml, checkpoint.pt (resume), tensorboard/, learning_curve.csv/.png, residual.pt,
-metrics.json, eval_episodes.json (every episode's outcome, to pair two runs on the same episodes).
+metrics.json, eval_episodes.json (every episode's outcome, to pair two runs on the same episodes),
+best.pt and validation_curve.csv (with val_interval).
 
 examples:
   robo train resip --task peg_2mm --base runs/dp/peg_2mm --out runs/resip/peg_2mm --set threads=1
   robo train resip --base runs/dp/peg_2mm --out runs/resip/peg_2mm --resume --set runner.iterations=40
   robo train resip --base runs/dp/a --config configs/resip_residual_quick.yaml --out runs/resip/r6
-  robo train resip --base runs/dp/a --config configs/resip_residual_quick.yaml --out runs/resip/r6 \
+  robo train resip --base runs/dp/a --config configs/resip_residual_quick.yaml --out runs/resip/r6 \\
       --resume --set eval_episode_steps=400 --set eval_episodes=100
+  robo train resip --base runs/dp/a --config configs/resip_residual_quick.yaml --out runs/resip/long \\
+      --set runner.iterations=96 --set val_interval=8 --set val_episodes=100 --set val_seed=3000
 """
 
 
