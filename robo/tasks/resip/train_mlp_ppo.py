@@ -101,8 +101,7 @@ def outcomes(base: Base, policy: MLPChunkPolicy, config: MLPPPOTrainConfig, bar=
              validation: bool = False) -> list[Outcome]:
     """How each seeded episode of ``policy`` (the BC base's or a fine-tuned MLP) acting as the base does
     ended (success, or why it failed); ``validation``: the validation episodes, not the test episodes."""
-    episodes, seed = ((config.val_episodes, config.val_seed) if validation
-                      else (config.eval_episodes, config.eval_seed))
+    episodes, seed = config.episode_set(validation)
     envs = min(config.eval_envs, episodes)
     env = AssemblyEnv(envs, base.env_config(), seed=seed)
     act = dataclasses.replace(base, policy=policy).actor(envs)

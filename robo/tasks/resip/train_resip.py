@@ -149,8 +149,7 @@ def outcomes(base: Base, residual: torch.nn.Module | None, config: ResiPTrainCon
              bar=None, validation: bool = False) -> list[Outcome]:
     """How each of :func:`successes`' episodes ended (success, or why it failed); ``validation``: the
     validation episodes (val_episodes of val_seed) instead of the test episodes."""
-    episodes, seed = ((config.val_episodes, config.val_seed) if validation
-                      else (config.eval_episodes, config.eval_seed))
+    episodes, seed = config.episode_set(validation)
     envs = min(config.eval_envs, episodes)
     wrapped = residual_env(base, envs, config.residual_scale, seed, config.base_ddim_steps,
                            channels=config.residual_channels, episode_steps=config.eval_episode_steps)

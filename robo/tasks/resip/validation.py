@@ -43,6 +43,13 @@ class ValidationConfig:
     val_episodes: int = 64  # held-out episodes per validation
     val_seed: int = 3000  # the validation episodes' seed; must differ from eval_seed (the test episodes)
 
+    def episode_set(self, validation: bool) -> tuple[int, int]:
+        """(episodes, seed) of the validation episodes, or of the stage's test episodes (its
+        ``eval_episodes`` and ``eval_seed``)."""
+        if validation:
+            return self.val_episodes, self.val_seed
+        return self.eval_episodes, self.eval_seed  # type: ignore[attr-defined]
+
     def check_validation(self, eval_seed: int, checkpoint_interval: int) -> None:
         if self.val_interval < 0:
             raise ValueError(f"val_interval: must be >= 0, got {self.val_interval}")
