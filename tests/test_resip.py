@@ -96,13 +96,3 @@ def test_a_base_without_normalisation_statistics_is_refused(base_run, tmp_path):
         load_base(tmp_path)
     with pytest.raises(OSError, match=r"no policy\.pt"):
         load_base(tmp_path / "missing")
-
-
-def test_the_paired_test_is_exact_mcnemar():
-    from robo.tasks.resip.episodes import mcnemar_exact_p
-
-    # round 5's splits (robo/policies/resip_peg_2mm/eval.json, computed then by scipy's binomtest)
-    assert mcnemar_exact_p(59, 42) == pytest.approx(0.1109, abs=1e-4)
-    assert mcnemar_exact_p(111, 90) == pytest.approx(0.1582, abs=1e-4)
-    assert mcnemar_exact_p(3, 10) == mcnemar_exact_p(10, 3) == pytest.approx(2 * 378 / 8192)
-    assert mcnemar_exact_p(0, 0) == mcnemar_exact_p(4, 4) == 1.0

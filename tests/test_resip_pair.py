@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from robo.tasks.resip.episodes import mcnemar_exact_p
+from robo.stats import mcnemar_exact_p
 from robo.tasks.resip.pair import pair
 
 

@@ -29,12 +29,12 @@ import torch
 from robo.config import load_config
 from robo.registry import Context
 from robo.run_dir import RunDir
+from robo.stats import paired
 from robo.tasks.gpayn.config import ALGOS, GPAYNTrainConfig
 from robo.tasks.gpayn.demos import generate, starts_as_planned
 from robo.tasks.gpayn.episodes import Act, grasp_episodes
 from robo.tasks.gpayn.evaluate import GPAYNEvalConfig, load_policy_act
 from robo.tasks.gpayn.train import DEMONSTRATIONS, TASK, train
-from robo.tasks.resip.episodes import paired
 from sim.hand.baseline import steps_per_second
 from sim.hand.env import HandEnvConfig
 

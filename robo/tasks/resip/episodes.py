@@ -7,12 +7,12 @@ not counted), so the count is not biased towards short (successful) episodes.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 
 import numpy as np
 
 from robo.rl.residual import BaseActor
+from robo.stats import paired
 from sim.assembly.env import AssemblyEnv
 from sim.assembly.failures import Outcome, classify, failures_line, tally
 
@@ -52,24 +52,6 @@ def play_outcomes(env: AssemblyEnv, act: BaseActor, per_row: int, bar=None,
         act.reset(np.flatnonzero(done))
         length[done] = 0
     return [o for row in outcomes for o in row]
-
-
-def mcnemar_exact_p(only_a: int, only_b: int) -> float:
-    """Two-sided exact McNemar test of two policies on the same episodes: under "equally good", each of
-    the ``only_a + only_b`` episodes that exactly one of them wins is a fair coin flip."""
-    n = only_a + only_b
-    tail = sum(math.comb(n, k) for k in range(min(only_a, only_b) + 1)) / 2.0**n
-    return min(1.0, 2.0 * tail)
-
-
-def paired(won_a: np.ndarray | list[bool], won_b: np.ndarray | list[bool]) -> tuple[int, int, float]:
-    """Two policies' successes on the same seeded episodes: the episodes only A wins, only B wins, and
-    the exact McNemar p of that split (only the discordant episodes tell them apart)."""
-    a, b = np.asarray(won_a, dtype=bool), np.asarray(won_b, dtype=bool)
-    if a.shape != b.shape:
-        raise ValueError(f"paired outcomes differ in length: {a.size} against {b.size} episodes")
-    only_a, only_b = int((a & ~b).sum()), int((b & ~a).sum())
-    return only_a, only_b, mcnemar_exact_p(only_a, only_b)
 
 
 def compare(ctx, episodes: int, seed: int, policies: dict[str, Callable]

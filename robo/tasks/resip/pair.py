@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from robo.tasks.resip.episodes import paired
+from robo.stats import paired
 
 EPISODES = "eval_episodes.json"
 

@@ -1,0 +1,23 @@
+"""robo.stats: the exact paired test that every evaluation and bench uses."""
+
+from __future__ import annotations
+
+import pytest
+
+from robo.stats import mcnemar_exact_p, paired
+
+
+def test_the_paired_test_is_exact_mcnemar():
+    # round 5's splits (robo/policies/resip_peg_2mm/eval.json, computed then by scipy's binomtest)
+    assert mcnemar_exact_p(59, 42) == pytest.approx(0.1109, abs=1e-4)
+    assert mcnemar_exact_p(111, 90) == pytest.approx(0.1582, abs=1e-4)
+    assert mcnemar_exact_p(3, 10) == mcnemar_exact_p(10, 3) == pytest.approx(2 * 378 / 8192)
+    assert mcnemar_exact_p(0, 0) == mcnemar_exact_p(4, 4) == 1.0
+
+
+def test_paired_counts_only_the_discordant_episodes():
+    only_a, only_b, p = paired([1, 1, 0, 0, 1], [1, 0, 1, 0, 0])
+    assert (only_a, only_b) == (2, 1)
+    assert p == mcnemar_exact_p(2, 1)
+    with pytest.raises(ValueError, match="differ in length: 2 against 3"):
+        paired([1, 0], [1, 0, 1])
