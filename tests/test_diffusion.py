@@ -58,6 +58,19 @@ def test_sampler_refuses_a_policy_without_normalisation():
         DDIMSampler(policy, 4)
 
 
+def test_zero_start_noise_gives_one_chunk_per_observation():
+    policy, _ = small_policy(obs_dim=3, act_dim=2)
+    policy.fit_normalizer(torch.randn(10, 3), torch.randn(10, 1, 2))
+    obs = torch.randn(2, 3)
+    chunk = lambda scale, seed: DDIMSampler(policy, 4, noise_scale=scale)(  # noqa: E731
+        obs, torch.Generator().manual_seed(seed))
+    assert torch.equal(chunk(0.0, 1), chunk(0.0, 2))  # no noise left: the seed no longer matters
+    assert not torch.equal(chunk(1.0, 1), chunk(1.0, 2))
+    assert not torch.equal(chunk(0.5, 1), chunk(1.0, 1))
+    with pytest.raises(ValueError, match=r"noise_scale: must be in \[0, 1\], got 1.5"):
+        DDIMSampler(policy, 4, noise_scale=1.5)
+
+
 def test_windows_repeat_the_last_action_past_the_end():
     obs, act = windows([(torch.zeros(3, 1).numpy(), torch.arange(3.0)[:, None].numpy())], pred_horizon=4)
     assert obs.shape == (3, 1) and act.shape == (3, 4, 1)

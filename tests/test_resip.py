@@ -77,6 +77,11 @@ def test_eval_counts_the_requested_episodes_deterministically(base_run, tmp_path
     evaluate(short, argparse.Namespace(base=str(base_run)), Context(out=tmp_path / "short"))
     metrics = json.loads((tmp_path / "short" / "metrics.json").read_text())
     assert metrics["episode_steps"] == 3 and metrics["outcomes"]["never_reached"] == 3
+    evaluate(dataclasses.replace(short, noise_scale=0.0), argparse.Namespace(base=str(base_run)),
+             Context(out=tmp_path / "quiet"))
+    assert json.loads((tmp_path / "quiet" / "metrics.json").read_text())["noise_scale"] == 0.0
+    with pytest.raises(ValueError, match=r"noise_scale: must be in \[0, 1\], got -1"):
+        DPEvalConfig(noise_scale=-1)
 
 
 def test_demonstrations_of_another_task_are_refused_before_the_run_folder_is_touched(demo_file, tmp_path):

@@ -178,15 +178,20 @@ class DiffusionBC(ChunkBC):
 
 
 class DDIMSampler:
-    """Action chunks ``[B, pred_horizon, act]`` (raw units) from observations, with ``steps`` DDIM steps."""
+    """Action chunks ``[B, pred_horizon, act]`` (raw units) from observations, with ``steps`` DDIM steps.
+
+    ``noise_scale`` shrinks the start noise (1: the trained distribution; 0: DDIM from zero, one chunk
+    per observation, the mode-seeking end); DDIM itself adds no noise after the start (eta 0)."""
 
     def __init__(self, policy: DiffusionPolicy, steps: int, train_steps: int = 100,
-                 beta_schedule: str = "squaredcos_cap_v2"):
+                 beta_schedule: str = "squaredcos_cap_v2", noise_scale: float = 1.0):
         from diffusers import DDIMScheduler
 
         if not float(policy.fitted):
             raise ValueError("the diffusion policy's normalisation statistics are missing (never fitted)")
-        self.policy, self.steps = policy, steps
+        if not 0.0 <= noise_scale <= 1.0:
+            raise ValueError(f"noise_scale: must be in [0, 1], got {noise_scale}")
+        self.policy, self.steps, self.noise_scale = policy, steps, noise_scale
         self.scheduler = DDIMScheduler.from_config(ddpm_scheduler(train_steps, beta_schedule).config)
         self.scheduler.set_timesteps(steps)
 
@@ -195,7 +200,8 @@ class DDIMSampler:
         self.policy.eval()
         cond = self.policy.normalize_obs(obs.float())
         arch = self.policy.arch
-        x = torch.randn((len(obs), arch["pred_horizon"], arch["act_dim"]), generator=generator)
+        shape = (len(obs), arch["pred_horizon"], arch["act_dim"])
+        x = self.noise_scale * torch.randn(shape, generator=generator)
         for t in self.scheduler.timesteps:
             eps = self.policy(x, t.reshape(1), cond)
             x = self.scheduler.step(eps, t, x).prev_sample

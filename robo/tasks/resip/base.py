@@ -37,9 +37,9 @@ class Base:
         return AssemblyConfig(**{**self.meta["config"]["env"], **overrides})
 
     def actor(self, num_envs: int, ddim_steps: int | None = None, action_horizon: int | None = None,
-              seed: int = 0) -> ChunkedPolicy:
+              seed: int = 0, noise_scale: float = 1.0) -> ChunkedPolicy:
         """Each environment's current single action (chunk queue; defaults: the RL settings, DDIM 4;
-        an MLP-BC base predicts its chunks directly)."""
+        an MLP-BC base predicts its chunks directly; ``noise_scale``: of DDIM's start noise)."""
         diffusion = self.meta["config"]["diffusion"]
         horizon = action_horizon or diffusion["action_horizon"]
         if horizon > self.policy.arch["pred_horizon"]:
@@ -48,7 +48,7 @@ class Base:
         if isinstance(self.policy, MLPChunkPolicy):
             return ChunkedPolicy(RegressionSampler(self.policy), num_envs, horizon, seed)
         sampler = DDIMSampler(self.policy, ddim_steps or diffusion["rl_ddim_steps"],
-                              diffusion["train_diffusion_steps"], diffusion["beta_schedule"])
+                              diffusion["train_diffusion_steps"], diffusion["beta_schedule"], noise_scale)
         return ChunkedPolicy(sampler, num_envs, horizon, seed)
 
 

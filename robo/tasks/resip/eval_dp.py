@@ -34,6 +34,7 @@ class DPEvalConfig:
     episodes: int = 200
     envs: int = 50  # rows stepped together; each plays episodes / envs episodes
     ddim_steps: int = 16
+    noise_scale: float = 1.0  # of DDIM's start noise: 1 as trained, 0 deterministic chunks
     action_horizon: int = 8
     randomness: str = ""  # empty: the level the base was trained on
     episode_steps: int = 0  # time limit; 0: the task's (a longer one tells slow from failing)
@@ -49,6 +50,8 @@ class DPEvalConfig:
                 raise ValueError(f"{key}: must be >= 1, got {getattr(self, key)}")
         if self.randomness:
             check_randomness(self.randomness)
+        if not 0.0 <= self.noise_scale <= 1.0:
+            raise ValueError(f"noise_scale: must be in [0, 1], got {self.noise_scale}")
 
 
 def evaluate(config: DPEvalConfig, args: argparse.Namespace, ctx: Context) -> str:
@@ -61,7 +64,8 @@ def evaluate(config: DPEvalConfig, args: argparse.Namespace, ctx: Context) -> st
     envs = min(config.envs, config.episodes)
     per_row = math.ceil(config.episodes / envs)
     env = AssemblyEnv(envs, env_config, seed=config.seed)
-    act = base.actor(envs, config.ddim_steps, config.action_horizon, seed=config.seed + 1)
+    act = base.actor(envs, config.ddim_steps, config.action_horizon, seed=config.seed + 1,
+                     noise_scale=config.noise_scale)
     frames = []
     camera = None
     if config.strip_frames:
@@ -81,15 +85,19 @@ def evaluate(config: DPEvalConfig, args: argparse.Namespace, ctx: Context) -> st
     results = [o.success for o in ended]
     rate = float(np.mean(results))
     diffusion = isinstance(base.policy, DiffusionPolicy)
-    sampling = f"DDIM {config.ddim_steps}" if diffusion else "MLP"  # an MLP-BC base ignores ddim_steps
+    # an MLP-BC base ignores ddim_steps and noise_scale
+    scaled = f", start noise x{config.noise_scale:g}" if config.noise_scale != 1 else ""
+    sampling = f"DDIM {config.ddim_steps}{scaled}" if diffusion else "MLP"
     # another time limit is another evaluation: its own folder, so the task's stays as it was
     name = (f"eval_dp_ddim{config.ddim_steps}" if diffusion else "eval_dp") + (
+        f"_noise{config.noise_scale:g}" if diffusion and config.noise_scale != 1 else "") + (
         f"_{config.episode_steps}steps" if config.episode_steps else "")
     out = Path(ctx.out or base.run / name)
     summary = {"base": str(base.run), "task": base.task, "randomness": env_config.randomness,
                "episodes": len(results), "success_rate": rate, "successes": int(np.sum(results)),
                "episode_steps": env_config.episode_steps, "outcomes": tally(ended),
                "ddim_steps": config.ddim_steps if diffusion else None,
+               "noise_scale": config.noise_scale if diffusion else None,
                "action_horizon": config.action_horizon, "seed": config.seed, "envs": envs,
                "unstable_resets": env.unstable_resets, "chunks_sampled": act.chunks,
                "wall_seconds": seconds, "threads": config.threads}
