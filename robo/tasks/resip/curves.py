@@ -1,8 +1,32 @@
-"""A run's history as ``NAME.csv`` and a one-line plot ``NAME.png`` (the BC loss, ResiP's learning curve)."""
+"""A run's history as ``NAME.csv`` and a one-line plot ``NAME.png`` (the BC loss, ResiP's learning curve),
+and the RL stages' per-iteration log."""
 
 from __future__ import annotations
 
-from robo.run_dir import RunDir
+from collections.abc import Callable
+
+from robo.run_dir import RunDir, Scalars
+
+
+def rollout_logger(env, scalars: Scalars, bar, steps_per_iteration: int, prefix: str,
+                   extra: Callable[[], dict[str, float]] | None = None) -> Callable[[dict[str, float]], None]:
+    """The on-policy runner's ``on_log`` for an RL stage on ``env`` (a VecEnv that counts its
+    ``episodes`` and ``successes``): each iteration's stats gain the environment steps (not decisions
+    or chunks) and the success of the episodes its exploring rollouts ended, plus ``extra()``; they go
+    to TensorBoard under ``prefix`` and the success to the progress bar."""
+    counted = {"episodes": env.episodes, "successes": env.successes}
+
+    def on_log(stats: dict[str, float]) -> None:
+        ended, won = env.episodes - counted["episodes"], env.successes - counted["successes"]
+        counted.update(episodes=env.episodes, successes=env.successes)
+        stats["env_steps"] = stats["iteration"] * steps_per_iteration
+        stats["rollout_success"] = won / ended if ended else float("nan")
+        if extra is not None:
+            stats |= extra()
+        scalars.add_all({k: v for k, v in stats.items() if k != "iteration"}, int(stats["env_steps"]), prefix)
+        bar.set_postfix_str(f"rollout success {stats['rollout_success']:.2f}")
+
+    return on_log
 
 
 def write_curve(run: RunDir, name: str, history: list[dict[str, float]], x: str, y: str,

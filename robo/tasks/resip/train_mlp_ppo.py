@@ -36,7 +36,7 @@ from robo.rl.on_policy_runner import RESUMABLE_CHANGES, OnPolicyConfig, OnPolicy
 from robo.rl.ppo import PPOConfig
 from robo.run_dir import RunDir
 from robo.tasks.resip.base import Base, load_base
-from robo.tasks.resip.curves import write_curve
+from robo.tasks.resip.curves import rollout_logger, write_curve
 from robo.tasks.resip.episodes import play_outcomes, write_summary
 from robo.tasks.resip.validation import VALIDATION_MAY_CHANGE, Validation, ValidationConfig
 from sim.assembly.env import AssemblyEnv
@@ -136,19 +136,9 @@ def train(config: MLPPPOTrainConfig, args: argparse.Namespace, ctx: Context) -> 
     validation = Validation(run, config, runner, steps_per_iteration, val_success, f"{KIND}/val_success",
                             ctx.log)
     first, started = runner.iteration, time.perf_counter()
-    counted = {"episodes": env.episodes, "successes": env.successes}
     with run.scalars(KIND) as scalars, ctx.bar(f"mlp-ppo {base.task}", r.iterations * steps_per_iteration,
                                                initial=first * steps_per_iteration) as bar:
-        def on_log(stats: dict[str, float]) -> None:
-            ended, won = env.episodes - counted["episodes"], env.successes - counted["successes"]
-            counted.update(episodes=env.episodes, successes=env.successes)
-            stats["env_steps"] = stats["iteration"] * steps_per_iteration  # environment steps, not chunks
-            stats["rollout_success"] = won / ended if ended else float("nan")
-            scalars.add_all({k: v for k, v in stats.items() if k != "iteration"}, int(stats["env_steps"]),
-                            f"{KIND}/")
-            bar.set_postfix_str(f"rollout success {stats['rollout_success']:.2f}")
-
-        runner.on_log = on_log
+        runner.on_log = rollout_logger(env, scalars, bar, steps_per_iteration, f"{KIND}/")
         history = validation.train(bar, scalars)
     seconds = time.perf_counter() - started
     if history:

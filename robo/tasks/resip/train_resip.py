@@ -36,7 +36,7 @@ from robo.rl.ppo import PPOConfig
 from robo.rl.residual import ResidualEnv
 from robo.run_dir import RunDir
 from robo.tasks.resip.base import Base, load_base
-from robo.tasks.resip.curves import write_curve
+from robo.tasks.resip.curves import rollout_logger, write_curve
 from robo.tasks.resip.episodes import play_outcomes, write_summary
 from robo.tasks.resip.validation import VALIDATION_MAY_CHANGE, Validation, ValidationConfig
 from sim.assembly.env import ACTION_NAMES, LAYOUTS, AssemblyEnv
@@ -218,19 +218,9 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
     validation = Validation(run, config, runner, per_iteration, val_success, "resip/val_success", ctx.log)
     first, started = runner.iteration, time.perf_counter()
     total, done = config.runner.iterations * per_iteration, first * per_iteration
-    counted = {"episodes": env.episodes, "successes": env.successes}
     with run.scalars("resip") as scalars, ctx.bar(f"resip {base.task}", total, initial=done) as bar:
-        def on_log(stats: dict[str, float]) -> None:
-            ended, won = env.episodes - counted["episodes"], env.successes - counted["successes"]
-            counted.update(episodes=env.episodes, successes=env.successes)
-            stats["env_steps"] = stats["iteration"] * per_iteration  # environment steps, not decisions
-            stats["rollout_success"] = won / ended if ended else float("nan")  # exploring, this iteration
-            stats |= rollout_diagnostics(runner)
-            scalars.add_all({k: v for k, v in stats.items() if k != "iteration"}, int(stats["env_steps"]),
-                            "resip/")
-            bar.set_postfix_str(f"rollout success {stats['rollout_success']:.2f}")
-
-        runner.on_log = on_log
+        runner.on_log = rollout_logger(env, scalars, bar, per_iteration, "resip/",
+                                       lambda: rollout_diagnostics(runner))
         history = validation.train(bar, scalars)
     seconds = time.perf_counter() - started
     if history:
