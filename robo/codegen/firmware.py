@@ -196,7 +196,6 @@ def build(
     steps: int = 500,
     seed: int = 0,
     opt: str = "-O2",
-    quiet: bool = True,
 ) -> dict[str, Any]:
     """Cross-compile the module for ``board_name``; writes and returns ``build/<board>/build.json``."""
     require_tools("make", "arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm")

@@ -15,7 +15,6 @@ from std_msgs.msg import Float32MultiArray, Header, MultiArrayDimension, MultiAr
 
 from robo.runtime.quadrotor import Setpoint, VehicleState, rotation_matrix
 
-MOTOR_ORDER = ("FR", "BR", "BL", "FL")
 MOTOR_LABEL = "motors FR,BR,BL,FL [0,1]"
 
 

@@ -20,7 +20,6 @@ from sim.quadrotor.params import GRAVITY
 
 STATE_SIZE = 17
 P, Q, V, W, U = slice(0, 3), slice(3, 7), slice(7, 10), slice(10, 13), slice(13, 17)
-PARAM_COLUMNS = 21  # see param_columns
 
 
 def rotation_matrix(q: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 GRAVITY = 9.81
-MOTOR_NAMES = ("front_right", "back_right", "back_left", "front_left")
 YAW_DIRECTIONS = (-1.0, 1.0, -1.0, 1.0)
 
 
