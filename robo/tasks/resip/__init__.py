@@ -34,12 +34,15 @@ predicts its chunks directly), batched
 environments; writes eval_dp/metrics.json and episode_strip.png into the run (or --out). metrics.json
 counts how the episodes ended (sim.assembly.failures: success, jammed, beside_hole, lateral_miss,
 yaw_miss, lined_up, lined_up_above, never_reached, ...); episode_steps=N evaluates under another time
-limit (a base that succeeds given more time is slow, not wrong).
+limit (a base that succeeds given more time is slow, not wrong); noise_scale=S starts DDIM from S times
+the trained N(0, 1) noise (0: one deterministic chunk per observation; its own eval_dp_ddim16_noise0
+folder).
 
 examples:
   robo eval dp --base runs/dp/peg_2mm
   robo eval dp --base runs/dp/peg_2mm --set episodes=400 --set ddim_steps=4
   robo eval dp --base runs/dp/peg_2mm --set ddim_steps=8 --set episode_steps=400
+  robo eval dp --base runs/dp/peg_2mm --set noise_scale=0
 """
 
 
