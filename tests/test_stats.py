@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from robo.stats import mcnemar_exact_p, paired
+from robo.stats import mcnemar_exact_p, paired, unpaired_bound_p
 
 
 def test_the_paired_test_is_exact_mcnemar():
@@ -21,3 +21,13 @@ def test_paired_counts_only_the_discordant_episodes():
     assert p == mcnemar_exact_p(2, 1)
     with pytest.raises(ValueError, match="differ in length: 2 against 3"):
         paired([1, 0], [1, 0, 1])
+
+
+def test_the_unpaired_bound_is_the_worst_overlap():
+    # 100 of 100 against 34: every overlap is forced, so the bound is the paired p itself
+    assert unpaired_bound_p(100, 34, 100) == mcnemar_exact_p(66, 0)
+    # 3 and 1 of 10 could overlap in 0 or 1 episodes: (3, 1) is the less telling split
+    assert unpaired_bound_p(3, 1, 10) == max(mcnemar_exact_p(3, 1), mcnemar_exact_p(2, 0))
+    assert unpaired_bound_p(91, 92, 100) == 1.0
+    with pytest.raises(ValueError, match=r"must lie in \[0, 100\]"):
+        unpaired_bound_p(101, 0, 100)

@@ -177,6 +177,13 @@ class DiffusionBC(ChunkBC):
         return nn.functional.mse_loss(self.policy(noisy, steps, self.policy.normalize_obs(obs)), noise)
 
 
+def check_noise_scale(scale: float) -> float:
+    """``scale`` if it is a valid DDIM start-noise scale (in [0, 1]), else a ValueError naming it."""
+    if not 0.0 <= scale <= 1.0:
+        raise ValueError(f"noise_scale: must be in [0, 1], got {scale}")
+    return scale
+
+
 class DDIMSampler:
     """Action chunks ``[B, pred_horizon, act]`` (raw units) from observations, with ``steps`` DDIM steps.
 
@@ -189,9 +196,7 @@ class DDIMSampler:
 
         if not float(policy.fitted):
             raise ValueError("the diffusion policy's normalisation statistics are missing (never fitted)")
-        if not 0.0 <= noise_scale <= 1.0:
-            raise ValueError(f"noise_scale: must be in [0, 1], got {noise_scale}")
-        self.policy, self.steps, self.noise_scale = policy, steps, noise_scale
+        self.policy, self.steps, self.noise_scale = policy, steps, check_noise_scale(noise_scale)
         self.scheduler = DDIMScheduler.from_config(ddpm_scheduler(train_steps, beta_schedule).config)
         self.scheduler.set_timesteps(steps)
 

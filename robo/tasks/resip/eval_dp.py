@@ -20,6 +20,7 @@ import torch
 from robo.files import save_figure, write_json
 from robo.nets.diffusion import DiffusionPolicy
 from robo.registry import Context
+from robo.rl.diffusion_bc import check_noise_scale
 from robo.tasks.resip.base import BASE_KINDS, load_base
 from robo.tasks.resip.episodes import play_outcomes
 from sim.assembly.config import check_randomness
@@ -50,8 +51,7 @@ class DPEvalConfig:
                 raise ValueError(f"{key}: must be >= 1, got {getattr(self, key)}")
         if self.randomness:
             check_randomness(self.randomness)
-        if not 0.0 <= self.noise_scale <= 1.0:
-            raise ValueError(f"noise_scale: must be in [0, 1], got {self.noise_scale}")
+        check_noise_scale(self.noise_scale)  # before the base loads
 
 
 def evaluate(config: DPEvalConfig, args: argparse.Namespace, ctx: Context) -> str:
@@ -86,11 +86,12 @@ def evaluate(config: DPEvalConfig, args: argparse.Namespace, ctx: Context) -> st
     rate = float(np.mean(results))
     diffusion = isinstance(base.policy, DiffusionPolicy)
     # an MLP-BC base ignores ddim_steps and noise_scale
-    scaled = f", start noise x{config.noise_scale:g}" if config.noise_scale != 1 else ""
-    sampling = f"DDIM {config.ddim_steps}{scaled}" if diffusion else "MLP"
-    # another time limit is another evaluation: its own folder, so the task's stays as it was
+    scaled = diffusion and config.noise_scale != 1
+    sampling = (f"DDIM {config.ddim_steps}" + (f", start noise x{config.noise_scale:g}" if scaled else "")
+                if diffusion else "MLP")
+    # another time limit or start noise is another evaluation: its own folder, so the task's stays
     name = (f"eval_dp_ddim{config.ddim_steps}" if diffusion else "eval_dp") + (
-        f"_noise{config.noise_scale:g}" if diffusion and config.noise_scale != 1 else "") + (
+        f"_noise{config.noise_scale:g}" if scaled else "") + (
         f"_{config.episode_steps}steps" if config.episode_steps else "")
     out = Path(ctx.out or base.run / name)
     summary = {"base": str(base.run), "task": base.task, "randomness": env_config.randomness,
