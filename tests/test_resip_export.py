@@ -36,7 +36,7 @@ def _worst_gap_over_four_chunks(run, onnx_file, config: ResiPTrainConfig) -> flo
     residual = load_policy(run / "residual.pt")[0]
     assert any(p.abs().max() > 0 for p in residual.parameters())  # a residual that changes the action
     env = residual_env(load_base(card["training"]["base"]), 1, config.residual_scale, seed=5,
-                       channels=config.residual_channels)
+                       channels=config.residual_channels, noise_scale=config.base_noise_scale)
     actor = ResiPActor(env, residual)
     noise_source = torch.Generator().manual_seed(5 + 1)  # residual_env seeds the base's queue with seed + 1
     sess = ort.InferenceSession(str(onnx_file))
@@ -62,14 +62,16 @@ def test_one_graph_matches_the_torch_policy_over_refills(resip_run, tmp_path):
     assert [t["role"] for t in card["onnx"]["inputs"]] == [
         "observation", "auxiliary", "recurrent_state", "recurrent_state"]
     assert card["residual"]["channels"] == list(ACTION_NAMES)
+    assert card["chunking"]["noise_scale"] == 1.0
     config = load_config(ResiPTrainConfig, None, TINY)
     worst = _worst_gap_over_four_chunks(resip_run, tmp_path / "resip.onnx", config)
     assert worst < 1e-4, worst
 
 
-def test_a_residual_on_some_channels_held_for_several_steps_exports_the_same_way(base_run, tmp_path):  # noqa: F811
+def test_a_residual_on_some_channels_held_for_several_steps_on_a_quieter_base_exports_the_same_way(
+        base_run, tmp_path):  # noqa: F811
     settings = [*TINY, "eval_episodes=0", "hold_steps=2", "runner.num_steps=10",
-                "residual_channels=[pos.x,pos.y]"]
+                "residual_channels=[pos.x,pos.y]", "base_noise_scale=0.5"]
     config = load_config(ResiPTrainConfig, None, settings)
     report = train(config, argparse.Namespace(base=str(base_run), task=None),
                    Context(out=tmp_path / "run", log=lambda s: None))
@@ -77,6 +79,7 @@ def test_a_residual_on_some_channels_held_for_several_steps_exports_the_same_way
     assert load_policy(tmp_path / "run" / "residual.pt")[0].arch["act_dim"] == 2
     card = load_card(tmp_path / "run" / "resip.json")
     assert card["residual"]["channels"] == ["pos.x", "pos.y"]
+    assert card["chunking"]["noise_scale"] == 0.5  # the graph scales the caller's N(0, 1) as the run did
     worst = _worst_gap_over_four_chunks(tmp_path / "run", tmp_path / "run" / "resip.onnx", config)
     assert worst < 1e-4, worst
 

@@ -116,6 +116,8 @@ def test_critic_warm_up_trains_the_critic_and_leaves_the_actor_at_zero(base_run)
     assert any(not torch.equal(v, critic[k]) for k, v in runner.model.critic.state_dict().items())
     with pytest.raises(ValueError, match=r"^config: critic_warmup: must be >= 0, got -1"):
         load_config(ResiPTrainConfig, None, [*TINY, "critic_warmup=-1"])
+    with pytest.raises(ValueError, match=r"^config: base_noise_scale: must be in \[0, 1\], got 2"):
+        load_config(ResiPTrainConfig, None, [*TINY, "base_noise_scale=2"])
 
 
 @pytest.mark.parametrize("bootstrap", [True, False])

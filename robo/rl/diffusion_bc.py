@@ -177,10 +177,10 @@ class DiffusionBC(ChunkBC):
         return nn.functional.mse_loss(self.policy(noisy, steps, self.policy.normalize_obs(obs)), noise)
 
 
-def check_noise_scale(scale: float) -> float:
-    """``scale`` if it is a valid DDIM start-noise scale (in [0, 1]), else a ValueError naming it."""
+def check_noise_scale(scale: float, name: str = "noise_scale") -> float:
+    """``scale`` if it is a valid DDIM start-noise scale (in [0, 1]), else a ValueError naming ``name``."""
     if not 0.0 <= scale <= 1.0:
-        raise ValueError(f"noise_scale: must be in [0, 1], got {scale}")
+        raise ValueError(f"{name}: must be in [0, 1], got {scale}")
     return scale
 
 

@@ -54,7 +54,9 @@ log-std -1; PPO with one episode of steps per environment per iteration, gamma 0
 up to 50 full-batch epochs stopped at approximate KL 0.1, actor lr 3e-4, critic lr 5e-3, sparse success
 reward. hold_steps=K holds each residual action and its exploration noise for K steps as ONE PPO decision
 (temporally correlated exploration, exact likelihood); residual_channels=[pos.x,...] limits the action
-channels the residual corrects. Then base and ResiP (residual mean, every step) are evaluated on the same
+channels the residual corrects; base_noise_scale=S starts the base's DDIM from S times its trained noise
+while training, evaluating and in the exported graph (0: one deterministic chunk per observation, as
+`robo eval dp --set noise_scale=0`). Then base and ResiP (residual mean, every step) are evaluated on the same
 seeded episodes, paired (episodes only one wins, exact McNemar p), each episode's outcome classified
 (sim.assembly.failures); eval_episode_steps=N evaluates under another time limit. val_interval=N
 (with val_episodes, val_seed, which must differ from eval_seed) picks the policy on held-out validation
@@ -72,6 +74,8 @@ examples:
       --resume --set eval_episode_steps=400 --set eval_episodes=100
   robo train resip --base runs/dp/a --config configs/resip_residual_quick.yaml --out runs/resip/long \\
       --set runner.iterations=96 --set val_interval=8 --set val_episodes=100 --set val_seed=3000
+  robo train resip --task peg_0.2mm --base runs/dp/fine --config configs/resip_residual_quick.yaml \
+      --out runs/resip/fine_n0 --set base_noise_scale=0 --set runner.init_std=0.1
 """
 
 

@@ -7,7 +7,8 @@
 Inputs and outputs (batch 1)::
 
     obs       [1, 17]        the raw observation (sim.assembly LAYOUTS[task]: 17 for the peg tasks)
-    noise     [1, 16, 10]    N(0, 1), the DDIM start; the caller draws a fresh one every call (auxiliary)
+    noise     [1, 16, 10]    N(0, 1); the caller draws a fresh one every call (auxiliary); the DDIM start is
+                             noise_scale times it (the run's base_noise_scale; the card says it)
     queue_in  [1, 8 x 10]    the base's queued actions (recurrent state, zeros at the start)
     left_in   [1, 1]         how many of them are still to execute (recurrent state, 0 at the start)
     action    [1, 10]        base action + scale x residual, in environment units
@@ -65,9 +66,10 @@ class ResiPGraph(nn.Module):
 
     def __init__(self, policy: DiffusionPolicy, residual: nn.Module, scale: float, ddim_steps: int,
                  action_horizon: int, train_steps: int, beta_schedule: str,
-                 channels: list[int] | None = None):
+                 channels: list[int] | None = None, noise_scale: float = 1.0):
         super().__init__()
         self.policy, self.residual, self.scale, self.horizon = policy, residual, scale, action_horizon
+        self.noise_scale = noise_scale
         self.schedule = ddim_constants(ddim_steps, train_steps, beta_schedule)
         self.act_dim = policy.arch["act_dim"]
         self.channels = channels
@@ -76,7 +78,7 @@ class ResiPGraph(nn.Module):
 
     def chunk(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """DDIM (eta 0, epsilon prediction, x0 clipped to [-1, 1] as diffusers' ``clip_sample``)."""
-        cond, x = self.policy.normalize_obs(obs), noise
+        cond, x = self.policy.normalize_obs(obs), noise * self.noise_scale
         for t, alpha, alpha_prev in self.schedule:
             eps = self.policy(x, torch.full((1,), t, dtype=torch.long), cond)
             x0 = ((x - (1 - alpha) ** 0.5 * eps) / alpha**0.5).clamp(-1, 1)
@@ -111,7 +113,8 @@ def graph_of_run(run: str | Path) -> tuple[ResiPGraph, Base, dict[str, Any]]:
     steps = config["base_ddim_steps"] or diffusion["rl_ddim_steps"]
     graph = ResiPGraph(base.policy, residual.eval(), config["residual_scale"], steps,
                        diffusion["action_horizon"], diffusion["train_diffusion_steps"],
-                       diffusion["beta_schedule"], channel_indices(config.get("residual_channels", [])))
+                       diffusion["beta_schedule"], channel_indices(config.get("residual_channels", [])),
+                       config.get("base_noise_scale", 1.0))  # runs before the option started from N(0, 1)
     return graph.eval(), base, meta
 
 
@@ -135,9 +138,11 @@ def card(graph: ResiPGraph, base: Base, meta: dict[str, Any], onnx_file: Path) -
             {"name": "queue", "size": horizon * act_dim, "input": "queue_in", "output": "queue_out",
              "initial": "zeros"},
             {"name": "left", "size": 1, "input": "left_in", "output": "left_out", "initial": "zeros"}],
-        "auxiliary": {"noise": "standard normal, drawn fresh by the caller every call; used if left_in is 0"},
+        "auxiliary": {"noise": "standard normal, drawn fresh by the caller every call; used if left_in is 0, "
+                               f"scaled by {graph.noise_scale:g} as DDIM's start"},
         "chunking": {"pred_horizon": arch["pred_horizon"], "action_horizon": horizon,
                      "ddim_steps": len(graph.schedule), "ddim_timesteps": [t for t, _, _ in graph.schedule],
+                     "noise_scale": graph.noise_scale,
                      "note": "every call computes a chunk; it replaces the queue only when left_in is 0"},
         "residual": {"scale": graph.scale, "clip": [-1.0, 1.0],
                      "channels": [ACTION_NAMES[c] for c in graph.channels or range(act_dim)]},

@@ -31,6 +31,7 @@ import torch
 from robo.config import to_dict
 from robo.nets.actor_critic import ActorCritic
 from robo.registry import Context
+from robo.rl.diffusion_bc import check_noise_scale
 from robo.rl.on_policy_runner import RESUMABLE_CHANGES, OnPolicyConfig, OnPolicyRunner
 from robo.rl.ppo import PPOConfig
 from robo.rl.residual import ResidualEnv
@@ -65,6 +66,9 @@ class ResiPTrainConfig(ValidationConfig):
     envs: int = 16  # environments stepped together (the paper: 1024 on a GPU)
     residual_scale: float = 0.1  # of the residual in the base's normalised action space
     base_ddim_steps: int = 0  # of the base while training and evaluating; 0: the base run's rl_ddim_steps
+    # of the base's DDIM start noise while training, evaluating and in the exported graph: 1 as trained,
+    # 0 one deterministic chunk per observation (robo eval dp --set noise_scale=0 measures the base so)
+    base_noise_scale: float = 1.0
     seed: int = 0
     threads: int = 1  # torch CPU threads; may change on --resume
     eval_episodes: int = 200  # of the base and of ResiP, same seeds; 0: no evaluation
@@ -87,6 +91,7 @@ class ResiPTrainConfig(ValidationConfig):
     def __post_init__(self) -> None:
         if self.base_ddim_steps < 0:
             raise ValueError(f"base_ddim_steps: must be >= 0, got {self.base_ddim_steps}")
+        check_noise_scale(self.base_noise_scale, "base_noise_scale")
         if self.critic_warmup < 0:
             raise ValueError(f"critic_warmup: must be >= 0, got {self.critic_warmup}")
         if self.eval_episode_steps < 0:
@@ -113,11 +118,12 @@ def channel_indices(names: list[str]) -> list[int] | None:
 
 def residual_env(base: Base, envs: int, scale: float, seed: int, ddim_steps: int = 0,
                  bootstrap_truncated: bool = True, hold_steps: int = 1,
-                 channels: list[str] | None = None, episode_steps: int = 0) -> ResidualEnv:
-    """The base's environment as the residual sees it (the base at ``ddim_steps``; 0: its RL setting;
-    ``episode_steps`` 0: the task's time limit)."""
+                 channels: list[str] | None = None, episode_steps: int = 0,
+                 noise_scale: float = 1.0) -> ResidualEnv:
+    """The base's environment as the residual sees it (the base at ``ddim_steps``, 0: its RL setting,
+    from ``noise_scale`` times DDIM's start noise; ``episode_steps`` 0: the task's time limit)."""
     policy = base.policy
-    actor = base.actor(envs, ddim_steps or None, seed=seed + 1)
+    actor = base.actor(envs, ddim_steps or None, seed=seed + 1, noise_scale=noise_scale)
     env_config = base.env_config(**({"episode_steps": episode_steps} if episode_steps else {}))
     return ResidualEnv(AssemblyEnv(envs, env_config, seed=seed), actor, policy.normalize_obs,
                        policy.normalize_actions, policy.unnormalize_actions, scale, bootstrap_truncated,
@@ -152,7 +158,8 @@ def outcomes(base: Base, residual: torch.nn.Module | None, config: ResiPTrainCon
     episodes, seed = config.episode_set(validation)
     envs = min(config.eval_envs, episodes)
     wrapped = residual_env(base, envs, config.residual_scale, seed, config.base_ddim_steps,
-                           channels=config.residual_channels, episode_steps=config.eval_episode_steps)
+                           channels=config.residual_channels, episode_steps=config.eval_episode_steps,
+                           noise_scale=config.base_noise_scale)
     act = wrapped.base if residual is None else ResiPActor(wrapped, residual)
     return play_outcomes(wrapped.env, act, math.ceil(episodes / envs), bar)[:episodes]
 
@@ -203,7 +210,8 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
     run = RunDir.open(ctx.out, config, kind=KIND, resume=ctx.resume, may_change=may_change)
     torch.set_num_threads(config.threads)
     env = residual_env(base, config.envs, config.residual_scale, config.seed, config.base_ddim_steps,
-                       config.bootstrap_truncated, config.hold_steps, config.residual_channels)
+                       config.bootstrap_truncated, config.hold_steps, config.residual_channels,
+                       noise_scale=config.base_noise_scale)
     runner = OnPolicyRunner(env, config.ppo, config.runner, seed=config.seed, checkpoint=run / CHECKPOINT)
     if ctx.resume and (run / CHECKPOINT).is_file():
         runner.load(run / CHECKPOINT)
@@ -251,4 +259,4 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
                          runner.iteration * per_iteration, config, compared,
                          f"residual {run / RESIDUAL}{validation.chosen_line()}; "
                          f"one ONNX graph {run / ONE_GRAPH}",
-                         validation.metrics())
+                         {"base_noise_scale": config.base_noise_scale, **validation.metrics()})
