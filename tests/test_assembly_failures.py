@@ -101,15 +101,15 @@ class Expert:
         self.expert.reset(np.arange(len(self.expert.fresh)) if rows is None else np.asarray(rows))
 
 
-def test_played_episodes_end_as_play_counts_them():
-    from robo.tasks.resip.episodes import play, play_outcomes
+def test_played_episodes_end_as_they_are_counted():
+    from robo.tasks.resip.episodes import play_outcomes
 
     cfg = preset("peg_2mm", randomness="low", episode_steps=150)
     ended = play_outcomes(AssemblyEnv(2, cfg, seed=7), Expert(2, cfg), 2)
     assert len(ended) == 4 and any(o.success for o in ended)
     assert all(o.steps < 150 if o.success else o.steps == 150 for o in ended)  # failures: the time limit
     assert tally(ended)["success_steps"]["max"] == max(o.steps for o in ended if o.success)
-    assert [o.success for o in ended] == play(AssemblyEnv(2, cfg, seed=7), Expert(2, cfg), 2)
+    assert ended == play_outcomes(AssemblyEnv(2, cfg, seed=7), Expert(2, cfg), 2)  # seeded: the same episodes
     short = preset("peg_2mm", randomness="low", episode_steps=10)  # cut off long before the hole
     cut = play_outcomes(AssemblyEnv(2, short, seed=7), Expert(2, short), 1)
     assert {o.kind for o in cut} == {"never_reached"} and {o.steps for o in cut} == {10}

@@ -17,17 +17,11 @@ from sim.assembly.env import AssemblyEnv
 from sim.assembly.failures import Outcome, classify, failures_line, tally
 
 
-def play(env: AssemblyEnv, act: BaseActor, per_row: int, bar=None,
-         before_step: Callable[[np.ndarray], None] | None = None) -> list[bool]:
-    """Success of each episode, row-major (row 0's episodes first); ``before_step(played)`` runs
-    before every step (the episode strip's camera)."""
-    return [o.success for o in play_outcomes(env, act, per_row, bar, before_step)]
-
-
 def play_outcomes(env: AssemblyEnv, act: BaseActor, per_row: int, bar=None,
                   before_step: Callable[[np.ndarray], None] | None = None) -> list[Outcome]:
-    """How each episode ended (:func:`sim.assembly.failures.classify`: success or why it failed), in
-    :func:`play`'s order."""
+    """How each of ``per_row`` episodes per environment row ended (:func:`sim.assembly.failures.classify`:
+    success or why it failed), row-major (row 0's episodes first); ``before_step(played)`` runs before
+    every step (the episode strip's camera)."""
     obs, _ = env.reset()
     act.reset()
     played = np.zeros(env.num_envs, dtype=np.int64)
