@@ -73,11 +73,27 @@ def test_training_validates_every_interval_and_evaluates_and_exports_the_best(ba
     chosen = {k.removeprefix("actor."): v for k, v in best["model"].items() if k.startswith("actor.")}
     assert all(torch.equal(v, chosen[k]) for k, v in residual.state_dict().items() if k in chosen)
     assert (out / "validation_curve.csv").read_text().startswith("iteration,env_steps,val_success")
+    assert (out / "learning_curve.png").stat().st_size > 0
     config = load_config(ResiPTrainConfig, None, [*TINY, *VAL, "runner.iterations=3", "eval_episodes=0"])
     train(config, argparse.Namespace(base=str(base_run), task=None),
           Context(out=out, resume=True, log=lambda s: None))
     resumed = load_checkpoint(out / BEST)
     assert resumed["curve"][:3] == curve and [v["iteration"] for v in resumed["curve"]] == [0, 1, 2, 3]
+
+
+def test_the_learning_curve_shows_the_validation_and_the_chosen_iteration(tmp_path):
+    from robo.tasks.resip.curves import write_curve
+
+    history = [{"env_steps": 100 * i, "rollout_success": 0.1 * i} for i in range(1, 5)]
+    curve = [{"iteration": i, "env_steps": 100 * i, "val_success": 0.2 * i} for i in (0, 2, 4)]
+    labels = {"xlabel": "environment steps", "ylabel": "success", "title": "t"}
+    pictures = []
+    for name, validation in (("plain", None), ("validated", (curve, 2)), ("other_choice", (curve, 4))):
+        run = RunDir.open(tmp_path / name, ResiPTrainConfig(), kind="resip", resume=False)
+        write_curve(run, "learning_curve", history, "env_steps", "rollout_success", labels,
+                    validation=validation)
+        pictures.append((tmp_path / name / "learning_curve.png").read_bytes())
+    assert len(set(pictures)) == 3  # the validation points and the chosen iteration's mark are drawn
 
 
 def test_without_validation_the_last_iteration_is_evaluated_and_nothing_is_validated(base_run,  # noqa: F811

@@ -30,8 +30,11 @@ def rollout_logger(env, scalars: Scalars, bar, steps_per_iteration: int, prefix:
 
 
 def write_curve(run: RunDir, name: str, history: list[dict[str, float]], x: str, y: str,
-                labels: dict[str, str], log_y: bool = False) -> None:
-    """``labels``: matplotlib axis settings (xlabel, ylabel, title)."""
+                labels: dict[str, str], log_y: bool = False,
+                validation: tuple[list[dict[str, float]], int] | None = None) -> None:
+    """``labels``: matplotlib axis settings (xlabel, ylabel, title); ``validation``: (the validation
+    curve's entries, the chosen iteration), drawn on the same axes with the chosen one marked (the
+    history's line is then labelled by ``ylabel`` in the legend, and the axis says "success")."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -39,7 +42,17 @@ def write_curve(run: RunDir, name: str, history: list[dict[str, float]], x: str,
 
     run.write_csv(f"{name}.csv", history, list(history[0]))
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    (ax.semilogy if log_y else ax.plot)([h[x] for h in history], [h[y] for h in history])
+    (ax.semilogy if log_y else ax.plot)([h[x] for h in history], [h[y] for h in history],
+                                        label=labels.get("ylabel"))
+    if validation and validation[0]:
+        curve, chosen = validation
+        ax.plot([v["env_steps"] for v in curve], [v["val_success"] for v in curve], "o--",
+                label="validation success (deterministic)")
+        best = next(v for v in curve if v["iteration"] == chosen)
+        ax.plot([best["env_steps"]], [best["val_success"]], "*", markersize=14,
+                label=f"chosen: iteration {chosen}")
+        ax.legend(fontsize=8)
+        labels = {**labels, "ylabel": "success"}
     ax.set(**labels)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -143,8 +143,8 @@ def train(config: MLPPPOTrainConfig, args: argparse.Namespace, ctx: Context) -> 
     seconds = time.perf_counter() - started
     if history:
         write_curve(run, "learning_curve", history, "env_steps", "rollout_success", {
-            "xlabel": "environment steps", "ylabel": "success of the exploring rollouts",
-            "title": f"MLP-BC + PPO, {base.task}"})
+            "xlabel": "environment steps", "ylabel": "exploring rollouts' success",
+            "title": f"MLP-BC + PPO, {base.task}"}, validation=validation.plotted())
     from robo.nets.policy import save_policy
 
     policy = fine_tuned(base, validation.chosen())

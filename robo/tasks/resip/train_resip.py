@@ -233,8 +233,8 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
     seconds = time.perf_counter() - started
     if history:
         write_curve(run, "learning_curve", history, "env_steps", "rollout_success", {
-            "xlabel": "environment steps", "ylabel": "success of the exploring rollouts",
-            "title": f"ResiP, {base.task}"})
+            "xlabel": "environment steps", "ylabel": "exploring rollouts' success",
+            "title": f"ResiP, {base.task}"}, validation=validation.plotted())
 
     from robo.nets.policy import save_policy
 

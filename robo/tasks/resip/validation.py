@@ -151,6 +151,11 @@ class Validation:
         return (f" (iteration {best['iteration']}: best validation success {best['val_success']:.1%} "
                 f"over {self.config.val_episodes} episodes)")
 
+    def plotted(self) -> tuple[list[dict[str, Any]], int] | None:
+        """(the validation curve, the chosen iteration) for :func:`robo.tasks.resip.curves.write_curve`;
+        None when validation is off."""
+        return (self.curve, self.best["iteration"]) if self.best else None
+
     def metrics(self) -> dict[str, Any]:
         """metrics.json's entries: the chosen iteration and its validation success."""
         if not self.best:
