@@ -39,18 +39,37 @@ def unpaired_bound_p(won_a: int, won_b: int, episodes: int) -> float:
     return max(mcnemar_exact_p(won_a - both, won_b - both) for both in overlaps)
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> None:
     import argparse
 
     parser = argparse.ArgumentParser(
         prog="python -m robo.stats",
-        description="the largest exact McNemar p two success counts on the same seeded episodes allow")
-    parser.add_argument("won_a", type=int)
-    parser.add_argument("won_b", type=int)
-    parser.add_argument("episodes", type=int)
-    args = parser.parse_args()
+        description="Exact McNemar p of two policies on the same seeded episodes: from the episodes only "
+                    "each one won (--discordant, e.g. summed over two evaluation seeds' paired runs), or the "
+                    "largest p that their success counts allow when the episode lists were not kept.",
+        epilog="examples: python -m robo.stats 191 159 200   |   python -m robo.stats --discordant 9 3")
+    parser.add_argument("counts", type=int, nargs="+", metavar="N",
+                        help="WON_A WON_B EPISODES, or ONLY_A ONLY_B with --discordant")
+    parser.add_argument("--discordant", action="store_true",
+                        help="the counts are the episodes only A won and only B won (the paired test)")
+    args = parser.parse_args(argv)
+    wanted = 2 if args.discordant else 3
+    if len(args.counts) != wanted:
+        parser.error(f"expected {'ONLY_A ONLY_B' if args.discordant else 'WON_A WON_B EPISODES'}, "
+                     f"got {len(args.counts)} numbers")
+    if args.discordant:
+        only_a, only_b = args.counts
+        if min(only_a, only_b) < 0:
+            parser.error(f"discordant counts must be >= 0, got {only_a} and {only_b}")
+        print(f"only A {only_a}, only B {only_b}: exact McNemar p {mcnemar_exact_p(only_a, only_b):.2g}")
+        return
+    won_a, won_b, episodes = args.counts
     try:
-        print(f"{args.won_a} against {args.won_b} of {args.episodes}: "
-              f"p at most {unpaired_bound_p(args.won_a, args.won_b, args.episodes):.2g}")
+        bound = unpaired_bound_p(won_a, won_b, episodes)
     except ValueError as e:
         parser.exit(2, f"python -m robo.stats: error: {e}\n")
+    print(f"{won_a} against {won_b} of {episodes}: p at most {bound:.2g}")
+
+
+if __name__ == "__main__":
+    main()

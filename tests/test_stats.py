@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from robo.stats import mcnemar_exact_p, paired, unpaired_bound_p
+from robo.stats import main, mcnemar_exact_p, paired, unpaired_bound_p
 
 
 def test_the_paired_test_is_exact_mcnemar():
@@ -31,3 +31,18 @@ def test_the_unpaired_bound_is_the_worst_overlap():
     assert unpaired_bound_p(91, 92, 100) == 1.0
     with pytest.raises(ValueError, match=r"must lie in \[0, 100\]"):
         unpaired_bound_p(101, 0, 100)
+
+
+def test_the_command_gives_the_paired_p_or_the_unpaired_bound(capsys):
+    main(["--discordant", "9", "3"])
+    out = capsys.readouterr().out.strip()
+    assert out == f"only A 9, only B 3: exact McNemar p {mcnemar_exact_p(9, 3):.2g}"
+    main(["191", "159", "200"])
+    assert capsys.readouterr().out.strip().endswith(f"p at most {unpaired_bound_p(191, 159, 200):.2g}")
+    for bad, message in ((["--discordant", "9"], "expected ONLY_A ONLY_B, got 1"),
+                         (["9", "3"], "expected WON_A WON_B EPISODES, got 2"),
+                         (["--discordant", "-1", "3"], "must be >= 0"),
+                         (["101", "3", "100"], r"must lie in [0, 100]")):
+        with pytest.raises(SystemExit) as ended:
+            main(bad)
+        assert ended.value.code == 2 and message in capsys.readouterr().err
