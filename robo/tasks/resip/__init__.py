@@ -74,7 +74,7 @@ examples:
       --resume --set eval_episode_steps=400 --set eval_episodes=100
   robo train resip --base runs/dp/a --config configs/resip_residual_quick.yaml --out runs/resip/long \\
       --set runner.iterations=96 --set val_interval=8 --set val_episodes=100 --set val_seed=3000
-  robo train resip --task peg_0.2mm --base runs/dp/fine --config configs/resip_residual_quick.yaml \
+  robo train resip --task peg_0.2mm --base runs/dp/fine --config configs/resip_residual_quick.yaml \\
       --out runs/resip/fine_n0 --set base_noise_scale=0 --set runner.init_std=0.1
 """
 
