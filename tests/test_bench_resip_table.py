@@ -82,7 +82,21 @@ def test_a_run_of_another_config_is_refused_before_anything_trains(table):
     assert before == {p: p.read_bytes() for p in (tmp / "runs").rglob("*") if p.is_file()}
 
 
+def test_set_reaches_the_stage_config(table):
+    """``--set dp.KEY=VALUE`` changes the base's config, so the finished base run no longer matches."""
+    tmp, _ = table
+    before = {p: p.read_bytes() for p in (tmp / "runs").rglob("*") if p.is_file()}
+    refused = bench(tmp, "--set", "peg_2mm:dp.diffusion.gradient_steps=5")
+    assert refused.returncode != 0
+    last = refused.stderr.strip().splitlines()[-1]
+    assert "dp_peg_2mm_low" in last and "diffusion.gradient_steps" in last, last
+    assert before == {p: p.read_bytes() for p in (tmp / "runs").rglob("*") if p.is_file()}
+    # scoped to another task, it leaves this cell's runs as they are
+    assert bench(tmp, "--set", "peg_0.2mm:dp.diffusion.gradient_steps=5").returncode == 0
+
+
 @pytest.mark.parametrize("flag, value, named", [
+    ("--set", "rl.gamma=1", "rl.gamma"), ("--set", "dp.no_such_key=1", "no_such_key"),
     ("--cells", "peg_3mm:low", "peg_3mm:low"), ("--rl-cells", "peg_2mm:med", "peg_2mm:med"),
     ("--parts", "table,speed", "--parts")])
 def test_bad_arguments_get_one_line_naming_them(table, flag, value, named):

@@ -64,6 +64,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mlp-config", default="configs/resip_mlp_quick.yaml", help="the MLP-BC base's config")
     p.add_argument("--resip-config", default="configs/resip_residual_quick.yaml",
                    help="the residual's config")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="[TASK:]STAGE.KEY=VALUE",
+                   help=f"override one config key of a stage ({', '.join(STAGES)}) in every cell, or in one "
+                        "task's cells, after the task's own settings; repeatable. E.g. --set "
+                        "peg_0.2mm:resip.residual_scale=0.3. MLP-BC + PPO's runner.iterations always follows "
+                        "the residual's environment steps")
 
 
 def _cells(text: str, flag: str) -> list[tuple[str, str]]:
@@ -77,6 +82,20 @@ def _cells(text: str, flag: str) -> list[tuple[str, str]]:
     return cells
 
 
+def _stage_sets(sets: list[str]) -> list[tuple[str | None, str, str]]:
+    """``--set [TASK:]STAGE.KEY=VALUE`` items as (task or None, stage, ``KEY=VALUE``)."""
+    parsed = []
+    for item in sets:
+        head, eq, value = item.partition("=")
+        task, _, path = head.rpartition(":")  # before the '.': task names hold one (peg_0.2mm)
+        stage, _, key = path.partition(".")
+        if stage not in STAGES or (task and task not in PRESETS) or not key or not eq:
+            raise ValueError(f"--set: {item!r} is not [TASK:]STAGE.KEY=VALUE with a stage of "
+                             f"{', '.join(STAGES)} and a task of {', '.join(PRESETS)}")
+        parsed.append((task or None, stage, f"{key}={value}"))
+    return parsed
+
+
 class Table:
     """The runs of the table under one folder, checked before anything trains."""
 
@@ -87,6 +106,7 @@ class Table:
             raise OSError(f"--runs {self.root} is a file, not a folder")
         if args.episodes < 1:
             raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+        self.sets = _stage_sets(args.sets)
         self.cells = _cells(args.cells, "--cells")
         self.rl_cells = _cells(args.rl_cells, "--rl-cells")
         missing = [f"{t}:{lv}" for t, lv in self.rl_cells if (t, lv) not in self.cells]
@@ -103,8 +123,8 @@ class Table:
             resip = self._config("resip", args.resip_config, task, level)
             self.configs[task, level, "resip"] = resip
             # the baseline at the residual's environment steps (both count every simulated step)
-            mlp_ppo = load_config(train_mlp_ppo.MLPPPOTrainConfig, None, [f"threads={args.threads}",
-                                                                             f"eval_episodes={args.episodes}"])
+            mlp_ppo = load_config(train_mlp_ppo.MLPPPOTrainConfig, None, [
+                f"threads={args.threads}", f"eval_episodes={args.episodes}", *self._sets("mlpppo", task)])
             chunk = self.configs[task, level, "mlp"].diffusion.action_horizon
             per_iteration = mlp_ppo.runner.num_steps * mlp_ppo.envs * chunk
             steps = resip.runner.iterations * resip.runner.num_steps * resip.hold_steps * resip.envs
@@ -122,12 +142,16 @@ class Table:
 
     def _config(self, stage: str, path: str, task: str, level: str) -> Any:
         """``path`` for this cell: the table's demonstrations, episodes and the task's own settings."""
-        sets = [f"threads={self.args.threads}", *TASK_SETTINGS.get(task, {}).get(stage, [])]
+        sets = [f"threads={self.args.threads}", *TASK_SETTINGS.get(task, {}).get(stage, []),
+                *self._sets(stage, task)]
         if stage == "resip":
             sets += [f"eval_episodes={self.args.episodes}", f"eval_seed={EVAL_SEED}"]
             return load_config(train_resip.ResiPTrainConfig, path, sets)
         sets += [f"task={task}", f"randomness={level}", f"demos={self.demos(task, level)}"]
         return load_config(train_dp.DPTrainConfig, path, sets)
+
+    def _sets(self, stage: str, task: str) -> list[str]:
+        return [setting for only, of, setting in self.sets if of == stage and only in (None, task)]
 
     def demos(self, task: str, level: str) -> Path:
         return self.root / "demos" / f"{task}_{level}.hdf5"
