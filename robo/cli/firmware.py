@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--board", choices=list(BOARDS), default="qemu-mps2-an386")
     b.add_argument("--steps", type=int, default=500, help="observation steps the harness runs and times")
     b.add_argument("--seed", type=int, default=0, help="seed of the observation sequence")
-    b.add_argument("--opt", default="-O2", help="optimisation flags (default -O2)")
+    b.add_argument("--opt", default="-O2",
+                   help="compiler optimisation flags, written --opt=-O3 (default -O2); only -flags pass")
     b.set_defaults(func=_build)
 
     r = add_leaf(cmd, "run", "boot the build in QEMU and check it against ONNX Runtime", DESCRIPTION)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -198,6 +199,11 @@ def build(
     opt: str = "-O2",
 ) -> dict[str, Any]:
     """Cross-compile the module for ``board_name``; writes and returns ``build/<board>/build.json``."""
+    # make hands OPT to a shell: only plain compiler flags may pass, checked before anything is written
+    if not opt.split() or not all(re.fullmatch(r"-[A-Za-z0-9_=.,+-]+", flag) for flag in opt.split()):
+        raise ValueError(f"--opt {opt!r}: expected compiler flags such as -O2 or '-O3 -ffast-math'")
+    if steps < 1 or seed < 0:
+        raise ValueError(f"--steps must be >= 1 and --seed >= 0, got {steps} and {seed}")
     require_tools("make", "arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm")
     b = board(board_name)
     module_dir = Path(module_dir).resolve()
