@@ -138,3 +138,21 @@ def test_card_says_which_topics_and_message_types_the_policy_node_uses(tmp_path)
     card = export_onnx(raptor_student(), meta, tmp_path / "b" / "p.onnx", steps=3)
     assert card["io"] == renamed
     assert adapter_for(card).topics["state"] == ("/mavros/odom", "nav_msgs/msg/Odometry")
+
+
+def test_a_policy_with_nan_weights_is_refused_and_the_old_export_kept(tmp_path, capsys):
+    """A NaN difference compares False: the check must not pass a non-finite policy."""
+    torch.manual_seed(0)
+    net = raptor_student()
+    save_policy(tmp_path / "good" / "policy.pt", net, quadrotor_student_meta())
+    out = tmp_path / "out" / "policy.onnx"
+    assert main(["export", "onnx", str(tmp_path / "good"), "-o", str(out), "--steps", "5"]) == 0
+    before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
+    with torch.no_grad():
+        next(net.parameters()).view(-1)[0] = float("nan")
+    save_policy(tmp_path / "bad" / "policy.pt", net, quadrotor_student_meta())
+    capsys.readouterr()
+    assert main(["export", "onnx", str(tmp_path / "bad"), "-o", str(out), "--steps", "5"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not finite" in err[0], err
+    assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before

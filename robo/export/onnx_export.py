@@ -250,6 +250,12 @@ def compare_rollout(
                 act_t = net(torch.from_numpy(obs_t)[None])
             feeds = dict(zip(in_names, [obs_o[None], *state_o], strict=True))
             act_o, *state_o = sess.run(None, feeds)
+            # a NaN difference would compare False and pass the check; a non-finite policy is refused
+            for side, values in (("torch", [act_t.numpy(), *(st.numpy() for st in state_t)]),
+                                 ("ONNX Runtime", [act_o, *state_o])):
+                if not all(np.isfinite(v).all() for v in values):
+                    raise ValueError(f"the policy's {side} output is not finite at step {k} of the "
+                                     "equivalence check (NaN or inf weights?); nothing written")
             worst = max(worst, float(np.max(np.abs(act_t.numpy() - act_o))))
             for st, so in zip(state_t, state_o, strict=True):
                 worst = max(worst, float(np.max(np.abs(st.numpy() - so))))
