@@ -98,7 +98,7 @@ def test_set_reaches_the_stage_config(table):
 @pytest.mark.parametrize("flag, value, named", [
     ("--set", "rl.gamma=1", "rl.gamma"), ("--set", "dp.no_such_key=1", "no_such_key"),
     ("--cells", "peg_3mm:low", "peg_3mm:low"), ("--rl-cells", "peg_2mm:med", "peg_2mm:med"),
-    ("--parts", "table,speed", "--parts")])
+    ("--parts", "table,speed", "--parts"), ("--steps", "0", "--steps"), ("--threads", "0", "--threads")])
 def test_bad_arguments_get_one_line_naming_them(table, flag, value, named):
     tmp, _ = table
     out = bench(tmp, flag, value)

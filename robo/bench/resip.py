@@ -120,6 +120,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     unknown = [s for s in parts if s not in PARTS]
     if unknown or not parts:
         raise ValueError(f"--parts: {args.parts!r} is not a comma-separated choice of {', '.join(PARTS)}")
+    for flag in ("envs", "steps", "threads"):
+        if getattr(args, flag) < 1:
+            raise ValueError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
     table = resip_table.Table(args) if "table" in parts else None  # refuses a bad --runs before any work
     torch.set_num_threads(args.threads)
     result: dict[str, Any] = {"threads": args.threads}
