@@ -25,6 +25,15 @@ class ConfigError(ValueError):
     """A config file or override that does not match the schema."""
 
 
+_DEVICE = re.compile(r"cpu|cuda(:\d+)?|mps")
+
+
+def check_device(device: str, key: str) -> None:
+    """Refuse a torch device string torch would only reject once a run has begun."""
+    if not _DEVICE.fullmatch(device):
+        raise ValueError(f"{key} must be cpu, cuda, cuda:N or mps, got {device!r}")
+
+
 def load_config(schema: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
     """Build ``schema`` from its defaults, then a YAML file, then ``key.sub=value`` overrides."""
     data: dict[str, Any] = {}
@@ -106,7 +115,10 @@ def from_dict(schema: type[T], data: dict[str, Any], prefix: str = "") -> T:
     try:
         obj = schema(**kwargs)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: {exc}") from None
+        where, message = prefix.rstrip(".") or "config", str(exc)
+        # A section's own check may already name its full key ("diffusion.lr: ...").
+        named = prefix and message.startswith(prefix)
+        raise ConfigError(message if named else f"{where}: {message}") from None
     return obj
 
 

@@ -18,6 +18,7 @@ import contextlib
 import json
 import math
 import platform
+import shutil
 import sys
 import time
 from collections.abc import Iterable
@@ -139,6 +140,32 @@ class Scalars:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# What a run saves that took work to compute (checkpoints, recorded demonstrations, exported policies).
+SAVED_WORK = (".pt", ".hdf5", ".onnx")
+
+
+@contextlib.contextmanager
+def undo_failed_start(path: Path | None, resume: bool):
+    """Around a new run: if it fails before it saved any work (:data:`SAVED_WORK`), delete what it wrote,
+    so the folder is as it was (absent or empty) and the same command, corrected, can use it again."""
+    existed = path is not None and path.exists()
+    fresh = path is not None and not resume and (not existed or (path.is_dir() and not any(path.iterdir())))
+    try:
+        yield
+    except BaseException:
+        if fresh and path.is_dir() and not _holds_work(path):
+            for child in (list(path.iterdir()) if existed else [path]):
+                if child.is_dir():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+        raise
+
+
+def _holds_work(folder: Path) -> bool:
+    return any(f.suffix in SAVED_WORK for f in folder.rglob("*") if f.is_file())
 
 
 def _versions() -> dict[str, str]:

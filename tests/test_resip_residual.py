@@ -144,6 +144,10 @@ def test_a_base_of_another_task_is_refused_before_the_run_folder_is_made(base_ru
     assert not (tmp_path / "r").exists()
     with pytest.raises(OSError, match=r"no policy\.pt"):
         train(config, argparse.Namespace(base=str(tmp_path), task=None), Context(out=tmp_path / "r"))
+    config = load_config(ResiPTrainConfig, None, [*TINY, "base_ddim_steps=1000"])
+    with pytest.raises(ValueError, match=r"^DDIM steps 1000: the base .* takes 1 to its 100 diffusion"):
+        train(config, argparse.Namespace(base=str(base_run), task=None), Context(out=tmp_path / "r"))
+    assert not (tmp_path / "r").exists()
 
 
 def test_a_held_residual_is_one_decision_over_several_base_steps(base_run):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from robo import files
-from robo.run_dir import RunDir
+from robo.run_dir import RunDir, undo_failed_start
 
 
 @dataclass
@@ -99,3 +99,27 @@ def test_a_full_disk_is_one_line_naming_the_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
     files.save_torch({"x": torch.ones(2)}, target)
     assert torch.load(target)["x"].sum() == 2
+
+
+def _start_and_fail(path, resume=False, save=None):
+    with pytest.raises(RuntimeError, match="late"), undo_failed_start(path, resume):
+        RunDir.open(path, Cfg(), kind="demo", resume=resume)
+        if save:
+            (path / save).write_bytes(b"work")
+        raise RuntimeError("late")
+
+
+def test_a_new_run_that_fails_before_saving_work_leaves_its_folder_as_it_was(tmp_path):
+    _start_and_fail(tmp_path / "absent")
+    assert not (tmp_path / "absent").exists()  # the same --out can be used again
+    (tmp_path / "empty").mkdir()
+    _start_and_fail(tmp_path / "empty")
+    assert (tmp_path / "empty").is_dir() and not any((tmp_path / "empty").iterdir())
+
+
+def test_a_failed_run_keeps_saved_work_and_a_resumed_run_keeps_everything(tmp_path):
+    _start_and_fail(tmp_path / "saved", save="checkpoint.pt")
+    assert (tmp_path / "saved" / "checkpoint.pt").is_file() and (tmp_path / "saved" / "config.yaml").is_file()
+    RunDir.open(tmp_path / "resumed", Cfg(), kind="demo", resume=False)
+    _start_and_fail(tmp_path / "resumed", resume=True)
+    assert (tmp_path / "resumed" / "config.yaml").is_file()

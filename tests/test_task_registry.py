@@ -36,6 +36,8 @@ def train(config, args, ctx):
     with ctx.bar("toy", config.steps) as bar:
         for _ in range(config.steps):
             bar.update(1)
+    if config.steps > 100:  # a failure found once the run folder is written, before any checkpoint
+        raise RuntimeError(f"toy: {config.steps} steps is too many")
     run.write_json("metrics.json", {"steps": config.steps})
     return f"toy trained {config.steps} steps into {ctx.out}"
 
@@ -92,3 +94,39 @@ def test_common_options_are_checked_the_same_for_every_task(toy_task, tmp_path, 
     assert main(["train", "toy", "--config", str(tmp_path), "--out", str(tmp_path / "y")]) == 1
     assert "is a folder; pass a YAML file" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_a_training_that_fails_before_saving_anything_leaves_no_run_folder(toy_task, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "toy", "--set", "steps=101", "--out", str(out)]) == 1
+    assert "101 steps is too many" in capsys.readouterr().err
+    assert not out.exists()  # so the corrected command can use the same --out
+    assert main(["train", "toy", "--set", "steps=5", "--out", str(out)]) == 0
+
+
+# Settings that once passed the config check and failed only after the run folder was written
+# (locking the folder: a new run refuses it, --resume refuses the changed setting).
+LATE_SETTINGS = [
+    ("dp", "diffusion.lr=-1", "diffusion.lr"),
+    ("dp", "diffusion.beta_schedule=bogus", "diffusion.beta_schedule"),
+    ("dp", "diffusion.kernel_size=4", "diffusion.kernel_size"),
+    ("dp", "diffusion.groups=7", "diffusion.groups"),
+    ("dp", "diffusion.pred_horizon=30", "diffusion.pred_horizon"),
+    ("gpayn", "sac.actor_hidden=[-4]", "sac.actor_hidden"),
+    ("gpayn", "env.position_range=-1", "position_range"),
+    ("online-cbf", "filter.margin=-1", "margin"),
+    ("online-cbf", "filter.slack_weight=-5", "slack_weight"),
+    ("online-cbf", "jitter=-1", "jitter"),
+    ("online-cbf", "obstacles=-1", "obstacles"),
+    ("raptor", "fleet.size=0", "fleet.size"),
+    ("raptor", "teachers.device=bogus", "device"),
+    ("raptor", "student.device=gpu", "student.device"),
+]
+
+
+@pytest.mark.parametrize(("task", "setting", "key"), LATE_SETTINGS)
+def test_bad_settings_are_refused_by_the_config_check_naming_the_key(task, setting, key):
+    from robo.config import ConfigError
+
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        registry.load_stage_config(registry.tasks()[task].train, None, [setting])

@@ -4,6 +4,7 @@ everywhere (``--config``, ``--set``, ``--out``, ``--resume``), and progress bars
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from pathlib import Path
 
@@ -38,6 +39,7 @@ def _runner(stage: Stage):
         from tqdm import tqdm
 
         from robo.registry import Context, load_stage_config, resolve
+        from robo.run_dir import undo_failed_start
 
         config = load_stage_config(stage, args.config, list(args.set))
         resume = bool(getattr(args, "resume", False))
@@ -51,7 +53,12 @@ def _runner(stage: Stage):
             return tqdm(total=total, initial=initial, desc=desc, unit_scale=True, dynamic_ncols=True)
 
         ctx = Context(out=out, resume=resume, log=tqdm.write, bar=bar)
-        print(resolve(stage.run)(config, args, ctx))
+        # A training that fails before it saved anything leaves no half-made run folder behind
+        # (an evaluation writes next to what it evaluates, and its files are replaced atomically).
+        guard = undo_failed_start(out, resume) if stage.resumable else contextlib.nullcontext()
+        with guard:
+            report = resolve(stage.run)(config, args, ctx)
+        print(report)
         return 0
 
     return run

@@ -27,6 +27,8 @@ from torch import nn
 from robo.nets.chunking import MLPChunkPolicy
 from robo.nets.diffusion import DiffusionPolicy
 
+BETA_SCHEDULES = ("squaredcos_cap_v2", "linear", "scaled_linear")
+
 
 @dataclass
 class DiffusionConfig:
@@ -66,8 +68,30 @@ class DiffusionConfig:
             raise ValueError(f"diffusion.relative_obs: [start, stop) of observation values, got {span}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"diffusion.ema_decay: must be in [0, 1), got {self.ema_decay}")
-        if not self.down_dims:
-            raise ValueError("diffusion.down_dims: needs at least one level")
+        if not self.down_dims or min(self.down_dims) < 1:
+            raise ValueError(f"diffusion.down_dims: needs at least one level, every width >= 1, "
+                             f"got {self.down_dims}")
+        if self.groups < 1 or any(d % self.groups for d in self.down_dims):
+            raise ValueError(f"diffusion.groups: every width of down_dims {self.down_dims} must be "
+                             f"divisible by the GroupNorm groups, got {self.groups}")
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise ValueError(f"diffusion.kernel_size: must be odd and >= 1 (the convolutions keep the "
+                             f"chunk's length), got {self.kernel_size}")
+        halvings = len(self.down_dims) - 1
+        if self.pred_horizon % 2**halvings:
+            raise ValueError(f"diffusion.pred_horizon: {self.pred_horizon} must be "
+                             f"divisible by {2**halvings} (the U-Net halves it {halvings} times)")
+        if self.step_embed_dim < 4 or self.step_embed_dim % 2:
+            raise ValueError(f"diffusion.step_embed_dim: must be even and >= 4, got {self.step_embed_dim}")
+        if self.beta_schedule not in BETA_SCHEDULES:
+            raise ValueError(f"diffusion.beta_schedule: {self.beta_schedule!r} is not one of "
+                             f"{', '.join(BETA_SCHEDULES)} (the ones both DDPM and DDIM implement)")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"diffusion.lr: must be finite and > 0, got {self.lr}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"diffusion.weight_decay: must be finite and >= 0, got {self.weight_decay}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"diffusion.warmup_steps: must be >= 0, got {self.warmup_steps}")
 
 
 def build_policy(config: DiffusionConfig, obs_dim: int, act_dim: int,

@@ -105,6 +105,10 @@ class SACConfig:
             raise ValueError(f"sac.bc_weight must be >= 0, got {self.bc_weight}")
         if self.critics < 2:
             raise ValueError(f"sac.critics must be >= 2 (a pair to take the minimum of), got {self.critics}")
+        for name in ("actor_hidden", "critic_hidden"):
+            sizes = getattr(self, name)
+            if not sizes or min(sizes) < 1:
+                raise ValueError(f"sac.{name}: at least one layer, every size >= 1, got {list(sizes)}")
         if self.log_std_min >= self.log_std_max:
             raise ValueError("sac.log_std_min must be below sac.log_std_max")
 

@@ -79,6 +79,10 @@ class HandEnvConfig:
             raise ValueError(f"episode_steps must be > 0, got {self.episode_steps}")
         if not self.reward_scale > 0:
             raise ValueError(f"reward_scale must be > 0, got {self.reward_scale}")
+        for key in ("position_range", "yaw_range"):
+            value = getattr(self, key)
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"{key} must be finite and >= 0, got {value}")
 
 
 class HandEnv:

@@ -90,7 +90,16 @@ class OnlineCbfConfig:
         for name in ("kp", "kd"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise ValueError(f"{name} must be finite and > 0, got {getattr(self, name)}")
+        if not (math.isfinite(self.spacing) and self.spacing > 0):
+            raise ValueError(f"spacing must be finite and > 0, got {self.spacing}")
+        if not (math.isfinite(self.jitter) and self.jitter >= 0):
+            raise ValueError(f"jitter must be finite and >= 0, got {self.jitter}")
+        if self.obstacles < 0:
+            raise ValueError(f"obstacles must be >= 0, got {self.obstacles}")
         check_tilt(self.tilt)
+        self.filter_config()  # the filter's own checks (margin >= 0, slack_weight > 0, ...), before any run
+        if self.grid.episodes < 1:
+            raise ValueError(f"grid.episodes must be >= 1, got {self.grid.episodes}")
         if not self.grid.k1 or not self.grid.k2 or min(self.grid.k1 + self.grid.k2) <= 0:
             raise ValueError("grid: k1 and k2 must be non-empty lists of positive gains")
         t = self.train

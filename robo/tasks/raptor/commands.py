@@ -51,9 +51,16 @@ def student_config(path: str | None, overrides: list[str]) -> Any:
     return load_config(StudentConfig, path, overrides)
 
 
-def train_teachers(config: Any, args: argparse.Namespace, ctx: Context) -> str:
+def _check_cuda(device: str, key: str, ray_address: str | None = None) -> None:
+    """Refuse a CUDA device this torch cannot see, before a run folder is written."""
     import torch
 
+    # With Ray the workers need CUDA, not this driver; each task checks on its own node.
+    if device.startswith("cuda") and ray_address is None and not torch.cuda.is_available():
+        raise RuntimeError(f"{key} {device}: this torch build sees no CUDA device")
+
+
+def train_teachers(config: Any, args: argparse.Namespace, ctx: Context) -> str:
     from robo.tasks.raptor.teachers import resumed_steps
     from robo.tasks.raptor.teachers import train_teachers as train
 
@@ -64,9 +71,7 @@ def train_teachers(config: Any, args: argparse.Namespace, ctx: Context) -> str:
     if args.ray_address is not None:
         # Set directly, not as a --set override: YAML would read some addresses as other types.
         config.ray_address = args.ray_address
-    elif config.device == "cuda" and not torch.cuda.is_available():
-        # With Ray the workers need CUDA, not this driver; each task checks on its own node.
-        raise RuntimeError("--device cuda: this torch build sees no CUDA device")
+    _check_cuda(config.device, "--device", config.ray_address)
 
     groups = -(-config.teachers // config.group_size)
     # A resumed run's bar starts where the run stands, so its rate and ETA count only this session's steps.
@@ -107,6 +112,7 @@ def teachers_report(metrics: dict[str, Any], config: Any, ctx: Context) -> str:
 def train_student(config: Any, args: argparse.Namespace, ctx: Context) -> str:
     from robo.tasks.raptor.pipeline import train_student as train
 
+    _check_cuda(config.device, "device")
     with ctx.bar("student", config.epochs) as bar:
         metrics = train(config, args.teachers, ctx.out, resume=ctx.resume, progress=bar.update,
                         log=ctx.log, status=bar.set_postfix_str)
@@ -124,6 +130,8 @@ def train_pipeline(config: Any, args: argparse.Namespace, ctx: Context) -> str:
 
     if args.ray_address is not None:
         config.teachers.ray_address = args.ray_address
+    _check_cuda(config.teachers.device, "teachers.device", config.teachers.ray_address)
+    _check_cuda(config.student.device, "student.device")
     started = time.perf_counter()
     metrics = train_raptor(config, ctx.out, resume=ctx.resume, log=ctx.log, bar=ctx.bar)
     return (f"{table(metrics, config.eval.figure8_periods)}\n\nrun folder {ctx.out} "

@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from robo.config import to_dict
+from robo.config import check_device, to_dict
 from robo.files import save_torch, write_csv, write_json
 from robo.nets.policy import raptor_student, save_policy
 from robo.registry import silent_bar
@@ -90,6 +90,7 @@ class StudentConfig:
             raise ValueError("student.teacher_epochs and student.offset_episodes must be >= 0")
         if self.lr <= 0:
             raise ValueError(f"student.lr must be > 0, got {self.lr}")
+        check_device(self.device, "student.device")
         if self.teachers not in ("accepted", "all"):
             raise ValueError(f"student.teachers must be 'accepted' or 'all', got {self.teachers!r}")
         if self.env.observation != "teacher" or self.env.auto_reset:
@@ -110,6 +111,8 @@ class FleetConfig:
     order: str = "sampled"
 
     def __post_init__(self) -> None:
+        if self.size <= 0:
+            raise ValueError(f"fleet.size must be > 0, got {self.size}")
         if self.order not in FLEET_ORDERS:
             raise ValueError(f"fleet.order must be one of {', '.join(FLEET_ORDERS)}, got {self.order!r}")
 

@@ -54,7 +54,7 @@ from typing import Any
 
 import torch
 
-from robo.config import to_dict
+from robo.config import check_device, to_dict
 from robo.files import write_bytes, write_csv, write_json
 from robo.nets.ensemble import EnsembleMLP
 from robo.nets.policy import load_policy
@@ -178,6 +178,7 @@ class RaptorTeachersConfig:
             raise ValueError("env.observation must be 'teacher' (teachers see the 26-value observation)")
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0, got {self.threads}")
+        check_device(self.device, "device")
         if self.ray_address is not None and not self.ray_address.strip():
             raise ValueError("ray_address must not be empty (null: no Ray; 'local': start a local Ray)")
 

@@ -36,6 +36,15 @@ class Base:
         """The environment the base was trained for (its demonstrations' config), with overrides."""
         return AssemblyConfig(**{**self.meta["config"]["env"], **overrides})
 
+    def ddim_steps(self, steps: int | None = None) -> int:
+        """``steps`` (None or 0: the base's RL setting), refused above its diffusion training steps."""
+        diffusion = self.meta["config"]["diffusion"]
+        steps = steps or diffusion["rl_ddim_steps"]
+        if not 1 <= steps <= diffusion["train_diffusion_steps"]:
+            raise ValueError(f"DDIM steps {steps}: the base {self.run} takes 1 to its "
+                             f"{diffusion['train_diffusion_steps']} diffusion training steps")
+        return steps
+
     def actor(self, num_envs: int, ddim_steps: int | None = None, action_horizon: int | None = None,
               seed: int = 0, noise_scale: float = 1.0) -> ChunkedPolicy:
         """Each environment's current single action (chunk queue; defaults: the RL settings, DDIM 4;
@@ -47,7 +56,7 @@ class Base:
                              f"{self.policy.arch['pred_horizon']}")
         if isinstance(self.policy, MLPChunkPolicy):
             return ChunkedPolicy(RegressionSampler(self.policy), num_envs, horizon, seed)
-        sampler = DDIMSampler(self.policy, ddim_steps or diffusion["rl_ddim_steps"],
+        sampler = DDIMSampler(self.policy, self.ddim_steps(ddim_steps),
                               diffusion["train_diffusion_steps"], diffusion["beta_schedule"], noise_scale)
         return ChunkedPolicy(sampler, num_envs, horizon, seed)
 

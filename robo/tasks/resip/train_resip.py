@@ -204,6 +204,7 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
     base = load_base(args.base)  # a bad base fails before the run folder is touched
     if args.task and args.task != base.task:
         raise ValueError(f"--task {args.task}: the base {base.run} was trained on {base.task}")
+    base.ddim_steps(config.base_ddim_steps)
     # the evaluation may change on --resume: a finished run resumed with another eval_seed re-evaluates
     may_change = ["threads", "eval_episodes", "eval_envs", "eval_seed", "eval_episode_steps",
                   *VALIDATION_MAY_CHANGE, *(f"runner.{k}" for k in RESUMABLE_CHANGES)]
