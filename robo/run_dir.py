@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from robo import files
-from robo.config import dump_yaml, flatten, load_config, to_dict
+from robo.config import ConfigError, dump_yaml, flatten, load_config, to_dict
 
 CONFIG = "config.yaml"
 RUN_INFO = "run.json"
@@ -78,7 +78,10 @@ class RunDir:
             if found != kind:
                 raise OSError(f"--resume: {self.path} holds a {found} run, not a {kind} run")
         # Read back through the schema, so keys added since the run began compare by their defaults.
-        old = flatten(to_dict(load_config(type(config), stored)))
+        try:
+            old = flatten(to_dict(load_config(type(config), stored)))
+        except ConfigError as exc:
+            raise ValueError(f"--resume: {self.path} holds no {kind} run ({exc})") from None
         now = flatten(to_dict(config))
         changed = [k for k in sorted(old.keys() | now.keys())
                    if k not in may_change and old.get(k) != now.get(k)]

@@ -30,6 +30,7 @@ def test_cli_writes_plot_metrics_and_config(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--policy", "/nonexistent/p.onnx"], "no such file: /nonexistent/p.onnx"),
+    (["--policy", "robo/policies/gpayn_box_tall/policy.onnx"], "a 'gpayn' policy; robo fly flies quadrotor"),
     (["--obstacle", "1,2"], "expected four finite numbers"),
     (["--preset", "nope"], "unknown preset"),
     (["--set", "trajectory.kind=spiral"], "unknown 'spiral'"),

@@ -163,6 +163,12 @@ def test_resume_reuses_the_demonstrations_and_eval_compares_with_the_script(trai
     assert (tmp_path / "e" / "learning_curves.png").is_file()
     assert main(["eval", "gpayn", "--policy", str(out / "missing.onnx")]) == 1
     assert "no such file" in capsys.readouterr().err
+    # another task's run among --runs is refused before anything is evaluated or written
+    before = (tmp_path / "e" / "metrics.json").read_bytes()
+    assert main(["eval", "gpayn", "--policy", str(out / "policy.onnx"),
+                 "--runs", "robo/policies/online_cbf_gnn", "--out", str(tmp_path / "e")]) == 1
+    assert "--runs robo/policies/online_cbf_gnn: not a gpayn run" in capsys.readouterr().err
+    assert (tmp_path / "e" / "metrics.json").read_bytes() == before
 
 
 def test_critic_diagnostics_read_the_buffer_without_touching_the_training_streams():

@@ -61,3 +61,21 @@ def test_bad_checkpoints_and_meta_are_clear_errors(tmp_path):
         load_policy(tmp_path / "missing.pt")
     with pytest.raises(ValueError, match="cell"):
         RecurrentPolicy(3, 1, cell="rnn")
+
+
+def test_a_damaged_checkpoint_is_one_line_naming_what_is_wrong(tmp_path):
+    good = save_policy(tmp_path / "p.pt", raptor_student(), quadrotor_student_meta())
+    payload = torch.load(good, weights_only=True)
+
+    def damaged(name: str, **change) -> str:
+        torch.save({**payload, **change}, tmp_path / name)
+        with pytest.raises(ValueError) as info:
+            load_policy(tmp_path / name)
+        assert "\n" not in str(info.value)
+        return str(info.value)
+
+    assert "has no meta mapping" in damaged("nometa.pt", meta=None)
+    assert "architecture" in damaged("arch.pt", arch={**payload["arch"], "hidden": "sixteen"})
+    weights = {**payload["state_dict"]}
+    weights.pop(next(iter(weights)))
+    assert "weights do not match" in damaged("weights.pt", state_dict=weights)

@@ -25,6 +25,7 @@ from robo.tasks.raptor.teachers import (
     load_teachers,
     read_curve,
     resumed_steps,
+    run_metrics,
     summarise,
     train_teachers,
 )
@@ -125,6 +126,10 @@ def test_bad_fleets_are_refused(tmp_path, fleet) -> None:
         train_teachers(cfg, other, tmp_path / "b", resume=True, log=lambda s: None)
     with pytest.raises(ValueError, match="observation"):
         load_config(RaptorTeachersConfig, None, ["env.observation=student"])
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "metrics.json").write_text('{"success": 1.0}')
+    with pytest.raises(ValueError, match="not a raptor-teachers run"):
+        run_metrics(tmp_path / "c")
 
 
 def test_overriding_one_key_keeps_the_other_teacher_defaults() -> None:

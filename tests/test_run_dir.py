@@ -123,3 +123,9 @@ def test_a_failed_run_keeps_saved_work_and_a_resumed_run_keeps_everything(tmp_pa
     RunDir.open(tmp_path / "resumed", Cfg(), kind="demo", resume=False)
     _start_and_fail(tmp_path / "resumed", resume=True)
     assert (tmp_path / "resumed" / "config.yaml").is_file()
+
+
+def test_resume_of_a_folder_holding_another_kind_of_config_is_one_line(tmp_path):
+    (tmp_path / "config.yaml").write_text("agents: 8\n")  # e.g. a committed policy folder, no run.json
+    with pytest.raises(ValueError, match=r"^--resume: .* holds no demo run \(unknown config key 'agents'"):
+        RunDir.open(tmp_path, Cfg(), kind="demo", resume=True)

@@ -248,11 +248,21 @@ def load_policy(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         payload = _converted_sac_actor(payload)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not a robo policy checkpoint (expected format {FORMAT!r})")
-    net = build_policy(payload["arch"])
+    missing = [key for key in ("arch", "state_dict", "meta") if not isinstance(payload.get(key), dict)]
+    if missing:
+        raise ValueError(f"{path}: the checkpoint has no {' or '.join(missing)} mapping "
+                         "(not written by save_policy)")
+    try:
+        net = build_policy(payload["arch"])
+    except (TypeError, KeyError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{path}: its architecture {payload['arch']} cannot be built "
+                         f"({exc.__class__.__name__}: {exc})") from None
     try:
         net.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
-        raise ValueError(f"{path}: weights do not match the stored architecture ({exc})") from None
+        # torch lists every mismatch on its own line; one line keeps the error a one-liner
+        found = " ".join(str(exc).split())
+        raise ValueError(f"{path}: weights do not match the stored architecture ({found[:400]})") from None
     return net.eval(), dict(payload["meta"])
 
 

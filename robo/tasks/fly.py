@@ -83,7 +83,11 @@ def build_controller(cfg: FlyConfig) -> Controller:
                                               for x, y, z, r in cfg.obstacles]
         safety = SafetyConfig(**{**vars(cfg.safety), "spheres": spheres})
         setpoint_filter = SetpointFilter(build_filter(safety), cfg.tracker.kp, cfg.tracker.kv)
-    return Controller(policy, setpoint_filter)
+    controller = Controller(policy, setpoint_filter)
+    if controller.adapter.task != "quadrotor":
+        raise ValueError(f"{policy.path}: a {controller.adapter.task!r} policy; robo fly flies quadrotor "
+                         "policies (its card's task must be 'quadrotor')")
+    return controller
 
 
 COLUMNS = ["t", "x", "y", "z", "vx", "vy", "vz", "x_ref", "y_ref", "z_ref", "x_sp", "y_sp", "z_sp",

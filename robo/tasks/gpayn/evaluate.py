@@ -77,10 +77,7 @@ def evaluate(config: GPAYNEvalConfig, args: argparse.Namespace, ctx: Context) ->
     env = from_dict(GPAYNTrainConfig, trained).env
     if args.object:
         env = dataclasses.replace(env, object=args.object)
-    runs = [Path(r) for r in args.runs]
-    for run in runs:
-        if not (run / "learning_curve.csv").is_file():
-            raise OSError(f"--runs {run}: no learning_curve.csv (not a finished gpayn run)")
+    runs = training_runs([Path(r) for r in args.runs])  # before anything runs or is written
     policy = grasp_episodes(env, config.episodes, config.seed, act).summary()
     scripted = grasp_episodes(env, config.episodes, config.seed).summary()
     out = Path(ctx.out or path.parent / f"eval_{path.stem}_{path.suffix[1:]}")
@@ -132,19 +129,32 @@ def episode_strip(env_config: Any, act: Act, config: GPAYNEvalConfig, path: Path
     return save_figure(fig, path)
 
 
-def plot_learning_curves(runs: list[Path], path: Path) -> Path:
+def training_runs(runs: list[Path]) -> list[tuple[Path, GPAYNTrainConfig]]:
+    """Each finished gpayn run with its config; another kind of run is refused, naming it."""
+    from robo.config import ConfigError, load_config
+
+    found = []
+    for run in runs:
+        if not (run / "learning_curve.csv").is_file():
+            raise OSError(f"--runs {run}: no learning_curve.csv (not a finished gpayn run)")
+        try:
+            found.append((run, load_config(GPAYNTrainConfig, run / "config.yaml")))
+        except ConfigError as exc:
+            raise ValueError(f"--runs {run}: not a gpayn run ({exc})") from None
+    return found
+
+
+def plot_learning_curves(runs: list[tuple[Path, GPAYNTrainConfig]], path: Path) -> Path:
     """Deterministic success rate against environment steps, one line per run (its algo and object)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from robo.config import load_config
     from robo.files import save_figure
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for run in runs:
-        trained = load_config(GPAYNTrainConfig, run / "config.yaml")
+    for run, trained in runs:
         with open(run / "learning_curve.csv") as f:
             points = [row for row in csv.DictReader(f) if row.get("select_success")]
         ax.plot([int(p["step"]) for p in points], [float(p["select_success"]) for p in points], marker="o",

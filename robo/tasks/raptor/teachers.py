@@ -510,7 +510,13 @@ def run_metrics(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / "metrics.json"
     if not path.is_file():
         raise OSError(f"{run_dir}: no metrics.json (is the teacher run finished?)")
-    return json.loads(path.read_text())
+    try:
+        metrics = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(metrics, dict) or "accepted_names" not in metrics:
+        raise ValueError(f"{run_dir}: not a raptor-teachers run (no accepted_names in its metrics.json)")
+    return metrics
 
 
 def load_teachers(run_dir: str | Path, names: list[str] | None = None, *, accepted_only: bool = True,

@@ -82,7 +82,8 @@ def train(config: DPTrainConfig, args: argparse.Namespace, ctx: Context) -> str:
     if args.task:
         config.task = args.task
     elif ctx.resume and ctx.out and (Path(ctx.out) / CONFIG).is_file():
-        config.task = read_yaml(Path(ctx.out) / CONFIG)["task"]
+        # another kind of run has no task: RunDir.open refuses it below
+        config.task = read_yaml(Path(ctx.out) / CONFIG).get("task", config.task)
     DPTrainConfig.__post_init__(config)
     if config.demos:  # a wrong file is refused before the run folder is touched
         _check_demonstrations(Path(config.demos), config)
