@@ -53,6 +53,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file not found: {path}")
     try:
         data = yaml.safe_load(path.read_text())
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (a YAML config is UTF-8 text)") from None
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)  # PyYAML's own text spans several lines
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
@@ -167,9 +169,12 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise ConfigError(f"config key {key!r}: expected an integer, got {_describe(value)}")
+            if not (isinstance(value, float) and value.is_integer()):
+                raise ConfigError(f"config key {key!r}: expected an integer, got {_describe(value)}")
+            value = int(value)
+        if key.rsplit(".", 1)[-1].endswith("seed") and value < 0:
+            # numpy's generators refuse negative seeds, some only deep inside a run
+            raise ConfigError(f"config key {key!r}: a seed must be >= 0, got {value}")
         return value
     if tp is float:
         if isinstance(value, str) and _FLOAT_STRING.fullmatch(value.strip()):

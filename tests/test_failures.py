@@ -93,7 +93,9 @@ def junk(tmp_path_factory) -> dict[str, Path]:
     (root / "folder").mkdir()
     (root / "junk.pt").write_bytes(b"not a checkpoint")
     (root / "bad.yaml").write_text("key: [\n")
-    return {"folder": root / "folder", "junk": root / "junk.pt", "yaml": root / "bad.yaml"}
+    (root / "binary.yaml").write_bytes(bytes(range(128, 256)))
+    return {"folder": root / "folder", "junk": root / "junk.pt", "yaml": root / "bad.yaml",
+            "binary": root / "binary.yaml"}
 
 
 SWEEP = [  # argv (OUT: the output path), what the one error line must say
@@ -109,6 +111,12 @@ SWEEP = [  # argv (OUT: the output path), what the one error line must say
     (["demo", "--policy", "{folder}", "--out", "OUT"], "--policy {folder} is a folder"),
     (["demo", "--policy", "{junk}", "--out", "OUT"], "{junk}: not a readable policy checkpoint"),
     (["bench", "faults", "--trials", "-1"], "--trials must be >= 1, got -1"),
+    (["train", "dp", "--config", "{binary}", "--out", "OUT"], "{binary}: not a text file"),
+    (["train", "dp", "--set", "demos={junk}", "--out", "OUT"], "demonstrations {junk}: not a readable HDF5"),
+    (["train", "online-cbf", "--set", "seed=-5", "--out", "OUT"], "'seed': a seed must be >= 0, got -5"),
+    (["bench", "online-cbf", "--threads", "0"], "--threads must be >= 1, got 0"),
+    (["bench", "online-cbf", "--tilt", "nan"], "tilt (the nominal right-hand rule) must be finite"),
+    (["bench", "resip", "--rl-envs", "x"], "--rl-envs: comma-separated whole numbers, got 'x'"),
 ]
 
 

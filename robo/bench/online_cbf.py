@@ -31,6 +31,7 @@ from robo.tasks.online_cbf.config import OnlineCbfConfig
 from robo.tasks.online_cbf.rollout import grid_search, metrics, run_episodes
 from robo.tasks.online_cbf.tuner import GainTuner
 from sim.swarm import SCENARIOS, make_scenario, nominal_accelerations, reset, step
+from sim.swarm.nominal import check_tilt
 
 HELP = ("Online CBFs: decentralised filter solves/s batched (agents x envs) vs a per-environment loop and "
         "cvxpy per agent; GNN + filter instructions per step on the Cortex-M4F (QEMU); per scenario nominal "
@@ -193,6 +194,12 @@ def _mcu(policy: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    for flag, value, least in (("--threads", args.threads, 1), ("--episodes", args.episodes, 1),
+                               ("--agents", args.agents, 2)):
+        if value < least:
+            raise ValueError(f"{flag} must be >= {least}, got {value}")
+    if args.tilt is not None:
+        check_tilt(args.tilt)
     torch.set_num_threads(args.threads)
     names = [n for n in args.scenarios.split(",") if n]
     unknown = [n for n in names if n not in SCENARIOS]

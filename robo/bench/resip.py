@@ -141,7 +141,10 @@ def costs(args: argparse.Namespace) -> dict[str, Any]:
     unknown = [s for s in sizes if s not in SIZES]
     if unknown:
         raise ValueError(f"--sizes: unknown size {unknown[0]!r} (known: {', '.join(SIZES)})")
-    rl_envs = [int(n) for n in args.rl_envs.split(",") if n]
+    try:
+        rl_envs = [int(n) for n in args.rl_envs.split(",") if n]
+    except ValueError:
+        raise ValueError(f"--rl-envs: comma-separated whole numbers, got {args.rl_envs!r}") from None
     if any(n < 1 for n in rl_envs):
         raise ValueError(f"--rl-envs: batches must be >= 1, got {args.rl_envs}")
     result = {"env": env_rates(args.envs, args.steps), "base": {s: base_costs(s, args.envs) for s in sizes},

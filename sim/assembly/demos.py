@@ -98,7 +98,11 @@ def load(path: str | Path, task: str | None = None) -> tuple[list[Episode], dict
     path = Path(path)
     if not path.is_file():
         raise OSError(f"demonstrations {path}: no such file")
-    with h5py.File(path, "r") as f:
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise ValueError(f"demonstrations {path}: not a readable HDF5 file ({exc})") from None
+    with f:
         if "data" not in f:
             raise ValueError(f"demonstrations {path}: no 'data' group (not a robomimic-style file)")
         data = f["data"]

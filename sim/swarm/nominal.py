@@ -23,7 +23,8 @@ MAX_TILT = 1.5  # rad, below pi / 2: the turned PD still converges to the goal
 
 def check_tilt(tilt: float) -> float:
     if not (math.isfinite(tilt) and abs(tilt) <= MAX_TILT):
-        raise ValueError(f"nominal tilt must be finite and within +-{MAX_TILT} rad, got {tilt}")
+        raise ValueError(f"tilt (the nominal right-hand rule) must be finite and within +-{MAX_TILT} rad, "
+                         f"got {tilt}")
     return tilt
 
 
