@@ -105,6 +105,11 @@ def staged_folder(folder: Path, names: list[str]) -> Iterator[Path]:
     succeeds, the files ``names`` move into ``folder`` (model first, card last) or, when ``folder`` is
     new, the whole new folder appears at once; either way the temporary folder is then removed."""
     folder = folder.absolute()
+    if folder.exists() and not folder.is_dir():
+        raise OSError(f"{folder} is a file, not a folder to write {', '.join(names)} into")
+    for name in names:  # checked first: a move that fails half-way would part a model from its card
+        if (folder / name).is_dir():
+            raise OSError(f"{folder / name} is a folder; {name} would replace it (move it away first)")
     new = None
     if not folder.exists():
         new = folder  # the topmost folder that does not exist yet
@@ -123,6 +128,19 @@ def staged_folder(folder: Path, names: list[str]) -> Iterator[Path]:
                 (stage / name).replace(folder / name)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def check_output_folder(path: str | Path | None, flag: str = "--out") -> None:
+    """Refuse an output folder that cannot become one, before a command does its work."""
+    if path is None:
+        return
+    path = Path(path)
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                where = "" if part == path else f": {part}"
+                raise OSError(f"{flag} {path}{where} is a file, not a folder")
+            return
 
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:

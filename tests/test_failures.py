@@ -117,6 +117,12 @@ SWEEP = [  # argv (OUT: the output path), what the one error line must say
     (["bench", "online-cbf", "--threads", "0"], "--threads must be >= 1, got 0"),
     (["bench", "online-cbf", "--tilt", "nan"], "tilt (the nominal right-hand rule) must be finite"),
     (["bench", "resip", "--rl-envs", "x"], "--rl-envs: comma-separated whole numbers, got 'x'"),
+    (["fly", "--set", "duration=1", "-o", "{junk}"], "-o {junk} is a file, not a folder"),
+    (["sim", "quadrotor", "-o", "{junk}/sub"], "-o {junk}/sub: {junk} is a file, not a folder"),
+    (["eval", "raptor", "--baseline", "--out", "{junk}"], "--out {junk} is a file, not a folder"),
+    (["eval", "raptor", "--policy", "{junk}", "--episodes", "3", "--out", "OUT"], "--episodes counts"),
+    (["firmware", "run", "{folder}", "--tol", "nan"], "--tol must be a finite number >= 0, got nan"),
+    (["firmware", "run", "{folder}", "--timeout", "-3"], "--timeout must be a finite number of seconds > 0"),
 ]
 
 
@@ -138,6 +144,13 @@ def test_codegen_into_a_file_is_refused_and_the_file_kept(tmp_path, capsys, junk
     assert main(["codegen", "c", str(copy_default(tmp_path / "p")), "-o", str(target)]) == 1
     assert f"output {target} is a file" in capsys.readouterr().err
     assert target.read_bytes() == b"mine"
+
+
+def test_an_export_whose_card_path_is_a_folder_writes_no_model_without_its_card(tmp_path, capsys):
+    (tmp_path / "policy.json").mkdir()
+    assert main(["export", "onnx", str(DEFAULT_STUDENT), "--out", str(tmp_path / "policy.onnx")]) == 1
+    assert "policy.json is a folder; policy.json would replace it" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["policy.json"]
 
 
 def test_an_export_that_fails_leaves_a_good_export_byte_identical(tmp_path, capsys):

@@ -38,6 +38,7 @@ def _runner(stage: Stage):
     def run(args: argparse.Namespace) -> int:
         from tqdm import tqdm
 
+        from robo.files import check_output_folder
         from robo.registry import Context, load_stage_config, resolve
         from robo.run_dir import undo_failed_start
 
@@ -46,6 +47,7 @@ def _runner(stage: Stage):
         if resume and args.out is None:
             raise ValueError("--resume needs --out RUN_FOLDER (the run to continue)")
         out = Path(args.out) if args.out else None
+        check_output_folder(out)
         if out is None and stage.out:
             out = Path(f"{stage.out}/{time.strftime('%Y-%m-%d_%H-%M-%S')}")
 

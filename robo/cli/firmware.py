@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 from robo.cli._parsers import add_group, add_leaf
 
@@ -88,6 +89,12 @@ def _build(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from robo.codegen.firmware import run_qemu
     from robo.codegen.verify import check_policy_run
+
+    # checked before QEMU boots: a NaN limit would pass every comparison, a bad timeout waits forever
+    if not (math.isfinite(args.tol) and args.tol >= 0):
+        raise ValueError(f"--tol must be a finite number >= 0, got {args.tol:g}")
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise ValueError(f"--timeout must be a finite number of seconds > 0, got {args.timeout:g}")
     result = run_qemu(args.module, args.board, timeout=args.timeout)
     info = result["build"]
     if info["kind"] == "app":

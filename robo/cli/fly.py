@@ -8,6 +8,7 @@ from tqdm import tqdm
 
 from robo.cli._parsers import add_config_options, with_shortcuts
 from robo.config import dump_yaml, load_config
+from robo.files import check_output_folder
 
 ORDER = 40
 
@@ -51,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     cfg.obstacles = [*cfg.obstacles, *(parse_obstacle(o) for o in args.obstacle)]
     FlyConfig.__post_init__(cfg)
     preset(cfg.preset)  # an unknown preset fails before anything runs
+    check_output_folder(args.out, "-o")
     controller = build_controller(cfg)  # a policy that cannot run fails before anything is shown
     steps = round(cfg.duration * controller.policy.rate_hz)
     with tqdm(total=steps, desc=f"flying {cfg.preset}", unit="step") as bar:

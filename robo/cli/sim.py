@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from robo.cli._parsers import add_config_options, add_group, add_leaf, with_shortcuts
 from robo.config import dump_yaml, load_config
-from robo.files import write_json
+from robo.files import check_output_folder, write_json
 
 ORDER = 10
 
@@ -45,6 +45,7 @@ def run_quadrotor(args: argparse.Namespace) -> int:
     from sim.quadrotor import preset
 
     preset(cfg.preset)  # an unknown preset fails before anything is written
+    check_output_folder(args.out, "-o")
     steps = round(cfg.duration / cfg.env.dt)
     with tqdm(total=steps, desc=f"flying {cfg.preset}", unit="step") as bar:
         result = fly(cfg, bar.update)

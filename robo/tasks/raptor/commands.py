@@ -34,7 +34,8 @@ def eval_arguments(p: argparse.ArgumentParser) -> None:
     who.add_argument("--baseline", action="store_true", help="evaluate the geometric baseline controller")
     who.add_argument("--teachers", metavar="RUN", help="a finished raptor-teachers run: every teacher on its "
                      "own quadrotor")
-    p.add_argument("--episodes", type=int, default=100, help="recovery episodes per teacher (--teachers)")
+    p.add_argument("--episodes", type=int, default=None,
+                   help="recovery episodes per teacher (--teachers only; default 100)")
     p.add_argument("--compare", action="append", default=[], metavar="P",
                    help="also fly P on the same episodes and print one table: 'released' (the authors' "
                         "policy, after robo import raptor-released), 'baseline', or a policy path "
@@ -153,8 +154,11 @@ def evaluate_policy(config: Any, args: argparse.Namespace, ctx: Context) -> str:
     )
     from robo.tasks.raptor.pipeline import write_eval
 
+    if args.episodes is not None and not args.teachers:
+        raise ValueError("--episodes counts episodes per teacher with --teachers; a policy's episodes are "
+                         "--set vehicles=N and --set preset_episodes=N")
     if args.teachers:
-        episodes = _positive("--episodes", args.episodes)
+        episodes = _positive("--episodes", 100 if args.episodes is None else args.episodes)
         rows = evaluate_teachers(args.teachers, config, episodes)
         summary = {"episodes": episodes, "success_radius_m": config.success_radius, "teachers": rows}
         path = write_json(Path(ctx.out or args.teachers) / "teachers_eval.json", summary)
