@@ -32,6 +32,7 @@ def test_cli_writes_plot_metrics_and_config(tmp_path, capsys):
     (["--policy", "/nonexistent/p.onnx"], "no such file: /nonexistent/p.onnx"),
     (["--policy", "robo/policies/gpayn_box_tall/policy.onnx"], "a 'gpayn' policy; robo fly flies quadrotor"),
     (["--obstacle", "1,2"], "expected four finite numbers"),
+    (["--obstacle", "0,0,1,0.5"], "the flight starts inside it, at [0.0, 0.0, 1.0]"),
     (["--preset", "nope"], "unknown preset"),
     (["--set", "trajectory.kind=spiral"], "unknown 'spiral'"),
     (["--set", "duration=-1"], "duration must be in (0, 3600] s, got -1"),

@@ -94,8 +94,9 @@ def junk(tmp_path_factory) -> dict[str, Path]:
     (root / "junk.pt").write_bytes(b"not a checkpoint")
     (root / "bad.yaml").write_text("key: [\n")
     (root / "binary.yaml").write_bytes(bytes(range(128, 256)))
+    (root / "twice.yaml").write_text("seed: 1\nseed: 2\n")
     return {"folder": root / "folder", "junk": root / "junk.pt", "yaml": root / "bad.yaml",
-            "binary": root / "binary.yaml"}
+            "binary": root / "binary.yaml", "twice": root / "twice.yaml"}
 
 
 SWEEP = [  # argv (OUT: the output path), what the one error line must say
@@ -112,6 +113,8 @@ SWEEP = [  # argv (OUT: the output path), what the one error line must say
     (["demo", "--policy", "{junk}", "--out", "OUT"], "{junk}: not a readable policy checkpoint"),
     (["bench", "faults", "--trials", "-1"], "--trials must be >= 1, got -1"),
     (["train", "dp", "--config", "{binary}", "--out", "OUT"], "{binary}: not a text file"),
+    (["train", "dp", "--config", "{twice}", "--out", "OUT"], "{twice}: not valid YAML at line 2, column 1: "
+                                                              "duplicate key 'seed'"),
     (["train", "dp", "--set", "demos={junk}", "--out", "OUT"], "demonstrations {junk}: not a readable HDF5"),
     (["train", "online-cbf", "--set", "seed=-5", "--out", "OUT"], "'seed': a seed must be >= 0, got -5"),
     (["bench", "online-cbf", "--threads", "0"], "--threads must be >= 1, got 0"),

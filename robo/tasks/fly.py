@@ -61,6 +61,16 @@ class FlyConfig:
         for ob in self.obstacles:
             if len(ob) != 4 or not all(math.isfinite(v) for v in ob) or ob[3] <= 0:
                 raise ValueError(f"obstacle {ob}: expected x,y,z,r with r > 0 (metres)")
+        start = self.start()
+        for ob in self.obstacles:
+            if np.linalg.norm(start - np.asarray(ob[:3])) <= ob[3]:
+                at = [round(float(v), 3) for v in start]
+                raise ValueError(f"obstacle {tuple(ob)}: the flight starts inside it, at {at} m (the "
+                                 "trajectory's start + start_offset)")
+
+    def start(self) -> np.ndarray:
+        """Where the vehicle starts, hovering: the trajectory's first setpoint + ``start_offset``."""
+        return Trajectory(self.trajectory).setpoint(0.0).position + np.asarray(self.start_offset)
 
 
 def parse_obstacle(text: str) -> tuple[float, float, float, float]:
@@ -106,8 +116,7 @@ def fly(cfg: FlyConfig, progress: Callable[[int], None] | None = None,
                                                     auto_reset=False, disturbance=False),
                        dtype=torch.float64)
     trajectory = Trajectory(cfg.trajectory)
-    start = trajectory.setpoint(0.0).position + np.asarray(cfg.start_offset)
-    env.set_state(hover_state(env.params, torch.tensor(start)[None]))
+    env.set_state(hover_state(env.params, torch.tensor(cfg.start())[None]))
     controller.reset(np.full(4, params.hover_throttle() * 2 - 1))
     obstacles = np.array([o[:3] for o in cfg.obstacles]).reshape(-1, 3)
     radii = np.array([o[3] for o in cfg.obstacles])
