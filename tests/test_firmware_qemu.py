@@ -148,3 +148,19 @@ def test_shell_text_in_opt_and_zero_steps_are_refused_before_writing(student, tm
     assert ("--opt" in last) if steps else ("--steps" in last), last
     assert before == {p: p.read_bytes() for p in student.rglob("*") if p.is_file()}
     assert not (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.parametrize("manifest, message", [
+    ("{not json", "not valid JSON"),
+    ('{"name": "policy", "sources": ["policy.c; touch {tmp}/PWNED #"]}', "sources must list C or assembly"),
+    ('{"name": "x y", "sources": ["policy.c"]}', "name must be a C identifier"),
+    ('{"name": "policy", "sources": []}', "sources lists no file"),
+])
+def test_a_tampered_module_json_is_one_line_and_builds_nothing(student, tmp_path, manifest, message, capsys):
+    module = tmp_path / "module"
+    shutil.copytree(student, module, ignore=shutil.ignore_patterns("build"))
+    (module / "module.json").write_text(manifest.replace("{tmp}", str(tmp_path)))
+    assert main(["firmware", "build", str(module)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (module / "build").exists() and not (tmp_path / "PWNED").exists()

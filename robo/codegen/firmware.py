@@ -92,8 +92,24 @@ def read_manifest(module_dir: Path) -> dict[str, Any]:
         raise OSError(
             f"{module_dir}: no module.json (generate one with `robo codegen c policy.onnx -o {module_dir}`)"
         )
-    manifest = json.loads(path.read_text())
-    for src in manifest.get("sources", []):
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
+    # The name becomes C identifiers, the sources make variables (which reach a shell): plain words only.
+    if not isinstance(manifest.get("name"), str) or not re.fullmatch(r"[A-Za-z_]\w*", manifest["name"]):
+        raise ValueError(f"{path}: name must be a C identifier, got {manifest.get('name')!r}")
+    for key in ("sources", "policy_sources", "footprint_sources"):
+        listed = manifest.get(key, [])
+        if not isinstance(listed, list) or not all(
+                isinstance(src, str) and re.fullmatch(r"\w[\w.-]*\.[cS]", src) for src in listed):
+            raise ValueError(f"{path}: {key} must list C or assembly file names of the module folder "
+                             f"(letters, digits, _ . -), got {listed!r}")
+    if not manifest.get("sources"):
+        raise ValueError(f"{path}: sources lists no file")
+    for src in manifest["sources"]:
         if not (module_dir / src).is_file():
             raise OSError(f"{module_dir}: source {src} listed in module.json is missing")
     return manifest
