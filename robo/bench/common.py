@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import time
@@ -10,6 +11,19 @@ from pathlib import Path
 from typing import Any
 
 from robo import files
+
+
+def require(args: Any, *names: str, least: float = 1, above: bool = False) -> None:
+    """Refuse each option ``--name`` below ``least`` (``above``: not above it) or not finite, naming it,
+    before a bench measures anything; an option left at None is skipped."""
+    for name in names:
+        value = getattr(args, name)
+        values = value if isinstance(value, list | tuple) else [value]
+        bad = [v for v in values
+               if v is not None and not (math.isfinite(v) and (v > least if above else v >= least))]
+        if bad:
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag} must be {'>' if above else '>='} {least:g}, got {bad[0]:g}")
 
 
 def machine_info() -> dict[str, Any]:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from robo.bench.common import require
 from robo.config import load_config
 from robo.registry import Context
 from robo.run_dir import RunDir
@@ -66,9 +67,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     base = load_config(GPAYNTrainConfig, args.config, list(args.set))
     if args.steps is None:
         args.steps = base.runner.steps
-    for name in ("steps", "episodes", "envs", "demo_transitions", "threads"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    require(args, "steps", "episodes", "envs", "demo_transitions", "threads")
     runs = Path(args.runs)
     if runs.exists() and not runs.is_dir():
         raise OSError(f"--runs {runs} is a file, not a folder")

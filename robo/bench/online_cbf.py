@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 import robo
-from robo.bench.common import time_repeated
+from robo.bench.common import require, time_repeated
 from robo.safety.agent_mcu import (
     AgentView,
     StepSettings,
@@ -194,10 +194,8 @@ def _mcu(policy: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    for flag, value, least in (("--threads", args.threads, 1), ("--episodes", args.episodes, 1),
-                               ("--agents", args.agents, 2)):
-        if value < least:
-            raise ValueError(f"{flag} must be >= {least}, got {value}")
+    require(args, "threads", "episodes")
+    require(args, "agents", least=2)
     if args.tilt is not None:
         check_tilt(args.tilt)
     torch.set_num_threads(args.threads)

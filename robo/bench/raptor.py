@@ -39,6 +39,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from robo.bench.common import require
+
 HELP = "RAPTOR teacher training throughput (env and gradient steps/s) for K batched teachers vs one"
 
 PAPER_CORE_MINUTES = 31.0  # per teacher, 1M steps, one laptop core
@@ -88,6 +90,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    # every part's numbers are checked here, before the first part spends minutes
+    require(args, "threads", "warmup", "envs_per_teacher", "update_interval", "steps", "select_interval",
+            "select_episodes")
+    require(args, "seconds", "update_seconds", "steps_to_accept", "final_error", least=0, above=True)
+    require(args, "vehicles", "preset_episodes", least=0)
     out: dict[str, Any] = {}
     if not args.skip_throughput:
         out["throughput"] = throughput(args)
@@ -125,8 +132,6 @@ def updates(args: argparse.Namespace) -> dict[str, Any]:
     from robo.rl.sac import SACGroup
 
     sizes = _sizes(args.update_teachers)
-    if args.update_seconds <= 0 or args.threads <= 0:
-        raise ValueError("--update-seconds and --threads must be > 0")
     torch.set_num_threads(args.threads)
     sac = _teachers_config(args).sac
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
@@ -194,8 +199,6 @@ def precision(args: argparse.Namespace) -> dict[str, Any]:
     names = [n.strip() for n in args.vehicles_precision.split(",") if n.strip()]
     if not names:
         raise ValueError("--vehicles-precision: name at least one preset")
-    if args.steps <= 0 or args.select_interval <= 0 or args.select_episodes <= 0 or args.final_error <= 0:
-        raise ValueError("--steps, --select-interval, --select-episodes and --final-error must be > 0")
     vehicles = [preset(n) for n in names]
     torch.set_num_threads(args.threads)
     config = _teachers_config(args)
@@ -273,8 +276,6 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
     sizes = _sizes(args.teachers)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda: this torch build sees no CUDA device")
-    if args.threads <= 0 or args.seconds <= 0 or args.warmup <= 0:
-        raise ValueError("--threads, --seconds and --warmup must be > 0")
     torch.set_num_threads(args.threads)
     if args.tf32:
         torch.backends.cuda.matmul.allow_tf32 = True

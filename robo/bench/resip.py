@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from robo.bench import _resip_table as resip_table
+from robo.bench.common import require
 
 HELP = ("ResiP: assembly env steps/s batched vs single; diffusion base ms per chunk at DDIM 16 and 4; "
         "success per task and level of the expert, the bases, ResiP and MLP-BC + PPO")
@@ -120,9 +121,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     unknown = [s for s in parts if s not in PARTS]
     if unknown or not parts:
         raise ValueError(f"--parts: {args.parts!r} is not a comma-separated choice of {', '.join(PARTS)}")
-    for flag in ("envs", "steps", "threads"):
-        if getattr(args, flag) < 1:
-            raise ValueError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
+    require(args, "envs", "steps", "threads")
     table = resip_table.Table(args) if "table" in parts else None  # refuses a bad --runs before any work
     torch.set_num_threads(args.threads)
     result: dict[str, Any] = {"threads": args.threads}

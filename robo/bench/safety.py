@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from robo.bench.common import require
 from robo.safety import BarrierSet, SafetyFilter, Separation
 from robo.safety.c_emitter import emit_c, write_c
 from robo.safety.closed_loop import (
@@ -224,6 +225,7 @@ def _summary(instructions: np.ndarray) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    require(args, "problems", "steps", "envs", "threads", "mcu_cases")
     quick = (1000, 2000, 200)
     n_problems, n_steps, n_mcu = quick if args.quick else (args.problems, args.steps, args.mcu_cases)
     rng = np.random.default_rng(args.seed)

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from robo.bench.common import time_repeated
+from robo.bench.common import require, time_repeated
 from robo.files import save_figure
 from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, sample_fleet
 
@@ -34,9 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> dict:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError("--device cuda asked for, but torch sees no CUDA device")
+    require(args, "threads", "batches")
+    require(args, "seconds", least=0, above=True)
     if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else None
     rows = []
