@@ -145,14 +145,17 @@ class Scalars:
         self.close()
 
 
-# What a run saves that took work to compute (checkpoints, recorded demonstrations, exported policies).
+# What a run saves that took work to compute (checkpoints, recorded demonstrations, exported policies);
+# TensorBoard event files count too: a run that failed after logging progress keeps the curves that
+# show what went wrong.
 SAVED_WORK = (".pt", ".hdf5", ".onnx")
 
 
 @contextlib.contextmanager
 def undo_failed_start(path: Path | None, resume: bool):
-    """Around a new run: if it fails before it saved any work (:data:`SAVED_WORK`), delete what it wrote,
-    so the folder is as it was (absent or empty) and the same command, corrected, can use it again."""
+    """Around a new run: if it fails before it saved any work (:data:`SAVED_WORK`) or logged a scalar,
+    delete what it wrote, so the folder is as it was (absent or empty) and the same command, corrected,
+    can use it again."""
     existed = path is not None and path.exists()
     fresh = path is not None and not resume and (not existed or (path.is_dir() and not any(path.iterdir())))
     try:
@@ -168,7 +171,8 @@ def undo_failed_start(path: Path | None, resume: bool):
 
 
 def _holds_work(folder: Path) -> bool:
-    return any(f.suffix in SAVED_WORK for f in folder.rglob("*") if f.is_file())
+    return any(f.suffix in SAVED_WORK or f.name.startswith("events.out.tfevents")
+               for f in folder.rglob("*") if f.is_file())
 
 
 def _versions() -> dict[str, str]:

@@ -120,6 +120,8 @@ def test_a_new_run_that_fails_before_saving_work_leaves_its_folder_as_it_was(tmp
 def test_a_failed_run_keeps_saved_work_and_a_resumed_run_keeps_everything(tmp_path):
     _start_and_fail(tmp_path / "saved", save="checkpoint.pt")
     assert (tmp_path / "saved" / "checkpoint.pt").is_file() and (tmp_path / "saved" / "config.yaml").is_file()
+    _start_and_fail(tmp_path / "logged", save="events.out.tfevents.1.host")  # its curves show what failed
+    assert (tmp_path / "logged" / "config.yaml").is_file()
     RunDir.open(tmp_path / "resumed", Cfg(), kind="demo", resume=False)
     _start_and_fail(tmp_path / "resumed", resume=True)
     assert (tmp_path / "resumed" / "config.yaml").is_file()
