@@ -118,7 +118,7 @@ SWEEP = [  # argv (OUT: the output path), what the one error line must say
     (["train", "dp", "--set", "demos={junk}", "--out", "OUT"], "demonstrations {junk}: not a readable HDF5"),
     (["train", "online-cbf", "--set", "seed=-5", "--out", "OUT"], "'seed': a seed must be >= 0, got -5"),
     (["bench", "online-cbf", "--threads", "0"], "--threads must be >= 1, got 0"),
-    (["bench", "online-cbf", "--tilt", "nan"], "tilt (the nominal right-hand rule) must be finite"),
+    (["bench", "online-cbf", "--tilt", "nan"], "tilt must be finite and within +-1.5 rad"),
     (["bench", "raptor", "--steps", "0", "--json", "OUT"], "--steps must be >= 1, got 0"),
     (["bench", "raptor", "--final-error", "nan", "--json", "OUT"], "--final-error must be > 0, got nan"),
     (["bench", "safety", "--envs", "0", "--json", "OUT"], "--envs must be >= 1, got 0"),

@@ -23,7 +23,7 @@ MAX_TILT = 1.5  # rad, below pi / 2: the turned PD still converges to the goal
 
 def check_tilt(tilt: float) -> float:
     if not (math.isfinite(tilt) and abs(tilt) <= MAX_TILT):
-        raise ValueError(f"tilt (the nominal right-hand rule) must be finite and within +-{MAX_TILT} rad, "
+        raise ValueError(f"tilt must be finite and within +-{MAX_TILT} rad (the nominal's right-hand rule), "
                          f"got {tilt}")
     return tilt
 
