@@ -76,7 +76,8 @@ def test_out_of_range_gains_are_clamped_and_counted():
     tuner = SwarmTuner(TUNER)
     assert (tuner.slots, tuner.dim) == (8, 2)
     k1, k2 = tuner.gains(np.zeros(tuner.policy.obs_size, np.float32))
-    assert tuner.k_min <= min(k1, k2) and max(k1, k2) <= tuner.k_max and tuner.clamped == 0
+    lo, hi = tuner.policy.clip
+    assert lo <= min(k1, k2) and max(k1, k2) <= hi and tuner.clamped == 0 and not tuner.sets_tilt
     tuner.policy.clip = (1.0, 1.5)  # a model whose gains leave the card's range
     k1, k2 = tuner.gains(np.zeros(tuner.policy.obs_size, np.float32))
     assert min(k1, k2) >= 1.0 and max(k1, k2) <= 1.5 and tuner.clamped == 1

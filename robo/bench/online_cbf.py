@@ -28,7 +28,7 @@ from robo.safety.agent_mcu import (
 from robo.safety.batched_multi_agent import filter_accelerations
 from robo.safety.multi_agent import reference_agent_qp
 from robo.tasks.online_cbf.config import OnlineCbfConfig
-from robo.tasks.online_cbf.rollout import grid_search, metrics, run_episodes
+from robo.tasks.online_cbf.rollout import fixed_label, fixed_setting, grid_search, metrics, run_episodes
 from robo.tasks.online_cbf.tuner import GainTuner
 from sim.swarm import SCENARIOS, make_scenario, nominal_accelerations, reset, step
 from sim.swarm.nominal import check_tilt
@@ -114,14 +114,14 @@ def _scenarios(names: list[str], episodes: int, agents: int, policy: str, tilt: 
         config = dataclasses.replace(config, grid=grid_settings)
         best, grid = grid_search(config)
         nominal = metrics(run_episodes(config, None), config)
-        fixed = {"k1": best[0], "k2": best[1], **metrics(run_episodes(config, best), config)}
+        fixed = {**fixed_setting(best), **metrics(run_episodes(config, best), config)}
         tuner = GainTuner(policy)
         gnn = {**metrics(run_episodes(config, tuner), config), "clamped_agent_steps": tuner.clamped,
                "fallback_agent_steps": tuner.fallbacks}
         table[name] = {"nominal": nominal, "best_fixed": fixed, "gnn": gnn, "grid": grid}
         print(f"{name:<10} nominal: success {nominal['success_rate']:.0%} collisions {nominal['collisions']}",
               flush=True)
-        for label, row in ((f"best fixed {best}", fixed), ("GNN tuner", gnn)):
+        for label, row in ((f"best fixed {fixed_label(best)}", fixed), ("GNN tuner", gnn)):
             print(f"{'':<10} {label}: success {row['success_rate']:.0%} collisions {row['collisions']} "
                   f"deadlocks {row['deadlock_rate']:.0%} makespan {row['makespan_s']}", flush=True)
     return table

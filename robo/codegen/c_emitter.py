@@ -379,6 +379,9 @@ def _source(name, up, em: _Emitter, body, arena, aclip, fallback, act_name, stat
         *em.consts,
         f"static const float FALLBACK[{up}_ACT_SIZE] = {{ {c_floats(fallback)} }};",
     ]
+    if aclip is not None and np.ndim(aclip[0]):
+        lines += [f"static const float ACT_LO[{up}_ACT_SIZE] = {{ {c_floats(aclip[0])} }};",
+                  f"static const float ACT_HI[{up}_ACT_SIZE] = {{ {c_floats(aclip[1])} }};"]
     lines += [f"static float arena[{arena}];", "", f"void {name}_reset({name}_state *st)", "{"]
     for out, field in state_outputs.items():
         n = size(em.g.shapes[out])
@@ -422,7 +425,12 @@ def _source(name, up, em: _Emitter, body, arena, aclip, fallback, act_name, stat
     lines.append("    if (bad) goto fallback;")
     lines.append(f"    for (i = 0; i < {up}_ACT_SIZE; ++i) {{")
     lines.append(f"        float a = {act}[i];")
-    if aclip is not None:
+    if aclip is not None and np.ndim(aclip[0]):  # one [lo, hi] per output: tables
+        lines += [
+            "        if (a < ACT_LO[i]) a = ACT_LO[i];",
+            "        if (a > ACT_HI[i]) a = ACT_HI[i];",
+        ]
+    elif aclip is not None:
         lines += [
             f"        if (a < {c_float(aclip[0])}) a = {c_float(aclip[0])};",
             f"        if (a > {c_float(aclip[1])}) a = {c_float(aclip[1])};",

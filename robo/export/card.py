@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from robo.files import write_json
 
 CARD_FORMAT = "robo-policy-card/1"
@@ -117,9 +119,23 @@ def obs_clip(card: dict[str, Any]) -> list[tuple[float, float] | None]:
     return [tuple(e["clip"]) if e.get("clip") else None for e in card["observation"]["layout"]]
 
 
-def action_clip(card: dict[str, Any]) -> tuple[float, float] | None:
+Clip = tuple[float, float] | tuple[np.ndarray, np.ndarray]
+
+
+def action_clip(card: dict[str, Any]) -> Clip | None:
+    """The card's action clip as (lo, hi): two numbers (``[lo, hi]``, every output) or two arrays of the
+    action size (``[[lo, hi], ...]``, one pair per output, e.g. gains and an angle), so ``np.clip(a,
+    *clip)`` applies either."""
     clip = card["action"].get("clip")
-    return (float(clip[0]), float(clip[1])) if clip else None
+    if not clip:
+        return None
+    if isinstance(clip[0], list):
+        size = int(card["action"]["size"])
+        if len(clip) != size or any(len(pair) != 2 for pair in clip):
+            raise ValueError(f"card: action.clip has {len(clip)} [lo, hi] pairs for {size} outputs")
+        pairs = np.asarray(clip, dtype=np.float64)
+        return pairs[:, 0], pairs[:, 1]
+    return float(clip[0]), float(clip[1])
 
 
 def fallback_action(card: dict[str, Any]) -> list[float]:
@@ -129,7 +145,7 @@ def fallback_action(card: dict[str, Any]) -> list[float]:
         return [float(v) for v in fb]
     clip = action_clip(card)
     mid = 0.0 if clip is None else 0.5 * (clip[0] + clip[1])
-    return [mid] * int(card["action"]["size"])
+    return list(np.broadcast_to(np.asarray(mid, np.float64), int(card["action"]["size"])).tolist())
 
 
 def card_io(card: dict[str, Any], defaults: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:

@@ -26,7 +26,15 @@ import torch
 from torch import nn
 
 from robo import __version__
-from robo.export.card import CARD_FORMAT, OBSERVATION, RECURRENT_STATE, card_path_for, sha256_file, write_card
+from robo.export.card import (
+    CARD_FORMAT,
+    OBSERVATION,
+    RECURRENT_STATE,
+    action_clip,
+    card_path_for,
+    sha256_file,
+    write_card,
+)
 from robo.files import staged_folder
 from robo.nets.policy import load_policy
 from robo.runtime.policy import open_session
@@ -232,7 +240,7 @@ def compare_rollout(
     sess = open_session(onnx_file)
     obs_seq = synthetic_observations(card, steps, seed)
     slots = _feedback_slots(card)
-    clip = card["action"]["clip"]
+    lo, hi = action_clip(card) or (-np.inf, np.inf)
     recurrent = bool(card["recurrent_state"])
     state_t = net.initial_state(1) if recurrent else ()
     state_o = [np.zeros((1, s["size"]), np.float32) for s in card["recurrent_state"]]
@@ -259,7 +267,6 @@ def compare_rollout(
             worst = max(worst, float(np.max(np.abs(act_t.numpy() - act_o))))
             for st, so in zip(state_t, state_o, strict=True):
                 worst = max(worst, float(np.max(np.abs(st.numpy() - so))))
-            lo, hi = clip if clip else (-np.inf, np.inf)
             prev_t = np.clip(act_t.numpy()[0], lo, hi).astype(np.float32)
             prev_o = np.clip(act_o[0], lo, hi).astype(np.float32)
     return worst

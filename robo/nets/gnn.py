@@ -16,8 +16,10 @@ perceives its neighbours, not their neighbourhoods.
     agg  = (mask @ m) / (1 + mask @ 1)        masked mean-like sum: MatMul, no Reduce op
     out  = rho([node, agg])                   [B, act_dim]
 
-``squash``: the output is ``k_min + (k_max - k_min) * sigmoid(4 * clip(out, -1, 1))``, the gains
-themselves (the exported policy); without it the raw output, the mean of PPO's Gaussian in the
+``squash``: the output is ``lo + (hi - lo) * sigmoid(4 * clip(out, -1, 1))``, the gains themselves
+(the exported policy), each output in its own range (:meth:`GainGNN.output_range`): k1 and k2 in
+[k_min, k_max] and, when the tuner also sets the nominal's right-hand-rule turn (``tilt_range``), a
+third output, the tilt in rad. Without ``squash`` the raw output, the mean of PPO's Gaussian in the
 pre-squash space (the environment applies the same map to the clipped sample). Only Gemm, MatMul,
 Relu/Tanh, Sigmoid, Clip and reshapes: ONNX opset 17 and ``robo codegen c`` friendly.
 """
@@ -36,9 +38,19 @@ from robo.nets.policy import register_policy
 SQUASH_SCALE = 4.0  # sigmoid(+-4) = 0.018 / 0.982: a clipped action reaches nearly the whole gain range
 
 
-def squash_gains(a: torch.Tensor, k_min: float, k_max: float) -> torch.Tensor:
-    """Pre-squash actions (clipped to [-1, 1]) -> gains in (k_min, k_max)."""
-    return k_min + (k_max - k_min) * torch.sigmoid(SQUASH_SCALE * a.clamp(-1.0, 1.0))
+def squash_gains(a: torch.Tensor, lo: float | torch.Tensor, hi: float | torch.Tensor) -> torch.Tensor:
+    """Pre-squash actions (clipped to [-1, 1]) -> outputs in (lo, hi) (per output when tensors)."""
+    return lo + (hi - lo) * torch.sigmoid(SQUASH_SCALE * a.clamp(-1.0, 1.0))
+
+
+def output_range(k_min: float, k_max: float,
+                 tilt_range: list[float] | None) -> tuple[list[float], list[float]]:
+    """Per-output (lo, hi) of a tuner: (k1, k2) in [k_min, k_max], then the tilt in ``tilt_range``."""
+    lo, hi = [k_min, k_min], [k_max, k_max]
+    if tilt_range is not None:
+        lo.append(float(tilt_range[0]))
+        hi.append(float(tilt_range[1]))
+    return lo, hi
 
 
 def _mlp(sizes: list[int], activation: str) -> nn.Sequential:
@@ -59,7 +71,7 @@ class GainGNN(nn.Module):
 
     def __init__(self, node_size: int, edge_size: int, neighbours: int, act_dim: int = 2,
                  hidden: int = 64, activation: str = "tanh", squash: bool = True, k_min: float = 0.25,
-                 k_max: float = 4.0, obs_dim: int | None = None):
+                 k_max: float = 4.0, tilt_range: list[float] | None = None, obs_dim: int | None = None):
         super().__init__()
         if min(node_size, edge_size, neighbours, act_dim, hidden) < 1:
             raise ValueError("GainGNN: node_size, edge_size, neighbours, act_dim and hidden must be >= 1")
@@ -67,6 +79,8 @@ class GainGNN(nn.Module):
             raise ValueError(f"GainGNN: activation {activation!r} must be 'relu' or 'tanh'")
         if not (math.isfinite(k_min) and math.isfinite(k_max) and 0 < k_min < k_max):
             raise ValueError(f"GainGNN: need 0 < k_min < k_max, got {k_min}, {k_max}")
+        if act_dim != 2 + (tilt_range is not None) and act_dim != 1:  # 1: a critic's value
+            raise ValueError(f"GainGNN: act_dim {act_dim} must be 2 (k1, k2), 3 with a tilt_range, or 1")
         size = node_size + neighbours * (edge_size + 1)
         if obs_dim is not None and obs_dim != size:  # obs_dim is stored in arch for export; it must agree
             raise ValueError(f"GainGNN: obs_dim {obs_dim} != node + neighbours * (edge + 1) = {size}")
@@ -74,6 +88,11 @@ class GainGNN(nn.Module):
         self.arch = {"kind": "gain-gnn", "obs_dim": obs_dim, "act_dim": act_dim, "node_size": node_size,
                      "edge_size": edge_size, "neighbours": neighbours, "hidden": hidden,
                      "activation": activation, "squash": squash, "k_min": k_min, "k_max": k_max}
+        if tilt_range is not None:
+            self.arch["tilt_range"] = [float(x) for x in tilt_range]
+        lo, hi = output_range(k_min, k_max, tilt_range)
+        self.register_buffer("out_lo", torch.tensor(lo), persistent=False)
+        self.register_buffer("out_hi", torch.tensor(hi), persistent=False)
         self.phi = _mlp([edge_size, hidden, hidden], activation)
         self.rho = _mlp([node_size + hidden, hidden, hidden, act_dim], activation)
 
@@ -87,7 +106,7 @@ class GainGNN(nn.Module):
         count = mask @ torch.ones(m, 1, dtype=obs.dtype, device=obs.device)    # [B, 1, 1]
         agg = ((mask @ messages) / (count + 1.0)).reshape(-1, a["hidden"])
         out = self.rho(torch.cat([node, agg], dim=1))
-        return squash_gains(out, a["k_min"], a["k_max"]) if a["squash"] else out
+        return squash_gains(out, self.out_lo, self.out_hi) if a["squash"] else out
 
 
 class GNNActorCritic(ActorCritic):
@@ -96,11 +115,12 @@ class GNNActorCritic(ActorCritic):
     squashed actor, the gains."""
 
     def __init__(self, node_size: int, edge_size: int, neighbours: int, act_dim: int = 2, hidden: int = 64,
-                 activation: str = "tanh", init_std: float = 1.0, k_min: float = 0.25, k_max: float = 4.0):
+                 activation: str = "tanh", init_std: float = 1.0, k_min: float = 0.25, k_max: float = 4.0,
+                 tilt_range: list[float] | None = None):
         nn.Module.__init__(self)
         kw = dict(node_size=node_size, edge_size=edge_size, neighbours=neighbours, hidden=hidden,
                   activation=activation, k_min=k_min, k_max=k_max)
-        self.actor = GainGNN(act_dim=act_dim, squash=False, **kw)
+        self.actor = GainGNN(act_dim=act_dim, squash=False, tilt_range=tilt_range, **kw)
         self.critic = GainGNN(act_dim=1, squash=False, **kw)
         self.log_std = nn.Parameter(torch.full((act_dim,), math.log(init_std)))
         self.obs_norm = nn.Identity()

@@ -189,12 +189,13 @@ class SwarmFilterNode(Node):
         obs = agent_observation(p, v, target[:2], others_p, others_v, agent_radius=self.config.agent_radius,
                                 sensing_radius=self.config.sensing_radius, slots=self.tuner.slots)
         clamped, fallbacks = self.tuner.clamped, self.tuner.fallbacks
-        k1, k2 = self.tuner.gains(obs)
+        k1, k2, *turn = self.tuner.gains(obs)  # a tuner that sets the tilt overrides nominal_tilt
         self.counts["clamped_gains"] += self.tuner.clamped - clamped
         self.counts["fallbacks"] += self.tuner.fallbacks - fallbacks
+        tilt = turn[0] if turn else self.values["nominal_tilt"]
         u_nom = nominal_acceleration(p, v, target[:2], max_speed=self.values["max_speed"],
                                      max_accel=self.config.max_accel, kp=self.values["nominal_kp"],
-                                     kd=self.values["nominal_kd"], tilt=self.values["nominal_tilt"])
+                                     kd=self.values["nominal_kd"], tilt=tilt)
         out = filter_agent(p, v, u_nom, others_p, others_v, k1, k2, self.config)
         self.counts["solves"] += 1
         self.counts["modified"] += out.modified

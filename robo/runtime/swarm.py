@@ -4,8 +4,9 @@ An agent's computer knows its own position, velocity and goal, and what it hears
 (positions and velocities). :func:`agent_observation` builds from that the flat per-agent vector of
 :func:`sim.swarm.flat_observation` (goal offset, velocity, the K nearest neighbours within the sensing
 radius as offset, relative velocity, contact distance, obstacle flag, then the slot mask), in numpy;
-:class:`SwarmTuner` runs the card's GNN on it through :class:`OnnxPolicy` and returns (k1, k2), with
-gains out of the card's range (a corrupt model) clamped and counted. :func:`nominal_acceleration` is
+:class:`SwarmTuner` runs the card's GNN on it through :class:`OnnxPolicy` and returns (k1, k2), and the
+nominal's turn when the card's third output is ``tilt``, with outputs out of the card's range (a
+corrupt model) clamped and counted. :func:`nominal_acceleration` is
 the PD-to-goal of :func:`sim.swarm.nominal_accelerations` for one agent. No torch.
 """
 
@@ -71,12 +72,16 @@ class SwarmTuner:
         arch = self.policy.card["training"]["arch"]
         self.slots = int(arch["neighbours"])
         self.dim = int(arch["node_size"]) // 2
-        self.k_min, self.k_max = (float(x) for x in self.policy.clip)
-        self.clamped = 0     # calls whose raw gains the model put out of [k_min, k_max]
+        names = [entry["name"] for entry in self.policy.card["action"]["layout"]]
+        if names not in (["k1", "k2"], ["k1", "k2", "tilt"]):
+            raise ValueError(f"{path}: the card's outputs are {names}, not [k1, k2] or [k1, k2, tilt]")
+        self.sets_tilt = len(names) == 3
+        self.clamped = 0     # calls whose raw outputs the model put out of the card's range
         self.fallbacks = 0   # calls answered by the card's fallback (non-finite view or output)
 
-    def gains(self, obs: np.ndarray) -> tuple[float, float]:
+    def gains(self, obs: np.ndarray) -> tuple[float, ...]:
+        """(k1, k2), or (k1, k2, tilt) from a tuner that sets the nominal's turn too."""
         step = self.policy.step(obs)
         self.fallbacks += step.fallback
         self.clamped += bool(step.clamped)
-        return float(step.action[0]), float(step.action[1])
+        return tuple(float(x) for x in step.action)

@@ -21,6 +21,7 @@ import numpy as np
 
 from robo.codegen.c_emitter import generate_from_file
 from robo.codegen.c_literal import c_floats
+from robo.export.card import card_path_for, load_card
 from robo.files import write_text
 from robo.safety.agent_c import emit_agent_step
 from robo.safety.agent_qp import AgentFilterConfig, filter_agent
@@ -62,6 +63,10 @@ def _vec(a: np.ndarray) -> str:
 def assemble_agent_app(out_dir: str | Path, policy_onnx: str | Path, views: Sequence[AgentView],
                        settings: StepSettings, *, driver_dir: str | Path) -> Path:
     """Write the app folder (replacing ``out_dir``) that steps every view once and times it."""
+    outputs = [e["name"] for e in load_card(card_path_for(policy_onnx))["action"]["layout"]]
+    if outputs != ["k1", "k2"]:
+        raise ValueError(f"{policy_onnx}: the MCU agent step runs a tuner of [k1, k2]; this one outputs "
+                         f"{outputs} (a tuner that sets the tilt is not emitted to C yet)")
     out = Path(out_dir)
     if out.exists():
         shutil.rmtree(out)

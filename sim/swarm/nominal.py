@@ -30,12 +30,17 @@ def check_tilt(tilt: float) -> float:
 
 def nominal_accelerations(p: torch.Tensor, v: torch.Tensor, goal: torch.Tensor, *, max_speed: float,
                           max_accel: float, kp: float = 1.0, kd: float = 2.0,
-                          tilt: float = 0.0) -> torch.Tensor:
-    """[E, N, D] accelerations toward ``goal``, within +-``max_accel`` per axis; ``tilt`` (rad) turns the
-    x-y part of the goal error clockwise."""
+                          tilt: float | torch.Tensor = 0.0) -> torch.Tensor:
+    """[E, N, D] accelerations toward ``goal``, within +-``max_accel`` per axis; ``tilt`` (rad; one for
+    every agent, or [E, N], each agent its own, as a tuner sets it) turns the x-y part of the goal error
+    clockwise."""
     error = goal - p
-    if tilt:
-        c, s = math.cos(check_tilt(tilt)), math.sin(tilt)
+    per_agent = isinstance(tilt, torch.Tensor)
+    if per_agent or tilt:
+        if per_agent:
+            c, s = torch.cos(tilt), torch.sin(tilt)
+        else:
+            c, s = math.cos(check_tilt(tilt)), math.sin(tilt)
         x, y = error[..., 0], error[..., 1]
         error = torch.cat([torch.stack([c * x + s * y, c * y - s * x], dim=-1), error[..., 2:]], dim=-1)
     v_des = error * (kp / kd)

@@ -23,8 +23,12 @@ class FilterSettings:
 class GridSettings:
     k1: list[float] = field(default_factory=lambda: [1.0, 2.0, 4.0])
     k2: list[float] = field(default_factory=lambda: [1.0, 2.0, 4.0])
+    tilt: list[float] = field(default_factory=list)  # rad, also search the turn (empty: the config's)
     episodes: int = 20           # per grid point
     seed: int = 10_000           # the search's episodes, apart from the evaluation's
+
+    def points(self) -> int:
+        return len(self.k1) * len(self.k2) * max(1, len(self.tilt))
 
 
 @dataclass
@@ -54,6 +58,7 @@ class TrainSettings:
     hidden: int = 64
     k_min: float = 0.25          # the gains' range (both k1 and k2), 1/s
     k_max: float = 4.0
+    tilt_range: list[float] | None = None  # rad: the tuner also sets each agent's right-hand-rule turn
     episode_time: float = 30.0   # s, the training episodes' horizon
     seed: int = 1_000_000        # training scenarios, apart from evaluation (0) and grid search (10000)
     reward: RewardWeights = field(default_factory=RewardWeights)
@@ -102,6 +107,8 @@ class OnlineCbfConfig:
             raise ValueError(f"grid.episodes must be >= 1, got {self.grid.episodes}")
         if not self.grid.k1 or not self.grid.k2 or min(self.grid.k1 + self.grid.k2) <= 0:
             raise ValueError("grid: k1 and k2 must be non-empty lists of positive gains")
+        for x in self.grid.tilt:
+            check_tilt(x)
         t = self.train
         unknown = [name for name in t.scenarios if name not in SCENARIOS]
         if not t.scenarios or unknown:
@@ -111,6 +118,11 @@ class OnlineCbfConfig:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(t, name)}")
         if not (math.isfinite(t.k_min) and math.isfinite(t.k_max) and 0 < t.k_min < t.k_max):
             raise ValueError(f"train: need 0 < k_min < k_max, got {t.k_min}, {t.k_max}")
+        if t.tilt_range is not None:
+            if len(t.tilt_range) != 2 or not t.tilt_range[0] < t.tilt_range[1]:
+                raise ValueError(f"train.tilt_range: need [low, high] with low < high, got {t.tilt_range}")
+            for x in t.tilt_range:
+                check_tilt(x)
         if not (math.isfinite(t.episode_time) and t.episode_time > 0):
             raise ValueError(f"train.episode_time must be finite and > 0, got {t.episode_time}")
 

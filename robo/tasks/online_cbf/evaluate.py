@@ -16,7 +16,14 @@ import torch
 from robo.files import save_figure, write_json
 from robo.registry import Context
 from robo.tasks.online_cbf.config import OnlineCbfConfig
-from robo.tasks.online_cbf.rollout import Rollout, grid_search, metrics, run_episodes
+from robo.tasks.online_cbf.rollout import (
+    Rollout,
+    fixed_label,
+    fixed_setting,
+    grid_search,
+    metrics,
+    run_episodes,
+)
 from robo.tasks.online_cbf.tuner import GainTuner
 from sim.swarm import SCENARIOS
 
@@ -73,16 +80,16 @@ def evaluate(config: OnlineCbfConfig, args: argparse.Namespace, ctx: Context) ->
     summary: dict[str, Any] = {"scenario": config.scenario, "agents": config.agents, "seed": config.seed,
                                "dim": config.swarm.dim}
     if args.grid:
-        total = steps * len(config.grid.k1) * len(config.grid.k2)
+        total = steps * config.grid.points()
         with ctx.bar("grid search", total=total) as bar:
             gains, table = grid_search(config, progress=bar.update)
         summary["grid"] = {"episodes": config.grid.episodes, "seed": config.grid.seed, "table": table}
-    controller = "nominal" if gains is None else f"filter k1={gains[0]:g} k2={gains[1]:g}"
+    controller = "nominal" if gains is None else f"filter {fixed_label(gains)}"
     with ctx.bar(controller, total=steps) as bar:
         rollout = run_episodes(config, gains, progress=bar.update)
     result = metrics(rollout, config)
     summary.update(controller="nominal" if gains is None else "filter",
-                   gains=None if gains is None else {"k1": gains[0], "k2": gains[1]}, **result)
+                   gains=None if gains is None else fixed_setting(gains), **result)
     out = Path(ctx.out) if ctx.out else Path("runs/online_cbf/eval")
     written = write_json(out / "metrics.json", summary)
     title = f"{config.scenario}, {config.agents} agents: {controller}"
@@ -121,18 +128,18 @@ def compare(config: OnlineCbfConfig, args: argparse.Namespace, ctx: Context) -> 
         for agents in counts:
             c = dataclasses.replace(base, scenario=scenario, agents=agents)
             steps = c.swarm.episode_steps
-            with ctx.bar(f"{scenario} x{agents}: grid", total=steps * len(c.grid.k1) * len(c.grid.k2)) as bar:
+            with ctx.bar(f"{scenario} x{agents}: grid", total=steps * c.grid.points()) as bar:
                 gains, _ = grid_search(c, progress=bar.update)
             runs = {}
             report.append(f"  {scenario}, {agents} agents (fixed gains: the grid's best)")
-            for name, controller in (("nominal", None), (f"fixed k1={gains[0]:g} k2={gains[1]:g}", gains),
+            for name, controller in (("nominal", None), (f"fixed {fixed_label(gains)}", gains),
                                      ("GNN tuner", tuner)):
                 with ctx.bar(f"{scenario} x{agents}: {name}", total=steps) as bar:
                     runs[name] = run_episodes(c, controller, progress=bar.update)
                 m = metrics(runs[name], c)
                 rows.append({"scenario": scenario, "agents": agents, "controller": name.split(" ")[0],
                              "gains": None if controller is None or controller is tuner
-                             else {"k1": gains[0], "k2": gains[1]}, **m})
+                             else fixed_setting(gains), **m})
                 report.append(_line(name, m))
                 if agents == base.agents:
                     plot_trajectories(runs[name], c, f"{scenario}, {agents} agents: {name}",
@@ -140,8 +147,8 @@ def compare(config: OnlineCbfConfig, args: argparse.Namespace, ctx: Context) -> 
         fig.tight_layout()
         figures[scenario] = fig
     summary = {"policy": str(tuner.path), "episodes": base.episodes, "seed": base.seed,
-               "grid": {"k1": base.grid.k1, "k2": base.grid.k2, "episodes": base.grid.episodes,
-                        "seed": base.grid.seed},
+               "grid": {"k1": base.grid.k1, "k2": base.grid.k2, "tilt": base.grid.tilt,
+                        "episodes": base.grid.episodes, "seed": base.grid.seed},
                "tuner_clamped_agent_steps": tuner.clamped, "tuner_fallback_agent_steps": tuner.fallbacks,
                "rows": rows}
     written = write_json(out / "metrics.json", summary)

@@ -2,14 +2,15 @@
 
 ``E`` episodes of ``N`` agents are ``E * N`` rows of the :mod:`robo.rl.vec_env` contract (agent-major
 within an episode: row ``e * N + i``), so one shared policy learns from every agent (parameter
-sharing). A step: the clipped action of each row becomes that agent's (k1, k2) through
-:func:`robo.nets.gnn.squash_gains`; the nominal PD command goes through the decentralised filter with
-those gains; the swarm steps. Per-agent reward (weights in :class:`RewardWeights`): progress toward
-the goal, a time cost while away from it, a deadlock penalty at the onset, a slack (fault) penalty,
-a collision penalty, and a shared success bonus when every agent of the episode arrived with no
-collision. An episode terminates when every agent is at its goal and is truncated at
-``train.episode_time`` (a deadlock does not end it: agents that stalled may still get through, as
-they do in the evaluation); its rows are then reset with the next seeded scenario (same step).
+sharing). A step: the clipped action of each row becomes that agent's (k1, k2), with
+``train.tilt_range`` also its right-hand-rule turn, through :func:`robo.nets.gnn.squash_gains`; the
+nominal PD command goes through the decentralised filter with those gains; the swarm steps.
+Per-agent reward (weights in :class:`RewardWeights`): progress toward the goal, a time cost while
+away from it, a deadlock penalty at the onset, a slack (fault) penalty, a collision penalty, and a
+shared success bonus when every agent of the episode arrived with no collision. An episode
+terminates when every agent is at its goal and is truncated at ``train.episode_time`` (a deadlock
+does not end it: agents that stalled may still get through, as they do in the evaluation); its rows
+are then reset with the next seeded scenario (same step).
 
 Episode ``e`` plays ``train.scenarios[e % len]``; the scenarios' obstacles are padded to one count
 with far-away dummies (beyond every sensing radius, so they never enter a row or an edge).
@@ -22,7 +23,7 @@ from typing import Any
 
 import torch
 
-from robo.nets.gnn import squash_gains
+from robo.nets.gnn import output_range, squash_gains
 from robo.safety.batched_multi_agent import filter_accelerations
 from robo.tasks.online_cbf.config import OnlineCbfConfig
 from sim.swarm import (
@@ -52,7 +53,8 @@ def _padded(scenario: Scenario, count: int) -> Scenario:
 
 
 class SwarmGainEnv:
-    """``VecEnv`` of ``train.envs * agents`` rows; observation :func:`sim.swarm.flat_layout`, action 2."""
+    """``VecEnv`` of ``train.envs * agents`` rows; observation :func:`sim.swarm.flat_layout`, action 2
+    (k1, k2) or 3 (k1, k2, tilt)."""
 
     def __init__(self, config: OnlineCbfConfig):
         self.config, t = config, config.train
@@ -61,7 +63,9 @@ class SwarmGainEnv:
         self.E, self.N = t.envs, config.agents
         self.num_envs = self.E * self.N
         self.observation_size = flat_layout(self.swarm.dim, t.neighbours).size
-        self.action_size = 2
+        self.action_size = 2 if t.tilt_range is None else 3
+        self.out_lo, self.out_hi = (torch.tensor(x, dtype=torch.float64)
+                                    for x in output_range(t.k_min, t.k_max, t.tilt_range))
         self.episodes_started = 0
         self.obstacles = max(self._make(name, 0).obstacle_p.shape[1] for name in t.scenarios)
         self.finished: list[dict[str, float]] = []  # per ended episode: success, deadlock, collisions
@@ -95,18 +99,20 @@ class SwarmGainEnv:
         self.t = torch.zeros(self.E, dtype=torch.long)
         return self.observe(), {}
 
-    def gains(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        t = self.config.train
-        k = squash_gains(action.to(self.state.p.dtype), t.k_min, t.k_max).reshape(self.E, self.N, 2)
-        return k[..., 0], k[..., 1]
+    def gains(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | float]:
+        """(k1, k2, tilt) of every agent, each [E, N]; the tilt is the config's unless the tuner sets it."""
+        dtype = self.state.p.dtype
+        k = squash_gains(action.to(dtype), self.out_lo.to(dtype), self.out_hi.to(dtype)).reshape(
+            self.E, self.N, self.action_size)
+        return k[..., 0], k[..., 1], k[..., 2] if self.action_size == 3 else self.config.tilt
 
     def step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
                                                   dict[str, Any]]:
         c, sw, w = self.config, self.swarm, self.config.train.reward
         s = self.state
-        k1, k2 = self.gains(action)
+        k1, k2, tilt = self.gains(action)
         u = nominal_accelerations(s.p, s.v, s.goal, max_speed=sw.max_speed, max_accel=sw.max_accel,
-                                  kp=c.kp, kd=c.kd, tilt=c.tilt)
+                                  kp=c.kp, kd=c.kd, tilt=tilt)
         out = filter_accelerations(s.p, s.v, u, s.obstacle_p, s.obstacle_r, k1, k2, self.filter)
         new = step(s, out.u, sw)
         self.t += 1

@@ -2,8 +2,9 @@
 
 A controller is the nominal PD (``gains=None``), the filter with fixed gains (k1, k2), or the filter
 with the gains a tuner sets every step (a callable ``tuner(state, swarm_config) -> (k1, k2)``, each
-[E, N]). All episodes run as one batch; they stop when every episode has all its agents at their
-goals, or at the horizon.
+[E, N], or ``(k1, k2, tilt)`` for a tuner that also turns each agent's nominal; otherwise every agent
+turns by the config's tilt). All episodes run as one batch; they stop when every episode has all its
+agents at their goals, or at the horizon.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from robo.safety.batched_multi_agent import filter_accelerations
 from robo.tasks.online_cbf.config import OnlineCbfConfig
 from sim.swarm import SwarmConfig, SwarmState, make_scenario, nominal_accelerations, reset, step
 
-Tuner = Callable[[SwarmState, SwarmConfig], tuple[torch.Tensor, torch.Tensor]]
+Tuner = Callable[[SwarmState, SwarmConfig], tuple[torch.Tensor, ...]]
 Gains = tuple[float, float] | Tuner | None
 
 
@@ -43,14 +44,16 @@ def run_episodes(config: OnlineCbfConfig, gains: Gains, *, episodes: int | None 
     faults, agent_steps, paths = 0, 0, [state.p[0]]
     chosen: list[torch.Tensor] = []
     for _ in range(sw.episode_steps):
+        k = None if gains is None else gains(state, sw) if callable(gains) else gains
+        tilt = k[2] if k is not None and len(k) == 3 else config.tilt
         u = nominal_accelerations(state.p, state.v, state.goal, max_speed=sw.max_speed,
-                                  max_accel=sw.max_accel, kp=config.kp, kd=config.kd, tilt=config.tilt)
-        if gains is not None:
-            k1, k2 = gains(state, sw) if callable(gains) else gains
+                                  max_accel=sw.max_accel, kp=config.kp, kd=config.kd, tilt=tilt)
+        if k is not None:
             if callable(gains):
                 away = (state.p - state.goal).norm(dim=-1) > sw.goal_tolerance
-                chosen.append(torch.stack([k1[away], k2[away]], dim=1))
-            out = filter_accelerations(state.p, state.v, u, state.obstacle_p, state.obstacle_r, k1, k2, fc)
+                chosen.append(torch.stack([x[away] for x in k], dim=1))
+            out = filter_accelerations(state.p, state.v, u, state.obstacle_p, state.obstacle_r, k[0], k[1],
+                                       fc)
             u = out.u
             faults += int(out.fault.sum())
         agent_steps += u.shape[0] * u.shape[1]
@@ -67,7 +70,7 @@ def run_episodes(config: OnlineCbfConfig, gains: Gains, *, episodes: int | None 
 def _gain_statistics(chosen: list[torch.Tensor]) -> dict[str, float]:
     k = torch.cat(chosen)
     stats = {}
-    for i, name in enumerate(("k1", "k2")):
+    for i, name in enumerate(("k1", "k2", "tilt")[:k.shape[1]]):
         q = torch.quantile(k[:, i], torch.tensor([0.05, 0.5, 0.95], dtype=k.dtype))
         stats.update({f"{name}_mean": float(k[:, i].mean()), f"{name}_std": float(k[:, i].std()),
                       f"{name}_p05": float(q[0]), f"{name}_median": float(q[1]), f"{name}_p95": float(q[2])})
@@ -94,20 +97,36 @@ def metrics(rollout: Rollout, config: OnlineCbfConfig) -> dict[str, Any]:
     }
 
 
+FIXED_KEYS = ("k1", "k2", "tilt")
+
+
+def fixed_setting(gains: tuple[float, ...]) -> dict[str, float]:
+    """Fixed gains (k1, k2), or (k1, k2, tilt) from a grid that also searched the turn, by name."""
+    return dict(zip(FIXED_KEYS, gains, strict=False))
+
+
+def fixed_label(gains: tuple[float, ...]) -> str:
+    return " ".join(f"{name}={value:g}" for name, value in fixed_setting(gains).items())
+
+
 def _rank(m: dict[str, Any]) -> tuple:
     # Safety first, then success, then speed.
     return (-m["collisions"], m["success_rate"], -m["deadlock_rate"], -(m["makespan_s"] or float("inf")))
 
 
 def grid_search(config: OnlineCbfConfig, progress: Callable[[int], None] | None = None
-                ) -> tuple[tuple[float, float], list[dict[str, Any]]]:
-    """Every (k1, k2) of ``config.grid`` on the grid's own episodes; returns the best gains (fewest
-    collisions, then highest success, lowest deadlock rate, shortest makespan) and the whole table."""
+                ) -> tuple[tuple[float, ...], list[dict[str, Any]]]:
+    """Every (k1, k2) of ``config.grid``, and every tilt of ``grid.tilt`` when it lists some (the fair
+    baseline of a tuner that sets the turn too), on the grid's own episodes; returns the best setting
+    (fewest collisions, then highest success, lowest deadlock rate, shortest makespan) and the whole
+    table."""
     table = []
-    for k1 in config.grid.k1:
-        for k2 in config.grid.k2:
-            run = run_episodes(config, (k1, k2), episodes=config.grid.episodes, seed=config.grid.seed,
-                               progress=progress)
-            table.append({"k1": k1, "k2": k2, **metrics(run, config)})
+    for tilt in config.grid.tilt or [None]:
+        for k1 in config.grid.k1:
+            for k2 in config.grid.k2:
+                fixed = (k1, k2) if tilt is None else (k1, k2, tilt)
+                run = run_episodes(config, fixed, episodes=config.grid.episodes, seed=config.grid.seed,
+                                   progress=progress)
+                table.append({**fixed_setting(fixed), **metrics(run, config)})
     best = max(table, key=_rank)
-    return (best["k1"], best["k2"]), table
+    return tuple(best[name] for name in FIXED_KEYS if name in best), table

@@ -32,13 +32,22 @@ CHECKPOINT = "checkpoint.pt"
 
 def policy_meta(config: OnlineCbfConfig, run: Path) -> dict[str, Any]:
     t = config.train
+    action = [{"name": "k1", "unit": "1/s"}, {"name": "k2", "unit": "1/s"}]
+    clip: list[float] | list[list[float]] = [t.k_min, t.k_max]
+    fallback = [t.k_min, t.k_min]
+    mapping = (f"HOCBF gains of this agent: psi = h' + k1 h, psi' + k2 psi >= 0 "
+               f"(robo.safety.batched_multi_agent), k in [{t.k_min}, {t.k_max}]")
+    if t.tilt_range is not None:
+        lo, hi = t.tilt_range
+        action.append({"name": "tilt", "unit": "rad"})
+        clip = [[t.k_min, t.k_max], [t.k_min, t.k_max], [lo, hi]]
+        fallback.append(min(max(config.tilt, lo), hi))
+        mapping += (f"; tilt in [{lo}, {hi}]: the nominal's goal error turned clockwise by it "
+                    f"(sim.swarm.nominal, the right-hand rule)")
     return {"task": TASK, "observation": flat_layout(config.swarm.dim, t.neighbours).card_entries(),
-            "action": [{"name": "k1", "unit": "1/s"}, {"name": "k2", "unit": "1/s"}],
-            "action_clip": [t.k_min, t.k_max],
-            "action_mapping": (f"HOCBF gains of this agent: psi = h' + k1 h, psi' + k2 psi >= 0 "
-                               f"(robo.safety.batched_multi_agent), k in [{t.k_min}, {t.k_max}]; "
-                               f"max neighbours {t.neighbours}, nearest first, empty slots masked"),
-            "fallback_action": [t.k_min, t.k_min],
+            "action": action, "action_clip": clip,
+            "action_mapping": f"{mapping}; max neighbours {t.neighbours}, nearest first, empty slots masked",
+            "fallback_action": fallback,
             "control_rate_hz": 1.0 / config.swarm.dt, "run": str(run), "config": to_dict(config)}
 
 
@@ -49,8 +58,9 @@ def train(config: OnlineCbfConfig, args: argparse.Namespace, ctx: Context) -> st
     t = config.train
     env = SwarmGainEnv(config)
     D = config.swarm.dim
-    model = lambda: GNNActorCritic(2 * D, edge_layout(D).size, t.neighbours, hidden=t.hidden,  # noqa: E731
-                                   init_std=t.runner.init_std, k_min=t.k_min, k_max=t.k_max)
+    model = lambda: GNNActorCritic(2 * D, edge_layout(D).size, t.neighbours, act_dim=env.action_size,  # noqa: E731
+                                   hidden=t.hidden, init_std=t.runner.init_std, k_min=t.k_min, k_max=t.k_max,
+                                   tilt_range=t.tilt_range)
     runner = OnPolicyRunner(env, t.ppo, t.runner, seed=config.seed, checkpoint=run / CHECKPOINT, model=model)
     if ctx.resume and (run / CHECKPOINT).is_file():
         runner.load(run / CHECKPOINT)

@@ -1,4 +1,5 @@
-"""A trained gain tuner as a controller of the evaluation: each agent's (k1, k2) from its own view.
+"""A trained gain tuner as a controller of the evaluation: each agent's (k1, k2) from its own view,
+and its nominal's turn (tilt) when the tuner sets that too.
 
 ``policy.onnx`` runs through the one ONNX Runtime wrapper (:class:`robo.runtime.policy.OnnxPolicy`,
 one agent per call, as the agent's computer runs it: the card's checks, its gain clip and its
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from robo.nets.gnn import output_range
 from sim.swarm import SwarmConfig, SwarmState, flat_observation
 
 TASK = "online_cbf"
@@ -29,7 +31,6 @@ class GainTuner:
             if self.onnx.task != TASK:
                 raise ValueError(f"{path}: the card's task is {self.onnx.task!r}, not {TASK!r}")
             arch = self.onnx.card["training"]["arch"]
-            self.k_min, self.k_max = (float(x) for x in self.onnx.clip)
         elif path.suffix == ".pt":
             from robo.nets.policy import load_policy
 
@@ -38,16 +39,18 @@ class GainTuner:
             if arch.get("kind") != "gain-gnn" or meta.get("task") != TASK:
                 raise ValueError(f"{path}: not an online_cbf gain tuner (kind {arch.get('kind')!r}, "
                                  f"task {meta.get('task')!r})")
-            self.k_min, self.k_max = float(arch["k_min"]), float(arch["k_max"])
+            lo, hi = output_range(float(arch["k_min"]), float(arch["k_max"]), arch.get("tilt_range"))
+            self.lo, self.hi = torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64)
         else:
             raise ValueError(f"--policy {path}: expected a .onnx (with its card) or a .pt policy")
-        self.path, self.neighbours = path, int(arch["neighbours"])
+        self.path, self.neighbours, self.outputs = path, int(arch["neighbours"]), int(arch["act_dim"])
         self.dim = int(arch["node_size"]) // 2
         self.clamped = 0     # agent-steps whose gains the model put out of range
         self.fallbacks = 0   # agent-steps answered by the card's fallback (non-finite view or output)
 
-    def __call__(self, state: SwarmState, config: SwarmConfig) -> tuple[torch.Tensor, torch.Tensor]:
-        """(k1, k2), each [E, N], for every agent of ``state``."""
+    def __call__(self, state: SwarmState, config: SwarmConfig) -> tuple[torch.Tensor, ...]:
+        """(k1, k2), or (k1, k2, tilt) from a tuner that turns the nominal too, each [E, N], for every
+        agent of ``state``."""
         if config.dim != self.dim:
             raise ValueError(f"{self.path}: the tuner was trained in {self.dim}-D, the swarm is "
                              f"{config.dim}-D")
@@ -63,8 +66,8 @@ class GainTuner:
                 raw = self.net(obs).double()
             finite = torch.isfinite(raw).all(dim=1, keepdim=True)
             self.fallbacks += int((~finite).sum())
-            raw = torch.where(finite, raw, self.k_min)
-            self.clamped += int(((raw < self.k_min) | (raw > self.k_max)).any(dim=1).sum())
-            gains = raw.clamp(self.k_min, self.k_max)
-        gains = gains.to(state.p.dtype).reshape(E, N, 2)
-        return gains[..., 0], gains[..., 1]
+            raw = torch.where(finite, raw, self.lo)
+            self.clamped += int(((raw < self.lo) | (raw > self.hi)).any(dim=1).sum())
+            gains = torch.maximum(torch.minimum(raw, self.hi), self.lo)
+        gains = gains.to(state.p.dtype).reshape(E, N, self.outputs)
+        return tuple(gains[..., i] for i in range(self.outputs))
