@@ -2,8 +2,11 @@
 ranges in the GNN, the card, ONNX Runtime and the generated C, the grid search over the turn, and the
 whole train -> export -> evaluate path."""
 
+import ctypes
 import dataclasses
 import json
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -163,10 +166,69 @@ def test_a_tilt_tuner_trains_exports_and_runs_alike_in_every_runtime(tmp_path, c
                  "--out", str(tmp_path / "eval")]) == 0
     rows = json.loads((tmp_path / "eval" / "metrics.json").read_text())["rows"]
     assert {"k1", "k2", "tilt"} <= set(rows[1]["gains"]) and "tilt_median" in rows[2]["gains"]
+
+
+@pytest.fixture(scope="module")
+def tilt_tuner(tmp_path_factory):
+    """A tiny trained tilt tuner with the MCU image's 8 neighbour slots."""
+    run = tmp_path_factory.mktemp("tilt") / "run"
+    settings = ["train.envs=2", "agents=4", "train.hidden=8", "train.runner.num_steps=8",
+                "train.runner.iterations=1", "train.tilt_range=[0.0, 1.2]", "train.runner.init_std=2.0"]
+    assert main(["train", "online-cbf", "--out", str(run), *(x for s in settings for x in ("--set", s))]) == 0
+    return run / "policy.onnx"
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+def test_the_emitted_nominal_turns_by_the_tuners_tilt(tmp_path, tilt_tuner):
+    from robo.runtime.swarm import nominal_acceleration
+    from robo.safety.agent_c import emit_agent_step
+    from robo.safety.agent_qp import AgentFilterConfig
+
+    generate_from_file(tilt_tuner, tmp_path)
+    for name, text in emit_agent_step(AgentFilterConfig(), max_speed=1.0, kp=1.0, kd=2.0, tilt=0.4,
+                                      outputs=3).items():
+        (tmp_path / name).write_text(text)
+    lib = tmp_path / "agent.so"
+    subprocess.run(["gcc", "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC",
+                    "-o", str(lib), str(tmp_path / "robo_agent.c"), str(tmp_path / "policy.c")], check=True)
+    fn = ctypes.CDLL(str(lib)).robo_agent_nominal
+    F = ctypes.POINTER(ctypes.c_float)
+    fn.argtypes = [F] * 5
+    rng = np.random.default_rng(0)
+    for tilt in np.linspace(0.0, 1.2, 13):
+        p, v, goal = (rng.normal(size=2).astype(np.float32) for _ in range(3))
+        k = np.array([1.0, 1.0, tilt], np.float32)
+        u = np.zeros(2, np.float32)
+        fn(*(a.ctypes.data_as(F) for a in (p, v, goal, k, u)))
+        ref = nominal_acceleration(p.astype(float), v.astype(float), goal.astype(float), max_speed=1.0,
+                                   max_accel=2.0, kp=1.0, kd=2.0, tilt=float(k[2]))
+        assert np.abs(u - ref).max() <= 1e-5, (tilt, u, ref)
+
+
+@pytest.mark.qemu
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+                    reason="needs arm-none-eabi-gcc and qemu-system-arm (bash .ci/setup)")
+def test_a_tilt_tuner_and_its_filter_replay_a_swap_on_the_mcu_like_python(tmp_path, tilt_tuner):
+    from robo.bench.online_cbf import mcu_step, record_swap_views
+
+    views, settings = record_swap_views(str(tilt_tuner), every=16)
+    out = mcu_step(tilt_tuner, views, settings, tmp_path)
+    report, run = out["vs_python"], out["run"]
+    assert run.gains.shape == (len(views), 3) and float(np.ptp(run.gains[:, 2])) > 0.01  # the turn varies
+    assert report["status_mismatches"] == 0, report
+    assert report["max_abs_gain_diff"] <= 1e-4, report
+    assert report["max_abs_u_diff"] <= 1e-3, report
+
+
+def test_a_tuner_of_other_outputs_is_refused_before_anything_is_written(tmp_path, tilt_tuner):
     from robo.safety.agent_mcu import StepSettings, assemble_agent_app
     from robo.safety.agent_qp import AgentFilterConfig
 
-    with pytest.raises(ValueError, match="outputs \\['k1', 'k2', 'tilt'\\]"):
-        assemble_agent_app(tmp_path / "app", run / "policy.onnx", [],
+    shutil.copy(tilt_tuner, tmp_path / "policy.onnx")
+    card = load_card(tilt_tuner)
+    card["action"]["layout"][2]["name"] = "speed"
+    write_card(card, tmp_path / "policy.json")
+    with pytest.raises(ValueError, match="outputs \\['k1', 'k2', 'speed'\\]"):
+        assemble_agent_app(tmp_path / "app", tmp_path / "policy.onnx", [],
                            StepSettings(AgentFilterConfig(), 1.0, 1.0, 2.0), driver_dir=tmp_path)
     assert not (tmp_path / "app").exists()

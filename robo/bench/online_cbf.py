@@ -24,6 +24,7 @@ from robo.safety.agent_mcu import (
     assemble_agent_app,
     compare_agent_run,
     parse_agent_run,
+    tuner_outputs,
 )
 from robo.safety.batched_multi_agent import filter_accelerations
 from robo.safety.multi_agent import reference_agent_qp
@@ -145,10 +146,11 @@ def record_swap_views(policy: str, *, agents: int = 8, every: int = 4, seed: int
             for i in range(agents):
                 others = np.arange(agents) != i
                 views.append(AgentView(p[i], v[i], goal[i], p[others], v[others]))
+        k = tuner(state, sw)
+        tilt = k[2] if len(k) == 3 else config.tilt
         u = nominal_accelerations(state.p, state.v, state.goal, max_speed=sw.max_speed,
-                                  max_accel=sw.max_accel, kp=config.kp, kd=config.kd, tilt=config.tilt)
-        u = filter_accelerations(state.p, state.v, u, state.obstacle_p, state.obstacle_r, *tuner(state, sw),
-                                 fc).u
+                                  max_accel=sw.max_accel, kp=config.kp, kd=config.kd, tilt=tilt)
+        u = filter_accelerations(state.p, state.v, u, state.obstacle_p, state.obstacle_r, k[0], k[1], fc).u
         state = step(state, u, sw)
         if bool((state.arrived_step >= 0).all()):
             break
@@ -170,7 +172,8 @@ def mcu_step(policy_onnx: str | Path, views: list[AgentView], settings: StepSett
     q = run_qemu(app, timeout=300)
     if q["exit_code"] != 0:
         raise RuntimeError(f"agent firmware exited with {q['exit_code']}:\n{q['output'][-2000:]}")
-    run = parse_agent_run(q["output"], len(views), len(views[0].p), q["ticks_per_instruction"])
+    run = parse_agent_run(q["output"], len(views), len(views[0].p), q["ticks_per_instruction"],
+                          tuner_outputs(policy_onnx))
     fp = info["footprint"]
     ours = footprint(Path(info["elf"]).parent, ["robo_agent.c"], 0)  # filter, observation, nominal
     return {"views": len(views), "instructions_per_step": run.summary(),

@@ -14,7 +14,9 @@ An infeasible QP or a barrier multiplier above ``slack_weight`` is a fault: the 
 :func:`emit_agent_step` adds the rest of a control step on the same computer: the gain tuner's
 observation (:func:`robo.runtime.swarm.agent_observation`), the tuner itself (the ``policy_step`` of
 ``robo codegen c``), the PD-to-goal nominal command (:func:`robo.runtime.swarm.nominal_acceleration`)
-and this filter.
+and this filter. A tuner of three outputs (k1, k2, tilt) also sets the nominal's right-hand-rule turn;
+its cosine and sine come from short polynomials (|tilt| <= 1.5 rad: error below 1e-7), as the
+generated code calls no libm function.
 """
 
 from __future__ import annotations
@@ -51,16 +53,18 @@ int {prefix}_filter(const float p[{dim}], const float v[{dim}], const float u_no
 """
 
 _STEP_DECL = """
-/* The tuner's gains k[2] for this agent's view (0, or 1 when the card's fallback answered). */
+#define {PREFIX}_OUTPUTS {outputs}          /* the tuner's outputs: k1, k2 (and the turn, tilt, in rad) */
+/* The tuner's outputs k for this agent's view (0, or 1 when the card's fallback answered). */
 int {prefix}_gains(const float p[{dim}], const float v[{dim}], const float goal[{dim}],
 {pad}const float neighbours[{slots}][{edge}], const float mask[{slots}],
-{pad}const float obstacles[][{obstacle}], int n_obstacles, float k[2]);
-/* PD to the goal: the nominal command. */
-void {prefix}_nominal(const float p[{dim}], const float v[{dim}], const float goal[{dim}], float u[{dim}]);
+{pad}const float obstacles[][{obstacle}], int n_obstacles, float k[{outputs}]);
+/* PD to the goal, its error turned by the tilt (the tuner's k[2], or the emitted constant): the nominal. */
+void {prefix}_nominal(const float p[{dim}], const float v[{dim}], const float goal[{dim}],
+{pad}const float k[{outputs}], float u[{dim}]);
 /* One control step: gains, nominal command, filter. Returns the filter's code; k gets the gains. */
 int {prefix}_step(const float p[{dim}], const float v[{dim}], const float goal[{dim}],
 {pad}const float neighbours[{slots}][{edge}], const float mask[{slots}],
-{pad}const float obstacles[][{obstacle}], int n_obstacles, float k[2], float u[{dim}]);
+{pad}const float obstacles[][{obstacle}], int n_obstacles, float k[{outputs}], float u[{dim}]);
 """
 
 _SOURCE = """\
@@ -167,18 +171,17 @@ _STEP_SOURCE = """
 #include "policy.h"
 
 #define EDGE (2 * D + 2)       /* offset, relative velocity, contact distance, obstacle flag */
-#if POLICY_OBS_SIZE != 2 * D + NS * EDGE + NS || POLICY_ACT_SIZE != 2
-#error "the policy's observation is not this filter's {slots}-slot view"
+#if POLICY_OBS_SIZE != 2 * D + NS * EDGE + NS || POLICY_ACT_SIZE != {outputs}
+#error "the policy is not a tuner of this step's {slots}-slot view and {outputs} outputs"
 #endif
 static const float MAX_SPEED = {max_speed};
 static const float KP_OVER_KD = {kp_over_kd};
 static const float KD = {kd};
-static const float TILT_COS = {tilt_cos}, TILT_SIN = {tilt_sin};  /* right-hand rule: error turned */
-
+{turn_functions}
 /* Observation of robo.runtime.swarm.agent_observation: the NS nearest bodies within the sensing radius,
  * nearest first, ties in order (neighbour slots, then obstacles). */
 int {prefix}_gains(const float p[D], const float v[D], const float goal[D], const float neighbours[NS][2 * D],
-{pad}const float mask[NS], const float obstacles[][D + 1], int n_obstacles, float k[2]) {{
+{pad}const float mask[NS], const float obstacles[][D + 1], int n_obstacles, float k[{outputs}]) {{
     static policy_state state;   /* the tuner is stateless; policy_step wants one */
     float obs[POLICY_OBS_SIZE] = {{0.0f}}, dist[NB];
     int order[NB], n = 0;
@@ -207,12 +210,13 @@ int {prefix}_gains(const float p[D], const float v[D], const float goal[D], cons
     return policy_step(&state, obs, k);
 }}
 
-void {prefix}_nominal(const float p[D], const float v[D], const float goal[D], float u[D]) {{
+void {prefix}_nominal(const float p[D], const float v[D], const float goal[D], const float k[{outputs}],
+{pad}float u[D]) {{
     float vd[D], speed2 = 0.0f;
     float ex = goal[0] - p[0], ey = goal[1] - p[1];
+{turn}
     for (int i = 0; i < D; i++) {{
-        float e = i == 0 ? TILT_COS * ex + TILT_SIN * ey
-                : i == 1 ? TILT_COS * ey - TILT_SIN * ex : goal[i] - p[i];
+        float e = i == 0 ? tc * ex + ts * ey : i == 1 ? tc * ey - ts * ex : goal[i] - p[i];
         vd[i] = e * KP_OVER_KD;
         speed2 += vd[i] * vd[i];
     }}
@@ -221,10 +225,11 @@ void {prefix}_nominal(const float p[D], const float v[D], const float goal[D], f
 }}
 
 int {prefix}_step(const float p[D], const float v[D], const float goal[D], const float neighbours[NS][2 * D],
-{pad}const float mask[NS], const float obstacles[][D + 1], int n_obstacles, float k[2], float u[D]) {{
+{pad}const float mask[NS], const float obstacles[][D + 1], int n_obstacles, float k[{outputs}],
+{pad}float u[D]) {{
     float un[D];
     {prefix}_gains(p, v, goal, neighbours, mask, obstacles, n_obstacles, k);
-    {prefix}_nominal(p, v, goal, un);
+    {prefix}_nominal(p, v, goal, k, un);
     return {prefix}_filter(p, v, un, neighbours, mask, obstacles, n_obstacles, k[0], k[1], u);
 }}
 """
@@ -237,22 +242,43 @@ def emit_agent_filter(config: AgentFilterConfig, *, dim: int = 2, slots: int = 8
     return _emit(config, dim, slots, obstacles, tol, prefix, None)
 
 
+_FIXED_TILT = "static const float TILT_COS = {}, TILT_SIN = {};  /* right-hand rule: error turned */"
+_TURN_FUNCTIONS = """/* cos and sin of the tuner's turn by their Taylor series to x^12 and x^13, no libm: for
+ * |x| <= 1.5 (the card's tilt range lies within it) the first term left out is below 3.1e-8. */
+static float turn_cos(float x) {
+    float x2 = x * x;
+    return 1.0f - x2 / 2.0f * (1.0f - x2 / 12.0f * (1.0f - x2 / 30.0f * (1.0f - x2 / 56.0f
+           * (1.0f - x2 / 90.0f * (1.0f - x2 / 132.0f)))));
+}
+static float turn_sin(float x) {
+    float x2 = x * x;
+    return x * (1.0f - x2 / 6.0f * (1.0f - x2 / 20.0f * (1.0f - x2 / 42.0f * (1.0f - x2 / 72.0f
+           * (1.0f - x2 / 110.0f * (1.0f - x2 / 156.0f))))));
+}
+"""
+_FIXED_TURN = "    const float tc = TILT_COS, ts = TILT_SIN;\n    (void)k;"
+_TUNED_TURN = "    const float tc = turn_cos(k[2]), ts = turn_sin(k[2]);  /* k[2] within the card's range */"
+
+
 def emit_agent_step(config: AgentFilterConfig, *, max_speed: float, kp: float, kd: float, dim: int = 2,
                     slots: int = 8, obstacles: int = 0, tol: float = 1e-4, tilt: float = 0.0,
-                    prefix: str = "robo_agent") -> dict[str, str]:
+                    outputs: int = 2, prefix: str = "robo_agent") -> dict[str, str]:
     """The filter plus ``<prefix>_gains``, ``_nominal`` and ``_step``; link it with the ``policy.c`` of
-    ``robo codegen c`` for a tuner with ``slots`` edge slots. ``tilt``: the nominal's right-hand rule
-    (rad, :func:`robo.runtime.swarm.nominal_acceleration`)."""
+    ``robo codegen c`` for a tuner with ``slots`` edge slots and ``outputs`` outputs: 2 (k1, k2; the
+    nominal turns by ``tilt``, rad, :func:`robo.runtime.swarm.nominal_acceleration`) or 3 (k1, k2 and
+    the turn itself)."""
     for name, value in (("max_speed", max_speed), ("kp", kp), ("kd", kd)):
         if not (value > 0 and value < float("inf")):
             raise ValueError(f"{name}: must be finite and > 0, got {value}")
     if not (abs(tilt) < math.pi / 2):
         raise ValueError(f"tilt: must be finite and within +-pi/2 rad, got {tilt}")
-    return _emit(config, dim, slots, obstacles, tol, prefix, (max_speed, kp / kd, kd, tilt))
+    if outputs not in (2, 3):
+        raise ValueError(f"outputs: a tuner gives 2 (k1, k2) or 3 (k1, k2, tilt) values, got {outputs}")
+    return _emit(config, dim, slots, obstacles, tol, prefix, (max_speed, kp / kd, kd, tilt), outputs)
 
 
 def _emit(config: AgentFilterConfig, dim: int, slots: int, obstacles: int, tol: float, prefix: str,
-          step: tuple[float, float, float, float] | None) -> dict[str, str]:
+          step: tuple[float, float, float, float] | None, outputs: int = 2) -> dict[str, str]:
     if not _NAME.match(prefix):
         raise ValueError(f"prefix: {prefix!r} is not a C identifier")
     if dim not in (2, 3):
@@ -267,14 +293,15 @@ def _emit(config: AgentFilterConfig, dim: int, slots: int, obstacles: int, tol: 
         "agent_radius": c_floats([config.agent_radius]), "sensing_radius": c_floats([config.sensing_radius]),
         "max_accel": c_floats([config.max_accel]), "margin": c_floats([config.margin]),
         "rho": c_floats([config.slack_weight]), "brake": c_floats([config.brake_gain]),
-        "tol": c_floats([tol]),
+        "tol": c_floats([tol]), "outputs": outputs,
     }
     fields["step_decl"] = _STEP_DECL.format(**fields) if step else ""
     source = _SOURCE.format(**fields)
     if step:
         max_speed, kp_over_kd, kd, tilt = step
+        fixed = _FIXED_TILT.format(c_floats([math.cos(tilt)]), c_floats([math.sin(tilt)]))
         source += _STEP_SOURCE.format(**fields, max_speed=c_floats([max_speed]),
                                       kp_over_kd=c_floats([kp_over_kd]), kd=c_floats([kd]),
-                                      tilt_cos=c_floats([math.cos(tilt)]),
-                                      tilt_sin=c_floats([math.sin(tilt)]))
+                                      turn_functions=_TURN_FUNCTIONS if outputs == 3 else fixed,
+                                      turn=_TUNED_TURN if outputs == 3 else _FIXED_TURN)
     return {f"{prefix}.h": _HEADER.format(**fields), f"{prefix}.c": source}

@@ -52,6 +52,15 @@ class StepSettings:
     obstacle_r: np.ndarray | None = None  # [O]
 
 
+def tuner_outputs(policy_onnx: str | Path) -> int:
+    """2 for a tuner of (k1, k2), 3 for one that also sets the turn (k1, k2, tilt); refused otherwise."""
+    names = [e["name"] for e in load_card(card_path_for(policy_onnx))["action"]["layout"]]
+    if names not in (["k1", "k2"], ["k1", "k2", "tilt"]):
+        raise ValueError(f"{policy_onnx}: the MCU agent step runs a tuner of [k1, k2] or [k1, k2, tilt]; "
+                         f"this one outputs {names}")
+    return len(names)
+
+
 def _table(rows: Sequence[str], name: str, shape: str) -> str:
     return f"static const float {name}{shape} = {{{', '.join(rows)}}};"
 
@@ -63,10 +72,7 @@ def _vec(a: np.ndarray) -> str:
 def assemble_agent_app(out_dir: str | Path, policy_onnx: str | Path, views: Sequence[AgentView],
                        settings: StepSettings, *, driver_dir: str | Path) -> Path:
     """Write the app folder (replacing ``out_dir``) that steps every view once and times it."""
-    outputs = [e["name"] for e in load_card(card_path_for(policy_onnx))["action"]["layout"]]
-    if outputs != ["k1", "k2"]:
-        raise ValueError(f"{policy_onnx}: the MCU agent step runs a tuner of [k1, k2]; this one outputs "
-                         f"{outputs} (a tuner that sets the tilt is not emitted to C yet)")
+    outputs = tuner_outputs(policy_onnx)
     out = Path(out_dir)
     if out.exists():
         shutil.rmtree(out)
@@ -76,7 +82,7 @@ def assemble_agent_app(out_dir: str | Path, policy_onnx: str | Path, views: Sequ
     obs_r = np.zeros(0) if settings.obstacle_r is None else np.asarray(settings.obstacle_r).ravel()
     for name, text in emit_agent_step(settings.filter, max_speed=settings.max_speed, kp=settings.kp,
                                       kd=settings.kd, dim=D, slots=S, obstacles=len(obs_p),
-                                      tilt=settings.tilt).items():
+                                      tilt=settings.tilt, outputs=outputs).items():
         write_text(out / name, text)
     shutil.copyfile(Path(driver_dir) / "agent_main.c", out / "agent_main.c")
     tables, masks = [], []
@@ -114,7 +120,7 @@ def assemble_agent_app(out_dir: str | Path, policy_onnx: str | Path, views: Sequ
 @dataclass(frozen=True)
 class AgentRun:
     codes: np.ndarray         # (n,) filter return codes
-    gains: np.ndarray         # (n, 2) float32 (k1, k2), bit-exact as printed
+    gains: np.ndarray         # (n, 2 or 3) float32 (k1, k2[, tilt]), bit-exact as printed
     u: np.ndarray             # (n, D) float32 safe commands
     instructions: np.ndarray  # (n, 3) gains, filter, whole step; timing overhead removed
 
@@ -128,19 +134,20 @@ def _floats(words: Sequence[str]) -> list[float]:
     return [float(np.frombuffer(bytes.fromhex(w), ">f4")[0]) for w in words]
 
 
-def parse_agent_run(output: str, cases: int, dim: int, ticks_per_instruction: float) -> AgentRun:
+def parse_agent_run(output: str, cases: int, dim: int, ticks_per_instruction: float,
+                    outputs: int = 2) -> AgentRun:
     """Read the driver's ROBO lines; every case must be reported exactly once."""
     codes = np.full(cases, 99, np.int32)
-    gains = np.full((cases, 2), np.nan, np.float32)
+    gains = np.full((cases, outputs), np.nan, np.float32)
     u = np.full((cases, dim), np.nan, np.float32)
     ticks = np.full((cases, 3), -1.0)
     empty = None
     for line in output.splitlines():
         words = line.split()
-        if len(words) == 6 + dim and words[:2] == ["ROBO", "agent"]:
+        if len(words) == 4 + outputs + dim and words[:2] == ["ROBO", "agent"]:
             k = int(words[2])
             codes[k] = int(words[3])
-            gains[k], u[k] = _floats(words[4:6]), _floats(words[6:])
+            gains[k], u[k] = _floats(words[4:4 + outputs]), _floats(words[4 + outputs:])
         elif len(words) == 6 and words[:2] == ["ROBO", "agentt"]:
             ticks[int(words[2])] = [float(w) for w in words[3:]]
         elif words[:2] == ["ROBO", "agent_timing"]:
@@ -150,9 +157,9 @@ def parse_agent_run(output: str, cases: int, dim: int, ticks_per_instruction: fl
     return AgentRun(codes, gains, u, (ticks - empty) / ticks_per_instruction)
 
 
-def python_step(view: AgentView, tuner: Any, settings: StepSettings) -> tuple[tuple[float, float], Any]:
-    """The same control step in Python on the float32 view: (k1, k2) of ``tuner`` (a
-    :class:`robo.runtime.swarm.SwarmTuner`) and the :class:`AgentFilterResult`."""
+def python_step(view: AgentView, tuner: Any, settings: StepSettings) -> tuple[tuple[float, ...], Any]:
+    """The same control step in Python on the float32 view: (k1, k2), or (k1, k2, tilt), of ``tuner``
+    (a :class:`robo.runtime.swarm.SwarmTuner`) and the :class:`AgentFilterResult`."""
     from robo.runtime.swarm import agent_observation, nominal_acceleration
 
     p, v, goal, nbp, nbv = (np.asarray(a, np.float32).astype(float) for a in
@@ -161,12 +168,11 @@ def python_step(view: AgentView, tuner: Any, settings: StepSettings) -> tuple[tu
     obs = agent_observation(p, v, goal, nbp, nbv, agent_radius=fc.agent_radius,
                             sensing_radius=fc.sensing_radius, slots=settings.slots,
                             obstacle_p=settings.obstacle_p, obstacle_r=settings.obstacle_r)
-    k1, k2 = tuner.gains(obs)
+    k = tuple(float(np.float32(x)) for x in tuner.gains(obs))  # the MCU's float32 outputs
     u_nom = nominal_acceleration(p, v, goal, max_speed=settings.max_speed, max_accel=fc.max_accel,
-                                 kp=settings.kp, kd=settings.kd, tilt=settings.tilt)
+                                 kp=settings.kp, kd=settings.kd, tilt=k[2] if len(k) == 3 else settings.tilt)
     u_nom = np.asarray(u_nom, np.float32).astype(float)
-    k1, k2 = float(np.float32(k1)), float(np.float32(k2))
-    return (k1, k2), filter_agent(p, v, u_nom, nbp, nbv, k1, k2, fc, settings.obstacle_p, settings.obstacle_r)
+    return k, filter_agent(p, v, u_nom, nbp, nbv, k[0], k[1], fc, settings.obstacle_p, settings.obstacle_r)
 
 
 def compare_agent_run(run: AgentRun, views: Sequence[AgentView], tuner: Any,

@@ -3,7 +3,7 @@
  * once and prints the gains and the safe command (hex bits, for exact comparison on the host), then
  * times the gains, the filter alone and the whole step of each case in instructions. agent_data.h
  * (written by robo.safety.agent_mcu) holds the cases. Output lines:
- *   ROBO agent <case> <code> <k1> <k2> <u0> .. <u(D-1)>   IEEE-754 bits
+ *   ROBO agent <case> <code> <k1> <k2> [<tilt>] <u0> .. <u(D-1)>   IEEE-754 bits
  *   ROBO agentt <case> <gains ticks> <filter ticks> <step ticks>
  *   ROBO agent_timing cases=<n> empty_ticks=<t>            ticks of a call to an empty function
  *   ROBO calib instructions=<n> ticks=<t>                  known-length loop: tick/instruction ratio
@@ -33,13 +33,14 @@ __attribute__((noinline)) static int empty_step(const float *p, const float *v, 
 
 int main(void)
 {
-    float k[2], u[D], un[D];
+    float k[ROBO_AGENT_OUTPUTS], u[D], un[D];
     uint64_t t0, t1, empty = ~(uint64_t)0;
     int c, i, code;
     for (c = 0; c < AGENT_CASES; ++c) {
         code = robo_agent_step(AGENT_P[c], AGENT_V[c], AGENT_GOAL[c], AGENT_NB[c], AGENT_MASK[c], AGENT_OBS,
                                AGENT_N_OBS, k, u);
-        printf("ROBO agent %d %d %08lx %08lx", c, code, bits(k[0]), bits(k[1]));
+        printf("ROBO agent %d %d", c, code);
+        for (i = 0; i < ROBO_AGENT_OUTPUTS; ++i) printf(" %08lx", bits(k[i]));
         for (i = 0; i < D; ++i) printf(" %08lx", bits(u[i]));
         printf("\n");
     }
@@ -50,7 +51,7 @@ int main(void)
                          AGENT_N_OBS, k);
         t1 = robo_timer_ticks();
         ticks[c][0] = (uint32_t)(t1 - t0);
-        robo_agent_nominal(AGENT_P[c], AGENT_V[c], AGENT_GOAL[c], un);
+        robo_agent_nominal(AGENT_P[c], AGENT_V[c], AGENT_GOAL[c], k, un);
         t0 = robo_timer_ticks();
         robo_agent_filter(AGENT_P[c], AGENT_V[c], un, AGENT_NB[c], AGENT_MASK[c], AGENT_OBS, AGENT_N_OBS,
                           k[0], k[1], u);
