@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated scenarios")
     parser.add_argument("--tilt", type=float, default=None,
                         help="right-hand rule in rad for every controller (default: the config's, 0.4)")
+    parser.add_argument("--grid-tilt", default=None, metavar="T1,T2,...",
+                        help="also grid-search the fixed controllers' turn over these angles (rad), the fair "
+                             "baseline of a tuner that sets the turn itself (train.tilt_range)")
 
 
 def _mid_episode(envs: int, agents: int, device: str):
@@ -104,14 +107,14 @@ def _solve_rates(device: str) -> dict[str, Any]:
     return out
 
 
-def _scenarios(names: list[str], episodes: int, agents: int, policy: str, tilt: float | None = None
-               ) -> dict[str, Any]:
+def _scenarios(names: list[str], episodes: int, agents: int, policy: str, tilt: float | None = None,
+               grid_tilt: list[float] | None = None) -> dict[str, Any]:
     table = {}
     for name in names:
         config = OnlineCbfConfig(scenario=name, agents=agents, episodes=episodes)
         if tilt is not None:
             config = dataclasses.replace(config, tilt=tilt)
-        grid_settings = dataclasses.replace(config.grid, episodes=min(20, episodes))
+        grid_settings = dataclasses.replace(config.grid, episodes=min(20, episodes), tilt=grid_tilt or [])
         config = dataclasses.replace(config, grid=grid_settings)
         best, grid = grid_search(config)
         nominal = metrics(run_episodes(config, None), config)
@@ -201,6 +204,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     require(args, "agents", least=2)
     if args.tilt is not None:
         check_tilt(args.tilt)
+    grid_tilt = None
+    if args.grid_tilt is not None:
+        try:
+            grid_tilt = [check_tilt(float(x)) for x in args.grid_tilt.split(",")]
+        except ValueError as e:
+            raise ValueError(f"--grid-tilt {args.grid_tilt!r}: comma-separated angles in rad ({e})") from None
     torch.set_num_threads(args.threads)
     names = [n for n in args.scenarios.split(",") if n]
     unknown = [n for n in names if n not in SCENARIOS]
@@ -223,5 +232,5 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     episodes = 10 if args.quick else args.episodes
     return {"device": args.device, "threads": args.threads, "gains_for_rates": list(GAINS),
             "solve_rates": rates, "mcu": mcu, "policy": args.policy, "episodes": episodes,
-            "agents": args.agents, "tilt": args.tilt,
-            "scenarios": _scenarios(names, episodes, args.agents, args.policy, args.tilt)}
+            "agents": args.agents, "tilt": args.tilt, "grid_tilt": grid_tilt,
+            "scenarios": _scenarios(names, episodes, args.agents, args.policy, args.tilt, grid_tilt)}
