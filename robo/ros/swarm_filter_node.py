@@ -2,7 +2,8 @@
 
 On every message of its own ``odom`` the node builds the agent's view (its goal offset and velocity,
 the neighbours within ``sensing_radius``), runs the gain tuner (the card's GNN through
-:class:`robo.runtime.swarm.SwarmTuner`) for this agent's (k1, k2), filters the PD-to-goal acceleration
+:class:`robo.runtime.swarm.SwarmTuner`) for this agent's (k1, k2) (and its turn, when the card's tuner
+sets the tilt), filters the PD-to-goal acceleration
 through its own HOCBF-QP (:func:`robo.safety.agent_qp.filter_agent`: half of every pair condition) in
 the x-y plane, and publishes ``setpoint/pose`` + ``setpoint/twist`` stamped like that odometry: the
 setpoint at which the vehicle's tracker (kp, kv) produces exactly the filtered acceleration (velocity
@@ -76,7 +77,8 @@ PARAMS = [
     Param("brake_gain", 10.0, "1/s, the fault command's velocity gain", 0.01, 1000.0, read_only=True),
     Param("nominal_kp", 1.0, "PD to goal: position gain", 0.001, 100.0, read_only=True),
     Param("nominal_kd", 2.0, "PD to goal: velocity gain", 0.001, 100.0, read_only=True),
-    Param("nominal_tilt", 0.4, "rad, right-hand rule: the goal error turned clockwise (online_cbf's tilt)",
+    Param("nominal_tilt", 0.4, "rad, right-hand rule: the goal error turned clockwise (online_cbf's tilt; "
+          "a tuner whose card outputs tilt sets it instead)",
           -1.5, 1.5, read_only=True),
     Param("tracker_kp", 4.0, "the vehicle tracker's position gain (swarm_sim's kp)", 0.01, 1000.0,
           read_only=True),
@@ -113,7 +115,7 @@ class SwarmFilterNode(Node):
         self.go_at = math.inf                   # this node's clock (s) at which it heads to its goal
         self.counts = dict(solves=0, modified=0, faults=0, clamped_gains=0, fallbacks=0,
                            stale_neighbour_steps=0, nonfinite_neighbour_messages=0, nonfinite_odometry=0)
-        self.last = dict(k1=math.nan, k2=math.nan, in_range=0, min_distance=math.inf)
+        self.last = dict(k1=math.nan, k2=math.nan, tilt=math.nan, in_range=0, min_distance=math.inf)
         self.qos = QosWatch(self)
         self.create_subscription(Odometry, "odom", self._on_odom, CONTROL_QOS,
                                  event_callbacks=self.qos.sub("odom"))
@@ -201,7 +203,7 @@ class SwarmFilterNode(Node):
         self.counts["modified"] += out.modified
         self.counts["faults"] += out.fault
         distances = np.linalg.norm(others_p - p, axis=1)
-        self.last = dict(k1=k1, k2=k2, in_range=out.rows,
+        self.last = dict(k1=k1, k2=k2, tilt=tilt, in_range=out.rows,
                          min_distance=min(self.last["min_distance"], float(distances.min(initial=math.inf))))
         # The tracker's setpoint that yields exactly u: velocity setpoint v, position shifted by u / kp.
         position = np.array([*(p + out.u / self.values["tracker_kp"]), target[2]])
