@@ -46,7 +46,8 @@ OLD_SAC_ACTOR_FORMAT = "robo-sac-actor/1"  # SAC actors before the registry; con
 #   task: str                       e.g. "quadrotor-hover"
 #   observation: list of {"name", "unit", "clip": [lo, hi] | null}, one entry per input value, in order
 #   action: list of {"name", "unit"}, one entry per output value, in order
-#   action_clip: [lo, hi]            raw network output is clamped to this by every runtime
+#   action_clip: [lo, hi]            raw network output is clamped to this by every runtime (or one
+#                                    [lo, hi] per output, for outputs of different units)
 #   action_mapping: str              how the plant reads an action, e.g. "motor u = (a + 1) / 2"
 #   fallback_action: list[float]     what a runtime outputs for non-finite input (default: mid of clip)
 #   control_rate_hz: float
