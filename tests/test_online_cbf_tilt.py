@@ -228,7 +228,7 @@ def test_a_tuner_of_other_outputs_is_refused_before_anything_is_written(tmp_path
     card = load_card(tilt_tuner)
     card["action"]["layout"][2]["name"] = "speed"
     write_card(card, tmp_path / "policy.json")
-    with pytest.raises(ValueError, match="outputs \\['k1', 'k2', 'speed'\\]"):
+    with pytest.raises(ValueError, match="outputs are \\['k1', 'k2', 'speed'\\]"):
         assemble_agent_app(tmp_path / "app", tmp_path / "policy.onnx", [],
                            StepSettings(AgentFilterConfig(), 1.0, 1.0, 2.0), driver_dir=tmp_path)
     assert not (tmp_path / "app").exists()

@@ -145,7 +145,7 @@ def fallback_action(card: dict[str, Any]) -> list[float]:
         return [float(v) for v in fb]
     clip = action_clip(card)
     mid = 0.0 if clip is None else 0.5 * (clip[0] + clip[1])
-    return list(np.broadcast_to(np.asarray(mid, np.float64), int(card["action"]["size"])).tolist())
+    return np.broadcast_to(np.asarray(mid, np.float64), int(card["action"]["size"])).tolist()
 
 
 def card_io(card: dict[str, Any], defaults: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:

@@ -17,7 +17,7 @@ perceives its neighbours, not their neighbourhoods.
     out  = rho([node, agg])                   [B, act_dim]
 
 ``squash``: the output is ``lo + (hi - lo) * sigmoid(4 * clip(out, -1, 1))``, the gains themselves
-(the exported policy), each output in its own range (:meth:`GainGNN.output_range`): k1 and k2 in
+(the exported policy), each output in its own range (:func:`output_range`): k1 and k2 in
 [k_min, k_max] and, when the tuner also sets the nominal's right-hand-rule turn (``tilt_range``), a
 third output, the tilt in rad. Without ``squash`` the raw output, the mean of PPO's Gaussian in the
 pre-squash space (the environment applies the same map to the clipped sample). Only Gemm, MatMul,

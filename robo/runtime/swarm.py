@@ -13,6 +13,7 @@ the PD-to-goal of :func:`sim.swarm.nominal_accelerations` for one agent. No torc
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,6 +63,17 @@ def nominal_acceleration(p: np.ndarray, v: np.ndarray, goal: np.ndarray, *, max_
     return np.clip(kd * (v_des - v), -max_accel, max_accel)
 
 
+TUNER_OUTPUTS = (["k1", "k2"], ["k1", "k2", "tilt"])  # gains only, or gains and the nominal's turn
+
+
+def tuner_outputs(card: dict[str, Any], where: str | Path) -> int:
+    """How many values the card's tuner outputs: 2 (k1, k2) or 3 (k1, k2, tilt); anything else is refused."""
+    names = [entry["name"] for entry in card["action"]["layout"]]
+    if names not in TUNER_OUTPUTS:
+        raise ValueError(f"{where}: the card's outputs are {names}, not [k1, k2] or [k1, k2, tilt]")
+    return len(names)
+
+
 class SwarmTuner:
     """The committed (or any) ``online_cbf`` gain tuner on one agent's observation."""
 
@@ -72,10 +84,7 @@ class SwarmTuner:
         arch = self.policy.card["training"]["arch"]
         self.slots = int(arch["neighbours"])
         self.dim = int(arch["node_size"]) // 2
-        names = [entry["name"] for entry in self.policy.card["action"]["layout"]]
-        if names not in (["k1", "k2"], ["k1", "k2", "tilt"]):
-            raise ValueError(f"{path}: the card's outputs are {names}, not [k1, k2] or [k1, k2, tilt]")
-        self.sets_tilt = len(names) == 3
+        self.sets_tilt = tuner_outputs(self.policy.card, path) == 3
         self.clamped = 0     # calls whose raw outputs the model put out of the card's range
         self.fallbacks = 0   # calls answered by the card's fallback (non-finite view or output)
 

@@ -54,11 +54,9 @@ class StepSettings:
 
 def tuner_outputs(policy_onnx: str | Path) -> int:
     """2 for a tuner of (k1, k2), 3 for one that also sets the turn (k1, k2, tilt); refused otherwise."""
-    names = [e["name"] for e in load_card(card_path_for(policy_onnx))["action"]["layout"]]
-    if names not in (["k1", "k2"], ["k1", "k2", "tilt"]):
-        raise ValueError(f"{policy_onnx}: the MCU agent step runs a tuner of [k1, k2] or [k1, k2, tilt]; "
-                         f"this one outputs {names}")
-    return len(names)
+    from robo.runtime.swarm import tuner_outputs as card_outputs  # runtime imports safety: not at the top
+
+    return card_outputs(load_card(card_path_for(policy_onnx)), policy_onnx)
 
 
 def _table(rows: Sequence[str], name: str, shape: str) -> str:
