@@ -35,8 +35,8 @@ from sim.quadrotor.dynamics import (
     rk4_columns,
     rotation_matrix,
 )
-from sim.quadrotor.observation import ACTION, STUDENT, TEACHER
-from sim.quadrotor.params import QuadrotorParams
+from sim.quadrotor.observation import ACTION, LAYOUTS, STUDENT, TEACHER
+from sim.quadrotor.params import GRAVITY, QuadrotorParams
 from sim.quadrotor.references import (
     KINDS,
     LANGEVIN,
@@ -66,7 +66,8 @@ class QuadrotorEnvConfig:
 
     dt: float = 0.01
     episode_steps: int = 500
-    observation: Literal["student", "teacher"] = "student"
+    # student: 22 values; teacher: RAPTOR's privileged 26; teacher_force: those and the external force.
+    observation: Literal["student", "teacher", "teacher_force"] = "student"
     # "mixed" draws hold or Langevin per episode, as RAPTOR trains; the others fix the kind.
     reference: Literal["mixed", "hold", "langevin", "figure8"] = "mixed"
     langevin_probability: float = 0.5
@@ -96,6 +97,8 @@ class QuadrotorEnvConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.figure8_period <= 0:
             raise ValueError(f"figure8_period must be > 0 s, got {self.figure8_period}")
+        if self.observation not in LAYOUTS:
+            raise ValueError(f"observation must be one of {', '.join(LAYOUTS)}, got {self.observation!r}")
 
     def figure8(self) -> Figure8Settings:
         return Figure8Settings(period=self.figure8_period, scale=self.figure8_scale, ramp=self.figure8_ramp)
@@ -118,15 +121,22 @@ class EnvState:
 
 
 def observe(state: torch.Tensor, ref_pos: torch.Tensor, ref_vel: torch.Tensor,
-            prev_action: torch.Tensor, teacher: bool) -> torch.Tensor:
+            prev_action: torch.Tensor, layout: str, force_per_weight: torch.Tensor) -> torch.Tensor:
     """RAPTOR's observation [N, 22] from row-major inputs (state [N, 17], the others [N, 3] and
-    [N, 4]), plus the 4 motor states mapped to [-1, 1] for teachers; in the order of
-    :data:`sim.quadrotor.observation.STUDENT` / ``TEACHER``."""
+    [N, 4]), plus the 4 motor states mapped to [-1, 1] for teachers and the external force per weight
+    [N, 3] for force-aware teachers; in the order of ``sim.quadrotor.observation.LAYOUTS[layout]``."""
     rot = rotation_matrix(state[:, Q]).flatten(1)
     parts = [state[:, P] - ref_pos, rot, state[:, V] - ref_vel, state[:, W], prev_action]
-    if teacher:
+    if layout != "student":
         parts.append(state[:, U] * 2 - 1)
+    if layout == "teacher_force":
+        parts.append(force_per_weight)
     return torch.cat(parts, -1)
+
+
+def force_per_weight(s: EnvState, params: BatchedParams) -> torch.Tensor:
+    """Each episode's constant external force as a fraction of its vehicle's weight [N, 3]."""
+    return s.external_force.t() / (params.mass[:, None] * GRAVITY)
 
 
 def sample_episodes(params: BatchedParams, cfg: QuadrotorEnvConfig, uniform: torch.Tensor,
@@ -177,7 +187,7 @@ def sample_episodes(params: BatchedParams, cfg: QuadrotorEnvConfig, uniform: tor
 
 
 def step_batch(s: EnvState, action: torch.Tensor, pc: torch.Tensor, params: BatchedParams,
-               cfg: QuadrotorEnvConfig, teacher: bool):
+               cfg: QuadrotorEnvConfig, layout: str):
     """One step of every environment; pure, so torch.compile can fuse it.
 
     ``action`` is component-major [4, N] and ``pc`` the :func:`param_columns` of ``params``.
@@ -211,14 +221,14 @@ def step_batch(s: EnvState, action: torch.Tensor, pc: torch.Tensor, params: Batc
     reward = 1.5 - pos_err.norm(dim=0) - 0.1 * 2 * torch.acos(1 - qz) - (action - s.prev_action).norm(dim=0)
     reward = torch.where(terminated, torch.full_like(reward, -100.0), reward)
     # A non-finite observation would poison value targets even where masked (0 * NaN = NaN).
-    obs = observe(nxt.t(), ref_pos.t(), ref_vel.t(), action.t(), teacher)
-    obs = torch.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0)
     after = EnvState(nxt, s.external_force, action, steps, s.ref_kind, walk, s.noise_key)
+    obs = observe(nxt.t(), ref_pos.t(), ref_vel.t(), action.t(), layout, force_per_weight(after, params))
+    obs = torch.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0)
     return after, obs, reward, terminated, truncated, reason
 
 
 def reset_rows(s: EnvState, obs: torch.Tensor, rows: torch.Tensor, uniform: torch.Tensor,
-               normal: torch.Tensor, params: BatchedParams, cfg: QuadrotorEnvConfig, teacher: bool
+               normal: torch.Tensor, params: BatchedParams, cfg: QuadrotorEnvConfig, layout: str
                ) -> tuple[EnvState, torch.Tensor]:
     """Fresh episodes in ``rows`` (``uniform``/``normal``: their random numbers); pure, compilable."""
     fresh = sample_episodes(params.gather(rows), cfg, uniform, normal)
@@ -227,7 +237,9 @@ def reset_rows(s: EnvState, obs: torch.Tensor, rows: torch.Tensor, uniform: torc
                                                                   strict=True)))
     start = torch.zeros_like(uniform[:, 0])
     ref = (r.t() for r in reference_at(fresh.ref_kind, start, fresh.walk, cfg.figure8()))
-    return after, obs.index_copy(0, rows, observe(fresh.state.t(), *ref, fresh.prev_action.t(), teacher))
+    fresh_obs = observe(fresh.state.t(), *ref, fresh.prev_action.t(), layout,
+                        force_per_weight(fresh, params.gather(rows)))
+    return after, obs.index_copy(0, rows, fresh_obs)
 
 
 class QuadrotorEnv:
@@ -246,8 +258,9 @@ class QuadrotorEnv:
         self.num_envs = len(self.params)
         self.device = torch.device(device)
         self.dtype = dtype
-        self.teacher = self.config.observation == "teacher"
-        self.observation_names = TEACHER_OBSERVATION if self.teacher else STUDENT_OBSERVATION
+        self.layout = self.config.observation
+        self.teacher = self.layout != "student"
+        self.observation_names = LAYOUTS[self.layout].names
         self.observation_size = len(self.observation_names)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
@@ -270,7 +283,7 @@ class QuadrotorEnv:
         action = action.to(device=self.device, dtype=self.dtype)
         # Component-major, like the state: the compiled step then vectorises over environments.
         self.s, obs, reward, terminated, truncated, reason = self._step(
-            self.s, action.t().contiguous(), self._param_columns, self.params, self.config, self.teacher)
+            self.s, action.t().contiguous(), self._param_columns, self.params, self.config, self.layout)
         info = {"termination_reason": reason, "final_observation": obs}
         if self.config.auto_reset:
             done = (terminated | truncated).nonzero()[:, 0]
@@ -281,7 +294,7 @@ class QuadrotorEnv:
                 k = done.numel()
                 self.s, obs = self._reset(self.s, obs, done, torch.rand(k, _UNIFORMS, **kw),
                                           torch.randn(k, _NORMALS, **kw), self.params, self.config,
-                                          self.teacher)
+                                          self.layout)
         return obs, reward, terminated, truncated, info
 
     def reference(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -291,9 +304,14 @@ class QuadrotorEnv:
         return pos.t(), vel.t()
 
     def observe(self, teacher: bool | None = None) -> torch.Tensor:
-        """The current observation [N, 22 or 26]; ``teacher`` overrides the configured layout."""
-        teacher = self.teacher if teacher is None else teacher
-        return observe(self.state, *self.reference(), self.s.prev_action.t(), teacher)
+        """The current observation [N, 22, 26 or 29]; ``teacher=False`` gives the student's 22 values
+        whatever the configured layout, ``teacher=True`` the configured teacher layout (26 when the
+        environment is configured for students)."""
+        layout = self.layout
+        if teacher is not None and teacher != self.teacher:
+            layout = "teacher" if teacher else "student"
+        return observe(self.state, *self.reference(), self.s.prev_action.t(), layout,
+                       force_per_weight(self.s, self.params))
 
     @property
     def state(self) -> torch.Tensor:

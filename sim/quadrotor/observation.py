@@ -4,8 +4,11 @@ The environment computes the values (:func:`sim.quadrotor.env.observe`); everyth
 what they are derives it from here: the policy card (:func:`quadrotor_student_meta`), the runtime's
 observation builder (through the card's names), and the student slicing of the teacher observation.
 
-The student sees 22 values; a teacher sees the same 22 followed by 4 privileged motor states. Plain
-Python (no torch), so a card can be written without the simulator running.
+The student sees 22 values; a teacher sees the same 22 followed by 4 privileged motor states (RAPTOR's
+26), and a force-aware teacher also the episode's constant external force as a fraction of the
+vehicle's weight (29): a memoryless teacher cannot infer the force, so without it the teacher holds off
+target by force / stiffness, and the student inherits that offset. Plain Python (no torch), so a card
+can be written without the simulator running.
 """
 
 from __future__ import annotations
@@ -24,6 +27,19 @@ STUDENT = ObservationLayout((
     Field("prev_action", "1", MOTORS, (-1.0, 1.0)),
 ))
 TEACHER = ObservationLayout((*STUDENT.fields, Field("motor_state", "1", MOTORS, (-1.0, 1.0))))
+TEACHER_FORCE = ObservationLayout((*TEACHER.fields, Field("force", "1", _XYZ)))  # world, per weight
+LAYOUTS = {"student": STUDENT, "teacher": TEACHER, "teacher_force": TEACHER_FORCE}
+
+
+
+def layout_named(names: list[str]) -> str:
+    """Which of :data:`LAYOUTS` has exactly these observation names (a card's or a checkpoint's)."""
+    for key, layout in LAYOUTS.items():
+        if list(names) == layout.names:
+            return key
+    raise ValueError(f"a {len(names)}-value observation that is none of the quadrotor layouts "
+                     f"({', '.join(f'{k}: {v.size}' for k, v in LAYOUTS.items())})")
+
 
 ACTION = [{"name": f"motor.{m}", "unit": "1"} for m in MOTORS]
 ACTION_MAPPING = "motor setpoint u = (a + 1) / 2 in [0, 1], motors FR, BR, BL, FL"

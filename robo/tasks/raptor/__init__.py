@@ -29,7 +29,8 @@ folder must then be on storage every node of the cluster sees.
 
 TEACHERS_DESCRIPTION = """\
 Train RAPTOR teachers: one SAC agent per quadrotor of a fleet file, each seeing the 26-value
-privileged observation of its own vehicle. Teachers are trained --set group_size=K at a time as one
+privileged observation of its own vehicle (--set env.observation=teacher_force adds the episode's
+constant external force, which a memoryless teacher otherwise cannot compensate). Teachers are trained --set group_size=K at a time as one
 batched program (stacked networks over K stacked environments), each stops once the mean length of
 its last training episodes reaches the acceptance threshold (train.acceptance.*), and teachers that
 miss it within train.steps are rejected and listed with their numbers. Every teacher's actor and

@@ -140,7 +140,7 @@ class Baseline:
 
 
 class Teacher:
-    """A SAC teacher (deterministic actor) on the 26-value privileged observation."""
+    """A SAC teacher (deterministic actor) on the environment's teacher observation (26 or 29 values)."""
 
     def __init__(self, policy: torch.nn.Module):
         self.policy = policy
@@ -244,6 +244,7 @@ def evaluate_teachers(run_dir: str | Path, config: EvalConfig, episodes: int = 1
     k = len(names)
     # Env rows are teacher-major, as the stacked actor wants them: [K * episodes] -> [K, episodes].
     stacked = Teacher(lambda obs: actors.deterministic(obs.view(k, episodes, -1)).reshape(k * episodes, -1))
+    config = replace(config, env=replace(config.env, observation=actors.layout))
     result = recovery(stacked, vehicles, config, episodes=episodes, seed=config.seed)
     calm = replace(config, env=replace(config.env, disturbance=False))
     no_force = recovery(stacked, vehicles, calm, episodes=episodes, seed=config.seed)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ from sim.quadrotor import (
     sample_fleet,
     save_fleet,
 )
-from sim.quadrotor.observation import STUDENT, TEACHER, quadrotor_student_meta
+from sim.quadrotor.observation import LAYOUTS, STUDENT, quadrotor_student_meta
 from sim.quadrotor.sampler import coverage_order
 
 
@@ -93,9 +93,10 @@ class StudentConfig:
         check_device(self.device, "student.device")
         if self.teachers not in ("accepted", "all"):
             raise ValueError(f"student.teachers must be 'accepted' or 'all', got {self.teachers!r}")
-        if self.env.observation != "teacher" or self.env.auto_reset:
-            raise ValueError("student.env must have observation: teacher and auto_reset: false "
-                             "(labels need the 26-value observation; a row is one episode)")
+        if self.env.observation == "student" or self.env.auto_reset:
+            raise ValueError("student.env must have a teacher observation and auto_reset: false (labels "
+                             "need the teachers' observation, which the run takes from its teachers; a row "
+                             "is one episode)")
 
 
 FLEET_ORDERS = ("sampled", "coverage")
@@ -164,6 +165,8 @@ def train_student(config: StudentConfig, teacher_run: str | Path, out_dir: str |
     digest = fleet_digest(teacher_run / "fleet.json")
     # More epochs continue a run (its budget), like threads they do not change what was trained so far.
     RunDir.open(out, config, kind="raptor-student", resume=resume, may_change=("threads", "epochs"))
+    # The labelling environments show the teachers the observation they were trained on.
+    config = replace(config, env=replace(config.env, observation=teachers.layout))
     if config.threads:
         torch.set_num_threads(config.threads)
     k, per = len(vehicles), config.episodes_per_teacher
@@ -183,7 +186,7 @@ def train_student(config: StudentConfig, teacher_run: str | Path, out_dir: str |
     row_offsets = offsets.repeat_interleave(per, dim=0)
 
     def student_input(obs: torch.Tensor) -> torch.Tensor:
-        x = obs[:, TEACHER.part(STUDENT)].clone()
+        x = obs[:, LAYOUTS[teachers.layout].part(STUDENT)].clone()
         x[:, STUDENT.slice("p_err")] -= row_offsets
         return x
 

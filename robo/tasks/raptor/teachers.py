@@ -1,7 +1,10 @@
 """RAPTOR stage 1: one SAC teacher per sampled quadrotor, trained K at a time as one batched program.
 
 Each teacher sees the 26-value privileged observation of its own vehicle and RAPTOR's reward
-(``sim.quadrotor.QuadrotorEnv`` with ``observation="teacher"``). Teachers are trained in groups of
+(``sim.quadrotor.QuadrotorEnv`` with ``observation="teacher"``); with ``env.observation: teacher_force``
+also the episode's constant external force (29 values), so that it can cancel the force instead of
+holding off target by force / stiffness, and its labels ask the student to infer the force from its
+history. Teachers are trained in groups of
 ``group_size``: the K vehicles (``train.envs_per_member`` environments each) are stacked into one
 batched environment and the K SAC agents into stacked networks, trained by
 :class:`robo.rl.off_policy_runner.OffPolicyRunner` with :class:`Acceptance` as its ``should_finish``.
@@ -64,7 +67,7 @@ from robo.rl.off_policy_runner import EnvFactory, EpisodeStats, Fly, OffPolicyRu
 from robo.rl.sac import SACConfig, save_actor
 from robo.run_dir import RunDir, Scalars
 from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, QuadrotorParams, load_fleet
-from sim.quadrotor.observation import TEACHER, policy_meta
+from sim.quadrotor.observation import LAYOUTS, TEACHER, layout_named, policy_meta
 
 
 @dataclass
@@ -174,8 +177,9 @@ class RaptorTeachersConfig:
             raise ValueError(f"teachers must be > 0, got {self.teachers}")
         if self.group_size <= 0:
             raise ValueError(f"group_size must be > 0, got {self.group_size}")
-        if self.env.observation != "teacher":
-            raise ValueError("env.observation must be 'teacher' (teachers see the 26-value observation)")
+        if self.env.observation == "student":
+            raise ValueError("env.observation must be teacher (RAPTOR's 26 values) or teacher_force (those "
+                             "and the external force), not student")
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0, got {self.threads}")
         check_device(self.device, "device")
@@ -346,7 +350,7 @@ def train_group(config: RaptorTeachersConfig, run_dir: Path, g: int, members: li
                               seed=config.seed * 1_000_003 + members[0], window=train.acceptance.window,
                               should_finish=Acceptance(train.acceptance, train.stop_on_accept),
                               checkpoint=checkpoint, judge=judge)
-    trainer.on_finish = _teacher_writer(run_dir, trainer, names, fleet, digest)
+    trainer.on_finish = _teacher_writer(run_dir, trainer, names, fleet, digest, config.env.observation)
 
     def same_fleet(state: dict[str, Any]) -> None:
         if state.get("fleet_sha256") not in (None, digest):
@@ -485,10 +489,10 @@ def _logger(group: int, members: int, names: list[str], scalars: Scalars,
 
 
 def _teacher_writer(run_dir: Path, trainer: OffPolicyRunner, names: list[str], fleet: list[QuadrotorParams],
-                    digest: str) -> Callable:
+                    digest: str, layout: str) -> Callable:
     def on_finish(i: int, record: dict[str, Any], actor: torch.nn.Module) -> None:
         folder = run_dir / "teachers" / names[i]
-        meta = policy_meta(TEACHER, run=str(run_dir), origin={
+        meta = policy_meta(LAYOUTS[layout], run=str(run_dir), origin={
             "teacher": names[i], "fleet_sha256": digest, "quadrotor": fleet[i].to_dict(), "record": record})
         save_actor(folder / "actor.pt", actor.cpu(), trainer.group.act_size, meta)
         _write_curve(folder / "curve.csv", trainer.curves[i])
@@ -521,7 +525,8 @@ def run_metrics(run_dir: str | Path) -> dict[str, Any]:
 
 def load_teachers(run_dir: str | Path, names: list[str] | None = None, *, accepted_only: bool = True,
                   device: str | torch.device = "cpu") -> tuple[list[str], StackedTeachers]:
-    """Stack a teacher run's actors for batched labelling: ``actor.deterministic(obs [K, B, 26])``.
+    """Stack a teacher run's actors for batched labelling: ``actor.deterministic(obs [K, B, 26 or 29])``;
+    ``.layout`` names the observation they take (``sim.quadrotor.observation.LAYOUTS``).
 
     ``names`` defaults to the run's accepted teachers (all teachers with ``accepted_only=False``), in
     fleet order. A teacher file that belongs to another fleet than the run's is refused.
@@ -535,22 +540,26 @@ def load_teachers(run_dir: str | Path, names: list[str] | None = None, *, accept
     if not names:
         raise ValueError(f"{run_dir}: no teachers to load")
     digest = fleet_digest(run_dir / "fleet.json")
-    policies = []
+    policies, layouts = [], set()
     for name in names:
         path = run_dir / "teachers" / name / "actor.pt"
         policy, meta = load_policy(path)
         if meta.get("origin", {}).get("fleet_sha256") != digest:
             raise ValueError(f"{path}: teacher trained on another fleet than {run_dir / 'fleet.json'}")
+        layouts.add(layout_named([e["name"] for e in meta["observation"]]))
         policies.append(policy.net)
-    return list(names), StackedTeachers(EnsembleMLP.from_members(policies)).to(device).requires_grad_(False)
+    if len(layouts) > 1:
+        raise ValueError(f"{run_dir}: teachers take different observations ({', '.join(sorted(layouts))})")
+    stacked = StackedTeachers(EnsembleMLP.from_members(policies), layouts.pop())
+    return list(names), stacked.to(device).requires_grad_(False)
 
 
 class StackedTeachers(torch.nn.Module):
-    """K teachers' deterministic policies as one ensemble: ``deterministic(obs [K, B, 26])``."""
+    """K teachers' deterministic policies as one ensemble: ``deterministic(obs [K, B, 26 or 29])``."""
 
-    def __init__(self, net: EnsembleMLP):
+    def __init__(self, net: EnsembleMLP, layout: str = "teacher"):
         super().__init__()
-        self.net = net
+        self.net, self.layout = net, layout
 
     def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.net(obs))

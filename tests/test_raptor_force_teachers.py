@@ -1,0 +1,105 @@
+"""Force-aware RAPTOR teachers: the 29-value observation, teachers trained on it, and their student."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from robo.config import load_config
+from robo.nets.policy import load_policy
+from robo.tasks.raptor.evaluation import EvalConfig, evaluate_teachers
+from robo.tasks.raptor.pipeline import StudentConfig, train_student
+from robo.tasks.raptor.teachers import RaptorTeachersConfig, load_teachers, train_teachers
+from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, sample_fleet, save_fleet
+from sim.quadrotor.observation import LAYOUTS, STUDENT, TEACHER, TEACHER_FORCE, layout_named
+from sim.quadrotor.params import GRAVITY
+
+torch.set_num_threads(1)
+
+TEACHERS = [
+    "teachers=2", "group_size=2", "sac.actor_hidden=[16,16]", "sac.critic_hidden=[32,32]",
+    "sac.batch_size=16", "sac.learning_starts=40", "sac.buffer_size=1000", "train.steps=120",
+    "train.log_interval=40", "train.checkpoint_interval=40", "train.acceptance.episode_length=1",
+    "train.acceptance.window=1", "env.observation=teacher_force",
+]
+
+
+def test_the_force_aware_observation_is_the_teachers_plus_the_force_per_weight() -> None:
+    fleet = sample_fleet(6, seed=3)
+    envs = {layout: QuadrotorEnv(fleet, QuadrotorEnvConfig(observation=layout), seed=4)
+            for layout in ("teacher", "teacher_force")}
+    action = torch.zeros(6, 4)
+    for step in range(3):
+        obs = {layout: env.observe() if step == 0 else env.step(action)[0] for layout, env in envs.items()}
+        assert obs["teacher_force"].shape == (6, TEACHER_FORCE.size) and TEACHER_FORCE.size == 29
+        assert torch.equal(obs["teacher_force"][:, TEACHER_FORCE.part(TEACHER)], obs["teacher"])
+    env = envs["teacher_force"]
+    weight = torch.tensor([p.mass * GRAVITY for p in fleet])[:, None]
+    force = env.s.external_force.t() / weight
+    assert force.abs().max() > 1e-3, "sampled vehicles carry a random external force"
+    assert torch.allclose(obs["teacher_force"][:, TEACHER_FORCE.slice("force")], force)
+    assert env.observe(teacher=False).shape == (6, STUDENT.size)
+
+
+def test_layouts_are_named_by_their_observation_names() -> None:
+    for key, layout in LAYOUTS.items():
+        assert layout_named(layout.names) == key
+    with pytest.raises(ValueError, match="27-value observation that is none of the quadrotor layouts"):
+        layout_named([*TEACHER.names, "extra"])
+    with pytest.raises(ValueError, match="observation must be one of student, teacher, teacher_force"):
+        QuadrotorEnvConfig(observation="oracle")
+    with pytest.raises(ValueError, match="env.observation must be teacher .* not student"):
+        load_config(RaptorTeachersConfig, None, ["env.observation=student"])
+
+
+@pytest.fixture(scope="module")
+def force_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("force")
+    fleet = save_fleet(sample_fleet(3, seed=5), root / "fleet.json")
+    train_teachers(load_config(RaptorTeachersConfig, None, TEACHERS), fleet, root / "teachers",
+                   log=lambda s: None)
+    return root / "teachers"
+
+
+def test_force_aware_teachers_say_so_and_are_labelled_with_the_force(force_run) -> None:
+    names, teachers = load_teachers(force_run, accepted_only=False)
+    assert teachers.layout == "teacher_force" and len(names) == 2
+    _, meta = load_policy(force_run / "teachers" / names[0] / "actor.pt")
+    assert [e["name"] for e in meta["observation"]] == TEACHER_FORCE.names
+    obs = torch.zeros(2, 5, TEACHER_FORCE.size)
+    pushed = obs.clone()
+    pushed[..., TEACHER_FORCE.slice("force")] = 0.5
+    # The actors read the force: the same state with and without it gets different actions.
+    assert not torch.allclose(teachers.deterministic(obs), teachers.deterministic(pushed))
+
+
+def test_teachers_of_different_observations_are_not_stacked(force_run, tmp_path) -> None:
+    import shutil
+
+    run = tmp_path / "mixed"
+    shutil.copytree(force_run, run)
+    names = sorted(p.name for p in (run / "teachers").iterdir())
+    path = run / "teachers" / names[0] / "actor.pt"
+    saved = torch.load(path, weights_only=False)
+    saved["meta"]["observation"] = saved["meta"]["observation"][: TEACHER.size]
+    torch.save(saved, path)
+    with pytest.raises(ValueError, match="teachers take different observations"):
+        load_teachers(run, accepted_only=False)
+
+
+def test_a_student_distils_force_aware_teachers_from_its_22_values(force_run, tmp_path) -> None:
+    config = load_config(StudentConfig, None, [
+        "teachers=all", "epochs=2", "teacher_epochs=1", "episodes_per_teacher=2", "batch_size=4",
+        "offset_episodes=2", "holdout=4", "eval_interval=1", "env.episode_steps=30"])
+    result = train_student(config, force_run, tmp_path / "student", log=lambda s: None)
+    student, meta = load_policy(tmp_path / "student" / "student_best.pt")
+    assert student.arch["obs_dim"] == STUDENT.size
+    assert [e["name"] for e in meta["observation"]] == STUDENT.names
+    assert result["epochs"] == 2
+
+
+def test_force_aware_teachers_are_evaluated_on_their_own_observation(force_run) -> None:
+    config = EvalConfig(vehicles=0, presets=(), env=QuadrotorEnvConfig(observation="teacher", reference="hold",
+                                                                       auto_reset=False, episode_steps=20))
+    rows = evaluate_teachers(force_run, config, episodes=2)
+    assert len(rows) == 2 and all(0 <= r["success_rate"] <= 1 for r in rows)
