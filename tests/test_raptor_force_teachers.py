@@ -48,7 +48,7 @@ def test_layouts_are_named_by_their_observation_names() -> None:
         layout_named([*TEACHER.names, "extra"])
     with pytest.raises(ValueError, match="observation must be one of student, teacher, teacher_force"):
         QuadrotorEnvConfig(observation="oracle")
-    with pytest.raises(ValueError, match="env.observation must be teacher .* not student"):
+    with pytest.raises(ValueError, match=r"env.observation must be teacher .* not student"):
         load_config(RaptorTeachersConfig, None, ["env.observation=student"])
 
 
@@ -99,7 +99,7 @@ def test_a_student_distils_force_aware_teachers_from_its_22_values(force_run, tm
 
 
 def test_force_aware_teachers_are_evaluated_on_their_own_observation(force_run) -> None:
-    config = EvalConfig(vehicles=0, presets=(), env=QuadrotorEnvConfig(observation="teacher", reference="hold",
-                                                                       auto_reset=False, episode_steps=20))
+    env = QuadrotorEnvConfig(observation="teacher", reference="hold", auto_reset=False, episode_steps=20)
+    config = EvalConfig(vehicles=0, presets=(), env=env)
     rows = evaluate_teachers(force_run, config, episodes=2)
     assert len(rows) == 2 and all(0 <= r["success_rate"] <= 1 for r in rows)

@@ -30,11 +30,12 @@ folder must then be on storage every node of the cluster sees.
 TEACHERS_DESCRIPTION = """\
 Train RAPTOR teachers: one SAC agent per quadrotor of a fleet file, each seeing the 26-value
 privileged observation of its own vehicle (--set env.observation=teacher_force adds the episode's
-constant external force, which a memoryless teacher otherwise cannot compensate). Teachers are trained --set group_size=K at a time as one
-batched program (stacked networks over K stacked environments), each stops once the mean length of
-its last training episodes reaches the acceptance threshold (train.acceptance.*), and teachers that
-miss it within train.steps are rejected and listed with their numbers. Every teacher's actor and
-learning curve are kept under RUN/teachers/<name>/.
+constant external force, which a memoryless teacher otherwise cannot compensate). Teachers are
+trained --set group_size=K at a time as one batched program (stacked networks over K stacked
+environments), each stops once the mean length of its last training episodes reaches the
+acceptance threshold (train.acceptance.*), and teachers that miss it within train.steps are rejected
+and listed with their numbers. Every teacher's actor and learning curve are kept under
+RUN/teachers/<name>/.
 
 examples:
   python -c "import sim.quadrotor as q; q.save_fleet(q.sample_fleet(1000, 0), 'fleet.json')"
