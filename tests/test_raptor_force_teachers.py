@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_raptor_student import train_tiny_teachers
 
 from robo.config import load_config
 from robo.nets.policy import load_policy
 from robo.tasks.raptor.evaluation import EvalConfig, evaluate_teachers
 from robo.tasks.raptor.pipeline import StudentConfig, train_student
-from robo.tasks.raptor.teachers import RaptorTeachersConfig, load_teachers, train_teachers
-from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, sample_fleet, save_fleet
+from robo.tasks.raptor.teachers import RaptorTeachersConfig, load_teachers
+from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, sample_fleet
 from sim.quadrotor.observation import LAYOUTS, STUDENT, TEACHER, TEACHER_FORCE, layout_named
 from sim.quadrotor.params import GRAVITY
 
 torch.set_num_threads(1)
 
-TEACHERS = [
-    "teachers=2", "group_size=2", "sac.actor_hidden=[16,16]", "sac.critic_hidden=[32,32]",
-    "sac.batch_size=16", "sac.learning_starts=40", "sac.buffer_size=1000", "train.steps=120",
-    "train.log_interval=40", "train.checkpoint_interval=40", "train.acceptance.episode_length=1",
-    "train.acceptance.window=1", "env.observation=teacher_force",
-]
 
 
 def test_the_force_aware_observation_is_the_teachers_plus_the_force_per_weight() -> None:
@@ -54,11 +49,7 @@ def test_layouts_are_named_by_their_observation_names() -> None:
 
 @pytest.fixture(scope="module")
 def force_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("force")
-    fleet = save_fleet(sample_fleet(3, seed=5), root / "fleet.json")
-    train_teachers(load_config(RaptorTeachersConfig, None, TEACHERS), fleet, root / "teachers",
-                   log=lambda s: None)
-    return root / "teachers"
+    return train_tiny_teachers(tmp_path_factory.mktemp("force"), "env.observation=teacher_force")
 
 
 def test_force_aware_teachers_say_so_and_are_labelled_with_the_force(force_run) -> None:

@@ -33,13 +33,17 @@ STUDENT = [
 ]
 
 
-@pytest.fixture(scope="module")
-def teacher_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("raptor")
+def train_tiny_teachers(root, *extra: str):
+    """Two tiny teachers on a 3-vehicle fleet in ``root/teachers`` (``extra``: config overrides)."""
     fleet = save_fleet(sample_fleet(3, seed=5), root / "fleet.json")
-    train_teachers(load_config(RaptorTeachersConfig, None, TEACHERS), fleet, root / "teachers",
+    train_teachers(load_config(RaptorTeachersConfig, None, [*TEACHERS, *extra]), fleet, root / "teachers",
                    log=lambda s: None)
     return root / "teachers"
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tmp_path_factory):
+    return train_tiny_teachers(tmp_path_factory.mktemp("raptor"))
 
 
 def student_config(*extra: str) -> StudentConfig:
