@@ -34,7 +34,7 @@ def test_observation_matches_the_simulator_exactly():
         ref_p, ref_v, prev = rng.normal(size=3), rng.normal(size=3), rng.uniform(-1, 1, 4)
         ours = build_observation(VehicleState.from_vector(x), Setpoint(ref_p, ref_v), prev)
         theirs = observe(torch.tensor(x)[None], torch.tensor(ref_p)[None], torch.tensor(ref_v)[None],
-                         torch.tensor(prev)[None], teacher=False)[0].numpy()
+                         torch.tensor(prev)[None], "student")[0].numpy()
         assert ours.dtype == np.float32 and ours.shape == (22,)
         np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-6)
 

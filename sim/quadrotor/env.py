@@ -121,7 +121,8 @@ class EnvState:
 
 
 def observe(state: torch.Tensor, ref_pos: torch.Tensor, ref_vel: torch.Tensor,
-            prev_action: torch.Tensor, layout: str, force_per_weight: torch.Tensor) -> torch.Tensor:
+            prev_action: torch.Tensor, layout: str = "student",
+            force_per_weight: torch.Tensor | None = None) -> torch.Tensor:
     """RAPTOR's observation [N, 22] from row-major inputs (state [N, 17], the others [N, 3] and
     [N, 4]), plus the 4 motor states mapped to [-1, 1] for teachers and the external force per weight
     [N, 3] for force-aware teachers; in the order of ``sim.quadrotor.observation.LAYOUTS[layout]``."""
@@ -130,6 +131,8 @@ def observe(state: torch.Tensor, ref_pos: torch.Tensor, ref_vel: torch.Tensor,
     if layout != "student":
         parts.append(state[:, U] * 2 - 1)
     if layout == "teacher_force":
+        if force_per_weight is None:
+            raise ValueError("the teacher_force observation needs the external force per weight")
         parts.append(force_per_weight)
     return torch.cat(parts, -1)
 
