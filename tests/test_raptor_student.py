@@ -252,7 +252,8 @@ def test_cli_bad_policy_is_a_one_line_error(tmp_path, capsys) -> None:
                                   "configs/raptor_small.yaml", "robo/policies/raptor_default/config.yaml"])
 def test_shipped_pipeline_configs_load(path) -> None:
     config = load_config(RaptorConfig, path)
-    assert config.teachers.env.observation in ("teacher", "teacher_force") and not config.student.env.auto_reset
+    assert config.teachers.env.observation in ("teacher", "teacher_force")
+    assert not config.student.env.auto_reset
     assert config.teachers.teachers <= config.fleet.size
 
 
