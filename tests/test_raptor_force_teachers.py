@@ -94,3 +94,19 @@ def test_force_aware_teachers_are_evaluated_on_their_own_observation(force_run) 
     config = EvalConfig(vehicles=0, presets=(), env=env)
     rows = evaluate_teachers(force_run, config, episodes=2)
     assert len(rows) == 2 and all(0 <= r["success_rate"] <= 1 for r in rows)
+    # Flown with the force and without it: the force-aware actors got a zero force the second time.
+    names, _ = load_teachers(force_run, accepted_only=False)
+    assert [r["name"] for r in rows] == names
+    assert all(r["episodes"] == 2 for r in rows)
+
+
+def test_the_teachers_table_ends_with_the_medians_over_teachers() -> None:
+    from robo.tasks.raptor.evaluation import teachers_table
+
+    rows = [{"name": f"q{i}", "mass_kg": 1.0, "thrust_to_weight": 3.0, "disturbance_sigma_n": 0.5,
+             "accepted": False, "success_rate": 0.0, "mean_episode_length": 500.0,
+             "median_final_error_m": err, "no_force_success_rate": 0.0, "no_force_median_final_error_m": calm}
+            for i, (err, calm) in enumerate([(0.05, 0.04), (0.3, 0.08), (0.2, 0.2)])]
+    summary = teachers_table(rows).splitlines()[-2]
+    assert summary == ("over the 3 teachers: median final error 0.200 m with the force, 0.080 m without; "
+                       "within 0.1 m: 1 with, 2 without")

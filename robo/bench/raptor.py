@@ -85,9 +85,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="env steps between judged snapshots (--precision)")
     parser.add_argument("--select-episodes", type=int, default=32,
                         help="deterministic recovery episodes per judgement (--precision)")
-    parser.add_argument("--observation", choices=("teacher", "teacher_force"), default=None,
-                        help="the teachers' observation (default: the config's): teacher_force adds the "
-                             "episode's external force (--precision)")
     parser.add_argument("--final-error", type=float, default=0.1,
                         help="median final position error [m] a precise teacher reaches (--precision)")
 
@@ -209,8 +206,6 @@ def precision(args: argparse.Namespace) -> dict[str, Any]:
                        log_interval=args.select_interval, checkpoint_interval=10**12, stop_on_accept=True,
                        compact=True, select_episodes=args.select_episodes, success_radius=args.final_error)
     config = dc.replace(config, train=train)
-    if args.observation is not None:
-        config = dc.replace(config, env=dc.replace(config.env, observation=args.observation))
     acceptance = AcceptanceConfig(final_error=args.final_error, window=1)
 
     def own(ids: list[int]) -> OwnEpisodes:
@@ -251,7 +246,7 @@ def precision(args: argparse.Namespace) -> dict[str, Any]:
           f"deterministic recovery episodes, judged every {args.select_interval} steps, budget "
           f"{args.steps}); {train.envs_per_member} env(s) per teacher, 1 update per {train.update_interval} "
           f"env steps, batch {sac.batch_size}, actor every {sac.policy_frequency}, critics "
-          f"{list(sac.critic_hidden)}; observation {config.env.observation}; {args.threads} thread(s)")
+          f"{list(sac.critic_hidden)}; {args.threads} thread(s)")
     print(f"{'vehicle':<11}{'mass kg':>8}{'T/W':>6}{'precise':>9}{'env steps':>11}{'core-s':>8}"
           f"{'best at':>9}{'success':>9}{'median m':>10}")
     for r in rows:
@@ -264,7 +259,6 @@ def precision(args: argparse.Namespace) -> dict[str, Any]:
     return {"vehicles": names, "steps_budget": args.steps, "select_interval": args.select_interval,
             "select_episodes": args.select_episodes, "final_error_m": args.final_error,
             "threads": args.threads, "wall_seconds": wall, "config": args.config,
-            "observation": config.env.observation,
             "envs_per_teacher": train.envs_per_member, "update_interval": train.update_interval,
             "sac": {"batch_size": sac.batch_size, "policy_frequency": sac.policy_frequency,
                     "critic_hidden": list(sac.critic_hidden), "actor_hidden": list(sac.actor_hidden),

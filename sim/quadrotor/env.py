@@ -137,8 +137,11 @@ def observe(state: torch.Tensor, ref_pos: torch.Tensor, ref_vel: torch.Tensor,
     return torch.cat(parts, -1)
 
 
-def force_per_weight(s: EnvState, params: BatchedParams) -> torch.Tensor:
-    """Each episode's constant external force as a fraction of its vehicle's weight [N, 3]."""
+def force_per_weight(s: EnvState, params: BatchedParams, layout: str) -> torch.Tensor | None:
+    """Each episode's constant external force as a fraction of its vehicle's weight [N, 3], for the
+    layout that shows it (None for the others, so their steps do not compute it)."""
+    if layout != "teacher_force":
+        return None
     return s.external_force.t() / (params.mass[:, None] * GRAVITY)
 
 
@@ -223,9 +226,10 @@ def step_batch(s: EnvState, action: torch.Tensor, pc: torch.Tensor, params: Batc
     qz = nxt[6].abs().clamp(max=1.0)
     reward = 1.5 - pos_err.norm(dim=0) - 0.1 * 2 * torch.acos(1 - qz) - (action - s.prev_action).norm(dim=0)
     reward = torch.where(terminated, torch.full_like(reward, -100.0), reward)
-    # A non-finite observation would poison value targets even where masked (0 * NaN = NaN).
     after = EnvState(nxt, s.external_force, action, steps, s.ref_kind, walk, s.noise_key)
-    obs = observe(nxt.t(), ref_pos.t(), ref_vel.t(), action.t(), layout, force_per_weight(after, params))
+    obs = observe(nxt.t(), ref_pos.t(), ref_vel.t(), action.t(), layout,
+                  force_per_weight(after, params, layout))
+    # A non-finite observation would poison value targets even where masked (0 * NaN = NaN).
     obs = torch.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0)
     return after, obs, reward, terminated, truncated, reason
 
@@ -234,14 +238,15 @@ def reset_rows(s: EnvState, obs: torch.Tensor, rows: torch.Tensor, uniform: torc
                normal: torch.Tensor, params: BatchedParams, cfg: QuadrotorEnvConfig, layout: str
                ) -> tuple[EnvState, torch.Tensor]:
     """Fresh episodes in ``rows`` (``uniform``/``normal``: their random numbers); pure, compilable."""
-    fresh = sample_episodes(params.gather(rows), cfg, uniform, normal)
+    rows_params = params.gather(rows)
+    fresh = sample_episodes(rows_params, cfg, uniform, normal)
     # The environment index is the last dimension of every EnvState field.
     after = EnvState(*(a.index_copy(-1, rows, f) for a, f in zip(vars(s).values(), vars(fresh).values(),
                                                                   strict=True)))
     start = torch.zeros_like(uniform[:, 0])
     ref = (r.t() for r in reference_at(fresh.ref_kind, start, fresh.walk, cfg.figure8()))
     fresh_obs = observe(fresh.state.t(), *ref, fresh.prev_action.t(), layout,
-                        force_per_weight(fresh, params.gather(rows)))
+                        force_per_weight(fresh, rows_params, layout))
     return after, obs.index_copy(0, rows, fresh_obs)
 
 
@@ -262,7 +267,6 @@ class QuadrotorEnv:
         self.device = torch.device(device)
         self.dtype = dtype
         self.layout = self.config.observation
-        self.teacher = self.layout != "student"
         self.observation_names = LAYOUTS[self.layout].names
         self.observation_size = len(self.observation_names)
         self.generator = torch.Generator(device=self.device)
@@ -311,10 +315,10 @@ class QuadrotorEnv:
         whatever the configured layout, ``teacher=True`` the configured teacher layout (26 when the
         environment is configured for students)."""
         layout = self.layout
-        if teacher is not None and teacher != self.teacher:
+        if teacher is not None and teacher != (layout != "student"):
             layout = "teacher" if teacher else "student"
         return observe(self.state, *self.reference(), self.s.prev_action.t(), layout,
-                       force_per_weight(self.s, self.params))
+                       force_per_weight(self.s, self.params, layout))
 
     @property
     def state(self) -> torch.Tensor:

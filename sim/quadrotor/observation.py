@@ -31,7 +31,6 @@ TEACHER_FORCE = ObservationLayout((*TEACHER.fields, Field("force", "1", _XYZ))) 
 LAYOUTS = {"student": STUDENT, "teacher": TEACHER, "teacher_force": TEACHER_FORCE}
 
 
-
 def layout_named(names: list[str]) -> str:
     """Which of :data:`LAYOUTS` has exactly these observation names (a card's or a checkpoint's)."""
     for key, layout in LAYOUTS.items():

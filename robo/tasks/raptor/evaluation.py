@@ -273,6 +273,14 @@ def teachers_table(rows: list[dict[str, Any]]) -> str:
                      f"{'yes' if r['accepted'] else 'no':>10}{r['success_rate']:>9.0%}"
                      f"{r['mean_episode_length']:>8.0f}{r['median_final_error_m']:>11.3f}"
                      f"{r['no_force_success_rate']:>20.0%}{r['no_force_median_final_error_m']:>11.3f}")
+    if rows:
+        errors = {key: np.array([r[key] for r in rows]) for key in
+                  ("median_final_error_m", "no_force_median_final_error_m")}
+        lines.append(f"over the {len(rows)} teachers: median final error "
+                     f"{np.median(errors['median_final_error_m']):.3f} m with the force, "
+                     f"{np.median(errors['no_force_median_final_error_m']):.3f} m without; within 0.1 m: "
+                     f"{(errors['median_final_error_m'] < 0.1).sum()} with, "
+                     f"{(errors['no_force_median_final_error_m'] < 0.1).sum()} without")
     lines.append("force/weight: the per-axis std of the episode's constant external force over the weight; "
                  "'no force': the same episodes without it")
     return "\n".join(lines)

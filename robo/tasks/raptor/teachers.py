@@ -557,7 +557,7 @@ def load_teachers(run_dir: str | Path, names: list[str] | None = None, *, accept
 class StackedTeachers(torch.nn.Module):
     """K teachers' deterministic policies as one ensemble: ``deterministic(obs [K, B, 26 or 29])``."""
 
-    def __init__(self, net: EnsembleMLP, layout: str = "teacher"):
+    def __init__(self, net: EnsembleMLP, layout: str):
         super().__init__()
         self.net, self.layout = net, layout
 
