@@ -23,6 +23,7 @@ from sim.quadrotor import (
 )
 from sim.quadrotor.dynamics import GRAVITY, P, U, V, W, hover_state, rk4_step
 from sim.quadrotor.params import CRAZYFLIE
+from sim.quadrotor.references import LangevinSettings
 from sim.quadrotor.sampler import coverage_order
 
 D = torch.float64
@@ -229,3 +230,28 @@ def test_action_shape_is_checked():
     env = QuadrotorEnv([PRESETS["crazyflie"]], QuadrotorEnvConfig())
     with pytest.raises(ValueError, match=r"action must have shape \(1, 4\)"):
         env.step(torch.zeros(4))
+
+
+def test_langevin_walk_settings_set_the_reference_speed():
+    def mean_speed(sigma: float) -> float:
+        cfg = QuadrotorEnvConfig(reference="langevin", terminate=False, disturbance=False,
+                                 langevin=LangevinSettings(sigma=sigma))
+        env = QuadrotorEnv([PRESETS["crazyflie"]] * 64, cfg, seed=5)
+        env.reset()
+        hover = (env.params.hover_throttle * 2 - 1)[:, None].expand(64, 4)
+        speeds = []
+        for _ in range(200):
+            env.step(hover)
+            speeds.append(env.reference()[1].norm(dim=-1))
+        return float(torch.stack(speeds).mean())
+
+    slow, fast = mean_speed(0.5), mean_speed(2.0)
+    # The walk is linear in its noise: the same episodes' noise, four times the sigma, four times the speed.
+    assert fast == pytest.approx(4 * slow, rel=1e-3)
+    assert slow > 0.05
+
+
+@pytest.mark.parametrize("bad", [dict(sigma=-1.0), dict(alpha=0.0), dict(alpha=1.5)])
+def test_bad_langevin_settings_are_refused(bad):
+    with pytest.raises(ValueError, match="langevin"):
+        QuadrotorEnvConfig(langevin=LangevinSettings(**bad))

@@ -100,6 +100,27 @@ def test_force_aware_teachers_are_evaluated_on_their_own_observation(force_run) 
     assert all(r["episodes"] == 2 for r in rows)
 
 
+def test_teachers_and_a_compared_controller_fly_the_figure_eights_on_each_teachers_vehicle(force_run) -> None:
+    from robo.tasks.raptor.evaluation import Baseline, teachers_table
+
+    env = QuadrotorEnvConfig(observation="teacher", reference="hold", auto_reset=False, episode_steps=20)
+    config = EvalConfig(vehicles=0, presets=(), env=env, figure8_periods=(8.0,), figure8_scale=0.5,
+                        figure8_ramp=0.5)
+    rows = evaluate_teachers(force_run, config, episodes=2, others={"baseline": Baseline()})
+    for r in rows:
+        assert "figure8_8s_rmse_m" in r  # the teacher's own flight (NaN if the tiny teacher crashed)
+        # The geometric controller tracks: well within the 0.40 m RMS of the reference about its centre.
+        assert 0.0 < r["others"]["baseline"]["figure8_8s_rmse_m"] < 0.2
+    lines = teachers_table(rows).splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("figure-eight RMSE"))
+    assert lines[header + 1].split() == ["teacher", "teacher", "8s", "baseline", "8s"]
+    body = lines[header + 2: header + 2 + len(rows)]
+    assert [line.split()[0] for line in body] == [r["name"] for r in rows]
+    assert lines[-1].startswith("median over the teachers' vehicles: teacher 8s ")
+    baseline = sorted(r["others"]["baseline"]["figure8_8s_rmse_m"] for r in rows)
+    assert lines[-1].endswith(f"; baseline 8s {(baseline[0] + baseline[1]) / 2:.3f} (0 crashed)")
+
+
 def test_the_teachers_table_ends_with_the_medians_over_teachers() -> None:
     from robo.tasks.raptor.evaluation import teachers_table
 

@@ -17,7 +17,7 @@ the step count (:mod:`sim.quadrotor.counter_noise`), computed inside the fused s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -71,6 +71,8 @@ class QuadrotorEnvConfig:
     # "mixed" draws hold or Langevin per episode, as RAPTOR trains; the others fix the kind.
     reference: Literal["mixed", "hold", "langevin", "figure8"] = "mixed"
     langevin_probability: float = 0.5
+    # The walk's settings: RAPTOR's by default, which move the reference at about 0.2 m/s.
+    langevin: LangevinSettings = field(default_factory=LangevinSettings)
     figure8_period: float = 10.0
     figure8_scale: float = 1.0
     figure8_ramp: float = 2.0
@@ -97,6 +99,9 @@ class QuadrotorEnvConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.figure8_period <= 0:
             raise ValueError(f"figure8_period must be > 0 s, got {self.figure8_period}")
+        walk = self.langevin
+        if min(walk.gamma, walk.omega, walk.sigma) < 0 or not 0.0 < walk.alpha <= 1.0:
+            raise ValueError(f"langevin: gamma, omega and sigma must be >= 0 and alpha in (0, 1], got {walk}")
         if self.observation not in LAYOUTS:
             raise ValueError(f"observation must be one of {', '.join(LAYOUTS)}, got {self.observation!r}")
 
@@ -205,7 +210,7 @@ def step_batch(s: EnvState, action: torch.Tensor, pc: torch.Tensor, params: Batc
     action = action.clamp(-1.0, 1.0)
     nxt = rk4_columns(s.state, action_to_motor_setpoint(action), pc, s.external_force, cfg.dt)
     steps = s.steps + 1
-    walk = advance_walk(s.walk, normal_noise(s.noise_key, steps, 3, nxt.dtype), cfg.dt, LangevinSettings())
+    walk = advance_walk(s.walk, normal_noise(s.noise_key, steps, 3, nxt.dtype), cfg.dt, cfg.langevin)
     ref_pos, ref_vel = reference_at(s.ref_kind, steps.to(nxt.dtype) * cfg.dt, walk, cfg.figure8())
 
     pos_err = nxt[P] - ref_pos

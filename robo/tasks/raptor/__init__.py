@@ -78,10 +78,13 @@ examples:
   robo eval raptor --policy runs/raptor/a/policy.onnx --set vehicles=100
   robo eval raptor --baseline                     # the geometric controller, same measurements
   robo eval raptor --teachers runs/raptor/a/teachers   # each teacher, deterministic, on its own vehicle
+  robo eval raptor --teachers runs/raptor/a/teachers --compare runs/raptor/a/student/student_best.pt
 
 --teachers measures what the student will imitate: every teacher of a run (accepted or not) flies
 recovery episodes on its own quadrotor with its deterministic action (acceptance during training
-looks at stochastic episodes). Writes teachers_eval.json into the run.
+looks at stochastic episodes), and the figure-eights; with --compare, the student (or the released
+policy) flies the same figure-eights on each teacher's vehicle beside it. Writes teachers_eval.json
+into the run.
 """
 
 _COMMANDS = "robo.tasks.raptor.commands"

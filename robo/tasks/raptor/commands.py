@@ -33,13 +33,14 @@ def eval_arguments(p: argparse.ArgumentParser) -> None:
     who.add_argument("--policy", metavar="P", help="student checkpoint (.pt) or exported policy (.onnx)")
     who.add_argument("--baseline", action="store_true", help="evaluate the geometric baseline controller")
     who.add_argument("--teachers", metavar="RUN", help="a finished raptor-teachers run: every teacher on its "
-                     "own quadrotor")
+                     "own quadrotor, recovery episodes and figure-eights")
     p.add_argument("--episodes", type=int, default=None,
                    help="recovery episodes per teacher (--teachers only; default 100)")
     p.add_argument("--compare", action="append", default=[], metavar="P",
                    help="also fly P on the same episodes and print one table: 'released' (the authors' "
                         "policy, after robo import raptor-released), 'baseline', or a policy path "
-                        "(repeatable)")
+                        "(repeatable); with --teachers, P flies the figure-eights on each teacher's "
+                        "vehicle beside the teacher (is the student as good as what it imitates?)")
 
 
 def student_config(path: str | None, overrides: list[str]) -> Any:
@@ -157,9 +158,10 @@ def evaluate_policy(config: Any, args: argparse.Namespace, ctx: Context) -> str:
     if args.episodes is not None and not args.teachers:
         raise ValueError("--episodes counts episodes per teacher with --teachers; a policy's episodes are "
                          "--set vehicles=N and --set preset_episodes=N")
+    others = dict(resolve_controller(spec) for spec in args.compare)  # a bad one fails before any flight
     if args.teachers:
         episodes = _positive("--episodes", 100 if args.episodes is None else args.episodes)
-        rows = evaluate_teachers(args.teachers, config, episodes)
+        rows = evaluate_teachers(args.teachers, config, episodes, others)
         summary = {"episodes": episodes, "success_radius_m": config.success_radius, "teachers": rows}
         path = write_json(Path(ctx.out or args.teachers) / "teachers_eval.json", summary)
         return f"{teachers_table(rows)}\nwrote {path}"
@@ -169,9 +171,6 @@ def evaluate_policy(config: Any, args: argparse.Namespace, ctx: Context) -> str:
     else:
         controller = load_controller(args.policy)
         out = Path(ctx.out or Path(args.policy).parent / f"eval_{Path(args.policy).stem}")
-    if args.compare and args.teachers:
-        raise ValueError("--compare compares policies; it does not apply to --teachers")
-    others = [resolve_controller(spec) for spec in args.compare]  # a bad one fails before any flight
     result = evaluate(controller, config, progress=lambda what: ctx.log(f"  evaluated {what}"))
     written = write_eval(result, out, config.figure8_periods)
     report = f"{table(result['metrics'], config.figure8_periods)}\nwrote {', '.join(map(str, written))}"
@@ -179,7 +178,7 @@ def evaluate_policy(config: Any, args: argparse.Namespace, ctx: Context) -> str:
         return report
     label = "baseline" if args.baseline else Path(args.policy).parent.name or args.policy
     results = {label: result["metrics"]}
-    for name, other in others:
+    for name, other in others.items():
         ctx.log(f"  evaluating {name} on the same episodes")
         results[name] = evaluate(other, config)["metrics"]
     write_json(out / "comparison.json", results)

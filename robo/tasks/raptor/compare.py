@@ -42,7 +42,7 @@ def comparison_table(results: dict[str, dict[str, Any]], periods: tuple[float, .
         for label in labels:
             row = results[label]["presets"][name]
             line += f"{_pct(row.get('success_rate')):>{width}}"
-            line += "".join(f"{_m(row[f'figure8_{p:g}s_rmse_m']):>{width}}" for p in periods)
+            line += "".join(f"{metres(row[f'figure8_{p:g}s_rmse_m']):>{width}}" for p in periods)
         lines.append(line)
     if "held_out" in first:
         line = f"{'held-out':<12}"
@@ -57,5 +57,6 @@ def _pct(v: float | None) -> str:
     return f"{v:.1%}" if v is not None and math.isfinite(v) else "-"
 
 
-def _m(v: float | None) -> str:
+def metres(v: float | None) -> str:
+    """An RMSE cell: NaN (or None, a NaN that went through JSON) is a crash."""
     return f"{v:.3f}" if v is not None and math.isfinite(v) else "crash"

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from robo.control.geometric import GeometricController
+from robo.tasks.raptor.compare import metres
 from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, QuadrotorParams, preset
 from sim.quadrotor.dynamics import hover_state
 from sim.quadrotor.observation import STUDENT
@@ -226,13 +227,16 @@ def summarise_recovery(result: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def evaluate_teachers(run_dir: str | Path, config: EvalConfig, episodes: int = 100) -> list[dict[str, Any]]:
+def evaluate_teachers(run_dir: str | Path, config: EvalConfig, episodes: int = 100,
+                      others: dict[str, Controller] | None = None) -> list[dict[str, Any]]:
     """Every teacher of a teacher run, deterministic, on its own quadrotor: the precision its labels
     carry. Acceptance looks at stochastic training episodes; this is what the student imitates.
 
     The same episodes are flown again without the constant external force (``no_force_*``): a teacher
-    sees no force, so it holds off target by force / stiffness, and that offset is the floor of its
-    final error under the force."""
+    that does not see the force holds off target by force / stiffness, and that offset is the floor of
+    its final error under the force. Each teacher also flies the figure-eights on its vehicle, and so
+    does every controller in ``others`` (``figure8_<period>s_rmse_m``, and ``others`` per label): a
+    student can hardly track better than the teachers it imitates."""
     from robo.tasks.raptor.teachers import load_teachers, run_metrics
     from sim.quadrotor import load_fleet
 
@@ -254,12 +258,24 @@ def evaluate_teachers(run_dir: str | Path, config: EvalConfig, episodes: int = 1
         rows_i = slice(i * episodes, (i + 1) * episodes)
         mine = {key: result[key][rows_i] for key in keys}
         calm_i = summarise_recovery({key: no_force[key][rows_i] for key in keys})
+        member = actors.net.member(i).requires_grad_(False)
+        teacher = Teacher(lambda obs, net=member: torch.tanh(net(obs)))
         rows.append({"name": name, "accepted": name in accepted, "mass_kg": vehicle.mass,
                      "thrust_to_weight": vehicle.thrust_to_weight(),
                      "disturbance_sigma_n": vehicle.disturbance_sigma, **summarise_recovery(mine),
                      "no_force_success_rate": calm_i["success_rate"],
-                     "no_force_median_final_error_m": calm_i["median_final_error_m"]})
+                     "no_force_median_final_error_m": calm_i["median_final_error_m"],
+                     **figure8_rmse(teacher, vehicle, config, actors.layout),
+                     "others": {label: figure8_rmse(other, vehicle, config)
+                                for label, other in (others or {}).items()}})
     return rows
+
+
+def figure8_rmse(controller: Controller, vehicle: QuadrotorParams, config: EvalConfig,
+                 observation: str = "teacher") -> dict[str, float]:
+    """``figure8_<period>s_rmse_m`` for each of the config's periods (NaN: a crash)."""
+    return {f"figure8_{p:g}s_rmse_m": figure8_flight(controller, vehicle, p, config, observation)["rmse_m"]
+            for p in config.figure8_periods}
 
 
 def teachers_table(rows: list[dict[str, Any]]) -> str:
@@ -283,7 +299,41 @@ def teachers_table(rows: list[dict[str, Any]]) -> str:
                      f"{(errors['no_force_median_final_error_m'] < 0.1).sum()} without")
     lines.append("force/weight: the per-axis std of the episode's constant external force over the weight; "
                  "'no force': the same episodes without it")
+    lines += _teachers_figure8_table(rows)
     return "\n".join(lines)
+
+
+def _teachers_figure8_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Figure-eight RMSE on each teacher's vehicle: the teacher, then each compared controller."""
+    keys = [k for k in (rows[0] if rows else {}) if k.startswith("figure8_")]
+    if not keys:  # a teachers_eval.json written before the figure-eights were flown
+        return []
+    labels = ["teacher", *rows[0].get("others", {})]
+    columns = [(label, key) for key in keys for label in labels]
+    width = 16
+
+    def rmse(row: dict[str, Any], label: str, key: str) -> float:
+        value = row[key] if label == "teacher" else row["others"][label][key]
+        return math.nan if value is None else value  # None: a NaN that went through JSON
+
+    def period(key: str) -> str:
+        return key.split("_")[1]
+
+    lines = ["", "figure-eight RMSE (m) on each teacher's own vehicle, no external force:",
+             f"{'teacher':<9}" + "".join(f"{label[:width - 6] + ' ' + period(key):>{width}}"
+                                         for label, key in columns)]
+    for r in rows:
+        cells = (rmse(r, label, key) for label, key in columns)
+        lines.append(f"{r['name']:<9}" + "".join(f"{metres(v):>{width}}" for v in cells))
+    medians = []
+    for label, key in columns:
+        values = np.array([rmse(r, label, key) for r in rows], dtype=float)
+        flown = values[np.isfinite(values)]
+        medians.append(f"{label} {period(key)} {metres(np.median(flown) if flown.size else math.nan)} "
+                       f"({len(values) - flown.size} crashed)")
+    lines.append(f"median over the teachers' vehicles: {'; '.join(medians)}")
+    return lines
+
 
 
 # ---------------------------------------------------------------------------------------------
@@ -291,13 +341,16 @@ def teachers_table(rows: list[dict[str, Any]]) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def figure8_flight(controller: Controller, vehicle: QuadrotorParams, period: float, config: EvalConfig
-                   ) -> dict[str, Any]:
-    """Fly one figure-eight from hover at its start; RMSE after the ramp, tracks for the plot."""
+def figure8_flight(controller: Controller, vehicle: QuadrotorParams, period: float, config: EvalConfig,
+                   observation: str = "teacher") -> dict[str, Any]:
+    """Fly one figure-eight from hover at its start; RMSE after the ramp, tracks for the plot.
+
+    ``observation`` is the environment's layout: a student reads its 22 values from any teacher
+    layout, a teacher needs its own."""
     env_cfg = QuadrotorEnvConfig(
-        observation="teacher", reference="figure8", figure8_period=period, figure8_scale=config.figure8_scale,
-        figure8_ramp=config.figure8_ramp, disturbance=False, auto_reset=False,
-        episode_steps=10**9, terminate=True)
+        observation=observation, reference="figure8", figure8_period=period,
+        figure8_scale=config.figure8_scale, figure8_ramp=config.figure8_ramp, disturbance=False,
+        auto_reset=False, episode_steps=10**9, terminate=True)
     env = QuadrotorEnv([vehicle], env_cfg, seed=config.seed)
     ref_pos, _ = env.reference()
     env.set_state(hover_state(env.params, ref_pos))

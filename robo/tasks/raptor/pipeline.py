@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from robo.config import check_device, to_dict
+from robo.config import check_device
 from robo.files import save_torch, write_csv, write_json
 from robo.nets.policy import raptor_student, save_policy
 from robo.registry import silent_bar
@@ -140,7 +140,7 @@ def steady_state_offsets(teacher: Callable, params, config: StudentConfig, seed:
     k = len(params)
     if config.offset_episodes == 0:
         return torch.zeros(k, 3)
-    env_cfg = QuadrotorEnvConfig(**{**to_dict(config.env), "reference": "hold"})
+    env_cfg = replace(config.env, reference="hold")
     env = QuadrotorEnv(params.repeat(config.offset_episodes), env_cfg, seed=seed)
     data = collect(env, env_cfg.episode_steps, teacher, lambda obs: obs[:, STUDENT.slice("p_err")], None)
     start = env_cfg.episode_steps // 2
