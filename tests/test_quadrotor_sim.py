@@ -130,6 +130,34 @@ def test_coverage_order_spreads_the_first_vehicles_over_mass_and_thrust_to_weigh
     assert len(cells(ordered[:16])) > len(cells(fleet[:16]))
 
 
+def test_varied_thrust_curves_reach_low_hover_throttles_and_keep_the_papers_draws():
+    paper = sample_fleet(300, seed=7)
+    varied = sample_fleet(300, seed=7, thrust_curves="varied")
+    # The blend is drawn after the paper's draws: the first vehicle differs in its curve only.
+    first = {k: v for k, v in varied[0].to_dict().items() if k != "thrust_coefficients"}
+    assert first == {k: v for k, v in paper[0].to_dict().items() if k != "thrust_coefficients"}
+    assert varied[0].max_rotor_thrust() == pytest.approx(paper[0].max_rotor_thrust(), rel=1e-12)
+    for p in varied:
+        assert 1.5 - 1e-9 <= p.thrust_to_weight() <= 5.0 + 1e-9
+        assert min(p.thrust_coefficients) >= 0  # thrust grows with u from zero throttle
+    # Rescaled Crazyflie curves never hover below u = 0.37; the arpl preset hovers at 0.28.
+    assert min(p.hover_throttle() for p in paper) > 0.37
+    assert min(p.hover_throttle() for p in varied) < 0.25
+    assert preset("arpl").hover_throttle() < 0.3
+    with pytest.raises(ValueError, match="thrust_curves must be one of crazyflie, varied"):
+        sample_fleet(2, seed=0, thrust_curves="linear")
+
+
+def test_coverage_order_of_a_paper_fleet_ignores_the_curve_shape_and_spreads_a_varied_one_over_it():
+    paper = sample_fleet(1000, seed=0)
+    ordered = [p.name for p in coverage_order(paper)[:16]]
+    # The raptor_small teachers (fleet seed 0, coverage order), as they were before curves could vary.
+    assert ordered[:6] == ["q226", "q972", "q428", "q462", "q338", "q994"]
+    varied = coverage_order(sample_fleet(1000, seed=0, thrust_curves="varied"))[:16]
+    throttles = sorted(p.hover_throttle() for p in varied)
+    assert throttles[0] < 0.25 and throttles[-1] > 0.7
+
+
 def test_fleet_round_trips_through_json(tmp_path):
     fleet = sample_fleet(5, seed=1)
     path = save_fleet(fleet, tmp_path / "fleet.json", meta={"seed": 1})

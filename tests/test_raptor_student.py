@@ -194,8 +194,13 @@ def test_a_student_run_is_not_overwritten_and_a_foreign_fleet_is_refused(teacher
     with pytest.raises(ValueError, match="order coverage"):  # the same vehicles in another order
         prepare_fleet(load_config(RaptorConfig, None, ["fleet.size=3", "fleet.seed=1",
                                                        "fleet.order=coverage"]).fleet, fleet)
+    with pytest.raises(ValueError, match="thrust curves varied"):  # the same draws, other thrust curves
+        prepare_fleet(load_config(RaptorConfig, None, ["fleet.size=3", "fleet.seed=1",
+                                                       "fleet.thrust_curves=varied"]).fleet, fleet)
     with pytest.raises(ValueError, match=r"fleet\.order must be one of sampled, coverage"):
         load_config(RaptorConfig, None, ["fleet.order=best"])
+    with pytest.raises(ValueError, match=r"fleet\.thrust_curves must be one of crazyflie, varied"):
+        load_config(RaptorConfig, None, ["fleet.thrust_curves=linear"])
 
 
 def test_all_teachers_distils_the_rejected_ones_too(teacher_run, tmp_path) -> None:

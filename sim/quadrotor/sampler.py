@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -17,10 +18,16 @@ YAW_MOMENT_CONSTANT = (0.005, 0.05)
 MOTOR_RISE = (0.03, 0.10)
 MOTOR_FALL = (0.03, 0.30)
 DISTURBANCE_FRACTION = 0.3  # k ~ U(0, 0.3 (r - 1))
+# "crazyflie": every curve is the Crazyflie's, rescaled (the paper). "varied": each curve is then blended
+# with a linear one of the same maximum thrust by a share ~ U(0, 1). Rescaled Crazyflie curves hover at
+# u >= 0.37 (T/W <= 5); linear ones reach down to u = 0.2, where vehicles such as the arpl (0.28) and
+# flightmare (0.25) presets hover.
+THRUST_CURVES = ("crazyflie", "varied")
 
 
-def sample_quadrotor(rng: np.random.Generator, name: str) -> QuadrotorParams:
-    """One quadrotor from the RAPTOR distribution."""
+def sample_quadrotor(rng: np.random.Generator, name: str,
+                     thrust_curves: str = "crazyflie") -> QuadrotorParams:
+    """One quadrotor from the RAPTOR distribution (``thrust_curves``: see :data:`THRUST_CURVES`)."""
     cf = CRAZYFLIE
     r_cf = cf.thrust_to_weight()
     r = rng.uniform(*THRUST_TO_WEIGHT)
@@ -34,7 +41,7 @@ def sample_quadrotor(rng: np.random.Generator, name: str) -> QuadrotorParams:
     torque_to_inertia = rng.uniform(*TORQUE_TO_INERTIA)
     inertia_scale = (max_thrust * arm / torque_to_inertia) / cf.inertia[0]
     k = rng.uniform(0.0, DISTURBANCE_FRACTION * (r - 1.0))
-    return QuadrotorParams(
+    params = QuadrotorParams(
         name=name,
         mass=float(mass),
         inertia=tuple(float(j * inertia_scale) for j in cf.inertia),
@@ -45,30 +52,40 @@ def sample_quadrotor(rng: np.random.Generator, name: str) -> QuadrotorParams:
         motor_time_constant_fall=float(rng.uniform(*MOTOR_FALL)),
         # The reference writes sigma = k r m / 3 (newtons for the per-episode constant force).
         disturbance_sigma=float(k * r * mass / 3.0),
-    ).validate()
+    )
+    if thrust_curves == "varied":  # drawn after the paper's draws, so those stay as they were
+        linear = rng.uniform(0.0, 1.0)
+        blended = tuple(float((1 - linear) * c) for c in thrust)
+        blended = (blended[0], blended[1] + float(linear * max_thrust), blended[2])
+        params = dataclasses.replace(params, thrust_coefficients=blended)
+    elif thrust_curves != "crazyflie":
+        raise ValueError(f"thrust_curves must be one of {', '.join(THRUST_CURVES)}, got {thrust_curves!r}")
+    return params.validate()
 
 
-def sample_fleet(count: int, seed: int, prefix: str = "q") -> list[QuadrotorParams]:
+def sample_fleet(count: int, seed: int, prefix: str = "q", thrust_curves: str = "crazyflie"
+                 ) -> list[QuadrotorParams]:
     """``count`` quadrotors, reproducible from ``seed``; names are prefix + zero-padded index."""
     if count <= 0:
         raise ValueError(f"fleet size must be > 0, got {count}")
     rng = np.random.default_rng(seed)
     width = len(str(count - 1))
-    return [sample_quadrotor(rng, f"{prefix}{i:0{width}d}") for i in range(count)]
+    return [sample_quadrotor(rng, f"{prefix}{i:0{width}d}", thrust_curves) for i in range(count)]
 
 
 
 def coverage_order(fleet: list[QuadrotorParams]) -> list[QuadrotorParams]:
-    """The fleet reordered so that every prefix spreads over (log mass, thrust-to-weight).
+    """The fleet reordered so that every prefix spreads over (log mass, thrust-to-weight, hover throttle).
 
-    Greedy farthest-point order in the unit square of the two ranges, starting from the lowest
+    Greedy farthest-point order in the unit cube of the ranges, starting from the lowest
     thrust-to-weight (the hardest vehicles, and the Crazyflie's corner). A pipeline that trains the
     first N vehicles as teachers then covers the distribution with N = 16 instead of leaving corners
-    to chance.
+    to chance. The hover throttle is set by the thrust-to-weight for rescaled Crazyflie curves: only
+    its part that the curve's shape adds counts, so a paper fleet keeps the order of the first two.
     """
     if not fleet:
         return []
-    features = np.array([[math.log(p.mass), p.thrust_to_weight()] for p in fleet])
+    features = np.array([[math.log(p.mass), p.thrust_to_weight(), _quadratic_share(p)] for p in fleet])
     span = features.max(0) - features.min(0)
     unit = (features - features.min(0)) / np.where(span > 0, span, 1.0)
     order = [int(np.argmin(features[:, 1]))]
@@ -78,3 +95,9 @@ def coverage_order(fleet: list[QuadrotorParams]) -> list[QuadrotorParams]:
         order.append(nxt)
         distance = np.minimum(distance, np.linalg.norm(unit - unit[nxt], axis=1))
     return [fleet[i] for i in order]
+
+
+def _quadratic_share(p: QuadrotorParams) -> float:
+    """The u^2 term's share of the maximum rotor thrust: the thrust curve's shape (one value for every
+    rescaled Crazyflie curve)."""
+    return round(p.thrust_coefficients[2] / p.max_rotor_thrust(), 9)

@@ -262,6 +262,7 @@ def evaluate_teachers(run_dir: str | Path, config: EvalConfig, episodes: int = 1
         teacher = Teacher(lambda obs, net=member: torch.tanh(net(obs)))
         rows.append({"name": name, "accepted": name in accepted, "mass_kg": vehicle.mass,
                      "thrust_to_weight": vehicle.thrust_to_weight(),
+                     "hover_throttle": vehicle.hover_throttle(),
                      "disturbance_sigma_n": vehicle.disturbance_sigma, **summarise_recovery(mine),
                      "no_force_success_rate": calm_i["success_rate"],
                      "no_force_median_final_error_m": calm_i["median_final_error_m"],
@@ -280,11 +281,13 @@ def figure8_rmse(controller: Controller, vehicle: QuadrotorParams, config: EvalC
 
 def teachers_table(rows: list[dict[str, Any]]) -> str:
     """The table ``robo eval raptor --teachers`` prints."""
-    lines = [f"{'teacher':<9}{'mass kg':>9}{'T/W':>6}{'force/weight':>13}{'accepted':>10}{'success':>9}"
-             f"{'length':>8}{'final err':>11}{'| no force: success':>20}{'final err':>11}"]
+    lines = [f"{'teacher':<9}{'mass kg':>9}{'T/W':>6}{'hover u':>8}{'force/weight':>13}{'accepted':>10}"
+             f"{'success':>9}{'length':>8}{'final err':>11}{'| no force: success':>20}{'final err':>11}"]
     for r in rows:
         weight = r["mass_kg"] * GRAVITY
+        hover = r.get("hover_throttle")  # absent from a teachers_eval.json written before it was recorded
         lines.append(f"{r['name']:<9}{r['mass_kg']:>9.3f}{r['thrust_to_weight']:>6.2f}"
+                     f"{'-' if hover is None else format(hover, '.2f'):>8}"
                      f"{r['disturbance_sigma_n'] / weight:>13.3f}"
                      f"{'yes' if r['accepted'] else 'no':>10}{r['success_rate']:>9.0%}"
                      f"{r['mean_episode_length']:>8.0f}{r['median_final_error_m']:>11.3f}"
@@ -422,7 +425,7 @@ def evaluate(controller: Controller, config: EvalConfig, progress=None) -> dict[
     raw["figure8"] = {}
     for name in config.presets:
         vehicle = preset(name)
-        row: dict[str, Any] = {}
+        row: dict[str, Any] = {"hover_throttle": vehicle.hover_throttle()}
         if config.preset_episodes:
             row.update(summarise_recovery(recovery(controller, [vehicle], config,
                                                    episodes=config.preset_episodes, seed=config.seed + 1)))
@@ -443,7 +446,7 @@ def evaluate(controller: Controller, config: EvalConfig, progress=None) -> dict[
 
 def table(metrics: dict[str, Any], periods: tuple[float, ...]) -> str:
     """The per-preset table that ``robo eval raptor`` prints."""
-    head = f"{'vehicle':<12}{'success':>9}{'length':>8}{'final err':>11}"
+    head = f"{'vehicle':<12}{'hover u':>8}{'success':>9}{'length':>8}{'final err':>11}"
     head += "".join(f"{f'fig8 {p:g}s':>11}" for p in periods)
     lines = [head]
 
@@ -454,14 +457,14 @@ def table(metrics: dict[str, Any], periods: tuple[float, ...]) -> str:
         return format(v, spec) if v is not None and math.isfinite(v) else "-"
 
     for name, row in metrics["presets"].items():
-        line = f"{name:<12}"
+        line = f"{name:<12}{pct(row.get('hover_throttle'), '.2f'):>8}"
         line += f"{pct(row.get('success_rate'), '.0%'):>9}{pct(row.get('mean_episode_length'), '.0f'):>8}"
         line += f"{fmt(row.get('median_final_error_m', math.nan), '.3f'):>11}"
         line += "".join(f"{fmt(row[f'figure8_{p:g}s_rmse_m'], '.3f'):>11}" for p in periods)
         lines.append(line)
     if "held_out" in metrics:
         h = metrics["held_out"]
-        lines.append(f"{'held-out':<12}{pct(h['success_rate'], '.1%'):>9}"
+        lines.append(f"{'held-out':<12}{'':>8}{pct(h['success_rate'], '.1%'):>9}"
                      f"{pct(h['mean_episode_length'], '.0f'):>8}"
                      f"{fmt(h['median_final_error_m'], '.3f'):>11}  ({h['episodes']} sampled quadrotors)")
     if "probe_r2_thrust_to_weight" in metrics:

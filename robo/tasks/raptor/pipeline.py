@@ -56,7 +56,7 @@ from sim.quadrotor import (
     save_fleet,
 )
 from sim.quadrotor.observation import LAYOUTS, STUDENT, quadrotor_student_meta
-from sim.quadrotor.sampler import coverage_order
+from sim.quadrotor.sampler import THRUST_CURVES, coverage_order
 
 
 @dataclass
@@ -110,15 +110,21 @@ class FleetConfig:
     # over mass and thrust-to-weight (sim.quadrotor.sampler.coverage_order), which a small teacher
     # count needs; "sampled" keeps the order of the draw, as the paper does with all 1000.
     order: str = "sampled"
+    # "crazyflie": the paper's rescaled Crazyflie thrust curves; "varied": blended toward linear curves,
+    # so that teachers also hover at the low throttles of vehicles like the arpl (sim.quadrotor.sampler).
+    thrust_curves: str = "crazyflie"
 
     def __post_init__(self) -> None:
         if self.size <= 0:
             raise ValueError(f"fleet.size must be > 0, got {self.size}")
         if self.order not in FLEET_ORDERS:
             raise ValueError(f"fleet.order must be one of {', '.join(FLEET_ORDERS)}, got {self.order!r}")
+        if self.thrust_curves not in THRUST_CURVES:
+            raise ValueError(f"fleet.thrust_curves must be one of {', '.join(THRUST_CURVES)}, "
+                             f"got {self.thrust_curves!r}")
 
     def sample(self) -> list[QuadrotorParams]:
-        fleet = sample_fleet(self.size, self.seed)
+        fleet = sample_fleet(self.size, self.seed, thrust_curves=self.thrust_curves)
         return coverage_order(fleet) if self.order == "coverage" else fleet
 
 
@@ -324,9 +330,11 @@ def prepare_fleet(config: FleetConfig, path: Path) -> None:
         stored, _ = load_fleet(path)
         if [p.to_dict() for p in stored] != [p.to_dict() for p in fleet]:
             raise ValueError(f"{path} does not match the config's fleet (size {config.size}, seed "
-                             f"{config.seed}, order {config.order}); start a new run folder")
+                             f"{config.seed}, order {config.order}, thrust curves {config.thrust_curves}); "
+                             f"start a new run folder")
         return
-    save_fleet(fleet, path, meta={"seed": config.seed, "order": config.order})
+    save_fleet(fleet, path, meta={"seed": config.seed, "order": config.order,
+                                  "thrust_curves": config.thrust_curves})
 
 
 def train_raptor(config: RaptorConfig, run_dir: str | Path, *, resume: bool = False,
