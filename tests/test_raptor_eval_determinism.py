@@ -34,3 +34,27 @@ def test_the_same_policy_and_seed_give_the_same_metrics_on_one_or_two_threads():
         torch.set_num_threads(threads)
     assert _same(one, two)
     assert one["held_out"]["episodes"] == 3 and one["presets"]["x500"]["episodes"] == 2
+
+
+def test_compared_policies_of_one_folder_each_get_their_own_column(tmp_path):
+    import json
+    import shutil
+
+    from robo.cli import main
+
+    student = Path(DEFAULT_POLICY).with_name("student.pt")
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for name in ("best.pt", "last.pt"):
+        shutil.copy(student, folder / name)
+    out = tmp_path / "eval"
+    argv = ["eval", "raptor", "--policy", str(folder / "best.pt"), "--compare", str(folder / "last.pt"),
+            "--compare", str(folder / "last.pt"), "--compare", "baseline", "--out", str(out),
+            "--set", "vehicles=2", "--set", "presets=[x500]", "--set", "preset_episodes=1",
+            "--set", "figure8_periods=[]"]
+    assert main(argv) == 0
+    results = json.loads((out / "comparison.json").read_text())
+    # Before, every policy of the folder was labelled "run" and only one of them was kept.
+    assert list(results) == ["run", str(folder / "last.pt"), f"{folder / 'last.pt'} (2)", "baseline"]
+    # The same weights on the same episodes: the same numbers in every column of theirs.
+    assert results["run"] == results[str(folder / "last.pt")] == results[f"{folder / 'last.pt'} (2)"]

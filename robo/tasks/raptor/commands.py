@@ -144,7 +144,7 @@ def evaluate_policy(config: Any, args: argparse.Namespace, ctx: Context) -> str:
     from pathlib import Path
 
     from robo.files import write_json
-    from robo.tasks.raptor.compare import comparison_table, resolve_controller
+    from robo.tasks.raptor.compare import comparison_table, resolve_controllers
     from robo.tasks.raptor.evaluation import (
         Baseline,
         evaluate,
@@ -158,7 +158,11 @@ def evaluate_policy(config: Any, args: argparse.Namespace, ctx: Context) -> str:
     if args.episodes is not None and not args.teachers:
         raise ValueError("--episodes counts episodes per teacher with --teachers; a policy's episodes are "
                          "--set vehicles=N and --set preset_episodes=N")
-    others = dict(resolve_controller(spec) for spec in args.compare)  # a bad one fails before any flight
+    if args.teachers:
+        label = "teacher"  # the teachers table's own column
+    else:
+        label = "baseline" if args.baseline else Path(args.policy).parent.name or args.policy
+    others = resolve_controllers(args.compare, taken=(label,))  # a bad one fails before any flight
     if args.teachers:
         episodes = _positive("--episodes", 100 if args.episodes is None else args.episodes)
         rows = evaluate_teachers(args.teachers, config, episodes, others)
@@ -176,7 +180,6 @@ def evaluate_policy(config: Any, args: argparse.Namespace, ctx: Context) -> str:
     report = f"{table(result['metrics'], config.figure8_periods)}\nwrote {', '.join(map(str, written))}"
     if not others:
         return report
-    label = "baseline" if args.baseline else Path(args.policy).parent.name or args.policy
     results = {label: result["metrics"]}
     for name, other in others.items():
         ctx.log(f"  evaluating {name} on the same episodes")

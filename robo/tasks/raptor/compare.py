@@ -27,6 +27,21 @@ def resolve_controller(spec: str) -> tuple[str, Any]:
     return Path(spec).parent.name or spec, load_controller(spec)
 
 
+def resolve_controllers(specs: list[str], taken: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Each spec's controller under its own column label: its folder's name, else its path (two
+    policies of one folder, or a label in ``taken``), else numbered (the same spec twice)."""
+    resolved: dict[str, Any] = {}
+    for spec in specs:
+        label, controller = resolve_controller(spec)
+        if label in resolved or label in taken:
+            label = spec
+        base, n = label, 2
+        while label in resolved or label in taken:
+            label, n = f"{base} ({n})", n + 1
+        resolved[label] = controller
+    return resolved
+
+
 def comparison_table(results: dict[str, dict[str, Any]], periods: tuple[float, ...]) -> str:
     """Rows: vehicles; per controller: success and figure-eight RMSE at each period."""
     labels = list(results)
