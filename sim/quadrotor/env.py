@@ -71,7 +71,7 @@ class QuadrotorEnvConfig:
     # "mixed" draws hold or Langevin per episode, as RAPTOR trains; the others fix the kind.
     reference: Literal["mixed", "hold", "langevin", "figure8"] = "mixed"
     langevin_probability: float = 0.5
-    # The walk's settings: RAPTOR's by default, which move the reference at about 0.2 m/s.
+    # The walk's settings (RAPTOR's by default); its speed is proportional to sigma.
     langevin: LangevinSettings = field(default_factory=LangevinSettings)
     figure8_period: float = 10.0
     figure8_scale: float = 1.0

@@ -28,6 +28,8 @@ THRUST_CURVES = ("crazyflie", "varied")
 def sample_quadrotor(rng: np.random.Generator, name: str,
                      thrust_curves: str = "crazyflie") -> QuadrotorParams:
     """One quadrotor from the RAPTOR distribution (``thrust_curves``: see :data:`THRUST_CURVES`)."""
+    if thrust_curves not in THRUST_CURVES:
+        raise ValueError(f"thrust_curves must be one of {', '.join(THRUST_CURVES)}, got {thrust_curves!r}")
     cf = CRAZYFLIE
     r_cf = cf.thrust_to_weight()
     r = rng.uniform(*THRUST_TO_WEIGHT)
@@ -58,8 +60,6 @@ def sample_quadrotor(rng: np.random.Generator, name: str,
         blended = tuple(float((1 - linear) * c) for c in thrust)
         blended = (blended[0], blended[1] + float(linear * max_thrust), blended[2])
         params = dataclasses.replace(params, thrust_coefficients=blended)
-    elif thrust_curves != "crazyflie":
-        raise ValueError(f"thrust_curves must be one of {', '.join(THRUST_CURVES)}, got {thrust_curves!r}")
     return params.validate()
 
 

@@ -6,7 +6,6 @@ from the same initial states, the same preset episodes and the same figure-eight
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +43,8 @@ def resolve_controllers(specs: list[str], taken: tuple[str, ...] = ()) -> dict[s
 
 def comparison_table(results: dict[str, dict[str, Any]], periods: tuple[float, ...]) -> str:
     """Rows: vehicles; per controller: success and figure-eight RMSE at each period."""
+    from robo.tasks.raptor.evaluation import metres, number
+
     labels = list(results)
     columns = ["success", *[f"fig8 {p:g}s" for p in periods]]
     width = 10
@@ -56,22 +57,13 @@ def comparison_table(results: dict[str, dict[str, Any]], periods: tuple[float, .
         line = f"{name:<12}"
         for label in labels:
             row = results[label]["presets"][name]
-            line += f"{_pct(row.get('success_rate')):>{width}}"
+            line += f"{number(row.get('success_rate'), '.1%'):>{width}}"
             line += "".join(f"{metres(row[f'figure8_{p:g}s_rmse_m']):>{width}}" for p in periods)
         lines.append(line)
     if "held_out" in first:
         line = f"{'held-out':<12}"
         for label in labels:
-            success = _pct(results[label]["held_out"]["success_rate"])
+            success = number(results[label]["held_out"]["success_rate"], ".1%")
             line += f"{success:>{width}}" + " " * width * len(periods)
         lines.append(line.rstrip())
     return "\n".join(lines)
-
-
-def _pct(v: float | None) -> str:
-    return f"{v:.1%}" if v is not None and math.isfinite(v) else "-"
-
-
-def metres(v: float | None) -> str:
-    """An RMSE cell: NaN (or None, a NaN that went through JSON) is a crash."""
-    return f"{v:.3f}" if v is not None and math.isfinite(v) else "crash"

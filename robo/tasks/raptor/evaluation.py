@@ -24,7 +24,6 @@ import numpy as np
 import torch
 
 from robo.control.geometric import GeometricController
-from robo.tasks.raptor.compare import metres
 from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, QuadrotorParams, preset
 from sim.quadrotor.dynamics import hover_state
 from sim.quadrotor.observation import STUDENT
@@ -279,15 +278,25 @@ def figure8_rmse(controller: Controller, vehicle: QuadrotorParams, config: EvalC
             for p in config.figure8_periods}
 
 
+def number(v: float | None, spec: str) -> str:
+    """A table cell; a missing value (NaN, or None: a NaN that went through JSON) is '-'."""
+    return format(v, spec) if v is not None and math.isfinite(v) else "-"
+
+
+def metres(v: float | None) -> str:
+    """An error or RMSE cell in metres; NaN (or None) is a crash."""
+    return f"{v:.3f}" if v is not None and math.isfinite(v) else "crash"
+
+
 def teachers_table(rows: list[dict[str, Any]]) -> str:
     """The table ``robo eval raptor --teachers`` prints."""
     lines = [f"{'teacher':<9}{'mass kg':>9}{'T/W':>6}{'hover u':>8}{'force/weight':>13}{'accepted':>10}"
              f"{'success':>9}{'length':>8}{'final err':>11}{'| no force: success':>20}{'final err':>11}"]
     for r in rows:
         weight = r["mass_kg"] * GRAVITY
-        hover = r.get("hover_throttle")  # absent from a teachers_eval.json written before it was recorded
+        # hover_throttle: absent from a teachers_eval.json written before it was recorded
         lines.append(f"{r['name']:<9}{r['mass_kg']:>9.3f}{r['thrust_to_weight']:>6.2f}"
-                     f"{'-' if hover is None else format(hover, '.2f'):>8}"
+                     f"{number(r.get('hover_throttle'), '.2f'):>8}"
                      f"{r['disturbance_sigma_n'] / weight:>13.3f}"
                      f"{'yes' if r['accepted'] else 'no':>10}{r['success_rate']:>9.0%}"
                      f"{r['mean_episode_length']:>8.0f}{r['median_final_error_m']:>11.3f}"
@@ -450,26 +459,21 @@ def table(metrics: dict[str, Any], periods: tuple[float, ...]) -> str:
     head += "".join(f"{f'fig8 {p:g}s':>11}" for p in periods)
     lines = [head]
 
-    def fmt(v: float | None, spec: str) -> str:  # None: a NaN that went through JSON
-        return format(v, spec) if v is not None and math.isfinite(v) else "crash"
-
-    def pct(v: float | None, spec: str) -> str:
-        return format(v, spec) if v is not None and math.isfinite(v) else "-"
-
     for name, row in metrics["presets"].items():
-        line = f"{name:<12}{pct(row.get('hover_throttle'), '.2f'):>8}"
-        line += f"{pct(row.get('success_rate'), '.0%'):>9}{pct(row.get('mean_episode_length'), '.0f'):>8}"
-        line += f"{fmt(row.get('median_final_error_m', math.nan), '.3f'):>11}"
-        line += "".join(f"{fmt(row[f'figure8_{p:g}s_rmse_m'], '.3f'):>11}" for p in periods)
+        line = f"{name:<12}{number(row.get('hover_throttle'), '.2f'):>8}"
+        line += f"{number(row.get('success_rate'), '.0%'):>9}"
+        line += f"{number(row.get('mean_episode_length'), '.0f'):>8}"
+        line += f"{metres(row.get('median_final_error_m')):>11}"
+        line += "".join(f"{metres(row[f'figure8_{p:g}s_rmse_m']):>11}" for p in periods)
         lines.append(line)
     if "held_out" in metrics:
         h = metrics["held_out"]
-        lines.append(f"{'held-out':<12}{'':>8}{pct(h['success_rate'], '.1%'):>9}"
-                     f"{pct(h['mean_episode_length'], '.0f'):>8}"
-                     f"{fmt(h['median_final_error_m'], '.3f'):>11}  ({h['episodes']} sampled quadrotors)")
+        lines.append(f"{'held-out':<12}{'':>8}{number(h['success_rate'], '.1%'):>9}"
+                     f"{number(h['mean_episode_length'], '.0f'):>8}"
+                     f"{metres(h['median_final_error_m']):>11}  ({h['episodes']} sampled quadrotors)")
     if "probe_r2_thrust_to_weight" in metrics:
         lines.append(f"linear probe hidden state -> thrust-to-weight: R^2 = "
-                     f"{pct(metrics['probe_r2_thrust_to_weight'], '.3f')}")
+                     f"{number(metrics['probe_r2_thrust_to_weight'], '.3f')}")
     return "\n".join(lines)
 
 
