@@ -16,8 +16,8 @@ from robo.nets.policy import load_policy, raptor_student
 from robo.rl.checkpoint import NonFiniteLoss
 from robo.rl.distill import Sequences, collect, fit, imitation_loss, sequence_loss
 from robo.tasks.raptor.pipeline import RaptorConfig, StudentConfig, prepare_fleet, train_student
-from robo.tasks.raptor.teachers import RaptorTeachersConfig, train_teachers
-from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, sample_fleet, save_fleet
+from robo.tasks.raptor.teachers import RaptorTeachersConfig, load_teacher_runs, load_teachers, train_teachers
+from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, load_fleet, sample_fleet, save_fleet
 
 torch.set_num_threads(1)
 
@@ -33,9 +33,9 @@ STUDENT = [
 ]
 
 
-def train_tiny_teachers(root, *extra: str):
+def train_tiny_teachers(root, *extra: str, fleet_seed: int = 5, thrust_curves: str = "crazyflie"):
     """Two tiny teachers on a 3-vehicle fleet in ``root/teachers`` (``extra``: config overrides)."""
-    fleet = save_fleet(sample_fleet(3, seed=5), root / "fleet.json")
+    fleet = save_fleet(sample_fleet(3, seed=fleet_seed, thrust_curves=thrust_curves), root / "fleet.json")
     train_teachers(load_config(RaptorTeachersConfig, None, [*TEACHERS, *extra]), fleet, root / "teachers",
                    log=lambda s: None)
     return root / "teachers"
@@ -216,6 +216,44 @@ def test_all_teachers_distils_the_rejected_ones_too(teacher_run, tmp_path) -> No
         train_student(student_config("epochs=1", f"teachers={which}"), run, tmp_path / which,
                       log=lambda s: None)
         assert json.loads((tmp_path / which / "offsets.json").read_text())["teachers"] == names
+
+
+def test_teacher_runs_on_other_fleets_are_joined_into_one_teacher_set(teacher_run, tmp_path, capsys) -> None:
+    varied = train_tiny_teachers(tmp_path / "varied", fleet_seed=6, thrust_curves="varied")
+    joined = load_teacher_runs([teacher_run, varied], accepted_only=True)
+    first, first_teachers = load_teachers(teacher_run)
+    second, second_teachers = load_teachers(varied)
+    label = teacher_run.parent.name
+    assert joined.names == [f"{label}/{n}" for n in first] + [f"varied/{n}" for n in second]
+    fleets = [{p.name: p for p in load_fleet(r / "fleet.json")[0]} for r in (teacher_run, varied)]
+    assert joined.vehicles == [fleets[0][n] for n in first] + [fleets[1][n] for n in second]
+    # Each joined teacher labels exactly as in its own run.
+    obs = torch.randn(len(first) + len(second), 5, 26)
+    expected = torch.cat((first_teachers.deterministic(obs[:len(first)]),
+                          second_teachers.deterministic(obs[len(first):])))
+    assert torch.equal(joined.teachers.deterministic(obs), expected)
+    assert joined.digest != load_teacher_runs([teacher_run], accepted_only=True).digest
+
+    out = tmp_path / "student"
+    sets = [a for s in [*STUDENT, "epochs=1"] for a in ("--set", s)]
+    assert main(["train", "raptor-student", "--teachers", str(teacher_run), str(varied), "--out", str(out),
+                 *sets]) == 0
+    assert json.loads((out / "offsets.json").read_text())["teachers"] == joined.names
+    _, meta = load_policy(out / "student_best.pt")
+    assert meta["run"]["teacher_run"] == [str(teacher_run), str(varied)]
+    # The same run twice is refused before anything is written.
+    capsys.readouterr()
+    twice = tmp_path / "twice"
+    assert main(["train", "raptor-student", "--teachers", str(varied), str(varied), "--out", str(twice),
+                 *sets]) != 0
+    assert "a teacher run is given twice" in capsys.readouterr().err
+    assert not twice.exists()
+
+
+def test_teacher_runs_of_other_observations_are_not_joined(teacher_run, tmp_path) -> None:
+    forced = train_tiny_teachers(tmp_path / "force", "env.observation=teacher_force", fleet_seed=6)
+    with pytest.raises(ValueError, match="teachers take different observations"):
+        load_teacher_runs([teacher_run, forced], accepted_only=True)
 
 
 def test_student_config_errors_name_the_key() -> None:

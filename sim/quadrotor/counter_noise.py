@@ -53,3 +53,9 @@ def normal_noise(key: torch.Tensor, counter: torch.Tensor, size: int, dtype: tor
         angle = (2 * math.pi) * u2
         out += [radius * torch.cos(angle), radius * torch.sin(angle)]
     return torch.stack(out[:size], 0)
+
+
+def key_uniform(key: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """One U(0, 1) number per int64 key [N] in [0, 2**32), independent of the key's normal stream
+    (:func:`normal_noise` hashes counters from 1 up; this salts the key instead)."""
+    return (hash32(key ^ 0x5BD1E995).to(dtype) + 0.5) * (1.0 / 2**32)

@@ -71,7 +71,8 @@ class QuadrotorEnvConfig:
     # "mixed" draws hold or Langevin per episode, as RAPTOR trains; the others fix the kind.
     reference: Literal["mixed", "hold", "langevin", "figure8"] = "mixed"
     langevin_probability: float = 0.5
-    # The walk's settings (RAPTOR's by default); its speed is proportional to sigma.
+    # The walk's settings (RAPTOR's by default); its speed is proportional to sigma (per episode in
+    # [sigma, sigma_max] when sigma_max is set).
     langevin: LangevinSettings = field(default_factory=LangevinSettings)
     figure8_period: float = 10.0
     figure8_scale: float = 1.0
@@ -102,6 +103,9 @@ class QuadrotorEnvConfig:
         walk = self.langevin
         if min(walk.gamma, walk.omega, walk.sigma) < 0 or not 0.0 < walk.alpha <= 1.0:
             raise ValueError(f"langevin: gamma, omega and sigma must be >= 0 and alpha in (0, 1], got {walk}")
+        if walk.sigma_max is not None and not walk.sigma_max >= walk.sigma:
+            raise ValueError(f"langevin.sigma_max must be >= langevin.sigma ({walk.sigma}), "
+                             f"got {walk.sigma_max}")
         if self.observation not in LAYOUTS:
             raise ValueError(f"observation must be one of {', '.join(LAYOUTS)}, got {self.observation!r}")
 
@@ -210,7 +214,8 @@ def step_batch(s: EnvState, action: torch.Tensor, pc: torch.Tensor, params: Batc
     action = action.clamp(-1.0, 1.0)
     nxt = rk4_columns(s.state, action_to_motor_setpoint(action), pc, s.external_force, cfg.dt)
     steps = s.steps + 1
-    walk = advance_walk(s.walk, normal_noise(s.noise_key, steps, 3, nxt.dtype), cfg.dt, cfg.langevin)
+    walk = advance_walk(s.walk, normal_noise(s.noise_key, steps, 3, nxt.dtype), cfg.dt, cfg.langevin,
+                        cfg.langevin.episode_sigma(s.noise_key, nxt.dtype))
     ref_pos, ref_vel = reference_at(s.ref_kind, steps.to(nxt.dtype) * cfg.dt, walk, cfg.figure8())
 
     pos_err = nxt[P] - ref_pos

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from sim.quadrotor.counter_noise import key_uniform
+
 HOLD, LANGEVIN, FIGURE8 = 0, 1, 2
 KINDS = {"hold": HOLD, "langevin": LANGEVIN, "figure8": FIGURE8}
 WALK_SIZE = 12  # raw position, raw velocity, smoothed position, smoothed velocity
@@ -19,12 +21,24 @@ WALK_SIZE = 12  # raw position, raw velocity, smoothed position, smoothed veloci
 
 @dataclass(frozen=True)
 class LangevinSettings:
-    """Second-order Langevin walk x'' = -gamma x' - omega^2 x + sigma xi, smoothed with alpha per step."""
+    """Second-order Langevin walk x'' = -gamma x' - omega^2 x + sigma xi, smoothed with alpha per step.
+
+    With ``sigma_max`` each episode draws its own sigma uniformly from [sigma, sigma_max] (a function
+    of its episode key), so one batch holds slow and fast walks: the walk is linear in its noise, so
+    its speed scales with the episode's sigma.
+    """
 
     gamma: float = 1.0
     omega: float = 2.0
     sigma: float = 0.5
     alpha: float = 0.01
+    sigma_max: float | None = None
+
+    def episode_sigma(self, key: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | float:
+        """Each episode's sigma [N] from its int64 key [N] (a float when every episode shares it)."""
+        if self.sigma_max is None:
+            return self.sigma
+        return self.sigma + (self.sigma_max - self.sigma) * key_uniform(key, dtype)
 
 
 @dataclass(frozen=True)
@@ -54,10 +68,12 @@ def figure8(t: torch.Tensor, settings: Figure8Settings, dim: int = -1) -> tuple[
     return pos, vel
 
 
-def advance_walk(walk: torch.Tensor, noise: torch.Tensor, dt: float, s: LangevinSettings) -> torch.Tensor:
-    """One Euler-Maruyama step of the walk, component-major [12, N]; ``noise`` [3, N] is standard normal."""
+def advance_walk(walk: torch.Tensor, noise: torch.Tensor, dt: float, s: LangevinSettings,
+                 sigma: torch.Tensor | float) -> torch.Tensor:
+    """One Euler-Maruyama step of the walk, component-major [12, N]; ``noise`` [3, N] is standard normal
+    and ``sigma`` each episode's (:meth:`LangevinSettings.episode_sigma`)."""
     x, xd, smooth = walk[0:3], walk[3:6], walk[6:9]
-    xd = xd + dt * (-s.gamma * xd - s.omega**2 * x) + s.sigma * math.sqrt(dt) * noise
+    xd = xd + dt * (-s.gamma * xd - s.omega**2 * x) + sigma * math.sqrt(dt) * noise
     x = x + dt * xd
     new_smooth = smooth + s.alpha * (x - smooth)
     return torch.cat((x, xd, new_smooth, (new_smooth - smooth) / dt), 0)

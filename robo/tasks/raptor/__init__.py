@@ -59,11 +59,14 @@ snapshot, as the authors distil theirs) into RAPTOR's student, Linear(22->16)+Re
 Linear(16->4). Each epoch flies every teacher's quadrotor for episodes_per_teacher episodes (the
 teachers fly the first teacher_epochs epochs, the student afterwards), labels every state with the
 teacher's deterministic action and fits the student by MSE with backpropagation through whole
-episodes. The best epoch on held-out quadrotors is kept as student_best.pt.
+episodes. The best epoch on held-out quadrotors is kept as student_best.pt. Several teacher runs
+(--teachers A B) are joined into one teacher set, their teachers named RUN/qNNN.
 
 examples:
   robo train raptor-student --teachers runs/raptor-teachers/a --config configs/raptor_quick.yaml
   robo train raptor-student --teachers runs/raptor-teachers/a --set epochs=200 --out runs/student/a
+  robo train raptor-student --teachers runs/small/teachers runs/small_varied/teachers \
+      --config configs/raptor_small.yaml --set episodes_per_teacher=8
 """
 
 EVAL_DESCRIPTION = """\

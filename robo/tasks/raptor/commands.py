@@ -25,7 +25,9 @@ def ray_address_argument(p: argparse.ArgumentParser) -> None:
 
 
 def student_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--teachers", required=True, metavar="RUN", help="a finished raptor-teachers run folder")
+    p.add_argument("--teachers", required=True, nargs="+", metavar="RUN",
+                   help="a finished raptor-teachers run folder (RUN/teachers of a raptor run); several "
+                        "are joined into one teacher set, e.g. runs on fleets of other thrust curves")
 
 
 def eval_arguments(p: argparse.ArgumentParser) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -42,8 +42,7 @@ from robo.run_dir import RunDir
 from robo.tasks.raptor import evaluation
 from robo.tasks.raptor.teachers import (
     RaptorTeachersConfig,
-    fleet_digest,
-    load_teachers,
+    load_teacher_runs,
     resumed_steps,
     train_teachers,
 )
@@ -157,18 +156,16 @@ def steady_state_offsets(teacher: Callable, params, config: StudentConfig, seed:
     return per_row / counts[:, None]
 
 
-def train_student(config: StudentConfig, teacher_run: str | Path, out_dir: str | Path, *,
-                  resume: bool = False, progress: Callable[[int], None] | None = None,
+def train_student(config: StudentConfig, teacher_run: str | Path | Sequence[str | Path], out_dir: str | Path,
+                  *, resume: bool = False, progress: Callable[[int], None] | None = None,
                   log: Callable[[str], None] = print,
                   status: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Distil the teachers of ``teacher_run`` (``config.teachers``) into a student in ``out_dir``."""
+    """Distil the teachers of ``teacher_run`` (``config.teachers``; one run, or several joined) into a
+    student in ``out_dir``."""
     out = Path(out_dir)
-    teacher_run = Path(teacher_run)
-    names, teachers = load_teachers(teacher_run, accepted_only=config.teachers == "accepted")
-    fleet, _ = load_fleet(teacher_run / "fleet.json")
-    by_name = {p.name: p for p in fleet}
-    vehicles = [by_name[n] for n in names]
-    digest = fleet_digest(teacher_run / "fleet.json")
+    runs = [Path(teacher_run)] if isinstance(teacher_run, str | Path) else [Path(r) for r in teacher_run]
+    joined = load_teacher_runs(runs, accepted_only=config.teachers == "accepted")
+    names, teachers, vehicles, digest = joined.names, joined.teachers, joined.vehicles, joined.digest
     # More epochs continue a run (its budget), like threads they do not change what was trained so far.
     RunDir.open(out, config, kind="raptor-student", resume=resume, may_change=("threads", "epochs"))
     # The labelling environments show the teachers the observation they were trained on.
@@ -244,13 +241,13 @@ def train_student(config: StudentConfig, teacher_run: str | Path, out_dir: str |
             score = (summary["success_rate"], summary["mean_episode_length"])
             if state["best"] is None or score > tuple(state["best"]["score"]):
                 state["best"] = {"epoch": epoch, "score": list(score), **summary}
-                save_policy(out / "student_best.pt", student, _meta(teacher_run, digest, epoch, summary,
+                save_policy(out / "student_best.pt", student, _meta(runs, digest, epoch, summary,
                                                                           out / "config.yaml"))
         state["history"].append(row)
         state["epoch"] = epoch
         state["seconds"] = time.perf_counter() - started
         save_policy(out / "student_last.pt", student,
-                    _meta(teacher_run, digest, epoch, None, out / "config.yaml"))
+                    _meta(runs, digest, epoch, None, out / "config.yaml"))
         save_torch({"student": student.state_dict(), "optimizer": optimizer.state_dict(),
                      "generator": generator.get_state(), "state": state, "fleet_sha256": digest},
                     checkpoint)
@@ -277,9 +274,10 @@ def _physics(params) -> str:
     return json.dumps({k: v for k, v in params.to_dict().items() if k != "name"}, sort_keys=True)
 
 
-def _meta(teacher_run: Path, digest: str, epoch: int, summary: dict | None,
+def _meta(runs: list[Path], digest: str, epoch: int, summary: dict | None,
           config_file: Path | None = None) -> dict[str, Any]:
-    run = {"task": "raptor", "epoch": epoch, "teacher_run": str(teacher_run), "fleet_sha256": digest}
+    teacher_run: str | list[str] = str(runs[0]) if len(runs) == 1 else [str(r) for r in runs]
+    run = {"task": "raptor", "epoch": epoch, "teacher_run": teacher_run, "fleet_sha256": digest}
     if summary is not None:
         run["holdout"] = summary
     return quadrotor_student_meta(run=run, config=str(config_file) if config_file else None)

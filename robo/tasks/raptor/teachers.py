@@ -531,7 +531,51 @@ def load_teachers(run_dir: str | Path, names: list[str] | None = None, *, accept
     ``names`` defaults to the run's accepted teachers (all teachers with ``accepted_only=False``), in
     fleet order. A teacher file that belongs to another fleet than the run's is refused.
     """
-    run_dir = Path(run_dir)
+    names, nets, layout = _teacher_nets(Path(run_dir), names, accepted_only)
+    return names, _stack(nets, {layout}, str(run_dir), device)
+
+
+@dataclass
+class TeacherSet:
+    """Teachers of one or more runs, stacked in one ensemble, with their vehicles."""
+
+    names: list[str]                 # "q226" for one run; "small_force/q226" when several are joined
+    teachers: StackedTeachers
+    vehicles: list[QuadrotorParams]  # each teacher's own quadrotor, in the order of ``names``
+    digest: str                      # the fleet's sha256 for one run, else one over the runs' fleets
+
+
+def load_teacher_runs(runs: list[Path], *, accepted_only: bool) -> TeacherSet:
+    """Join several teacher runs into one teacher set, as the authors distil teachers trained apart
+    (fleets may differ, e.g. in thrust curves; the observation must be the same)."""
+    if not runs:
+        raise ValueError("no teacher runs given")
+    labels = [_run_label(r) for r in runs]
+    if len(set(map(str, runs))) < len(runs):
+        raise ValueError(f"a teacher run is given twice: {', '.join(map(str, runs))}")
+    if len(set(labels)) < len(labels):
+        labels = [str(r) for r in runs]
+    names, nets, layouts, vehicles, digests = [], [], set(), [], []
+    for run, label in zip(runs, labels, strict=True):
+        run_names, run_nets, layout = _teacher_nets(run, None, accepted_only)
+        by_name = {p.name: p for p in load_fleet(run / "fleet.json")[0]}
+        vehicles += [by_name[n] for n in run_names]
+        names += run_names if len(runs) == 1 else [f"{label}/{n}" for n in run_names]
+        nets += run_nets
+        layouts.add(layout)
+        digests.append(fleet_digest(run / "fleet.json"))
+    where = " and ".join(map(str, runs))
+    digest = digests[0] if len(runs) == 1 else hashlib.sha256(" ".join(digests).encode()).hexdigest()
+    return TeacherSet(names, _stack(nets, layouts, where, "cpu"), vehicles, digest)
+
+
+def _run_label(run: Path) -> str:
+    """A teacher run's short name: its folder, or the pipeline run's for ``RUN/teachers``."""
+    return run.parent.name if run.name == "teachers" and run.parent.name else run.name
+
+
+def _teacher_nets(run_dir: Path, names: list[str] | None,
+                  accepted_only: bool) -> tuple[list[str], list[torch.nn.Module], str]:
     if names is None:
         metrics = run_metrics(run_dir)
         names = list(metrics["accepted_names"])
@@ -540,18 +584,25 @@ def load_teachers(run_dir: str | Path, names: list[str] | None = None, *, accept
     if not names:
         raise ValueError(f"{run_dir}: no teachers to load")
     digest = fleet_digest(run_dir / "fleet.json")
-    policies, layouts = [], set()
+    nets, layouts = [], set()
     for name in names:
         path = run_dir / "teachers" / name / "actor.pt"
         policy, meta = load_policy(path)
         if meta.get("origin", {}).get("fleet_sha256") != digest:
             raise ValueError(f"{path}: teacher trained on another fleet than {run_dir / 'fleet.json'}")
         layouts.add(layout_named([e["name"] for e in meta["observation"]]))
-        policies.append(policy.net)
+        nets.append(policy.net)
     if len(layouts) > 1:
         raise ValueError(f"{run_dir}: teachers take different observations ({', '.join(sorted(layouts))})")
-    stacked = StackedTeachers(EnsembleMLP.from_members(policies), layouts.pop())
-    return list(names), stacked.to(device).requires_grad_(False)
+    return list(names), nets, layouts.pop()
+
+
+def _stack(nets: list[torch.nn.Module], layouts: set[str], where: str,
+           device: str | torch.device) -> StackedTeachers:
+    if len(layouts) > 1:
+        raise ValueError(f"{where}: teachers take different observations ({', '.join(sorted(layouts))})")
+    stacked = StackedTeachers(EnsembleMLP.from_members(nets), layouts.pop())
+    return stacked.to(device).requires_grad_(False)
 
 
 class StackedTeachers(torch.nn.Module):
