@@ -260,45 +260,36 @@ def test_action_shape_is_checked():
         env.step(torch.zeros(4))
 
 
-def test_langevin_walk_settings_set_the_reference_speed():
-    def mean_speed(sigma: float) -> float:
-        cfg = QuadrotorEnvConfig(reference="langevin", terminate=False, disturbance=False,
-                                 langevin=LangevinSettings(sigma=sigma))
-        env = QuadrotorEnv([PRESETS["crazyflie"]] * 64, cfg, seed=5)
-        env.reset()
-        hover = (env.params.hover_throttle * 2 - 1)[:, None].expand(64, 4)
-        speeds = []
-        for _ in range(200):
-            env.step(hover)
-            speeds.append(env.reference()[1].norm(dim=-1))
-        return float(torch.stack(speeds).mean())
+def walk_speeds(walk: LangevinSettings) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each of 64 walk episodes' mean reference speed over 100 steps, and its sigma."""
+    cfg = QuadrotorEnvConfig(reference="langevin", terminate=False, disturbance=False, langevin=walk)
+    env = QuadrotorEnv([PRESETS["crazyflie"]] * 64, cfg, seed=5)
+    env.reset()
+    hover = (env.params.hover_throttle * 2 - 1)[:, None].expand(64, 4)
+    speeds = []
+    for _ in range(100):
+        env.step(hover)
+        speeds.append(env.reference()[1].norm(dim=-1))
+    return torch.stack(speeds).mean(0), walk.episode_sigma(env.s.noise_key, torch.float64)
 
-    slow, fast = mean_speed(0.5), mean_speed(2.0)
+
+def test_langevin_walk_settings_set_the_reference_speed():
+    slow = float(walk_speeds(LangevinSettings(sigma=0.5))[0].mean())
+    fast = float(walk_speeds(LangevinSettings(sigma=2.0))[0].mean())
     # The walk is linear in its noise: the same episodes' noise, four times the sigma, four times the speed.
     assert fast == pytest.approx(4 * slow, rel=1e-3)
     assert slow > 0.05
 
 
 def test_a_walk_speed_range_gives_each_episode_its_own_sigma():
-    def episode_speeds(walk: LangevinSettings) -> tuple[torch.Tensor, torch.Tensor]:
-        cfg = QuadrotorEnvConfig(reference="langevin", terminate=False, disturbance=False, langevin=walk)
-        env = QuadrotorEnv([PRESETS["crazyflie"]] * 64, cfg, seed=5)
-        env.reset()
-        hover = (env.params.hover_throttle * 2 - 1)[:, None].expand(64, 4)
-        speeds = []
-        for _ in range(100):
-            env.step(hover)
-            speeds.append(env.reference()[1].norm(dim=-1))
-        return torch.stack(speeds).mean(0), walk.episode_sigma(env.s.noise_key, torch.float64)
-
-    fixed, _ = episode_speeds(LangevinSettings(sigma=0.5))
-    ranged, sigma = episode_speeds(LangevinSettings(sigma=0.5, sigma_max=2.0))
+    fixed, _ = walk_speeds(LangevinSettings(sigma=0.5))
+    ranged, sigma = walk_speeds(LangevinSettings(sigma=0.5, sigma_max=2.0))
     # Same episodes (same keys), each walk scaled by its own sigma / 0.5, spread over the range.
     assert torch.allclose(ranged, fixed * (sigma / 0.5).float(), rtol=1e-3)
     assert float(sigma.min()) >= 0.5 and float(sigma.max()) <= 2.0
     assert float(sigma.max() - sigma.min()) > 1.0
     # The draw is the key's: a second environment with the same keys draws the same sigmas.
-    assert torch.equal(ranged, episode_speeds(LangevinSettings(sigma=0.5, sigma_max=2.0))[0])
+    assert torch.equal(ranged, walk_speeds(LangevinSettings(sigma=0.5, sigma_max=2.0))[0])
 
 
 def test_a_walk_speed_range_below_sigma_is_refused():

@@ -15,7 +15,13 @@ from robo.files import save_torch
 from robo.nets.policy import load_policy, raptor_student
 from robo.rl.checkpoint import NonFiniteLoss
 from robo.rl.distill import Sequences, collect, fit, imitation_loss, sequence_loss
-from robo.tasks.raptor.pipeline import RaptorConfig, StudentConfig, prepare_fleet, train_student
+from robo.tasks.raptor.pipeline import (
+    RaptorConfig,
+    StudentConfig,
+    holdout_vehicles,
+    prepare_fleet,
+    train_student,
+)
 from robo.tasks.raptor.teachers import RaptorTeachersConfig, load_teacher_runs, load_teachers, train_teachers
 from sim.quadrotor import QuadrotorEnv, QuadrotorEnvConfig, load_fleet, sample_fleet, save_fleet
 
@@ -248,6 +254,16 @@ def test_teacher_runs_on_other_fleets_are_joined_into_one_teacher_set(teacher_ru
                  *sets]) != 0
     assert "a teacher run is given twice" in capsys.readouterr().err
     assert not twice.exists()
+
+    # Held-out vehicles from the teachers' own fleets: each fleet's vehicle that is not a teacher.
+    runs = [teacher_run, varied]
+    spare = [next(p for p in fleet.values() if p not in joined.vehicles) for fleet in fleets]
+    config = student_config("holdout=2", "holdout_from=teachers")
+    assert holdout_vehicles(config, runs, joined.vehicles) == spare
+    with pytest.raises(ValueError, match=r"student\.holdout: 2 held-out vehicles wanted from .*has 1 that"):
+        holdout_vehicles(student_config("holdout=3", "holdout_from=teachers"), runs, joined.vehicles)
+    with pytest.raises(ValueError, match=r"student\.holdout_from must be 'paper' or 'teachers'"):
+        student_config("holdout_from=fleet")
 
 
 def test_teacher_runs_of_other_observations_are_not_joined(teacher_run, tmp_path) -> None:

@@ -74,6 +74,10 @@ class StudentConfig:
     offset_episodes: int = 10  # hover episodes per teacher for its steady-state offset
     holdout: int = 64  # unseen sampled quadrotors for model selection
     holdout_seed: int = 1_000_003
+    # Where those come from: "paper" (the paper's sampler, the distribution robo eval raptor reports) or
+    # "teachers" (the non-teacher vehicles of the teacher runs' fleets, evenly over the runs: a fleet of
+    # other thrust curves then counts in the choice of the best epoch).
+    holdout_from: str = "paper"
     eval_interval: int = 10
     seed: int = 0
     device: str = "cpu"
@@ -90,6 +94,8 @@ class StudentConfig:
         if self.lr <= 0:
             raise ValueError(f"student.lr must be > 0, got {self.lr}")
         check_device(self.device, "student.device")
+        if self.holdout_from not in ("paper", "teachers"):
+            raise ValueError(f"student.holdout_from must be 'paper' or 'teachers', got {self.holdout_from!r}")
         if self.teachers not in ("accepted", "all"):
             raise ValueError(f"student.teachers must be 'accepted' or 'all', got {self.teachers!r}")
         if self.env.observation == "student" or self.env.auto_reset:
@@ -193,7 +199,7 @@ def train_student(config: StudentConfig, teacher_run: str | Path | Sequence[str 
         x[:, STUDENT.slice("p_err")] -= row_offsets
         return x
 
-    holdout = sample_fleet(config.holdout, config.holdout_seed)
+    holdout = holdout_vehicles(config, runs, vehicles)
     if {_physics(p) for p in holdout} & {_physics(p) for p in vehicles}:
         raise ValueError("held-out quadrotors include a teacher's quadrotor; change student.holdout_seed")
     eval_cfg = evaluation.EvalConfig(vehicles=0, presets=(), env=QuadrotorEnvConfig(
@@ -268,6 +274,24 @@ def train_student(config: StudentConfig, teacher_run: str | Path | Sequence[str 
     write_json(out / "metrics.json", metrics)
     plot_history(out / "learning_curves.png", state["history"])
     return metrics
+
+
+def holdout_vehicles(config: StudentConfig, runs: list[Path],
+                     teachers: list[QuadrotorParams]) -> list[QuadrotorParams]:
+    """The student's held-out vehicles for picking its best epoch (``config.holdout_from``)."""
+    if config.holdout_from == "paper":
+        return sample_fleet(config.holdout, config.holdout_seed)
+    taken = {_physics(p) for p in teachers}
+    generator = torch.Generator().manual_seed(config.holdout_seed)
+    chosen: list[QuadrotorParams] = []
+    for i, run in enumerate(runs):
+        pool = [p for p in load_fleet(run / "fleet.json")[0] if _physics(p) not in taken]
+        count = config.holdout // len(runs) + (i < config.holdout % len(runs))
+        if count > len(pool):
+            raise ValueError(f"student.holdout: {count} held-out vehicles wanted from {run}, whose fleet has "
+                             f"{len(pool)} that are not teachers")
+        chosen += [pool[j] for j in torch.randperm(len(pool), generator=generator)[:count].tolist()]
+    return chosen
 
 
 def _physics(params) -> str:
