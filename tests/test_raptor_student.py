@@ -256,12 +256,11 @@ def test_teacher_runs_on_other_fleets_are_joined_into_one_teacher_set(teacher_ru
     assert not twice.exists()
 
     # Held-out vehicles from the teachers' own fleets: each fleet's vehicle that is not a teacher.
-    runs = [teacher_run, varied]
     spare = [next(p for p in fleet.values() if p not in joined.vehicles) for fleet in fleets]
     config = student_config("holdout=2", "holdout_from=teachers")
-    assert holdout_vehicles(config, runs, joined.vehicles) == spare
+    assert holdout_vehicles(config, joined) == spare
     with pytest.raises(ValueError, match=r"student\.holdout: 2 held-out vehicles wanted from .*has 1 that"):
-        holdout_vehicles(student_config("holdout=3", "holdout_from=teachers"), runs, joined.vehicles)
+        holdout_vehicles(student_config("holdout=3", "holdout_from=teachers"), joined)
     with pytest.raises(ValueError, match=r"student\.holdout_from must be 'paper' or 'teachers'"):
         student_config("holdout_from=fleet")
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from robo.tasks.raptor.evaluation import Baseline, load_controller, metres, number
+
 RELEASED_DEFAULT = Path("runs/policies/raptor_released/policy.onnx")
 
 
 def resolve_controller(spec: str) -> tuple[str, Any]:
     """``released``, ``baseline`` or a policy path -> (label, controller)."""
-    from robo.tasks.raptor.evaluation import Baseline, load_controller
-
     if spec == "baseline":
         return "baseline", Baseline()
     if spec == "released":
@@ -43,8 +43,6 @@ def resolve_controllers(specs: list[str], taken: tuple[str, ...] = ()) -> dict[s
 
 def comparison_table(results: dict[str, dict[str, Any]], periods: tuple[float, ...]) -> str:
     """Rows: vehicles; per controller: success and figure-eight RMSE at each period."""
-    from robo.tasks.raptor.evaluation import metres, number
-
     labels = list(results)
     columns = ["success", *[f"fig8 {p:g}s" for p in periods]]
     width = 10

@@ -42,6 +42,7 @@ from robo.run_dir import RunDir
 from robo.tasks.raptor import evaluation
 from robo.tasks.raptor.teachers import (
     RaptorTeachersConfig,
+    TeacherSet,
     load_teacher_runs,
     resumed_steps,
     train_teachers,
@@ -199,7 +200,7 @@ def train_student(config: StudentConfig, teacher_run: str | Path | Sequence[str 
         x[:, STUDENT.slice("p_err")] -= row_offsets
         return x
 
-    holdout = holdout_vehicles(config, runs, vehicles)
+    holdout = holdout_vehicles(config, joined)
     if {_physics(p) for p in holdout} & {_physics(p) for p in vehicles}:
         raise ValueError("held-out quadrotors include a teacher's quadrotor; change student.holdout_seed")
     eval_cfg = evaluation.EvalConfig(vehicles=0, presets=(), env=QuadrotorEnvConfig(
@@ -276,16 +277,16 @@ def train_student(config: StudentConfig, teacher_run: str | Path | Sequence[str 
     return metrics
 
 
-def holdout_vehicles(config: StudentConfig, runs: list[Path],
-                     teachers: list[QuadrotorParams]) -> list[QuadrotorParams]:
+def holdout_vehicles(config: StudentConfig, joined: TeacherSet) -> list[QuadrotorParams]:
     """The student's held-out vehicles for picking its best epoch (``config.holdout_from``)."""
     if config.holdout_from == "paper":
         return sample_fleet(config.holdout, config.holdout_seed)
-    taken = {_physics(p) for p in teachers}
+    taken = {_physics(p) for p in joined.vehicles}
     generator = torch.Generator().manual_seed(config.holdout_seed)
     chosen: list[QuadrotorParams] = []
-    for i, run in enumerate(runs):
-        pool = [p for p in load_fleet(run / "fleet.json")[0] if _physics(p) not in taken]
+    runs = joined.runs
+    for i, (run, fleet) in enumerate(zip(runs, joined.fleets, strict=True)):
+        pool = [p for p in fleet if _physics(p) not in taken]
         count = config.holdout // len(runs) + (i < config.holdout % len(runs))
         if count > len(pool):
             raise ValueError(f"student.holdout: {count} held-out vehicles wanted from {run}, whose fleet has "

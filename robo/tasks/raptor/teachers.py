@@ -531,18 +531,20 @@ def load_teachers(run_dir: str | Path, names: list[str] | None = None, *, accept
     ``names`` defaults to the run's accepted teachers (all teachers with ``accepted_only=False``), in
     fleet order. A teacher file that belongs to another fleet than the run's is refused.
     """
-    names, nets, layout = _teacher_nets(Path(run_dir), names, accepted_only)
-    return names, _stack(nets, {layout}, str(run_dir), device)
+    names, nets, layouts = _teacher_nets(Path(run_dir), names, accepted_only)
+    return names, _stack(nets, layouts, str(run_dir), device)
 
 
 @dataclass
 class TeacherSet:
-    """Teachers of one or more runs, stacked in one ensemble, with their vehicles."""
+    """Teachers of one or more runs, stacked in one ensemble, with their vehicles and fleets."""
 
     names: list[str]                 # "q226" for one run; "small_force/q226" when several are joined
     teachers: StackedTeachers
     vehicles: list[QuadrotorParams]  # each teacher's own quadrotor, in the order of ``names``
     digest: str                      # the fleet's sha256 for one run, else one over the runs' fleets
+    runs: list[Path]
+    fleets: list[list[QuadrotorParams]]  # each run's whole fleet, teachers and the rest
 
 
 def load_teacher_runs(runs: list[Path], *, accepted_only: bool) -> TeacherSet:
@@ -555,18 +557,19 @@ def load_teacher_runs(runs: list[Path], *, accepted_only: bool) -> TeacherSet:
         raise ValueError(f"a teacher run is given twice: {', '.join(map(str, runs))}")
     if len(set(labels)) < len(labels):
         labels = [str(r) for r in runs]
-    names, nets, layouts, vehicles, digests = [], [], set(), [], []
+    names, nets, layouts, vehicles, digests, fleets = [], [], set(), [], [], []
     for run, label in zip(runs, labels, strict=True):
-        run_names, run_nets, layout = _teacher_nets(run, None, accepted_only)
-        by_name = {p.name: p for p in load_fleet(run / "fleet.json")[0]}
+        run_names, run_nets, run_layouts = _teacher_nets(run, None, accepted_only)
+        fleets.append(load_fleet(run / "fleet.json")[0])
+        by_name = {p.name: p for p in fleets[-1]}
         vehicles += [by_name[n] for n in run_names]
         names += run_names if len(runs) == 1 else [f"{label}/{n}" for n in run_names]
         nets += run_nets
-        layouts.add(layout)
+        layouts |= run_layouts
         digests.append(fleet_digest(run / "fleet.json"))
     where = " and ".join(map(str, runs))
     digest = digests[0] if len(runs) == 1 else hashlib.sha256(" ".join(digests).encode()).hexdigest()
-    return TeacherSet(names, _stack(nets, layouts, where, "cpu"), vehicles, digest)
+    return TeacherSet(names, _stack(nets, layouts, where, "cpu"), vehicles, digest, list(runs), fleets)
 
 
 def _run_label(run: Path) -> str:
@@ -575,7 +578,8 @@ def _run_label(run: Path) -> str:
 
 
 def _teacher_nets(run_dir: Path, names: list[str] | None,
-                  accepted_only: bool) -> tuple[list[str], list[torch.nn.Module], str]:
+                  accepted_only: bool) -> tuple[list[str], list[torch.nn.Module], set[str]]:
+    """A run's teacher names, actor networks and the observation layouts they take."""
     if names is None:
         metrics = run_metrics(run_dir)
         names = list(metrics["accepted_names"])
@@ -592,9 +596,7 @@ def _teacher_nets(run_dir: Path, names: list[str] | None,
             raise ValueError(f"{path}: teacher trained on another fleet than {run_dir / 'fleet.json'}")
         layouts.add(layout_named([e["name"] for e in meta["observation"]]))
         nets.append(policy.net)
-    if len(layouts) > 1:
-        raise ValueError(f"{run_dir}: teachers take different observations ({', '.join(sorted(layouts))})")
-    return list(names), nets, layouts.pop()
+    return list(names), nets, layouts
 
 
 def _stack(nets: list[torch.nn.Module], layouts: set[str], where: str,
