@@ -339,3 +339,36 @@ def test_bench_measures_steps_to_precision_and_names_bad_vehicles(tmp_path, caps
     assert "steps to precision" in capsys.readouterr().out
     assert main([*argv[:8], "nowhere", *argv[9:]]) == 1
     assert "unknown preset 'nowhere'" in capsys.readouterr().err
+
+
+def test_bench_flies_each_judged_snapshot_through_the_figure_eights_beside_a_compared_policy(
+        tmp_path, capsys) -> None:
+    config = tmp_path / "teachers.yaml"
+    config.write_text("sac: {actor_hidden: [16, 16], critic_hidden: [32, 32], batch_size: 16, "
+                      "learning_starts: 40, buffer_size: 1000}\n"
+                      "train: {envs_per_member: 2, update_interval: 2}\n")
+    out = tmp_path / "bench.json"
+    argv = ["bench", "raptor", "--skip-throughput", "--skip-updates", "--precision", "--config", str(config),
+            "--vehicles-precision", "crazyflie,x500", "--steps", "200", "--select-interval", "100",
+            "--select-episodes", "2", "--figure8", "--train-past-precision", "--compare", "baseline",
+            "--json", str(out)]
+    assert main(argv) == 0
+    result = json.loads(out.read_text())["precision"]
+    # Every teacher trains the whole budget, and each judged snapshot has both periods flown.
+    assert [r["steps"] for r in result["results"]] == [200, 200]
+    for name in ("crazyflie", "x500"):
+        rows = result["figure8"][name]
+        assert [r["step"] for r in rows] == [100, 200]
+        assert all(set(r) == {"step", "figure8_10s_rmse_m", "figure8_5.5s_rmse_m"} for r in rows)
+        # The geometric controller with the true model tracks both periods (a NaN would be a crash).
+        baseline = result["figure8_compared"]["baseline"][name]
+        assert 0.0 < baseline["figure8_10s_rmse_m"] < baseline["figure8_5.5s_rmse_m"] < 1.0
+    printed = capsys.readouterr().out
+    assert "figure-eight RMSE" in printed and "baseline" in printed
+    for flag in ("--figure8", "--train-past-precision"):
+        assert main(["bench", "raptor", "--skip-throughput", flag]) == 1
+        assert "belong to --precision" in capsys.readouterr().err
+    assert main([*argv[:-6], "--compare", "baseline"]) == 1
+    assert "add --figure8" in capsys.readouterr().err
+    assert main([*argv[:-4], "--compare", str(tmp_path / "missing.onnx")]) == 1
+    assert "missing.onnx" in capsys.readouterr().err

@@ -12,7 +12,11 @@ Sections (one run measures its baselines beside the figures it compares):
   ``--vehicles-precision`` (presets across mass and thrust-to-weight), trained together as one group,
   judged every ``--select-interval`` steps, within ``--steps``; a teacher that does not get there is
   reported with the best snapshot it reached. Core-seconds: each judged interval's wall time x
-  threads, shared equally by the teachers still training in it.
+  threads, shared equally by the teachers still training in it. ``--figure8`` also flies each
+  judged snapshot (the teacher's actor at that step) through the evaluation's figure-eights on its
+  vehicle, and ``--compare`` each named policy once on the same vehicles: how tracking grows with a
+  teacher's budget, beside the policy it should approach. ``--train-past-precision`` keeps precise
+  teachers training to ``--steps``.
 
 Throughput details:
 For each K the same SAC teachers (the paper's networks and batch size) run the real loop on K sampled
@@ -34,6 +38,7 @@ import argparse
 import dataclasses
 import functools
 import json
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -87,6 +92,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="deterministic recovery episodes per judgement (--precision)")
     parser.add_argument("--final-error", type=float, default=0.1,
                         help="median final position error [m] a precise teacher reaches (--precision)")
+    parser.add_argument("--figure8", action="store_true",
+                        help="each judged snapshot also flies the figure-eights on its vehicle (--precision)")
+    parser.add_argument("--train-past-precision", action="store_true",
+                        help="precise teachers go on training to --steps (--precision)")
+    parser.add_argument("--compare", action="append", default=[], metavar="POLICY",
+                        help="with --figure8: this policy (a path, `released` or `baseline`) flies the same "
+                             "figure-eights on each vehicle; repeatable")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -95,6 +107,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "select_episodes")
     require(args, "seconds", "update_seconds", "steps_to_accept", "final_error", least=0, above=True)
     require(args, "vehicles", "preset_episodes", least=0)
+    if (args.figure8 or args.train_past_precision or args.compare) and not args.precision:
+        raise ValueError("--figure8, --train-past-precision and --compare belong to --precision")
+    if args.compare and not args.figure8:
+        raise ValueError("--compare flies figure-eights: add --figure8")
     out: dict[str, Any] = {}
     if not args.skip_throughput:
         out["throughput"] = throughput(args)
@@ -182,11 +198,12 @@ def updates(args: argparse.Namespace) -> dict[str, Any]:
 def precision(args: argparse.Namespace) -> dict[str, Any]:
     """Env steps and core-seconds until each vehicle's teacher is precise (see the module text)."""
     import dataclasses as dc
-    import math
 
     import torch
 
     from robo.rl.off_policy_runner import OffPolicyRunner
+    from robo.tasks.raptor.compare import resolve_controllers
+    from robo.tasks.raptor.evaluation import EvalConfig, Teacher, figure8_rmse
     from robo.tasks.raptor.teachers import (
         Acceptance,
         AcceptanceConfig,
@@ -200,12 +217,17 @@ def precision(args: argparse.Namespace) -> dict[str, Any]:
     if not names:
         raise ValueError("--vehicles-precision: name at least one preset")
     vehicles = [preset(n) for n in names]
+    others = resolve_controllers(args.compare)  # a bad path fails here, not after the training
     torch.set_num_threads(args.threads)
     config = _teachers_config(args)
     train = dc.replace(config.train, steps=args.steps, select_interval=args.select_interval,
-                       log_interval=args.select_interval, checkpoint_interval=10**12, stop_on_accept=True,
-                       compact=True, select_episodes=args.select_episodes, success_radius=args.final_error)
+                       log_interval=args.select_interval, checkpoint_interval=10**12,
+                       stop_on_accept=not args.train_past_precision, compact=True,
+                       select_episodes=args.select_episodes, success_radius=args.final_error)
     config = dc.replace(config, train=train)
+    tracks = EvalConfig()
+    tracks = dc.replace(tracks, env=dc.replace(tracks.env, observation=config.env.observation))
+    figure8: list[list[dict[str, float]]] = [[] for _ in vehicles]
     acceptance = AcceptanceConfig(final_error=args.final_error, window=1)
 
     def own(ids: list[int]) -> OwnEpisodes:
@@ -227,6 +249,14 @@ def precision(args: argparse.Namespace) -> dict[str, Any]:
         judged = ", ".join(f"{names[i]} {p.get('select_success', 0.0):.0%} / "
                            f"{p.get('select_final_error', math.inf):.3f} m"
                            for i in trained for p in trainer.curves[i][-1:])
+        if args.figure8:
+            # Flown after the interval's core-seconds are booked: tracking is measured, not paid for.
+            for i in trained:
+                actor = trainer.group.member_policy(trainer.ids.index(i)).requires_grad_(False)
+                rmse = figure8_rmse(Teacher(actor), vehicles[i], tracks, config.env.observation)
+                figure8[i].append({"step": trainer.step, **rmse})
+                judged += f"; {names[i]} fig-8 " + " / ".join(_metres(v) for v in rmse.values())
+            last[0] = time.perf_counter()
         print(f"  step {trainer.step} ({now - start:.0f} s): success / median final error: {judged}",
               flush=True)
 
@@ -256,6 +286,10 @@ def precision(args: argparse.Namespace) -> dict[str, Any]:
               f"{r['core_seconds']:>8.0f}{r.get('best_step', '-'):>9}{r.get('best_success', 0.0):>9.0%}"
               f"{err:>10.3f}")
     print("not precise: the budget ran out; best at/success/median are the best snapshot reached")
+    compared = {}
+    if args.figure8:
+        compared = {label: [figure8_rmse(c, v, tracks) for v in vehicles] for label, c in others.items()}
+        _print_figure8(names, figure8, compared, tracks.figure8_periods)
     return {"vehicles": names, "steps_budget": args.steps, "select_interval": args.select_interval,
             "select_episodes": args.select_episodes, "final_error_m": args.final_error,
             "threads": args.threads, "wall_seconds": wall, "config": args.config,
@@ -263,7 +297,31 @@ def precision(args: argparse.Namespace) -> dict[str, Any]:
             "sac": {"batch_size": sac.batch_size, "policy_frequency": sac.policy_frequency,
                     "critic_hidden": list(sac.critic_hidden), "actor_hidden": list(sac.actor_hidden),
                     "learning_starts": sac.learning_starts, "lr": [sac.actor_lr, sac.critic_lr]},
-            "results": rows}
+            "results": rows, **({"figure8": dict(zip(names, figure8, strict=True)),
+                                 "figure8_compared": {label: dict(zip(names, r, strict=True))
+                                                      for label, r in compared.items()}}
+                                if args.figure8 else {})}
+
+
+def _metres(v: float) -> str:
+    return "crash" if math.isnan(v) else f"{v:.3f}"
+
+
+def _print_figure8(names: list[str], figure8: list[list[dict[str, float]]],
+                   compared: dict[str, list[dict[str, float]]], periods: tuple[float, ...]) -> None:
+    """Rows: judged steps, then the compared policies; per vehicle the RMSE (m) at each period."""
+    label = " / ".join(f"{p:g} s" for p in periods)
+    print(f"\nfigure-eight RMSE (m, {label}) of each judged snapshot on its own vehicle")
+    print(f"{'step':<12}" + "".join(f"{n:>18}" for n in names))
+
+    def cells(row: dict[str, float] | None) -> str:
+        return f"{' / '.join(_metres(v) for k, v in row.items() if k != 'step'):>18}" if row else f"{'-':>18}"
+
+    for step in sorted({r["step"] for rows in figure8 for r in rows}):
+        print(f"{step:<12}" + "".join(cells(next((r for r in rows if r["step"] == step), None))
+                                      for rows in figure8))
+    for name, rows in compared.items():
+        print(f"{name:<12}" + "".join(cells(r) for r in rows))
 
 
 def throughput(args: argparse.Namespace) -> dict[str, Any]:
@@ -393,7 +451,6 @@ def _print_table(rows: list[dict[str, Any]], args: argparse.Namespace, steps: fl
 
 def quality(args: argparse.Namespace) -> dict[str, Any]:
     """Student vs baseline vs a teacher on its own quadrotor, with the measurements of robo eval raptor."""
-    import math
 
     from robo.nets.policy import load_policy
     from robo.tasks.raptor import evaluation as ev
