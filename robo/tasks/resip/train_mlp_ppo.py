@@ -22,7 +22,6 @@ import argparse
 import copy
 import dataclasses
 import math
-import time
 from dataclasses import dataclass, field
 
 import torch
@@ -36,7 +35,6 @@ from robo.rl.on_policy_runner import RESUMABLE_CHANGES, OnPolicyConfig, OnPolicy
 from robo.rl.ppo import PPOConfig
 from robo.run_dir import RunDir
 from robo.tasks.resip.base import Base, load_base
-from robo.tasks.resip.curves import rollout_logger, write_curve
 from robo.tasks.resip.episodes import play_outcomes, write_summary
 from robo.tasks.resip.validation import VALIDATION_MAY_CHANGE, Validation, ValidationConfig
 from sim.assembly.env import AssemblyEnv
@@ -135,16 +133,8 @@ def train(config: MLPPPOTrainConfig, args: argparse.Namespace, ctx: Context) -> 
 
     validation = Validation(run, config, runner, steps_per_iteration, val_success, f"{KIND}/val_success",
                             ctx.log)
-    first, started = runner.iteration, time.perf_counter()
-    with run.scalars(KIND) as scalars, ctx.bar(f"mlp-ppo {base.task}", r.iterations * steps_per_iteration,
-                                               initial=first * steps_per_iteration) as bar:
-        runner.on_log = rollout_logger(env, scalars, bar, steps_per_iteration, f"{KIND}/")
-        history = validation.train(bar, scalars)
-    seconds = time.perf_counter() - started
-    if history:
-        write_curve(run, "learning_curve", history, "env_steps", "rollout_success", {
-            "xlabel": "environment steps", "ylabel": "exploring rollouts' success",
-            "title": f"MLP-BC + PPO, {base.task}"}, validation=validation.plotted())
+    first, seconds = validation.train_with_curve(env, ctx.bar, KIND, f"mlp-ppo {base.task}",
+                                                 f"MLP-BC + PPO, {base.task}")
     from robo.nets.policy import save_policy
 
     policy = fine_tuned(base, validation.chosen())

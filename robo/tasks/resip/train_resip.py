@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +36,6 @@ from robo.rl.ppo import PPOConfig
 from robo.rl.residual import ResidualEnv
 from robo.run_dir import RunDir
 from robo.tasks.resip.base import Base, load_base
-from robo.tasks.resip.curves import rollout_logger, write_curve
 from robo.tasks.resip.episodes import play_outcomes, write_summary
 from robo.tasks.resip.validation import VALIDATION_MAY_CHANGE, Validation, ValidationConfig
 from sim.assembly.env import ACTION_NAMES, LAYOUTS, AssemblyEnv
@@ -225,17 +223,8 @@ def train(config: ResiPTrainConfig, args: argparse.Namespace, ctx: Context) -> s
         return sum(won) / len(won)
 
     validation = Validation(run, config, runner, per_iteration, val_success, "resip/val_success", ctx.log)
-    first, started = runner.iteration, time.perf_counter()
-    total, done = config.runner.iterations * per_iteration, first * per_iteration
-    with run.scalars("resip") as scalars, ctx.bar(f"resip {base.task}", total, initial=done) as bar:
-        runner.on_log = rollout_logger(env, scalars, bar, per_iteration, "resip/",
-                                       lambda: rollout_diagnostics(runner))
-        history = validation.train(bar, scalars)
-    seconds = time.perf_counter() - started
-    if history:
-        write_curve(run, "learning_curve", history, "env_steps", "rollout_success", {
-            "xlabel": "environment steps", "ylabel": "exploring rollouts' success",
-            "title": f"ResiP, {base.task}"}, validation=validation.plotted())
+    first, seconds = validation.train_with_curve(env, ctx.bar, "resip", f"resip {base.task}",
+                                                 f"ResiP, {base.task}", lambda: rollout_diagnostics(runner))
 
     from robo.nets.policy import save_policy
 

@@ -17,6 +17,7 @@ so the last iteration is always a candidate.
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from robo.nets.actor_critic import ActorCritic
 from robo.rl.checkpoint import load_checkpoint
 from robo.rl.on_policy_runner import OnPolicyRunner
 from robo.run_dir import RunDir, Scalars
+from robo.tasks.resip.curves import rollout_logger, write_curve
 
 BEST = "best.pt"
 # A run may turn validation on (or change how often it validates) on --resume; Validation refuses a
@@ -98,6 +100,25 @@ class Validation:
         history = self.runner.run(progress=progress)
         self.catch_up(scalars)  # the last iteration is always a candidate
         return history
+
+    def train_with_curve(self, env: Any, bar: Callable[..., Any], kind: str, label: str, title: str,
+                         extra: Callable[[], dict[str, float]] | None = None) -> tuple[int, float]:
+        """:meth:`train` under a progress bar (``bar(label, total, initial=...)``, as ``Context.bar``)
+        with TensorBoard scalars under ``kind``, each iteration's rollouts on ``env`` logged
+        (:func:`rollout_logger`, plus ``extra()``); then the learning curve with the validation points,
+        titled ``title``. Returns (the iteration this session started at, its seconds)."""
+        runner, per = self.runner, self.steps_per_iteration
+        first, started = runner.iteration, time.perf_counter()
+        with self.run.scalars(kind) as scalars, bar(label, runner.config.iterations * per,
+                                                    initial=first * per) as progress:
+            runner.on_log = rollout_logger(env, scalars, progress, per, f"{kind}/", extra)
+            history = self.train(progress, scalars)
+        seconds = time.perf_counter() - started
+        if history:
+            write_curve(self.run, "learning_curve", history, "env_steps", "rollout_success", {
+                "xlabel": "environment steps", "ylabel": "exploring rollouts' success", "title": title},
+                validation=self.plotted())
+        return first, seconds
 
     def due(self) -> bool:
         """Whether the runner's current iteration is a validation iteration not yet validated."""
