@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -320,15 +321,21 @@ def test_precision_acceptance_needs_judged_snapshots() -> None:
         load_config(RaptorTeachersConfig, None, ["train.select_episodes=0"])
 
 
-def test_bench_measures_steps_to_precision_and_names_bad_vehicles(tmp_path, capsys) -> None:
+def _tiny_precision_bench(tmp_path, *flags: str) -> tuple[list[str], Path]:
+    """``robo bench raptor --precision`` on the crazyflie and x500 with tiny teachers and 200 steps:
+    (argv ending in ``flags``, then ``--json OUT``; OUT)."""
     config = tmp_path / "teachers.yaml"
     config.write_text("sac: {actor_hidden: [16, 16], critic_hidden: [32, 32], batch_size: 16, "
                       "learning_starts: 40, buffer_size: 1000}\n"
                       "train: {envs_per_member: 2, update_interval: 2}\n")
     out = tmp_path / "bench.json"
-    argv = ["bench", "raptor", "--skip-throughput", "--skip-updates", "--precision", "--config", str(config),
+    return ["bench", "raptor", "--skip-throughput", "--skip-updates", "--precision", "--config", str(config),
             "--vehicles-precision", "crazyflie,x500", "--steps", "200", "--select-interval", "100",
-            "--select-episodes", "2", "--json", str(out)]
+            "--select-episodes", "2", *flags, "--json", str(out)], out
+
+
+def test_bench_measures_steps_to_precision_and_names_bad_vehicles(tmp_path, capsys) -> None:
+    argv, out = _tiny_precision_bench(tmp_path)
     assert main(argv) == 0
     rows = json.loads(out.read_text())["precision"]["results"]
     assert [r["vehicle"] for r in rows] == ["crazyflie", "x500"]
@@ -343,15 +350,8 @@ def test_bench_measures_steps_to_precision_and_names_bad_vehicles(tmp_path, caps
 
 def test_bench_flies_each_judged_snapshot_through_the_figure_eights_beside_a_compared_policy(
         tmp_path, capsys) -> None:
-    config = tmp_path / "teachers.yaml"
-    config.write_text("sac: {actor_hidden: [16, 16], critic_hidden: [32, 32], batch_size: 16, "
-                      "learning_starts: 40, buffer_size: 1000}\n"
-                      "train: {envs_per_member: 2, update_interval: 2}\n")
-    out = tmp_path / "bench.json"
-    argv = ["bench", "raptor", "--skip-throughput", "--skip-updates", "--precision", "--config", str(config),
-            "--vehicles-precision", "crazyflie,x500", "--steps", "200", "--select-interval", "100",
-            "--select-episodes", "2", "--figure8", "--train-past-precision", "--compare", "baseline",
-            "--json", str(out)]
+    argv, out = _tiny_precision_bench(tmp_path, "--figure8", "--train-past-precision",
+                                      "--compare", "baseline")
     assert main(argv) == 0
     result = json.loads(out.read_text())["precision"]
     # Every teacher trains the whole budget, and each judged snapshot has both periods flown.
