@@ -335,9 +335,11 @@ def _tiny_precision_bench(tmp_path, *flags: str) -> tuple[list[str], Path]:
 
 
 def test_bench_measures_steps_to_precision_and_names_bad_vehicles(tmp_path, capsys) -> None:
-    argv, out = _tiny_precision_bench(tmp_path)
+    argv, out = _tiny_precision_bench(tmp_path, "--update-interval", "4")
     assert main(argv) == 0
-    rows = json.loads(out.read_text())["precision"]["results"]
+    result = json.loads(out.read_text())["precision"]
+    assert (result["update_interval"], result["envs_per_teacher"]) == (4, 2)  # the flag over the config's 2
+    rows = result["results"]
     assert [r["vehicle"] for r in rows] == ["crazyflie", "x500"]
     for r in rows:
         # Either precise at a judged step, or the budget ran out with the best snapshot reported.

@@ -138,6 +138,12 @@ def _teachers_config(args: argparse.Namespace) -> Any:
     return load_config(RaptorTeachersConfig, args.config, overrides)
 
 
+def _loop_shape(args: argparse.Namespace, train: Any) -> tuple[int, int]:
+    """(environments per teacher, env steps between updates): the flags, else the config's."""
+    return (train.envs_per_member if args.envs_per_teacher is None else args.envs_per_teacher,
+            train.update_interval if args.update_interval is None else args.update_interval)
+
+
 def updates(args: argparse.Namespace) -> dict[str, Any]:
     """Stacked SAC updates per second for K teachers, eager vs ``torch.compile``, on random batches of
     the teachers' shapes (26 inputs, 4 actions); the compile time is reported on its own."""
@@ -220,7 +226,9 @@ def precision(args: argparse.Namespace) -> dict[str, Any]:
     others = resolve_controllers(args.compare)  # a bad path fails here, not after the training
     torch.set_num_threads(args.threads)
     config = _teachers_config(args)
-    train = dc.replace(config.train, steps=args.steps, select_interval=args.select_interval,
+    envs, interval = _loop_shape(args, config.train)
+    train = dc.replace(config.train, steps=args.steps, envs_per_member=envs, update_interval=interval,
+                       select_interval=args.select_interval,
                        log_interval=args.select_interval, checkpoint_interval=10**12,
                        stop_on_accept=not args.train_past_precision, compact=True,
                        select_episodes=args.select_episodes, success_radius=args.final_error)
@@ -342,8 +350,7 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
 
     fleet = sample_fleet(max(sizes), seed=args.seed)
     config = _teachers_config(args)
-    envs = config.train.envs_per_member if args.envs_per_teacher is None else args.envs_per_teacher
-    interval = config.train.update_interval if args.update_interval is None else args.update_interval
+    envs, interval = _loop_shape(args, config.train)
     train = RunnerConfig(steps=10**9, log_interval=10**9, checkpoint_interval=10**9, envs_per_member=envs,
                              update_interval=interval)
     config = dataclasses.replace(config, train=train)
