@@ -243,40 +243,61 @@ def precision(args: argparse.Namespace) -> dict[str, Any]:
 
     runner = OffPolicyRunner(list(range(len(vehicles))), make_env_factory(vehicles, config), config.sac,
                              train, device=args.device, seed=args.seed, window=1,
-                             should_finish=Acceptance(acceptance), judge=Precision(own, args.final_error))
+                             should_finish=Acceptance(acceptance, not args.train_past_precision),
+                             judge=Precision(own, args.final_error))
     core_seconds = [0.0] * len(vehicles)
     start = time.perf_counter()
     last = [start]
+    flown = [0.0]  # seconds of figure-eight flights since the last booking: measuring, not training
+    precise_at: list[tuple[int, float] | None] = [None] * len(vehicles)  # (env steps, core-seconds)
+
+    def fly_figure8(trainer: OffPolicyRunner, i: int) -> None:
+        """The member's current actor (it is still in the group while it finishes) on its vehicle."""
+        began = time.perf_counter()
+        actor = trainer.group.member_policy(trainer.ids.index(i)).requires_grad_(False)
+        rmse = figure8_rmse(Teacher(actor), vehicles[i], tracks, config.env.observation)
+        figure8[i].append({"step": trainer.step, **rmse})
+        flown[0] += time.perf_counter() - began
+
+    def finished(i: int, record: dict[str, Any], actor: Any) -> None:
+        if args.figure8:  # before the runner drops it from the group
+            fly_figure8(runner, i)
 
     def account(trainer: OffPolicyRunner) -> None:
-        now = time.perf_counter()
         trained = [i for i, c in trainer.curves.items() if c and c[-1]["step"] == trainer.step]
+        if args.figure8:
+            for k, i in enumerate(trainer.ids):
+                if i in trained and bool(trainer.group.active[k]):
+                    fly_figure8(trainer, i)
+        now = time.perf_counter()
         for i in trained:
-            core_seconds[i] += (now - last[0]) * args.threads / len(trained)
-        last[0] = now
+            core_seconds[i] += (now - last[0] - flown[0]) * args.threads / len(trained)
+        last[0], flown[0] = now, 0.0
+        for i in trained:  # steps to precision: the first judged snapshot below the radius
+            if precise_at[i] is None and trainer.curves[i][-1].get("select_final_error", math.inf) < \
+                    args.final_error:
+                precise_at[i] = (trainer.step, core_seconds[i])
         judged = ", ".join(f"{names[i]} {p.get('select_success', 0.0):.0%} / "
                            f"{p.get('select_final_error', math.inf):.3f} m"
                            for i in trained for p in trainer.curves[i][-1:])
-        if args.figure8:
-            # Flown after the interval's core-seconds are booked: tracking is measured, not paid for.
-            for i in trained:
-                actor = trainer.group.member_policy(trainer.ids.index(i)).requires_grad_(False)
-                rmse = figure8_rmse(Teacher(actor), vehicles[i], tracks, config.env.observation)
-                figure8[i].append({"step": trainer.step, **rmse})
-                judged += f"; {names[i]} fig-8 " + " / ".join(_metres(v) for v in rmse.values())
-            last[0] = time.perf_counter()
+        for i in trained:
+            if figure8[i] and figure8[i][-1]["step"] == trainer.step:
+                rmse = [v for key, v in figure8[i][-1].items() if key != "step"]
+                judged += f"; {names[i]} fig-8 " + " / ".join(_metres(v) for v in rmse)
         print(f"  step {trainer.step} ({now - start:.0f} s): success / median final error: {judged}",
               flush=True)
 
-    runner.on_log = account
+    runner.on_log, runner.on_finish = account, finished
     records = runner.run()
     wall = time.perf_counter() - start
     rows = []
     for i, name in enumerate(names):
         r = records[i]
         v = vehicles[i]
+        steps, core = precise_at[i] or (r["steps"], core_seconds[i])
         rows.append({"vehicle": name, "mass_kg": v.mass, "thrust_to_weight": v.thrust_to_weight(),
-                     "precise": bool(r.get("accepted")), "steps": r["steps"], "core_seconds": core_seconds[i],
+                     "precise": precise_at[i] is not None, "steps": steps, "core_seconds": core,
+                     "trained_steps": r["steps"], "trained_core_seconds": core_seconds[i],
                      **{k: r[k] for k in ("best_step", "best_success", "best_final_error", "best_length")
                         if k in r}})
     sac = config.sac
