@@ -25,6 +25,7 @@ tensorboard/eval/ (the evaluation's metrics as TensorBoard scalars; the stages l
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -71,6 +72,9 @@ class StudentConfig:
     passes: int = 1  # passes over each epoch's data (the paper's epochs hold 10,000 episodes; small
     # fleets need several passes to take as many gradient steps per rollout)
     lr: float = 1e-4
+    # Cosine decay from lr (epoch 1) to lr_final (the last epoch): the last epochs then move the weights
+    # little, so the held-out choice is not between epochs that swing. None: lr throughout.
+    lr_final: float | None = None
     grad_clip: float | None = None
     offset_episodes: int = 10  # hover episodes per teacher for its steady-state offset
     holdout: int = 64  # unseen sampled quadrotors for model selection
@@ -94,6 +98,8 @@ class StudentConfig:
             raise ValueError("student.teacher_epochs and student.offset_episodes must be >= 0")
         if self.lr <= 0:
             raise ValueError(f"student.lr must be > 0, got {self.lr}")
+        if self.lr_final is not None and not 0 < self.lr_final <= self.lr:
+            raise ValueError(f"student.lr_final must be in (0, lr = {self.lr:g}], got {self.lr_final}")
         check_device(self.device, "student.device")
         if self.holdout_from not in ("paper", "teachers"):
             raise ValueError(f"student.holdout_from must be 'paper' or 'teachers', got {self.holdout_from!r}")
@@ -103,6 +109,15 @@ class StudentConfig:
             raise ValueError("student.env must have a teacher observation and auto_reset: false (labels "
                              "need the teachers' observation, which the run takes from its teachers; a row "
                              "is one episode)")
+
+    def epoch_lr(self, epoch: int) -> float:
+        """The learning rate of ``epoch`` (1-based): ``lr``, or its cosine decay to ``lr_final``. A
+        function of the epoch alone, so a resumed run follows the same schedule (more ``epochs`` on a
+        resume stretch what is left of it)."""
+        if self.lr_final is None or self.epochs == 1:
+            return self.lr
+        t = min(max((epoch - 1) / (self.epochs - 1), 0.0), 1.0)
+        return self.lr_final + 0.5 * (self.lr - self.lr_final) * (1.0 + math.cos(math.pi * t))
 
 
 FLEET_ORDERS = ("sampled", "coverage")
@@ -232,10 +247,13 @@ def train_student(config: StudentConfig, teacher_run: str | Path | Sequence[str 
         env = QuadrotorEnv(params.repeat(per), config.env, seed=config.seed * 100_003 + epoch)
         data = collect(env, config.env.episode_steps, label, student_input,
                        None if teacher_flies else student)
+        for group in optimizer.param_groups:
+            group["lr"] = config.epoch_lr(epoch)
         loss = sum(fit(student, optimizer, data, config.batch_size, generator, config.grad_clip)
                    for _ in range(config.passes)) / config.passes
         row: dict[str, Any] = {"epoch": epoch, "flown_by": "teachers" if teacher_flies else "student",
-                               "loss": loss, "alive_fraction": float(data.mask.mean()),
+                               "loss": loss, "lr": config.epoch_lr(epoch),
+                               "alive_fraction": float(data.mask.mean()),
                                "seconds": time.perf_counter() - started}
         if epoch % config.eval_interval == 0 or epoch == config.epochs:
             result = evaluation.recovery(evaluation.TorchStudent(student), holdout, eval_cfg,
@@ -309,7 +327,7 @@ def _meta(runs: list[Path], digest: str, epoch: int, summary: dict | None,
 
 
 def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
-    write_csv(path, history, ["epoch", "flown_by", "loss", "alive_fraction", "holdout_success",
+    write_csv(path, history, ["epoch", "flown_by", "loss", "lr", "alive_fraction", "holdout_success",
                               "holdout_length", "holdout_final_error", "seconds"])
 
 
