@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -278,6 +279,21 @@ def test_student_config_errors_name_the_key() -> None:
         student_config("epochs=0")
     with pytest.raises(ValueError, match="auto_reset"):
         student_config("env.auto_reset=true")
+    for bad in ("lr_final=0", "lr_final=1.0"):  # above lr (3e-3) too
+        with pytest.raises(ValueError, match=r"student\.lr_final must be in \(0, lr = 0\.003\]"):
+            student_config(bad)
+
+
+def test_a_cosine_learning_rate_runs_from_lr_to_lr_final_over_the_epochs(teacher_run, tmp_path) -> None:
+    config = student_config("epochs=3", "lr_final=3e-4")
+    assert [config.epoch_lr(e) for e in (1, 2, 3)] == pytest.approx([3e-3, 1.65e-3, 3e-4])
+    assert student_config("epochs=3").epoch_lr(3) == 3e-3  # no lr_final: constant
+    train_student(config, teacher_run, tmp_path / "run", log=lambda s: None)
+    rows = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    column = rows[0].split(",").index("lr")
+    assert [float(r.split(",")[column]) for r in rows[1:]] == pytest.approx([3e-3, 1.65e-3, 3e-4])
+    saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert saved["optimizer"]["param_groups"][0]["lr"] == pytest.approx(3e-4)  # what the last epoch used
 
 
 def test_cli_trains_a_student_and_evaluates_it(teacher_run, tmp_path, capsys) -> None:
@@ -305,14 +321,24 @@ def test_cli_bad_policy_is_a_one_line_error(tmp_path, capsys) -> None:
     assert "not a readable policy checkpoint" in capsys.readouterr().err
 
 
-# The default student's config too: its README gives the command that trains from it.
 @pytest.mark.parametrize("path", ["configs/raptor.yaml", "configs/raptor_quick.yaml",
-                                  "configs/raptor_small.yaml", "robo/policies/raptor_default/config.yaml"])
+                                  "configs/raptor_small.yaml"])
 def test_shipped_pipeline_configs_load(path) -> None:
     config = load_config(RaptorConfig, path)
     assert config.teachers.env.observation in ("teacher", "teacher_force")
     assert not config.student.env.auto_reset
     assert config.teachers.teachers <= config.fleet.size
+
+
+def test_the_default_students_config_is_the_joined_recipe_its_readme_gives() -> None:
+    """robo/policies/raptor_default/config.yaml is the resolved config of the student run its README
+    gives: every teacher of two runs, the best epoch picked on the runs' own held-out vehicles."""
+    config = load_config(StudentConfig, "robo/policies/raptor_default/config.yaml")
+    assert (config.teachers, config.holdout_from, config.episodes_per_teacher) == ("all", "teachers", 16)
+    _, meta = load_policy("robo/policies/raptor_default/student.pt")
+    assert [Path(r).parent.name for r in meta["run"]["teacher_run"]] == ["small_force", "small_varied"]
+    readme = Path("robo/policies/raptor_default/README.md").read_text()
+    assert "--teachers runs/small_force/teachers runs/small_varied/teachers" in " ".join(readme.split())
 
 
 def test_the_whole_pipeline_runs_resumes_and_exports(tmp_path, capsys) -> None:
