@@ -332,9 +332,11 @@ def test_shipped_pipeline_configs_load(path) -> None:
 
 def test_the_default_students_config_is_the_joined_recipe_its_readme_gives() -> None:
     """robo/policies/raptor_default/config.yaml is the resolved config of the student run its README
-    gives: every teacher of two runs, the best epoch picked on the runs' own held-out vehicles."""
+    gives: every teacher of two runs, the best epoch picked on the runs' own held-out vehicles, a
+    cosine learning rate."""
     config = load_config(StudentConfig, "robo/policies/raptor_default/config.yaml")
     assert (config.teachers, config.holdout_from, config.episodes_per_teacher) == ("all", "teachers", 16)
+    assert (config.lr, config.lr_final) == (1e-3, 1e-4)
     _, meta = load_policy("robo/policies/raptor_default/student.pt")
     assert [Path(r).parent.name for r in meta["run"]["teacher_run"]] == ["small_force", "small_varied"]
     readme = Path("robo/policies/raptor_default/README.md").read_text()
