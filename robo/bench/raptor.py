@@ -11,8 +11,9 @@ Sections (one run measures its baselines beside the figures it compares):
   vehicle, a crash counts as infinite) falls below ``--final-error`` (0.1 m), for the vehicles of
   ``--vehicles-precision`` (presets across mass and thrust-to-weight), trained together as one group,
   judged every ``--select-interval`` steps, within ``--steps``; a teacher that does not get there is
-  reported with the best snapshot it reached. Core-seconds: each judged interval's wall time x
-  threads, shared equally by the teachers still training in it. ``--figure8`` also flies each
+  reported with the best snapshot it reached. Core-seconds: each judged interval's CPU time of this
+  process (all its threads; so a busy or paused machine does not inflate it), shared equally by the
+  teachers still training in it. ``--figure8`` also flies each
   judged snapshot (the teacher's actor at that step) through the evaluation's figure-eights on its
   vehicle, and ``--compare`` each named policy once on the same vehicles: how tracking grows with a
   teacher's budget, beside the policy it should approach. ``--train-past-precision`` keeps precise
@@ -247,17 +248,17 @@ def precision(args: argparse.Namespace) -> dict[str, Any]:
                              judge=Precision(own, args.final_error))
     core_seconds = [0.0] * len(vehicles)
     start = time.perf_counter()
-    last = [start]
-    flown = [0.0]  # seconds of figure-eight flights since the last booking: measuring, not training
+    last = [time.process_time()]
+    flown = [0.0]  # CPU seconds of figure-eight flights since the last booking: measuring, not training
     precise_at: list[tuple[int, float] | None] = [None] * len(vehicles)  # (env steps, core-seconds)
 
     def fly_figure8(trainer: OffPolicyRunner, i: int) -> None:
         """The member's current actor (it is still in the group while it finishes) on its vehicle."""
-        began = time.perf_counter()
+        began = time.process_time()
         actor = trainer.group.member_policy(trainer.ids.index(i)).requires_grad_(False)
         rmse = figure8_rmse(Teacher(actor), vehicles[i], tracks, config.env.observation)
         figure8[i].append({"step": trainer.step, **rmse})
-        flown[0] += time.perf_counter() - began
+        flown[0] += time.process_time() - began
 
     def finished(i: int, record: dict[str, Any], actor: Any) -> None:
         if args.figure8:  # before the runner drops it from the group
@@ -269,10 +270,10 @@ def precision(args: argparse.Namespace) -> dict[str, Any]:
             for k, i in enumerate(trainer.ids):
                 if i in trained and bool(trainer.group.active[k]):
                     fly_figure8(trainer, i)
-        now = time.perf_counter()
+        cpu = time.process_time()
         for i in trained:
-            core_seconds[i] += (now - last[0] - flown[0]) * args.threads / len(trained)
-        last[0], flown[0] = now, 0.0
+            core_seconds[i] += (cpu - last[0] - flown[0]) / len(trained)
+        last[0], flown[0] = cpu, 0.0
         for i in trained:  # steps to precision: the first judged snapshot below the radius
             if precise_at[i] is None and trainer.curves[i][-1].get("select_final_error", math.inf) < \
                     args.final_error:
@@ -284,8 +285,8 @@ def precision(args: argparse.Namespace) -> dict[str, Any]:
             if figure8[i] and figure8[i][-1]["step"] == trainer.step:
                 rmse = [v for key, v in figure8[i][-1].items() if key != "step"]
                 judged += f"; {names[i]} fig-8 " + " / ".join(_metres(v) for v in rmse)
-        print(f"  step {trainer.step} ({now - start:.0f} s): success / median final error: {judged}",
-              flush=True)
+        print(f"  step {trainer.step} ({time.perf_counter() - start:.0f} s): success / median final error: "
+              f"{judged}", flush=True)
 
     runner.on_log, runner.on_finish = account, finished
     records = runner.run()
