@@ -210,7 +210,7 @@ def precision(args: argparse.Namespace) -> dict[str, Any]:
 
     from robo.rl.off_policy_runner import OffPolicyRunner
     from robo.tasks.raptor.compare import resolve_controllers
-    from robo.tasks.raptor.evaluation import EvalConfig, Teacher, figure8_rmse
+    from robo.tasks.raptor.evaluation import EvalConfig, Teacher, figure8_rmse, metres
     from robo.tasks.raptor.teachers import (
         Acceptance,
         AcceptanceConfig,
@@ -284,7 +284,7 @@ def precision(args: argparse.Namespace) -> dict[str, Any]:
         for i in trained:
             if figure8[i] and figure8[i][-1]["step"] == trainer.step:
                 rmse = [v for key, v in figure8[i][-1].items() if key != "step"]
-                judged += f"; {names[i]} fig-8 " + " / ".join(_metres(v) for v in rmse)
+                judged += f"; {names[i]} fig-8 " + " / ".join(metres(v) for v in rmse)
         print(f"  step {trainer.step} ({time.perf_counter() - start:.0f} s): success / median final error: "
               f"{judged}", flush=True)
 
@@ -333,19 +333,17 @@ def precision(args: argparse.Namespace) -> dict[str, Any]:
                                 if args.figure8 else {})}
 
 
-def _metres(v: float) -> str:
-    return "crash" if math.isnan(v) else f"{v:.3f}"
-
-
 def _print_figure8(names: list[str], figure8: list[list[dict[str, float]]],
                    compared: dict[str, list[dict[str, float]]], periods: tuple[float, ...]) -> None:
     """Rows: judged steps, then the compared policies; per vehicle the RMSE (m) at each period."""
+    from robo.tasks.raptor.evaluation import metres
+
     label = " / ".join(f"{p:g} s" for p in periods)
     print(f"\nfigure-eight RMSE (m, {label}) of each judged snapshot on its own vehicle")
     print(f"{'step':<12}" + "".join(f"{n:>18}" for n in names))
 
     def cells(row: dict[str, float] | None) -> str:
-        return f"{' / '.join(_metres(v) for k, v in row.items() if k != 'step'):>18}" if row else f"{'-':>18}"
+        return f"{' / '.join(metres(v) for k, v in row.items() if k != 'step'):>18}" if row else f"{'-':>18}"
 
     for step in sorted({r["step"] for rows in figure8 for r in rows}):
         print(f"{step:<12}" + "".join(cells(next((r for r in rows if r["step"] == step), None))

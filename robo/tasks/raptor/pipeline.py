@@ -247,12 +247,13 @@ def train_student(config: StudentConfig, teacher_run: str | Path | Sequence[str 
         env = QuadrotorEnv(params.repeat(per), config.env, seed=config.seed * 100_003 + epoch)
         data = collect(env, config.env.episode_steps, label, student_input,
                        None if teacher_flies else student)
+        lr = config.epoch_lr(epoch)
         for group in optimizer.param_groups:
-            group["lr"] = config.epoch_lr(epoch)
+            group["lr"] = lr
         loss = sum(fit(student, optimizer, data, config.batch_size, generator, config.grad_clip)
                    for _ in range(config.passes)) / config.passes
         row: dict[str, Any] = {"epoch": epoch, "flown_by": "teachers" if teacher_flies else "student",
-                               "loss": loss, "lr": config.epoch_lr(epoch),
+                               "loss": loss, "lr": lr,
                                "alive_fraction": float(data.mask.mean()),
                                "seconds": time.perf_counter() - started}
         if epoch % config.eval_interval == 0 or epoch == config.epochs:

@@ -531,7 +531,7 @@ def load_teachers(run_dir: str | Path, names: list[str] | None = None, *, accept
     ``names`` defaults to the run's accepted teachers (all teachers with ``accepted_only=False``), in
     fleet order. A teacher file that belongs to another fleet than the run's is refused.
     """
-    names, nets, layouts = _teacher_nets(Path(run_dir), names, accepted_only)
+    names, nets, layouts, _ = _teacher_nets(Path(run_dir), names, accepted_only)
     return names, _stack(nets, layouts, str(run_dir), device)
 
 
@@ -559,14 +559,14 @@ def load_teacher_runs(runs: list[Path], *, accepted_only: bool) -> TeacherSet:
         labels = [str(r) for r in runs]
     names, nets, layouts, vehicles, digests, fleets = [], [], set(), [], [], []
     for run, label in zip(runs, labels, strict=True):
-        run_names, run_nets, run_layouts = _teacher_nets(run, None, accepted_only)
+        run_names, run_nets, run_layouts, run_digest = _teacher_nets(run, None, accepted_only)
         fleets.append(load_fleet(run / "fleet.json")[0])
         by_name = {p.name: p for p in fleets[-1]}
         vehicles += [by_name[n] for n in run_names]
         names += run_names if len(runs) == 1 else [f"{label}/{n}" for n in run_names]
         nets += run_nets
         layouts |= run_layouts
-        digests.append(fleet_digest(run / "fleet.json"))
+        digests.append(run_digest)
     where = " and ".join(map(str, runs))
     digest = digests[0] if len(runs) == 1 else hashlib.sha256(" ".join(digests).encode()).hexdigest()
     return TeacherSet(names, _stack(nets, layouts, where, "cpu"), vehicles, digest, list(runs), fleets)
@@ -578,8 +578,9 @@ def _run_label(run: Path) -> str:
 
 
 def _teacher_nets(run_dir: Path, names: list[str] | None,
-                  accepted_only: bool) -> tuple[list[str], list[torch.nn.Module], set[str]]:
-    """A run's teacher names, actor networks and the observation layouts they take."""
+                  accepted_only: bool) -> tuple[list[str], list[torch.nn.Module], set[str], str]:
+    """A run's teacher names, actor networks, the observation layouts they take and its fleet's
+    digest (every teacher file is checked against it)."""
     if names is None:
         metrics = run_metrics(run_dir)
         names = list(metrics["accepted_names"])
@@ -596,7 +597,7 @@ def _teacher_nets(run_dir: Path, names: list[str] | None,
             raise ValueError(f"{path}: teacher trained on another fleet than {run_dir / 'fleet.json'}")
         layouts.add(layout_named([e["name"] for e in meta["observation"]]))
         nets.append(policy.net)
-    return list(names), nets, layouts
+    return list(names), nets, layouts, digest
 
 
 def _stack(nets: list[torch.nn.Module], layouts: set[str], where: str,
