@@ -115,6 +115,11 @@ def test_interrupted_run_resumes_without_losing_progress(tmp_path, fleet) -> Non
     assert metrics["teachers"] == 2
     curve = read_curve(run / "teachers" / "q0" / "curve.csv")
     assert [p["step"] for p in curve] == [20, 40, 60, 80, 100, 120]  # nothing lost, nothing repeated
+    # Core-minutes are CPU time, the interrupted part included, shared by the group's members.
+    group = json.loads((run / "groups" / "group_0000.json").read_text())
+    assert group["cpu_seconds"] > checkpoint["cpu_seconds"] > 0
+    assert metrics["core_minutes_total"] == pytest.approx(group["cpu_seconds"] / 60)
+    assert [r["core_seconds"] for r in group["records"]] == [pytest.approx(group["cpu_seconds"] / 2)] * 2
 
 
 def test_bad_fleets_are_refused(tmp_path, fleet) -> None:
@@ -167,7 +172,7 @@ def test_deterministic_check_is_kept_in_the_curve_and_in_the_rejected_list(tmp_p
                    "mean_return": 10.0, "episodes": 10, "eval_length": 300.0, "eval_return": -50.0},
                1: {"id": 1, "name": "q1", "accepted": False, "steps": 120, "mean_length": 90.0,
                    "mean_return": -90.0, "episodes": 10}}
-    rejected = summarise(records, 1.0, 1, cfg)["rejected"]
+    rejected = summarise(records, 1.0, 1.0, 1, cfg)["rejected"]
     assert rejected[0]["eval_length"] == 300.0 and rejected[0]["eval_return"] == -50.0
     assert "eval_length" not in rejected[1]
 

@@ -291,7 +291,7 @@ def train_teachers(config: RaptorTeachersConfig, fleet_path: str | Path, run_dir
         threads = torch.get_num_threads()
 
         records: dict[int, dict[str, Any]] = {}
-        wall = 0.0
+        wall = cpu = 0.0
         pending: list[tuple[int, list[int]]] = []
         for g, members in enumerate(groups):
             done_file = run_dir / "groups" / f"group_{g:04d}.json"
@@ -299,6 +299,8 @@ def train_teachers(config: RaptorTeachersConfig, fleet_path: str | Path, run_dir
                 saved = json.loads(done_file.read_text())
                 records.update({int(r["id"]): r for r in saved["records"]})
                 wall += saved["seconds"]
+                # a group finished before CPU time was booked: its wall time x threads, an upper bound
+                cpu += saved.get("cpu_seconds", saved["seconds"] * threads)
             else:
                 pending.append((g, members))
 
@@ -316,11 +318,12 @@ def train_teachers(config: RaptorTeachersConfig, fleet_path: str | Path, run_dir
                 hint=f"The other groups' results are kept in {where}; resume the run to retry",
                 progress=progress, log=log, status=status)
             threads = config.threads or 1  # what each Ray task ran with, not this driver
-        for group_records, seconds in results.values():
+        for group_records, seconds, cpu_seconds in results.values():
             records.update({r["id"]: r for r in group_records})
             wall += seconds
+            cpu += cpu_seconds
 
-    metrics = summarise(records, wall, threads, config)
+    metrics = summarise(records, wall, cpu, threads, config)
     write_json(run_dir / "metrics.json", metrics)
     plot_curves(run_dir, [records[i] for i in ids])
     return metrics
@@ -332,8 +335,9 @@ def train_group(config: RaptorTeachersConfig, run_dir: Path, g: int, members: li
                 status: Callable[[str], None] | None = None) -> tuple[list[dict[str, Any]], float]:
     """Train group ``g`` (teacher ids ``members``) to the end, resuming its checkpoint if there is one.
 
-    Writes every member's files, then ``groups/group_XXXX.json``; returns the members' records and the
-    group's training seconds. The sequential and the Ray path both call this, so they cannot drift.
+    Writes every member's files, then ``groups/group_XXXX.json``; returns the members' records, the
+    group's training seconds and its CPU seconds. The sequential and the Ray path both call this, so
+    they cannot drift.
     """
     make_env = make_env_factory(fleet, config)
     names = [p.name for p in fleet]
@@ -357,38 +361,43 @@ def train_group(config: RaptorTeachersConfig, run_dir: Path, g: int, members: li
             raise ValueError(f"{checkpoint}: teacher checkpoint from another fleet (sha256 "
                              f"{state['fleet_sha256'][:12]}, this fleet {digest[:12]})")
 
-    seconds_before = 0.0
+    seconds_before = cpu_before = 0.0
     if checkpoint.is_file():
-        seconds_before = float(trainer.load(checkpoint, check=same_fleet).get("seconds", 0.0))
+        meta = trainer.load(checkpoint, check=same_fleet)
+        seconds_before = float(meta.get("seconds", 0.0))
+        cpu_before = float(meta.get("cpu_seconds", seconds_before * torch.get_num_threads()))
         log(f"group {g}: resumed at env step {trainer.step}")
     scalars = RunDir(run_dir).scalars("teachers")
     # A resumed group logged its earlier curve points before it was interrupted.
     trainer.on_log = _logger(g, len(members), names, scalars, status,
                              logged={i: len(c) for i, c in trainer.curves.items()})
-    start = time.perf_counter()
-    # Every group checkpoint also records its fleet and the time spent so far.
+    start, cpu_start = time.perf_counter(), time.process_time()
+    # Every group checkpoint also records its fleet and the time spent so far. Core-seconds are the
+    # process's CPU time (all its threads), which a busy or paused machine does not inflate.
     trainer.checkpoint_meta = lambda: {"fleet_sha256": digest,
-                                       "seconds": seconds_before + time.perf_counter() - start}
+                                       "seconds": seconds_before + time.perf_counter() - start,
+                                       "cpu_seconds": cpu_before + time.process_time() - cpu_start}
     with scalars:
         trainer.run(progress=progress)
     seconds = seconds_before + time.perf_counter() - start
-    threads = torch.get_num_threads()
+    cpu_seconds = cpu_before + time.process_time() - cpu_start
     group_records = [trainer.finished[i] for i in members]
     for r in group_records:
         r["name"] = names[r["id"]]
-        r["core_seconds"] = seconds * threads / len(members)
-    write_json(done_file, {"group": g, "members": members, "seconds": seconds, "records": group_records})
+        r["core_seconds"] = cpu_seconds / len(members)
+    write_json(done_file, {"group": g, "members": members, "seconds": seconds, "cpu_seconds": cpu_seconds,
+                           "records": group_records})
     checkpoint.unlink(missing_ok=True)  # the teachers' own files hold what is kept
     log(f"group {g}: {sum(r['accepted'] for r in group_records)}/{len(members)} accepted "
         f"in {seconds:.0f} s")
-    return group_records, seconds
+    return group_records, seconds, cpu_seconds
 
 
-def summarise(records: dict[int, dict[str, Any]], wall: float, threads: int,
+def summarise(records: dict[int, dict[str, Any]], wall: float, cpu: float, threads: int,
               config: RaptorTeachersConfig) -> dict[str, Any]:
     accepted = [r for r in records.values() if r["accepted"]]
     rejected = [r for r in records.values() if not r["accepted"]]
-    core_minutes = wall * threads / 60.0
+    core_minutes = cpu / 60.0
     return {
         "teachers": len(records),
         "accepted": len(accepted),
