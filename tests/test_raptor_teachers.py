@@ -340,10 +340,12 @@ def _tiny_precision_bench(tmp_path, *flags: str) -> tuple[list[str], Path]:
 
 
 def test_bench_measures_steps_to_precision_and_names_bad_vehicles(tmp_path, capsys) -> None:
-    argv, out = _tiny_precision_bench(tmp_path, "--update-interval", "4")
+    argv, out = _tiny_precision_bench(tmp_path, "--update-interval", "4",
+                                      "--set", "sac.critic_hidden=[24,24]")
     assert main(argv) == 0
     result = json.loads(out.read_text())["precision"]
     assert (result["update_interval"], result["envs_per_teacher"]) == (4, 2)  # the flag over the config's 2
+    assert result["sac"]["critic_hidden"] == [24, 24] and result["sac"]["batch_size"] == 16  # --set over it
     rows = result["results"]
     assert [r["vehicle"] for r in rows] == ["crazyflie", "x500"]
     for r in rows:
@@ -353,6 +355,10 @@ def test_bench_measures_steps_to_precision_and_names_bad_vehicles(tmp_path, caps
     assert "steps to precision" in capsys.readouterr().out
     assert main([*argv[:8], "nowhere", *argv[9:]]) == 1
     assert "unknown preset 'nowhere'" in capsys.readouterr().err
+    written = out.read_bytes()
+    assert main([*argv[:-2], "--set", "sac.critic_hiden=[8]", *argv[-2:]]) == 1
+    assert "unknown config key 'sac.critic_hiden'" in capsys.readouterr().err
+    assert out.read_bytes() == written  # a refused run leaves the last results as they were
 
 
 def test_bench_flies_each_judged_snapshot_through_the_figure_eights_beside_a_compared_policy(

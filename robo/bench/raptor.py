@@ -65,6 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="take steps per accepted teacher from a teacher run's metrics.json")
     parser.add_argument("--config", default=None,
                         help="take the SAC settings from a teacher config (default: the paper's)")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a key of the teacher config (a pipeline config's teachers: "
+                             "section), e.g. --set sac.critic_hidden=[128,128,128]")
     parser.add_argument("--envs-per-teacher", type=int, default=None,
                         help="environments per teacher (default: the config's train.envs_per_member)")
     parser.add_argument("--update-interval", type=int, default=None,
@@ -128,15 +131,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _teachers_config(args: argparse.Namespace) -> Any:
-    """The teacher config of ``--config``: a teacher config, or a pipeline config's ``teachers:``."""
-    from robo.config import from_dict, load_config, read_yaml
+    """The teacher config of ``--config`` (a teacher config, or a pipeline config's ``teachers:``) with
+    the ``--set`` overrides."""
+    from robo.config import from_dict, parse_override, read_yaml, set_dotted
     from robo.tasks.raptor.teachers import RaptorTeachersConfig
 
-    overrides = [f"device={args.device}", f"seed={args.seed}"]
-    if args.config is not None and isinstance(read_yaml(args.config).get("teachers"), dict):
-        data = {**read_yaml(args.config)["teachers"], "device": args.device, "seed": args.seed}
-        return from_dict(RaptorTeachersConfig, data)
-    return load_config(RaptorTeachersConfig, args.config, overrides)
+    data = read_yaml(args.config) if args.config is not None else {}
+    if isinstance(data.get("teachers"), dict):
+        data = data["teachers"]
+    for item in [*args.sets, f"device={args.device}", f"seed={args.seed}"]:
+        set_dotted(data, *parse_override(item))
+    return from_dict(RaptorTeachersConfig, data)
 
 
 def _loop_shape(args: argparse.Namespace, train: Any) -> tuple[int, int]:
