@@ -288,7 +288,8 @@ def train_teachers(config: RaptorTeachersConfig, fleet_path: str | Path, run_dir
         _prepare_run_dir(run_dir, config, fleet_path, digest, resume)
         if config.threads:
             torch.set_num_threads(config.threads)
-        threads = torch.get_num_threads()
+        # the threads each group trains with: this process's, or each Ray task's
+        threads = torch.get_num_threads() if config.ray_address is None else config.threads or 1
 
         records: dict[int, dict[str, Any]] = {}
         wall = cpu = 0.0
@@ -317,7 +318,6 @@ def train_teachers(config: RaptorTeachersConfig, fleet_path: str | Path, run_dir
                 what="teacher groups", describe=lambda g, m: f"group {g} ({', '.join(names[i] for i in m)})",
                 hint=f"The other groups' results are kept in {where}; resume the run to retry",
                 progress=progress, log=log, status=status)
-            threads = config.threads or 1  # what each Ray task ran with, not this driver
         for group_records, seconds, cpu_seconds in results.values():
             records.update({r["id"]: r for r in group_records})
             wall += seconds
@@ -332,7 +332,7 @@ def train_teachers(config: RaptorTeachersConfig, fleet_path: str | Path, run_dir
 def train_group(config: RaptorTeachersConfig, run_dir: Path, g: int, members: list[int], *,
                 fleet: list[QuadrotorParams], digest: str,
                 progress: Callable[[int], None] | None = None, log: Callable[[str], None] = print,
-                status: Callable[[str], None] | None = None) -> tuple[list[dict[str, Any]], float]:
+                status: Callable[[str], None] | None = None) -> tuple[list[dict[str, Any]], float, float]:
     """Train group ``g`` (teacher ids ``members``) to the end, resuming its checkpoint if there is one.
 
     Writes every member's files, then ``groups/group_XXXX.json``; returns the members' records, the
@@ -454,7 +454,7 @@ def resumed_steps(config: RaptorTeachersConfig, run_dir: str | Path) -> int:
 
 
 def _train_group_task(config: RaptorTeachersConfig, run_dir: str, digest: str, g: int, members: list[int],
-                      **callbacks: Any) -> tuple[list[dict[str, Any]], float]:
+                      **callbacks: Any) -> tuple[list[dict[str, Any]], float, float]:
     """One group on a Ray worker (:func:`robo.rl.distributed.run_groups`): :func:`train_group` on the
     run folder, once the node is seen to share it."""
     fleet_file = Path(run_dir) / "fleet.json"
