@@ -41,7 +41,7 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: list
         data = read_yaml(path)
     for item in overrides or []:
         key, value = parse_override(item)
-        set_dotted(data, key, value)
+        _set_dotted(data, key, value)
     return from_dict(schema, data)
 
 
@@ -98,8 +98,7 @@ def parse_override(item: str) -> tuple[str, Any]:
     return key, value
 
 
-def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    """``data[a][b] = value`` for the key ``a.b``, making sections as needed."""
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     parts = key.split(".")
     node = data
     for i, part in enumerate(parts[:-1]):

@@ -19,6 +19,8 @@ from robo.rl.off_policy_runner import OffPolicyRunner, RunnerConfig
 pytest.importorskip("sim.quadrotor", reason="needs the quadrotor simulator in sim/quadrotor",
                     exc_type=ImportError)
 
+from robo.tasks.raptor.commands import teachers_config
+from robo.tasks.raptor.pipeline import RaptorConfig
 from robo.tasks.raptor.teachers import (
     Acceptance,
     AcceptanceConfig,
@@ -143,6 +145,17 @@ def test_overriding_one_key_keeps_the_other_teacher_defaults() -> None:
     assert cfg.train.steps == 5000 and cfg.train.acceptance.window == 3
     assert cfg.train.acceptance.episode_length == 490.0 and cfg.train.log_interval == 5000
     assert cfg.sac.batch_size == 128 and cfg.env.observation == "teacher"
+
+
+def test_a_pipeline_configs_teachers_section_is_a_teacher_config() -> None:
+    """robo train raptor-teachers and robo bench raptor read configs/raptor_small.yaml's teachers: with
+    --set keys of the teacher config, as the student stage reads its student: section."""
+    cfg = teachers_config("configs/raptor_small.yaml", ["sac.batch_size=64"])
+    pipeline = load_config(RaptorConfig, "configs/raptor_small.yaml").teachers
+    assert cfg.sac.batch_size == 64 and cfg.sac.critic_hidden == pipeline.sac.critic_hidden
+    assert cfg.train == pipeline.train and cfg.env == pipeline.env
+    with pytest.raises(ValueError, match="unknown config key"):
+        teachers_config("configs/raptor_small.yaml", ["sac.critic_hiden=[8]"])
 
 
 def test_cli_trains_and_lists_rejected_teachers(tmp_path, fleet, capsys) -> None:

@@ -64,7 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from-run", default=None, metavar="RUN",
                         help="take steps per accepted teacher from a teacher run's metrics.json")
     parser.add_argument("--config", default=None,
-                        help="take the SAC settings from a teacher config (default: the paper's)")
+                        help="take the SAC settings from a teacher config or a pipeline config's "
+                             "teachers: section (default: the paper's)")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="override a key of the teacher config (a pipeline config's teachers: "
                              "section), e.g. --set sac.critic_hidden=[128,128,128]")
@@ -132,16 +133,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def _teachers_config(args: argparse.Namespace) -> Any:
     """The teacher config of ``--config`` (a teacher config, or a pipeline config's ``teachers:``) with
-    the ``--set`` overrides."""
-    from robo.config import from_dict, parse_override, read_yaml, set_dotted
-    from robo.tasks.raptor.teachers import RaptorTeachersConfig
+    the ``--set`` overrides, as ``robo train raptor-teachers`` reads it."""
+    from robo.tasks.raptor.commands import teachers_config
 
-    data = read_yaml(args.config) if args.config is not None else {}
-    if isinstance(data.get("teachers"), dict):
-        data = data["teachers"]
-    for item in [*args.sets, f"device={args.device}", f"seed={args.seed}"]:
-        set_dotted(data, *parse_override(item))
-    return from_dict(RaptorTeachersConfig, data)
+    return teachers_config(args.config, [*args.sets, f"device={args.device}", f"seed={args.seed}"])
 
 
 def _loop_shape(args: argparse.Namespace, train: Any) -> tuple[int, int]:

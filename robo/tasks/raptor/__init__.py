@@ -101,7 +101,7 @@ TASKS = [
                         summary="a quadrotor policy's held-out success, figure-eight RMSE and GRU probe "
                                 "(--compare: several side by side)")),
     Task("raptor-teachers", "one SAC teacher per sampled quadrotor, many trained as one batched program",
-         train=Stage(f"{_COMMANDS}:train_teachers", "robo.tasks.raptor.teachers:RaptorTeachersConfig",
+         train=Stage(f"{_COMMANDS}:train_teachers", f"{_COMMANDS}:teachers_config",
                      TEACHERS_DESCRIPTION, commands.teacher_arguments, out="runs/raptor-teachers")),
     Task("raptor-student", "distil a teacher run into the 2k-parameter recurrent student (on-policy DAgger)",
          train=Stage(f"{_COMMANDS}:train_student", f"{_COMMANDS}:student_config",

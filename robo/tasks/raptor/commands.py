@@ -45,14 +45,30 @@ def eval_arguments(p: argparse.ArgumentParser) -> None:
                         "vehicle beside the teacher (is the student as good as what it imitates?)")
 
 
+def stage_config(section: str, schema: type, path: str | None, overrides: list[str]) -> Any:
+    """A stage's config (``schema``) from its own YAML, or from ``section`` of a pipeline YAML; the
+    ``overrides`` name the stage's own keys either way."""
+    from robo.config import load_config, read_yaml
+    from robo.tasks.raptor.pipeline import RaptorConfig
+
+    # isinstance: a teacher YAML has a "teachers" key too, the count
+    if path is not None and isinstance(read_yaml(path).get(section), dict):
+        return getattr(load_config(RaptorConfig, path, [f"{section}.{o}" for o in overrides]), section)
+    return load_config(schema, path, overrides)
+
+
 def student_config(path: str | None, overrides: list[str]) -> Any:
     """A student config from a student YAML, or from the student section of a pipeline YAML."""
-    from robo.config import load_config, read_yaml
-    from robo.tasks.raptor.pipeline import RaptorConfig, StudentConfig
+    from robo.tasks.raptor.pipeline import StudentConfig
 
-    if path is not None and "student" in read_yaml(path):
-        return load_config(RaptorConfig, path, [f"student.{o}" for o in overrides]).student
-    return load_config(StudentConfig, path, overrides)
+    return stage_config("student", StudentConfig, path, overrides)
+
+
+def teachers_config(path: str | None, overrides: list[str]) -> Any:
+    """A teacher config from a teacher YAML, or from the teachers section of a pipeline YAML."""
+    from robo.tasks.raptor.teachers import RaptorTeachersConfig
+
+    return stage_config("teachers", RaptorTeachersConfig, path, overrides)
 
 
 def _check_cuda(device: str, key: str, ray_address: str | None = None) -> None:
