@@ -336,11 +336,11 @@ def test_the_default_students_config_is_the_joined_recipe_its_readme_gives() -> 
     cosine learning rate."""
     config = load_config(StudentConfig, "robo/policies/raptor_default/config.yaml")
     assert (config.teachers, config.holdout_from, config.episodes_per_teacher) == ("all", "teachers", 16)
-    assert (config.lr, config.lr_final) == (1e-3, 1e-4)
+    assert (config.lr, config.lr_final, config.threads, config.seed) == (1e-3, 1e-4, 1, 1)
     _, meta = load_policy("robo/policies/raptor_default/student.pt")
-    assert [Path(r).parent.name for r in meta["run"]["teacher_run"]] == ["small_force", "small_varied"]
+    assert [Path(r).parent.name for r in meta["run"]["teacher_run"]] == ["small_c128", "small_c128_varied"]
     readme = Path("robo/policies/raptor_default/README.md").read_text()
-    assert "--teachers runs/small_force/teachers runs/small_varied/teachers" in " ".join(readme.split())
+    assert "--teachers runs/small_c128/teachers runs/small_c128_varied/teachers" in " ".join(readme.split())
 
 
 def test_the_whole_pipeline_runs_resumes_and_exports(tmp_path, capsys) -> None:
