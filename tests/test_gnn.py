@@ -84,6 +84,16 @@ def test_the_actor_critic_squashes_only_its_deterministic_actor():
     assert torch.allclose(gains, 0.25 + 3.75 * torch.sigmoid(4 * raw.clamp(-1, 1)))
 
 
+def test_an_untrained_tuner_can_start_at_given_gains():
+    obs = flat_observation(_moving_state(), CONFIG, K).flatten(0, 1).float()
+    plain = GNNActorCritic(4, 6, K, hidden=16).deterministic_actor()(obs)
+    assert torch.allclose(plain, torch.full_like(plain, 0.25 + 3.75 / 2), atol=0.05)  # mid-range
+    started = GNNActorCritic(4, 6, K, hidden=16, init_out=[3.8, 1.0]).deterministic_actor()(obs)
+    assert torch.allclose(started, torch.tensor([3.8, 1.0]).expand_as(started), atol=0.05)
+    with pytest.raises(ValueError, match="outside"):  # a clipped action cannot reach the bound itself
+        GNNActorCritic(4, 6, K, init_out=[4.0, 1.0])
+
+
 def test_save_load_and_onnx_export_give_the_same_gains(tmp_path):
     net = _net().float().eval()
     meta = {"task": "online_cbf", "observation": flat_layout(2, K).card_entries(),

@@ -97,3 +97,5 @@ def test_bad_training_settings_name_the_key():
         OnlineCbfConfig(train=TrainSettings(scenarios=["maze"]))
     with pytest.raises(ValueError, match="k_min < k_max"):
         dataclasses.replace(OnlineCbfConfig(), train=TrainSettings(k_min=3.0, k_max=1.0))
+    with pytest.raises(ValueError, match=r"train\.init_gains: initial output 4\.0 is outside"):
+        OnlineCbfConfig(train=TrainSettings(init_gains=[4.0, 4.0]))

@@ -43,6 +43,21 @@ def squash_gains(a: torch.Tensor, lo: float | torch.Tensor, hi: float | torch.Te
     return lo + (hi - lo) * torch.sigmoid(SQUASH_SCALE * a.clamp(-1.0, 1.0))
 
 
+def unsquash_gains(out: list[float], lo: list[float], hi: list[float]) -> list[float]:
+    """The pre-squash actions whose squashed outputs are ``out``; each must lie strictly inside the part
+    of its range a clipped action reaches (:data:`SQUASH_SCALE`)."""
+    pre = []
+    for x, a, b in zip(out, lo, hi, strict=True):
+        u = (x - a) / (b - a)
+        z = math.log(u / (1.0 - u)) / SQUASH_SCALE if 0.0 < u < 1.0 else math.inf
+        if not abs(z) < 1.0:
+            reach = [a + (b - a) / (1.0 + math.exp(s * SQUASH_SCALE)) for s in (1.0, -1.0)]
+            raise ValueError(f"initial output {x} is outside ({reach[0]:.3g}, {reach[1]:.3g}), "
+                             f"what the tuner reaches in [{a}, {b}]")
+        pre.append(z)
+    return pre
+
+
 def output_range(k_min: float, k_max: float,
                  tilt_range: list[float] | None) -> tuple[list[float], list[float]]:
     """Per-output (lo, hi) of a tuner: (k1, k2) in [k_min, k_max], then the tilt in ``tilt_range``."""
@@ -112,11 +127,12 @@ class GainGNN(nn.Module):
 class GNNActorCritic(ActorCritic):
     """PPO's Gaussian actor-critic with a :class:`GainGNN` actor (pre-squash output) and a GainGNN
     critic; every agent is one sample (parameter sharing). :meth:`deterministic_actor` is the
-    squashed actor, the gains."""
+    squashed actor, the gains. ``init_out``: the first outputs (k1, k2[, tilt]) every agent starts at,
+    before any training; default mid-range."""
 
     def __init__(self, node_size: int, edge_size: int, neighbours: int, act_dim: int = 2, hidden: int = 64,
                  activation: str = "tanh", init_std: float = 1.0, k_min: float = 0.25, k_max: float = 4.0,
-                 tilt_range: list[float] | None = None):
+                 tilt_range: list[float] | None = None, init_out: list[float] | None = None):
         nn.Module.__init__(self)
         kw = dict(node_size=node_size, edge_size=edge_size, neighbours=neighbours, hidden=hidden,
                   activation=activation, k_min=k_min, k_max=k_max)
@@ -130,6 +146,12 @@ class GNNActorCritic(ActorCritic):
             for layer in linears:
                 nn.init.orthogonal_(layer.weight, gain=gain if layer is linears[-1] else math.sqrt(2))
                 nn.init.zeros_(layer.bias)
+        if init_out is not None:  # start at given outputs (e.g. the best fixed gains), not mid-range
+            lo, hi = output_range(k_min, k_max, tilt_range)
+            head = [mod for mod in self.actor.modules() if isinstance(mod, nn.Linear)][-1]
+            with torch.no_grad():
+                head.bias[:len(init_out)] = torch.tensor(unsquash_gains(init_out, lo[:len(init_out)],
+                                                                        hi[:len(init_out)]))
 
     def deterministic_actor(self) -> GainGNN:
         actor = copy.deepcopy(self.actor).eval()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from robo.nets.gnn import unsquash_gains
 from robo.rl.on_policy_runner import OnPolicyConfig
 from robo.rl.ppo import PPOConfig
 from robo.safety.batched_multi_agent import MultiAgentFilterConfig
@@ -59,6 +60,7 @@ class TrainSettings:
     k_min: float = 0.25          # the gains' range (both k1 and k2), 1/s
     k_max: float = 4.0
     tilt_range: list[float] | None = None  # rad: the tuner also sets each agent's right-hand-rule turn
+    init_gains: list[float] | None = None  # (k1, k2) the untrained tuner starts at (default: mid-range)
     episode_time: float = 30.0   # s, the training episodes' horizon
     seed: int = 1_000_000        # training scenarios, apart from evaluation (0) and grid search (10000)
     reward: RewardWeights = field(default_factory=RewardWeights)
@@ -123,6 +125,13 @@ class OnlineCbfConfig:
                 raise ValueError(f"train.tilt_range: need [low, high] with low < high, got {t.tilt_range}")
             for x in t.tilt_range:
                 check_tilt(x)
+        if t.init_gains is not None:
+            if len(t.init_gains) != 2:
+                raise ValueError(f"train.init_gains: need [k1, k2], got {t.init_gains}")
+            try:
+                unsquash_gains(t.init_gains, [t.k_min] * 2, [t.k_max] * 2)
+            except ValueError as e:
+                raise ValueError(f"train.init_gains: {e}") from None
         if not (math.isfinite(t.episode_time) and t.episode_time > 0):
             raise ValueError(f"train.episode_time must be finite and > 0, got {t.episode_time}")
 

@@ -60,7 +60,7 @@ def train(config: OnlineCbfConfig, args: argparse.Namespace, ctx: Context) -> st
     D = config.swarm.dim
     model = lambda: GNNActorCritic(2 * D, edge_layout(D).size, t.neighbours, act_dim=env.action_size,  # noqa: E731
                                    hidden=t.hidden, init_std=t.runner.init_std, k_min=t.k_min, k_max=t.k_max,
-                                   tilt_range=t.tilt_range)
+                                   tilt_range=t.tilt_range, init_out=t.init_gains)
     runner = OnPolicyRunner(env, t.ppo, t.runner, seed=config.seed, checkpoint=run / CHECKPOINT, model=model)
     if ctx.resume and (run / CHECKPOINT).is_file():
         runner.load(run / CHECKPOINT)
