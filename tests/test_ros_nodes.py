@@ -362,6 +362,32 @@ def test_clock_drives_the_nodes_with_use_sim_time_in_lockstep(tmp_path):
         g.close()
 
 
+def test_a_policy_that_starts_last_still_gets_setpoints_from_a_waiting_lockstep_simulator(tmp_path):
+    """In lockstep, simulated time stands still until the policy answers the first state, so the
+    trajectory's timer (on that time) publishes once at most; a policy that starts after that one
+    setpoint still arms, because the trajectory answers each repeated state with the setpoint again."""
+    g = Graph(tmp_path)
+    try:
+        clock: list[float] = []
+        setpoints: list[float] = []
+        g.node.create_subscription(Clock, "/clock", lambda m: clock.append(stamp_seconds(m.clock)),
+                                   QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+        g.node.create_subscription(PoseStamped, "setpoint/pose",
+                                   lambda m: setpoints.append(stamp_seconds(m.header.stamp)), CONTROL_QOS)
+        g.start("quadrotor_sim", parameters=LOCKSTEP_SIM)
+        g.start("trajectory", parameters={"kind": "hold", **SIM_TIME})
+        g.spin_until(lambda: "odometry received" in g.log("trajectory") and setpoints, 60,
+                     "the trajectory's first setpoint")
+        deadline = time.monotonic() + 1.0  # any setpoint the timer sends has gone out by now
+        g.spin_until(lambda: time.monotonic() > deadline, 10, "a second of standing time")
+        assert max(clock) < 0.02, "time must stand still before the first answer"
+        g.start("policy", parameters=SIM_TIME)
+        g.spin_until(lambda: clock and clock[-1] >= 1.0, 60, "1 s of simulated time with the late policy")
+        assert "lockstep: no command" not in g.log("quadrotor_sim")
+    finally:
+        g.close()
+
+
 def test_two_lockstep_runs_fly_bit_identical_trajectories(tmp_path):
     """Two copies of the graph (simulator in lockstep, trajectory, policy) run at the same time in two
     DDS domains, competing for the CPU: their odometry, step by step, is the same to the last bit."""

@@ -1,5 +1,10 @@
 """``trajectory``: publishes ``setpoint/pose`` + ``setpoint/twist`` (world) for hover, a figure-eight
-or waypoints (:mod:`robo.runtime.trajectory`). Holds the start point for ``start_delay`` seconds."""
+or waypoints (:mod:`robo.runtime.trajectory`). Holds the start point for ``start_delay`` seconds.
+
+Setpoints go out on a timer of this node's clock. On simulated time that timer stands still while a
+lockstep simulator waits for the answer to its state, and a policy that arms only once setpoints flow
+would then never answer if it started after the last one went out; so a state the simulator sends again
+(odometry with the same stamp) gets the current setpoint again."""
 
 from __future__ import annotations
 
@@ -43,9 +48,9 @@ class TrajectoryNode(Node):
         self.twist_pub = self.create_publisher(TwistStamped, "setpoint/twist", CONTROL_QOS,
                                                event_callbacks=self.qos.pub("setpoint/twist"))
         self.t0: Time | None = None if v["start_on_odometry"] else self.get_clock().now()
-        if self.t0 is None:
-            self.odom_sub = self.create_subscription(Odometry, "odom", self._on_odom, CONTROL_QOS,
-                                                     event_callbacks=self.qos.sub("odom"))
+        self.odom_stamp: tuple[int, int] | None = None
+        self.odom_sub = self.create_subscription(Odometry, "odom", self._on_odom, CONTROL_QOS,
+                                                 event_callbacks=self.qos.sub("odom"))
         self.create_timer(1.0 / v["rate_hz"], self._tick)
         self.get_logger().info(f"{v['kind']} setpoints at {v['rate_hz']:g} Hz after {self.delay:g} s")
 
@@ -53,6 +58,10 @@ class TrajectoryNode(Node):
         if self.t0 is None:
             self.t0 = self.get_clock().now()
             self.get_logger().info(f"odometry received: moving in {self.delay:g} s")
+        stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        if stamp == self.odom_stamp:  # the simulator is waiting for an answer; its time stands still
+            self._tick()
+        self.odom_stamp = stamp
 
     def _tick(self) -> None:
         now = self.get_clock().now()
