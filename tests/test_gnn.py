@@ -85,11 +85,13 @@ def test_the_actor_critic_squashes_only_its_deterministic_actor():
 
 
 def test_an_untrained_tuner_can_start_at_given_gains():
+    # The head's small random weights (orthogonal, gain 0.01) move each gain by up to 0.08 (50 seeds).
+    torch.manual_seed(0)
     obs = flat_observation(_moving_state(), CONFIG, K).flatten(0, 1).float()
     plain = GNNActorCritic(4, 6, K, hidden=16).deterministic_actor()(obs)
-    assert torch.allclose(plain, torch.full_like(plain, 0.25 + 3.75 / 2), atol=0.05)  # mid-range
+    assert torch.allclose(plain, torch.full_like(plain, 0.25 + 3.75 / 2), atol=0.15)  # mid-range
     started = GNNActorCritic(4, 6, K, hidden=16, init_out=[3.8, 1.0]).deterministic_actor()(obs)
-    assert torch.allclose(started, torch.tensor([3.8, 1.0]).expand_as(started), atol=0.05)
+    assert torch.allclose(started, torch.tensor([3.8, 1.0]).expand_as(started), atol=0.15)
     with pytest.raises(ValueError, match="outside"):  # a clipped action cannot reach the bound itself
         GNNActorCritic(4, 6, K, init_out=[4.0, 1.0])
 

@@ -367,6 +367,21 @@ def test_the_whole_pipeline_runs_resumes_and_exports(tmp_path, capsys) -> None:
     assert "not empty" in capsys.readouterr().err
 
 
+def test_the_paper_scale_config_runs_end_to_end_at_toy_sizes(tmp_path) -> None:
+    """configs/raptor.yaml (for a GPU) with only its sizes cut: every stage runs on its settings."""
+    sets = ["fleet.size=3", *(f"teachers.{s}" for s in TEACHERS), "teachers.train.select_interval=100",
+            "teachers.train.select_episodes=2", *(f"student.{s}" for s in [*STUDENT, "epochs=2"]),
+            "eval.vehicles=6", "eval.preset_episodes=2", "eval.presets=[x500]", "eval.figure8_periods=[10]"]
+    run = tmp_path / "run"
+    assert main(["train", "raptor", "--config", "configs/raptor.yaml", "--out", str(run),
+                 *(a for s in sets for a in ("--set", s))]) == 0
+    config = load_config(RaptorConfig, run / "config.yaml")
+    assert (config.teachers.env.observation, config.teachers.sac.policy_frequency) == ("teacher_force", 2)
+    assert (config.student.teachers, config.student.lr_final) == ("all", 1e-4)
+    assert json.loads((run / "teachers" / "metrics.json").read_text())["teachers"] == 2
+    assert json.loads((run / "policy.json").read_text())["observation"]["size"] == 22
+
+
 def test_onnx_and_torch_students_fly_the_same_recovery_episodes() -> None:
     import numpy as np
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from robo.nets.gnn import unsquash_gains
+from robo.nets.gnn import output_range, unsquash_gains
 from robo.rl.on_policy_runner import OnPolicyConfig
 from robo.rl.ppo import PPOConfig
 from robo.safety.batched_multi_agent import MultiAgentFilterConfig
@@ -129,7 +129,7 @@ class OnlineCbfConfig:
             if len(t.init_gains) != 2:
                 raise ValueError(f"train.init_gains: need [k1, k2], got {t.init_gains}")
             try:
-                unsquash_gains(t.init_gains, [t.k_min] * 2, [t.k_max] * 2)
+                unsquash_gains(t.init_gains, *output_range(t.k_min, t.k_max, None))
             except ValueError as e:
                 raise ValueError(f"train.init_gains: {e}") from None
         if not (math.isfinite(t.episode_time) and t.episode_time > 0):
