@@ -192,6 +192,8 @@ def _mcu(policy: str) -> dict[str, Any]:
     missing = [tool for tool in ("arm-none-eabi-gcc", "qemu-system-arm") if shutil.which(tool) is None]
     if missing or not onnx.is_file():
         return {"skipped": f"needs {' and '.join(missing)}" if missing else f"no {onnx}"}
+    if GainTuner(policy).per_neighbour:
+        return {"skipped": "a per-neighbour tuner: the MCU image takes one (k1, k2) per agent so far"}
     views, settings = record_swap_views(policy)
     with tempfile.TemporaryDirectory() as work:
         out = mcu_step(onnx, views, settings, work)

@@ -15,6 +15,12 @@ perceives its neighbours, not their neighbourhoods.
     m_j  = phi(edge_j)                        shared edge MLP, [B * M, H]
     agg  = (mask @ m) / (1 + mask @ 1)        masked mean-like sum: MatMul, no Reduce op
     out  = rho([node, agg])                   [B, act_dim]
+    g_j  = psi([node, agg, edge_j])           per_neighbour: each slot's own (k1, k2), [B, M * 2]
+
+With ``per_neighbour`` the agent's (k1, k2) from rho serve the barrier rows of neighbours that hold no
+slot, and each slot's pair from the shared head psi serves that neighbour's row: an agent can hold
+one neighbour to a stricter barrier than another (which, unlike one pair of gains for all, can break
+the symmetry of a head-on meeting: chosen by side, the gains steer the QP's answer around).
 
 ``squash``: the output is ``lo + (hi - lo) * sigmoid(4 * clip(out, -1, 1))``, the gains themselves
 (the exported policy), each output in its own range (:func:`output_range`): k1 and k2 in
@@ -58,14 +64,20 @@ def unsquash_gains(out: list[float], lo: list[float], hi: list[float]) -> list[f
     return pre
 
 
-def output_range(k_min: float, k_max: float,
-                 tilt_range: list[float] | None) -> tuple[list[float], list[float]]:
-    """Per-output (lo, hi) of a tuner: (k1, k2) in [k_min, k_max], then the tilt in ``tilt_range``."""
+def output_range(k_min: float, k_max: float, tilt_range: list[float] | None,
+                 slots: int = 0) -> tuple[list[float], list[float]]:
+    """Per-output (lo, hi) of a tuner: (k1, k2) in [k_min, k_max], then the tilt in ``tilt_range``,
+    then ``slots`` per-neighbour (k1, k2) pairs in [k_min, k_max]."""
     lo, hi = [k_min, k_min], [k_max, k_max]
     if tilt_range is not None:
         lo.append(float(tilt_range[0]))
         hi.append(float(tilt_range[1]))
-    return lo, hi
+    return lo + [k_min] * 2 * slots, hi + [k_max] * 2 * slots
+
+
+def base_outputs(tilt_range: list[float] | None) -> int:
+    """The agent's own outputs: (k1, k2), and the tilt when the tuner sets it."""
+    return 2 + (tilt_range is not None)
 
 
 def _mlp(sizes: list[int], activation: str) -> nn.Sequential:
@@ -86,7 +98,8 @@ class GainGNN(nn.Module):
 
     def __init__(self, node_size: int, edge_size: int, neighbours: int, act_dim: int = 2,
                  hidden: int = 64, activation: str = "tanh", squash: bool = True, k_min: float = 0.25,
-                 k_max: float = 4.0, tilt_range: list[float] | None = None, obs_dim: int | None = None):
+                 k_max: float = 4.0, tilt_range: list[float] | None = None, obs_dim: int | None = None,
+                 per_neighbour: bool = False):
         super().__init__()
         if min(node_size, edge_size, neighbours, act_dim, hidden) < 1:
             raise ValueError("GainGNN: node_size, edge_size, neighbours, act_dim and hidden must be >= 1")
@@ -94,8 +107,10 @@ class GainGNN(nn.Module):
             raise ValueError(f"GainGNN: activation {activation!r} must be 'relu' or 'tanh'")
         if not (math.isfinite(k_min) and math.isfinite(k_max) and 0 < k_min < k_max):
             raise ValueError(f"GainGNN: need 0 < k_min < k_max, got {k_min}, {k_max}")
-        if act_dim != 2 + (tilt_range is not None) and act_dim != 1:  # 1: a critic's value
-            raise ValueError(f"GainGNN: act_dim {act_dim} must be 2 (k1, k2), 3 with a tilt_range, or 1")
+        slots = neighbours if per_neighbour else 0
+        if act_dim != base_outputs(tilt_range) + 2 * slots and not (act_dim == 1 and not per_neighbour):
+            raise ValueError(f"GainGNN: act_dim {act_dim} must be 2 (k1, k2), 3 with a tilt_range, plus 2 "
+                             f"per neighbour slot when per_neighbour; or 1 (a critic's value)")
         size = node_size + neighbours * (edge_size + 1)
         if obs_dim is not None and obs_dim != size:  # obs_dim is stored in arch for export; it must agree
             raise ValueError(f"GainGNN: obs_dim {obs_dim} != node + neighbours * (edge + 1) = {size}")
@@ -105,11 +120,14 @@ class GainGNN(nn.Module):
                      "activation": activation, "squash": squash, "k_min": k_min, "k_max": k_max}
         if tilt_range is not None:
             self.arch["tilt_range"] = [float(x) for x in tilt_range]
-        lo, hi = output_range(k_min, k_max, tilt_range)
+        if per_neighbour:
+            self.arch["per_neighbour"] = True
+        lo, hi = output_range(k_min, k_max, tilt_range, slots)
         self.register_buffer("out_lo", torch.tensor(lo), persistent=False)
         self.register_buffer("out_hi", torch.tensor(hi), persistent=False)
         self.phi = _mlp([edge_size, hidden, hidden], activation)
-        self.rho = _mlp([node_size + hidden, hidden, hidden, act_dim], activation)
+        self.rho = _mlp([node_size + hidden, hidden, hidden, act_dim - 2 * slots], activation)
+        self.psi = _mlp([node_size + hidden + edge_size, hidden, 2], activation) if per_neighbour else None
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         a = self.arch
@@ -120,7 +138,11 @@ class GainGNN(nn.Module):
         messages = self.phi(edges).reshape(-1, m, a["hidden"])                  # [B, M, H]
         count = mask @ torch.ones(m, 1, dtype=obs.dtype, device=obs.device)    # [B, 1, 1]
         agg = ((mask @ messages) / (count + 1.0)).reshape(-1, a["hidden"])
-        out = self.rho(torch.cat([node, agg], dim=1))
+        context = torch.cat([node, agg], dim=1)
+        out = self.rho(context)
+        if self.psi is not None:  # every slot's (k1, k2) from the agent's context and that edge
+            per_slot = torch.cat([context.repeat_interleave(m, dim=0), edges], dim=1)   # [B * M, ...]
+            out = torch.cat([out, self.psi(per_slot).reshape(-1, m * 2)], dim=1)
         return squash_gains(out, self.out_lo, self.out_hi) if a["squash"] else out
 
 
@@ -132,26 +154,29 @@ class GNNActorCritic(ActorCritic):
 
     def __init__(self, node_size: int, edge_size: int, neighbours: int, act_dim: int = 2, hidden: int = 64,
                  activation: str = "tanh", init_std: float = 1.0, k_min: float = 0.25, k_max: float = 4.0,
-                 tilt_range: list[float] | None = None, init_out: list[float] | None = None):
+                 tilt_range: list[float] | None = None, init_out: list[float] | None = None,
+                 per_neighbour: bool = False):
         nn.Module.__init__(self)
         kw = dict(node_size=node_size, edge_size=edge_size, neighbours=neighbours, hidden=hidden,
                   activation=activation, k_min=k_min, k_max=k_max)
-        self.actor = GainGNN(act_dim=act_dim, squash=False, tilt_range=tilt_range, **kw)
+        self.actor = GainGNN(act_dim=act_dim, squash=False, tilt_range=tilt_range,
+                             per_neighbour=per_neighbour, **kw)
         self.critic = GainGNN(act_dim=1, squash=False, **kw)
         self.log_std = nn.Parameter(torch.full((act_dim,), math.log(init_std)))
         self.obs_norm = nn.Identity()
         # a near-zero policy head: every agent starts at mid-range gains with the full exploration noise
         for net, gain in ((self.actor, 0.01), (self.critic, 1.0)):
-            linears = [mod for mod in net.modules() if isinstance(mod, nn.Linear)]
-            for layer in linears:
-                nn.init.orthogonal_(layer.weight, gain=gain if layer is linears[-1] else math.sqrt(2))
+            heads = [mlp[-1] for mlp in (net.rho, net.psi) if mlp is not None]
+            for layer in (mod for mod in net.modules() if isinstance(mod, nn.Linear)):
+                nn.init.orthogonal_(layer.weight, gain=gain if layer in heads else math.sqrt(2))
                 nn.init.zeros_(layer.bias)
         if init_out is not None:  # start at given outputs (e.g. the best fixed gains), not mid-range
             lo, hi = output_range(k_min, k_max, tilt_range)
-            head = [mod for mod in self.actor.modules() if isinstance(mod, nn.Linear)][-1]
+            start = torch.tensor(unsquash_gains(init_out, lo[:len(init_out)], hi[:len(init_out)]))
             with torch.no_grad():
-                head.bias[:len(init_out)] = torch.tensor(unsquash_gains(init_out, lo[:len(init_out)],
-                                                                        hi[:len(init_out)]))
+                self.actor.rho[-1].bias[:len(init_out)] = start
+                if self.actor.psi is not None:  # every neighbour's gains start there too
+                    self.actor.psi[-1].bias[:] = start[:2]
 
     def deterministic_actor(self) -> GainGNN:
         actor = copy.deepcopy(self.actor).eval()

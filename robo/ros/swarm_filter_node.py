@@ -3,7 +3,8 @@
 On every message of its own ``odom`` the node builds the agent's view (its goal offset and velocity,
 the neighbours within ``sensing_radius``), runs the gain tuner (the card's GNN through
 :class:`robo.runtime.swarm.SwarmTuner`) for this agent's (k1, k2) (and its turn, when the card's tuner
-sets the tilt), filters the PD-to-goal acceleration
+sets the tilt; a per-neighbour tuner also gives each neighbour in a slot its own pair, and the
+diagnostics report the least), filters the PD-to-goal acceleration
 through its own HOCBF-QP (:func:`robo.safety.agent_qp.filter_agent`: half of every pair condition) in
 the x-y plane, and publishes ``setpoint/pose`` + ``setpoint/twist`` stamped like that odometry: the
 setpoint at which the vehicle's tracker (kp, kv) produces exactly the filtered acceleration (velocity
@@ -51,7 +52,7 @@ from robo.ros.common import (
 )
 from robo.ros.convert import odometry_to_state, setpoint_msgs
 from robo.runtime.quadrotor import Setpoint
-from robo.runtime.swarm import SwarmTuner, agent_observation, nominal_acceleration
+from robo.runtime.swarm import SwarmTuner, agent_observation, nominal_acceleration, slot_order
 from robo.safety.agent_qp import AgentFilterConfig, filter_agent
 
 ODOMETRY_TYPE = "nav_msgs/msg/Odometry"
@@ -188,10 +189,14 @@ class SwarmFilterNode(Node):
             self.go_at = now + self.values["start_delay"]
         target = self.goal if now >= self.go_at else self.hold
         others_p, others_v = self._neighbour_states(p, now)
+        view = dict(sensing_radius=self.config.sensing_radius, slots=self.tuner.slots,
+                    agents_first=self.tuner.per_neighbour)
         obs = agent_observation(p, v, target[:2], others_p, others_v, agent_radius=self.config.agent_radius,
-                                sensing_radius=self.config.sensing_radius, slots=self.tuner.slots)
+                                **view)
         clamped, fallbacks = self.tuner.clamped, self.tuner.fallbacks
-        k1, k2, *turn = self.tuner.gains(obs)  # a tuner that sets the tilt overrides nominal_tilt
+        order = slot_order(p, others_p, **view)
+        # a tuner that sets the tilt overrides nominal_tilt; a per-neighbour one gives gains per neighbour
+        k1, k2, *turn = self.tuner.gains(obs, order, len(others_p))
         self.counts["clamped_gains"] += self.tuner.clamped - clamped
         self.counts["fallbacks"] += self.tuner.fallbacks - fallbacks
         tilt = turn[0] if turn else self.values["nominal_tilt"]
@@ -203,7 +208,7 @@ class SwarmFilterNode(Node):
         self.counts["modified"] += out.modified
         self.counts["faults"] += out.fault
         distances = np.linalg.norm(others_p - p, axis=1)
-        self.last = dict(k1=k1, k2=k2, tilt=tilt, in_range=out.rows,
+        self.last = dict(k1=float(np.min(k1)), k2=float(np.min(k2)), tilt=tilt, in_range=out.rows,
                          min_distance=min(self.last["min_distance"], float(distances.min(initial=math.inf))))
         # The tracker's setpoint that yields exactly u: velocity setpoint v, position shifted by u / kp.
         position = np.array([*(p + out.u / self.values["tracker_kp"]), target[2]])

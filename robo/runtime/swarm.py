@@ -5,8 +5,9 @@ An agent's computer knows its own position, velocity and goal, and what it hears
 :func:`sim.swarm.flat_observation` (goal offset, velocity, the K nearest neighbours within the sensing
 radius as offset, relative velocity, contact distance, obstacle flag, then the slot mask), in numpy;
 :class:`SwarmTuner` runs the card's GNN on it through :class:`OnnxPolicy` and returns (k1, k2), and the
-nominal's turn when the card's third output is ``tilt``, with outputs out of the card's range (a
-corrupt model) clamped and counted. :func:`nominal_acceleration` is
+nominal's turn when the card's third output is ``tilt`` (a per-neighbour tuner: k1 and k2 per barrier
+row, by :func:`slot_order`), with outputs out of the card's range (a corrupt model) clamped and
+counted. :func:`nominal_acceleration` is
 the PD-to-goal of :func:`sim.swarm.nominal_accelerations` for one agent. No torch.
 """
 
@@ -24,13 +25,14 @@ TASK = "online_cbf"
 
 def agent_observation(p: np.ndarray, v: np.ndarray, goal: np.ndarray, neighbours_p: np.ndarray,
                       neighbours_v: np.ndarray, *, agent_radius: float, sensing_radius: float, slots: int,
-                      obstacle_p: np.ndarray | None = None,
-                      obstacle_r: np.ndarray | None = None) -> np.ndarray:
+                      obstacle_p: np.ndarray | None = None, obstacle_r: np.ndarray | None = None,
+                      agents_first: bool = False) -> np.ndarray:
     """The flat observation [D * 2 + slots * (2 D + 2) + slots] of one agent (float32).
 
     Neighbours and obstacles beyond ``sensing_radius`` are left out; the ``slots`` nearest of the
     rest fill the edge slots, nearest first (ties: agents before obstacles, lower index first, as
-    ``torch.topk`` on the simulator's [agents, obstacles] order does for distinct distances).
+    ``torch.topk`` on the simulator's [agents, obstacles] order does for distinct distances); with
+    ``agents_first`` (a per-neighbour tuner) every agent before any obstacle.
     """
     D = p.shape[0]
     obstacle_p = np.zeros((0, D)) if obstacle_p is None else obstacle_p.reshape(-1, D)
@@ -40,14 +42,30 @@ def agent_observation(p: np.ndarray, v: np.ndarray, goal: np.ndarray, neighbours
     rel_v = np.concatenate([neighbours_v.reshape(M, D) - v, np.broadcast_to(-v, (O, D))])
     reach = np.concatenate([np.full(M, 2 * agent_radius), agent_radius + obstacle_r])
     flag = np.concatenate([np.zeros(M), np.ones(O)])
-    dist = np.linalg.norm(offset, axis=1)
-    near = [i for i in np.argsort(dist, kind="stable") if dist[i] <= sensing_radius][:slots]
+    near = slot_order(p, neighbours_p, sensing_radius=sensing_radius, slots=slots, obstacle_p=obstacle_p,
+                      agents_first=agents_first)
     edges = np.zeros((slots, 2 * D + 2))
     mask = np.zeros(slots)
     for slot, i in enumerate(near):
         edges[slot] = [*offset[i], *rel_v[i], reach[i], flag[i]]
         mask[slot] = 1.0
     return np.concatenate([goal - p, v, edges.ravel(), mask]).astype(np.float32)
+
+
+def slot_order(p: np.ndarray, neighbours_p: np.ndarray, *, sensing_radius: float, slots: int,
+               obstacle_p: np.ndarray | None = None, agents_first: bool = False) -> list[int]:
+    """Which neighbour (index < M) or obstacle (M + index) fills each edge slot of
+    :func:`agent_observation`, nearest first (every neighbour before any obstacle with
+    ``agents_first``), at most ``slots``."""
+    D = p.shape[0]
+    M = len(neighbours_p.reshape(-1, D))
+    others = np.concatenate([neighbours_p.reshape(M, D), np.zeros((0, D)) if obstacle_p is None
+                             else obstacle_p.reshape(-1, D)])
+    dist = np.linalg.norm(others - p, axis=1)
+    in_range = [int(i) for i in np.argsort(dist, kind="stable") if dist[i] <= sensing_radius]
+    if agents_first:
+        in_range = [i for i in in_range if i < M] + [i for i in in_range if i >= M]
+    return in_range[:slots]
 
 
 def nominal_acceleration(p: np.ndarray, v: np.ndarray, goal: np.ndarray, *, max_speed: float,
@@ -66,12 +84,23 @@ def nominal_acceleration(p: np.ndarray, v: np.ndarray, goal: np.ndarray, *, max_
 TUNER_OUTPUTS = (["k1", "k2"], ["k1", "k2", "tilt"])  # gains only, or gains and the nominal's turn
 
 
+def neighbour_slots(card: dict[str, Any]) -> int:
+    """How many per-neighbour (k1, k2) pairs the card's tuner outputs after its own (0: none)."""
+    arch = card.get("training", {}).get("arch", {})
+    return int(arch.get("neighbours", 0)) if arch.get("per_neighbour") else 0
+
+
 def tuner_outputs(card: dict[str, Any], where: str | Path) -> int:
-    """How many values the card's tuner outputs: 2 (k1, k2) or 3 (k1, k2, tilt); anything else is refused."""
+    """How many values the card's tuner outputs for the agent itself: 2 (k1, k2) or 3 (k1, k2, tilt),
+    each followed, for a per-neighbour tuner, by edgeM.k1, edgeM.k2 per slot; anything else is refused."""
     names = [entry["name"] for entry in card["action"]["layout"]]
-    if names not in TUNER_OUTPUTS:
-        raise ValueError(f"{where}: the card's outputs are {names}, not [k1, k2] or [k1, k2, tilt]")
-    return len(names)
+    slots = neighbour_slots(card)
+    own = names[:len(names) - 2 * slots]
+    edges = [f"edge{m}.{k}" for m in range(slots) for k in ("k1", "k2")]
+    if own not in TUNER_OUTPUTS or names[len(own):] != edges:
+        raise ValueError(f"{where}: the card's outputs are {names}, not [k1, k2] or [k1, k2, tilt]"
+                         + (f" then edgeM.k1, edgeM.k2 for M < {slots}" if slots else ""))
+    return len(own)
 
 
 class SwarmTuner:
@@ -84,13 +113,24 @@ class SwarmTuner:
         arch = self.policy.card["training"]["arch"]
         self.slots = int(arch["neighbours"])
         self.dim = int(arch["node_size"]) // 2
-        self.sets_tilt = tuner_outputs(self.policy.card, path) == 3
+        self.own = tuner_outputs(self.policy.card, path)
+        self.sets_tilt = self.own == 3
+        self.per_neighbour = neighbour_slots(self.policy.card) > 0
         self.clamped = 0     # calls whose raw outputs the model put out of the card's range
         self.fallbacks = 0   # calls answered by the card's fallback (non-finite view or output)
 
-    def gains(self, obs: np.ndarray) -> tuple[float, ...]:
-        """(k1, k2), or (k1, k2, tilt) from a tuner that sets the nominal's turn too."""
+    def gains(self, obs: np.ndarray, order: list[int] | None = None, rows: int = 0) -> tuple[Any, ...]:
+        """(k1, k2), or (k1, k2, tilt) from a tuner that sets the nominal's turn too. A per-neighbour
+        tuner gives k1 and k2 per barrier row [rows]: slot m's pair for row ``order[m]`` (the
+        :func:`slot_order` of ``obs``), the agent's own pair for the rest."""
         step = self.policy.step(obs)
         self.fallbacks += step.fallback
         self.clamped += bool(step.clamped)
-        return tuple(float(x) for x in step.action)
+        out = [float(x) for x in step.action]
+        own = out[:self.own]
+        if not self.per_neighbour:
+            return tuple(own)
+        k = np.tile(np.array(own[:2]), (rows, 1))
+        for m, row in enumerate(order or []):
+            k[row] = out[self.own + 2 * m:self.own + 2 * m + 2]
+        return (k[:, 0], k[:, 1], *own[2:])

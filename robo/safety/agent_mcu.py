@@ -54,9 +54,14 @@ class StepSettings:
 
 def tuner_outputs(policy_onnx: str | Path) -> int:
     """2 for a tuner of (k1, k2), 3 for one that also sets the turn (k1, k2, tilt); refused otherwise."""
+    from robo.runtime.swarm import neighbour_slots
     from robo.runtime.swarm import tuner_outputs as card_outputs  # runtime imports safety: not at the top
 
-    return card_outputs(load_card(card_path_for(policy_onnx)), policy_onnx)
+    card = load_card(card_path_for(policy_onnx))
+    if neighbour_slots(card):
+        raise ValueError(f"{policy_onnx}: a per-neighbour tuner; the MCU image takes one (k1, k2) per agent "
+                         f"so far")
+    return card_outputs(card, policy_onnx)
 
 
 def _table(rows: Sequence[str], name: str, shape: str) -> str:

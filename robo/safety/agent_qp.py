@@ -54,13 +54,14 @@ class AgentFilterResult:
 
 
 def agent_rows(p: np.ndarray, v: np.ndarray, others_p: np.ndarray, others_v: np.ndarray,
-               others_reach: np.ndarray, others_share: np.ndarray, k1: float, k2: float,
-               config: AgentFilterConfig) -> tuple[np.ndarray, np.ndarray]:
+               others_reach: np.ndarray, others_share: np.ndarray, k1: float | np.ndarray,
+               k2: float | np.ndarray, config: AgentFilterConfig) -> tuple[np.ndarray, np.ndarray]:
     """Rows ``A a >= b`` (A [M, D] unit rows, b [M]) for the ``others`` [M, D] within the sensing radius.
 
     ``others_reach``: the contact distance of each (the two radii), ``others_share``: 1/2 for an agent,
-    1 for an obstacle (an obstacle's velocity is zero).
+    1 for an obstacle (an obstacle's velocity is zero); gains one pair, or one per other [M].
     """
+    k1, k2 = (np.broadcast_to(np.asarray(k, dtype=float), (len(others_p),)) for k in (k1, k2))
     dp = p[None] - others_p
     dv = v[None] - others_v
     dist = np.linalg.norm(dp, axis=1)
@@ -68,18 +69,20 @@ def agent_rows(p: np.ndarray, v: np.ndarray, others_p: np.ndarray, others_v: np.
     dp, dv, dist = dp[live], dv[live], dist[live]
     h = dist**2 - (others_reach[live] + config.margin) ** 2
     h_dot = 2 * np.einsum("md,md->m", dp, dv)
+    k1, k2 = k1[live], k2[live]
     c = 2 * np.einsum("md,md->m", dv, dv) + (k1 + k2) * h_dot + k1 * k2 * h
     return dp / dist[:, None], -others_share[live] * c / (2 * dist)
 
 
 def filter_agent(p: np.ndarray, v: np.ndarray, u_nom: np.ndarray, neighbours_p: np.ndarray,
-                 neighbours_v: np.ndarray, k1: float, k2: float, config: AgentFilterConfig,
-                 obstacle_p: np.ndarray | None = None,
+                 neighbours_v: np.ndarray, k1: float | np.ndarray, k2: float | np.ndarray,
+                 config: AgentFilterConfig, obstacle_p: np.ndarray | None = None,
                  obstacle_r: np.ndarray | None = None) -> AgentFilterResult:
     """Filter this agent's nominal acceleration ``u_nom`` [D] (D = 2 or 3) against its neighbours
-    (positions and velocities [M, D]) and static obstacles (centres [O, D], radii [O])."""
+    (positions and velocities [M, D]) and static obstacles (centres [O, D], radii [O]); gains one pair,
+    or one per row [M + O] (neighbours, then obstacles)."""
     D = p.shape[0]
-    if not (math.isfinite(k1) and math.isfinite(k2) and k1 > 0 and k2 > 0):
+    if not all(np.all(np.isfinite(k)) and np.all(np.asarray(k) > 0) for k in (k1, k2)):
         raise ValueError(f"filter: gains must be finite and > 0, got k1={k1}, k2={k2}")
     obstacle_p = np.zeros((0, D)) if obstacle_p is None else obstacle_p
     obstacle_r = np.zeros(0) if obstacle_r is None else obstacle_r

@@ -15,7 +15,7 @@ For a pair of agents each takes half of the condition, 2 dp.a_i >= -c/2 with
 c = 2 |dv|^2 + (k1 + k2) h' + k1 k2 h (the two halves add up to the whole when both agents use the
 same gains); an obstacle is taken fully, 2 dp.a_i >= -c. Rows are divided by |2 dp| so they have
 unit length (the solver's tolerance and the slack are then in m/s^2). The gains are inputs per
-agent, so a tuner can set them online.
+agent, or per agent and row (a pair of gains for each neighbour), so a tuner can set them online.
 
 The QP is the projection solved by :func:`robo.safety.batched_active_set.solve_active_set` (the
 algorithm of the fast path and the emitted C), a 2-D problem padded with a zero third axis. The
@@ -60,7 +60,8 @@ def barrier_rows(p: torch.Tensor, v: torch.Tensor, obstacle_p: torch.Tensor, obs
                  k1: torch.Tensor, k2: torch.Tensor, config: MultiAgentFilterConfig,
                  fixed: torch.Tensor | None = None,
                  fixed_accel: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each agent's rows ``A . a_i >= b``: A [E, N, N + O, D] (unit rows), b [E, N, N + O].
+    """Each agent's rows ``A . a_i >= b``: A [E, N, N + O, D] (unit rows), b [E, N, N + O]; gains
+    [E, N] or per row [E, N, N + O].
 
     Slot j < N is agent j, slot N + k obstacle k; a slot out of sensing range (or the agent itself)
     is the empty row 0 >= -1, which never binds. Agents marked ``fixed`` [E, N] apply the known
@@ -77,7 +78,8 @@ def barrier_rows(p: torch.Tensor, v: torch.Tensor, obstacle_p: torch.Tensor, obs
     dist = dp.norm(dim=-1)
     h = dist**2 - reach**2
     h_dot = 2 * (dp * dv).sum(-1)
-    k1, k2 = k1[..., None], k2[..., None]
+    if k1.dim() == 2:
+        k1, k2 = k1[..., None], k2[..., None]
     c = 2 * (dv * dv).sum(-1) + (k1 + k2) * h_dot + k1 * k2 * h
     if fixed is not None and fixed_accel is not None:
         whole = torch.cat([fixed[:, None].expand(E, N, N), fixed.new_zeros(E, N, O)], dim=2)
@@ -96,10 +98,13 @@ def filter_accelerations(p: torch.Tensor, v: torch.Tensor, u_nom: torch.Tensor, 
                          obstacle_r: torch.Tensor, k1: torch.Tensor | float, k2: torch.Tensor | float,
                          config: MultiAgentFilterConfig) -> FilterOutput:
     """Filter every agent's nominal acceleration ``u_nom`` [E, N, D] (positions ``p``, velocities
-    ``v``; obstacles [E, O, D] and radii [E, O]; gains scalars or [E, N])."""
+    ``v``; obstacles [E, O, D] and radii [E, O]; gains scalars, [E, N], or [E, N, N + O] per row: agents,
+    then obstacles)."""
     E, N, _ = p.shape
-    k1 = torch.as_tensor(k1, dtype=p.dtype, device=p.device).expand(E, N)
-    k2 = torch.as_tensor(k2, dtype=p.dtype, device=p.device).expand(E, N)
+    k1 = torch.as_tensor(k1, dtype=p.dtype, device=p.device)
+    k2 = torch.as_tensor(k2, dtype=p.dtype, device=p.device)
+    if k1.dim() < 3:
+        k1, k2 = k1.expand(E, N), k2.expand(E, N)
     _check_gains(k1, "k1")
     _check_gains(k2, "k2")
     brake = (-config.brake_gain * v).clamp(-config.max_accel, config.max_accel)

@@ -17,6 +17,7 @@ from sim.swarm.observation import (
     flat_layout,
     flat_observation,
     observe,
+    slot_rows,
 )
 from sim.swarm.scenarios import SCENARIOS, Scenario, make_scenario
 
@@ -24,6 +25,5 @@ __all__ = [
     "AGENT_LAYOUT", "EDGE_LAYOUT", "SCENARIOS", "Scenario", "SwarmConfig", "SwarmState", "agent_layout",
     "at_goal", "edge_layout", "flat_layout", "flat_observation",
     "make_scenario", "nominal_accelerations", "observe", "pairwise_distances",
-    "replace_envs",
-    "reset", "step",
+    "replace_envs", "reset", "slot_rows", "step",
 ]

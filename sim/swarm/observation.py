@@ -4,7 +4,9 @@ Only relative quantities, so anything computed from them is translation-invarian
 its goal offset and its velocity; an edge is a neighbour (another agent or an obstacle) within the
 sensing radius, as its offset, its velocity relative to the agent's, the distance at which the two
 touch, and whether it is an obstacle. The K nearest neighbours fill the edge slots in order of
-distance; empty slots are zero and masked out.
+distance; empty slots are zero and masked out. With ``agents_first`` every agent within range comes
+before any obstacle (then each nearest first): a per-neighbour tuner's slots then hold the agents,
+whose rows it sets, and not the dozens of circles of a corridor wall.
 """
 
 from __future__ import annotations
@@ -34,14 +36,12 @@ AGENT_LAYOUT = agent_layout(2)
 EDGE_LAYOUT = edge_layout(2)
 
 
-def observe(state: SwarmState, config: SwarmConfig, neighbours: int) -> tuple[torch.Tensor, torch.Tensor,
-                                                                             torch.Tensor]:
-    """(agent features [E, N, F], edge features [E, N, K, Fe], mask [E, N, K] bool), K = ``neighbours``,
-    in the order of :func:`agent_layout` and :func:`edge_layout`."""
+def _candidates(state: SwarmState, config: SwarmConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every agent's candidate edges: (features [E, N, R, Fe], distance [E, N, R], +inf for itself and
+    beyond the sensing radius), R = N agents then O obstacles."""
     p, v = state.p, state.v
     E, N, D = p.shape
     O = state.obstacle_p.shape[1]
-    nodes = torch.cat([state.goal - p, v], dim=-1)
     # [E, N, N + O, D]: from agent i to agent j, then to obstacle k
     offset = torch.cat([p[:, None] - p[:, :, None], state.obstacle_p[:, None] - p[:, :, None]], dim=2)
     rel_v = torch.cat([v[:, None] - v[:, :, None], (-v)[:, :, None].expand(E, N, O, D)], dim=2)
@@ -51,17 +51,45 @@ def observe(state: SwarmState, config: SwarmConfig, neighbours: int) -> tuple[to
                       torch.ones(E, N, O, dtype=p.dtype, device=p.device)], dim=2)
     dist = torch.cat([pairwise_distances(p), offset[:, :, N:].norm(dim=-1)], dim=2)
     dist = torch.where(dist <= config.sensing_radius, dist, math.inf)
-    k = min(neighbours, N - 1 + O)
-    near, idx = dist.topk(k, dim=2, largest=False)
-    edges = torch.cat([offset, rel_v, reach[..., None], flag[..., None]], dim=-1)
-    edges = torch.gather(edges, 2, idx[..., None].expand(E, N, k, edges.shape[-1]))
+    return torch.cat([offset, rel_v, reach[..., None], flag[..., None]], dim=-1), dist
+
+
+AGENTS_FIRST = 1e6  # m added to an obstacle's distance for the slot order only: after every agent in range
+
+
+def _nearest(dist: torch.Tensor, neighbours: int, agents_first: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row index [E, N, K] of each slot, mask [E, N, K]): the K nearest candidates, nearest first
+    (agents before obstacles with ``agents_first``); slots beyond the candidates are masked, with the
+    agent's own row (never a neighbour's) as index."""
+    E, N, R = dist.shape
+    if agents_first:
+        dist = dist + torch.cat([dist.new_zeros(N), dist.new_full((R - N,), AGENTS_FIRST)])
+    near, idx = dist.topk(min(neighbours, R - 1), dim=2, largest=False)
     mask = torch.isfinite(near)
-    edges = edges * mask[..., None]
-    if k < neighbours:  # fewer candidates than slots: pad empty slots
-        pad = neighbours - k
-        edges = torch.cat([edges, edges.new_zeros(E, N, pad, edges.shape[-1])], dim=2)
+    pad = neighbours - idx.shape[2]
+    if pad > 0:  # fewer candidates than slots: pad empty slots
+        own = torch.arange(N, device=idx.device)[None, :, None].expand(E, N, pad)
+        idx = torch.cat([idx, own], dim=2)
         mask = torch.cat([mask, mask.new_zeros(E, N, pad)], dim=2)
-    return nodes, edges, mask
+    return idx, mask
+
+
+def slot_rows(state: SwarmState, config: SwarmConfig, neighbours: int,
+              agents_first: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which candidate fills each edge slot of :func:`observe`: (index [E, N, K] into the N agents then
+    the O obstacles, the order of the filter's rows; mask [E, N, K] of the filled slots)."""
+    return _nearest(_candidates(state, config)[1], neighbours, agents_first)
+
+
+def observe(state: SwarmState, config: SwarmConfig, neighbours: int,
+            agents_first: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(agent features [E, N, F], edge features [E, N, K, Fe], mask [E, N, K] bool), K = ``neighbours``,
+    in the order of :func:`agent_layout` and :func:`edge_layout`."""
+    nodes = torch.cat([state.goal - state.p, state.v], dim=-1)
+    edges, dist = _candidates(state, config)
+    idx, mask = _nearest(dist, neighbours, agents_first)
+    edges = torch.gather(edges, 2, idx[..., None].expand(*idx.shape, edges.shape[-1]))
+    return nodes, edges * mask[..., None], mask
 
 
 def flat_layout(dim: int, neighbours: int) -> ObservationLayout:
@@ -73,7 +101,8 @@ def flat_layout(dim: int, neighbours: int) -> ObservationLayout:
         str(m) for m in range(neighbours)), clip=(0.0, 1.0))))
 
 
-def flat_observation(state: SwarmState, config: SwarmConfig, neighbours: int) -> torch.Tensor:
+def flat_observation(state: SwarmState, config: SwarmConfig, neighbours: int,
+                     agents_first: bool = False) -> torch.Tensor:
     """[E, N, flat_layout(dim, neighbours).size]: :func:`observe` as one vector per agent."""
-    nodes, edges, mask = observe(state, config, neighbours)
+    nodes, edges, mask = observe(state, config, neighbours, agents_first)
     return torch.cat([nodes, edges.flatten(2), mask.to(nodes.dtype)], dim=-1)

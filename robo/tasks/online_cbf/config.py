@@ -61,6 +61,7 @@ class TrainSettings:
     k_max: float = 4.0
     tilt_range: list[float] | None = None  # rad: the tuner also sets each agent's right-hand-rule turn
     init_gains: list[float] | None = None  # (k1, k2) the untrained tuner starts at (default: mid-range)
+    per_neighbour: bool = False  # also a (k1, k2) per edge slot, for that neighbour's barrier row
     episode_time: float = 30.0   # s, the training episodes' horizon
     seed: int = 1_000_000        # training scenarios, apart from evaluation (0) and grid search (10000)
     reward: RewardWeights = field(default_factory=RewardWeights)

@@ -3,7 +3,9 @@
 ``E`` episodes of ``N`` agents are ``E * N`` rows of the :mod:`robo.rl.vec_env` contract (agent-major
 within an episode: row ``e * N + i``), so one shared policy learns from every agent (parameter
 sharing). A step: the clipped action of each row becomes that agent's (k1, k2), with
-``train.tilt_range`` also its right-hand-rule turn, through :func:`robo.nets.gnn.squash_gains`; the
+``train.tilt_range`` also its right-hand-rule turn and with ``train.per_neighbour`` also each edge
+slot's (k1, k2), through :func:`robo.nets.gnn.squash_gains` and
+:func:`~robo.tasks.online_cbf.neighbour_gains.split_outputs`; the
 nominal PD command goes through the decentralised filter with those gains; the swarm steps.
 Per-agent reward (weights in :class:`RewardWeights`): progress toward the goal, a time cost while
 away from it, a deadlock penalty at the onset, a slack (fault) penalty, a collision penalty, and a
@@ -23,9 +25,10 @@ from typing import Any
 
 import torch
 
-from robo.nets.gnn import output_range, squash_gains
+from robo.nets.gnn import base_outputs, output_range, squash_gains
 from robo.safety.batched_multi_agent import filter_accelerations
 from robo.tasks.online_cbf.config import OnlineCbfConfig
+from robo.tasks.online_cbf.neighbour_gains import split_outputs
 from sim.swarm import (
     Scenario,
     SwarmState,
@@ -54,7 +57,7 @@ def _padded(scenario: Scenario, count: int) -> Scenario:
 
 class SwarmGainEnv:
     """``VecEnv`` of ``train.envs * agents`` rows; observation :func:`sim.swarm.flat_layout`, action 2
-    (k1, k2) or 3 (k1, k2, tilt)."""
+    (k1, k2) or 3 (k1, k2, tilt), plus 2 per edge slot with ``train.per_neighbour``."""
 
     def __init__(self, config: OnlineCbfConfig):
         self.config, t = config, config.train
@@ -63,9 +66,10 @@ class SwarmGainEnv:
         self.E, self.N = t.envs, config.agents
         self.num_envs = self.E * self.N
         self.observation_size = flat_layout(self.swarm.dim, t.neighbours).size
-        self.action_size = 2 if t.tilt_range is None else 3
+        slots = t.neighbours if t.per_neighbour else 0
+        self.action_size = base_outputs(t.tilt_range) + 2 * slots
         self.out_lo, self.out_hi = (torch.tensor(x, dtype=torch.float64)
-                                    for x in output_range(t.k_min, t.k_max, t.tilt_range))
+                                    for x in output_range(t.k_min, t.k_max, t.tilt_range, slots))
         self.episodes_started = 0
         self.obstacles = max(self._make(name, 0).obstacle_p.shape[1] for name in t.scenarios)
         self.finished: list[dict[str, float]] = []  # per ended episode: success, deadlock, collisions
@@ -89,7 +93,8 @@ class SwarmGainEnv:
 
     # ----- VecEnv ----------------------------------------------------------------------------
     def observe(self) -> torch.Tensor:
-        return flat_observation(self.state, self.swarm, self.config.train.neighbours).reshape(
+        t = self.config.train
+        return flat_observation(self.state, self.swarm, t.neighbours, agents_first=t.per_neighbour).reshape(
             self.num_envs, -1).float()
 
     def reset(self, seed: int | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -100,11 +105,14 @@ class SwarmGainEnv:
         return self.observe(), {}
 
     def gains(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | float]:
-        """(k1, k2, tilt) of every agent, each [E, N]; the tilt is the config's unless the tuner sets it."""
-        dtype = self.state.p.dtype
+        """(k1, k2, tilt): the gains [E, N] (per row [E, N, N + O] with ``train.per_neighbour``) and the
+        tilt [E, N], the config's unless the tuner sets it."""
+        dtype, t = self.state.p.dtype, self.config.train
         k = squash_gains(action.to(dtype), self.out_lo.to(dtype), self.out_hi.to(dtype)).reshape(
             self.E, self.N, self.action_size)
-        return k[..., 0], k[..., 1], k[..., 2] if self.action_size == 3 else self.config.tilt
+        k1, k2, tilt = split_outputs(k, self.state, self.swarm, t.neighbours, t.tilt_range is not None,
+                                     t.per_neighbour)
+        return k1, k2, self.config.tilt if tilt is None else tilt
 
     def step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
                                                   dict[str, Any]]:

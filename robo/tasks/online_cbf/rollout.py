@@ -2,9 +2,9 @@
 
 A controller is the nominal PD (``gains=None``), the filter with fixed gains (k1, k2), or the filter
 with the gains a tuner sets every step (a callable ``tuner(state, swarm_config) -> (k1, k2)``, each
-[E, N], or ``(k1, k2, tilt)`` for a tuner that also turns each agent's nominal; otherwise every agent
-turns by the config's tilt). All episodes run as one batch; they stop when every episode has all its
-agents at their goals, or at the horizon.
+[E, N] or per barrier row [E, N, N + O], or ``(k1, k2, tilt)`` for a tuner that also turns each
+agent's nominal; otherwise every agent turns by the config's tilt). All episodes run as one batch;
+they stop when every episode has all its agents at their goals, or at the horizon.
 """
 
 from __future__ import annotations
@@ -17,7 +17,15 @@ import torch
 
 from robo.safety.batched_multi_agent import filter_accelerations
 from robo.tasks.online_cbf.config import OnlineCbfConfig
-from sim.swarm import SwarmConfig, SwarmState, make_scenario, nominal_accelerations, reset, step
+from sim.swarm import (
+    SwarmConfig,
+    SwarmState,
+    make_scenario,
+    nominal_accelerations,
+    pairwise_distances,
+    reset,
+    step,
+)
 
 Tuner = Callable[[SwarmState, SwarmConfig], tuple[torch.Tensor, ...]]
 Gains = tuple[float, float] | Tuner | None
@@ -42,7 +50,7 @@ def run_episodes(config: OnlineCbfConfig, gains: Gains, *, episodes: int | None 
     state = reset(scenario, sw)
     fc = config.filter_config()
     faults, agent_steps, paths = 0, 0, [state.p[0]]
-    chosen: list[torch.Tensor] = []
+    chosen: dict[str, list[torch.Tensor]] = {}
     for _ in range(sw.episode_steps):
         k = None if gains is None else gains(state, sw) if callable(gains) else gains
         tilt = k[2] if k is not None and len(k) == 3 else config.tilt
@@ -50,8 +58,7 @@ def run_episodes(config: OnlineCbfConfig, gains: Gains, *, episodes: int | None 
                                   max_accel=sw.max_accel, kp=config.kp, kd=config.kd, tilt=tilt)
         if k is not None:
             if callable(gains):
-                away = (state.p - state.goal).norm(dim=-1) > sw.goal_tolerance
-                chosen.append(torch.stack([x[away] for x in k], dim=1))
+                _record(chosen, k, state, sw)
             out = filter_accelerations(state.p, state.v, u, state.obstacle_p, state.obstacle_r, k[0], k[1],
                                        fc)
             u = out.u
@@ -67,12 +74,27 @@ def run_episodes(config: OnlineCbfConfig, gains: Gains, *, episodes: int | None 
     return Rollout(state, faults, agent_steps, torch.stack(paths), stats)
 
 
-def _gain_statistics(chosen: list[torch.Tensor]) -> dict[str, float]:
-    k = torch.cat(chosen)
+def _record(chosen: dict[str, list[torch.Tensor]], k: tuple[torch.Tensor, ...], state: SwarmState,
+            sw: SwarmConfig) -> None:
+    """Append the values a tuner set for agents away from their goals: per agent, or per barrier row
+    of a neighbour within sensing range (a per-neighbour tuner's [E, N, N + O] gains)."""
+    away = (state.p - state.goal).norm(dim=-1) > sw.goal_tolerance
+    for name, x in zip(("k1", "k2", "tilt"), k, strict=False):
+        if x.dim() == 3:
+            to_obstacles = (state.p[:, :, None] - state.obstacle_p[:, None]).norm(dim=-1)
+            dist = torch.cat([pairwise_distances(state.p), to_obstacles], dim=2)
+            x = x[(dist <= sw.sensing_radius) & away[..., None]]
+        else:
+            x = x[away]
+        chosen.setdefault(name, []).append(x)
+
+
+def _gain_statistics(chosen: dict[str, list[torch.Tensor]]) -> dict[str, float]:
     stats = {}
-    for i, name in enumerate(("k1", "k2", "tilt")[:k.shape[1]]):
-        q = torch.quantile(k[:, i], torch.tensor([0.05, 0.5, 0.95], dtype=k.dtype))
-        stats.update({f"{name}_mean": float(k[:, i].mean()), f"{name}_std": float(k[:, i].std()),
+    for name, values in chosen.items():
+        k = torch.cat(values)
+        q = torch.quantile(k, torch.tensor([0.05, 0.5, 0.95], dtype=k.dtype))
+        stats.update({f"{name}_mean": float(k.mean()), f"{name}_std": float(k.std()),
                       f"{name}_p05": float(q[0]), f"{name}_median": float(q[1]), f"{name}_p95": float(q[2])})
     return stats
 

@@ -44,6 +44,14 @@ def policy_meta(config: OnlineCbfConfig, run: Path) -> dict[str, Any]:
         fallback.append(min(max(config.tilt, lo), hi))
         mapping += (f"; tilt in [{lo}, {hi}]: the nominal's goal error turned clockwise by it "
                     f"(sim.swarm.nominal, the right-hand rule)")
+    if t.per_neighbour:
+        for m in range(t.neighbours):
+            action += [{"name": f"edge{m}.k1", "unit": "1/s"}, {"name": f"edge{m}.k2", "unit": "1/s"}]
+        if t.tilt_range is not None:  # per-output clips (else one clip for every output, all gains)
+            clip = [*clip, *[[t.k_min, t.k_max]] * (2 * t.neighbours)]
+        fallback += [t.k_min] * (2 * t.neighbours)
+        mapping += ("; edgeM.k1, edgeM.k2: the gains of the barrier row of the neighbour in edge slot M "
+                    "(k1, k2 serve the rows of neighbours without a slot)")
     return {"task": TASK, "observation": flat_layout(config.swarm.dim, t.neighbours).card_entries(),
             "action": action, "action_clip": clip,
             "action_mapping": f"{mapping}; max neighbours {t.neighbours}, nearest first, empty slots masked",
@@ -60,7 +68,8 @@ def train(config: OnlineCbfConfig, args: argparse.Namespace, ctx: Context) -> st
     D = config.swarm.dim
     model = lambda: GNNActorCritic(2 * D, edge_layout(D).size, t.neighbours, act_dim=env.action_size,  # noqa: E731
                                    hidden=t.hidden, init_std=t.runner.init_std, k_min=t.k_min, k_max=t.k_max,
-                                   tilt_range=t.tilt_range, init_out=t.init_gains)
+                                   tilt_range=t.tilt_range, init_out=t.init_gains,
+                                   per_neighbour=t.per_neighbour)
     runner = OnPolicyRunner(env, t.ppo, t.runner, seed=config.seed, checkpoint=run / CHECKPOINT, model=model)
     if ctx.resume and (run / CHECKPOINT).is_file():
         runner.load(run / CHECKPOINT)

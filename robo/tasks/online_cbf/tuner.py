@@ -1,5 +1,6 @@
 """A trained gain tuner as a controller of the evaluation: each agent's (k1, k2) from its own view,
-and its nominal's turn (tilt) when the tuner sets that too.
+its nominal's turn (tilt) when the tuner sets that too, and each neighbour's (k1, k2) from a
+per-neighbour tuner.
 
 ``policy.onnx`` runs through the one ONNX Runtime wrapper (:class:`robo.runtime.policy.OnnxPolicy`,
 one agent per call, as the agent's computer runs it: the card's checks, its gain clip and its
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from robo.nets.gnn import output_range
+from robo.tasks.online_cbf.neighbour_gains import split_outputs
 from sim.swarm import SwarmConfig, SwarmState, flat_observation
 
 TASK = "online_cbf"
@@ -39,23 +41,26 @@ class GainTuner:
             if arch.get("kind") != "gain-gnn" or meta.get("task") != TASK:
                 raise ValueError(f"{path}: not an online_cbf gain tuner (kind {arch.get('kind')!r}, "
                                  f"task {meta.get('task')!r})")
-            lo, hi = output_range(float(arch["k_min"]), float(arch["k_max"]), arch.get("tilt_range"))
+            slots = int(arch["neighbours"]) if arch.get("per_neighbour") else 0
+            lo, hi = output_range(float(arch["k_min"]), float(arch["k_max"]), arch.get("tilt_range"), slots)
             self.lo, self.hi = torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64)
         else:
             raise ValueError(f"--policy {path}: expected a .onnx (with its card) or a .pt policy")
         self.path, self.neighbours, self.outputs = path, int(arch["neighbours"]), int(arch["act_dim"])
         self.dim = int(arch["node_size"]) // 2
+        self.sets_tilt, self.per_neighbour = "tilt_range" in arch, bool(arch.get("per_neighbour"))
         self.clamped = 0     # agent-steps whose gains the model put out of range
         self.fallbacks = 0   # agent-steps answered by the card's fallback (non-finite view or output)
 
     def __call__(self, state: SwarmState, config: SwarmConfig) -> tuple[torch.Tensor, ...]:
-        """(k1, k2), or (k1, k2, tilt) from a tuner that turns the nominal too, each [E, N], for every
-        agent of ``state``."""
+        """(k1, k2), or (k1, k2, tilt) from a tuner that turns the nominal too, for every agent of
+        ``state``: each [E, N], the gains [E, N, N + O] per barrier row from a per-neighbour tuner."""
         if config.dim != self.dim:
             raise ValueError(f"{self.path}: the tuner was trained in {self.dim}-D, the swarm is "
                              f"{config.dim}-D")
         E, N, _ = state.p.shape
-        obs = flat_observation(state, config, self.neighbours).reshape(E * N, -1).float()
+        obs = flat_observation(state, config, self.neighbours, agents_first=self.per_neighbour).reshape(
+            E * N, -1).float()
         if hasattr(self, "onnx"):
             steps = [self.onnx.step(row) for row in obs.numpy()]
             self.fallbacks += sum(s.fallback for s in steps)
@@ -70,4 +75,6 @@ class GainTuner:
             self.clamped += int(((raw < self.lo) | (raw > self.hi)).any(dim=1).sum())
             gains = torch.maximum(torch.minimum(raw, self.hi), self.lo)
         gains = gains.to(state.p.dtype).reshape(E, N, self.outputs)
-        return tuple(gains[..., i] for i in range(self.outputs))
+        k1, k2, tilt = split_outputs(gains, state, config, self.neighbours, self.sets_tilt,
+                                     self.per_neighbour)
+        return (k1, k2) if tilt is None else (k1, k2, tilt)
