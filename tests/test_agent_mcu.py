@@ -17,8 +17,8 @@ F = ctypes.POINTER(ctypes.c_float)
 HAS_ARM = shutil.which("arm-none-eabi-gcc") is not None and shutil.which("qemu-system-arm") is not None
 
 
-def host_filter(tmp_path, dim, slots, obstacles):
-    for name, text in emit_agent_filter(CONFIG, dim=dim, slots=slots, obstacles=obstacles).items():
+def host_filter(tmp_path, dim, slots, obstacles, config=CONFIG):
+    for name, text in emit_agent_filter(config, dim=dim, slots=slots, obstacles=obstacles).items():
         (tmp_path / name).write_text(text)
     lib = tmp_path / "agent.so"
     subprocess.run(["gcc", "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC",
@@ -61,16 +61,18 @@ def call(fn, c, dim, slots, obstacles, k1=None):
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+@pytest.mark.parametrize("config", [CONFIG, dataclasses.replace(CONFIG, shared_k2=2.0)],
+                         ids=["own-k2", "shared-k2"])
 @pytest.mark.parametrize("dim", [2, 3])
-def test_emitted_agent_filter_matches_numpy_reference_on_host(tmp_path, dim):
+def test_emitted_agent_filter_matches_numpy_reference_on_host(tmp_path, dim, config):
     slots, obstacles = 8, 4
-    fn = host_filter(tmp_path, dim, slots, obstacles)
+    fn = host_filter(tmp_path, dim, slots, obstacles, config)
     rng = np.random.default_rng(dim)
     codes, worst = [], 0.0
     for _ in range(1500):
         c = random_case(rng, dim, slots, obstacles)
         code, u = call(fn, c, dim, slots, obstacles)
-        ref = filter_agent(c["p"], c["v"], c["u_nom"], c["nbp"], c["nbv"], c["k1"], c["k2"], CONFIG,
+        ref = filter_agent(c["p"], c["v"], c["u_nom"], c["nbp"], c["nbv"], c["k1"], c["k2"], config,
                            c["obp"], c["obr"])
         assert (code < 0) == ref.fault, (code, ref)
         worst = max(worst, float(np.abs(u - ref.u).max()))

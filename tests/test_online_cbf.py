@@ -97,6 +97,36 @@ def test_the_filter_refuses_bad_gains():
         filter_accelerations(p, p * 0, p * 0, none, none[..., 0], 1.0, torch.tensor([[1.0, -1.0]]), FILTER)
 
 
+def _head_on(k1: list[float], k2: list[float], config: MultiAgentFilterConfig) -> tuple[int, float]:
+    """Two agents 4 m apart swap places head-on (plain PD), each with its own gains: (collisions,
+    closest distance)."""
+    from sim.swarm import Scenario, nominal_accelerations, reset, step
+
+    sw = SwarmConfig()
+    p = torch.tensor([[[-2.0, 0.0], [2.0, 0.05]]], dtype=torch.float64)
+    none = torch.zeros(1, 0, 2, dtype=torch.float64)
+    s = reset(Scenario(p, -p, none, none[..., 0]), sw)
+    gains = [torch.tensor([k], dtype=torch.float64) for k in (k1, k2)]
+    for _ in range(300):
+        u = nominal_accelerations(s.p, s.v, s.goal, max_speed=sw.max_speed, max_accel=sw.max_accel)
+        s = step(s, filter_accelerations(s.p, s.v, u, s.obstacle_p, s.obstacle_r, *gains, config).u, sw)
+    return int(s.collisions[0]), float(s.min_distance[0])
+
+
+def test_a_pair_whose_gains_disagree_collides_unless_every_agent_shares_k2():
+    # Both gain pairs are in the tuner's range; their halves add up to h'' + 4.25 h' + 8.03 h >= 0,
+    # whose roots are complex: h overshoots below zero. A shared k2 keeps the sum a valid HOCBF.
+    own = MultiAgentFilterConfig()
+    assert _head_on([4.0, 4.0], [4.0, 4.0], own) == (0, pytest.approx(0.45, abs=0.01))  # the margin
+    collisions, closest = _head_on([0.25, 4.0], [0.25, 4.0], own)
+    assert collisions == 1 and closest < 0.4
+    shared = MultiAgentFilterConfig(shared_k2=4.0)
+    collisions, closest = _head_on([0.25, 4.0], [0.25, 4.0], shared)
+    assert collisions == 0 and closest > 0.4
+    with pytest.raises(ValueError, match="shared_k2 must be finite and > 0"):
+        MultiAgentFilterConfig(shared_k2=0.0)
+
+
 SHORT = OnlineCbfConfig(scenario="swap", agents=8, episodes=2, swarm=SwarmConfig(episode_time=12.0))
 
 

@@ -146,3 +146,19 @@ def test_the_same_gains_on_every_row_filter_exactly_as_one_pair_per_agent():
     per_row = filter_accelerations(*args, every_row, 2 * every_row, MultiAgentFilterConfig())
     assert bool(per_agent.modified.any())  # the rows bind: the gains matter
     assert torch.equal(per_agent.u, per_row.u) and torch.equal(per_agent.fault, per_row.fault)
+
+
+def test_eval_runs_the_by_side_schedule_and_the_mixed_gains_stress_test(tmp_path, capsys):
+    for flag, value, setting in (("--gains-by-side", "4,0.25", {"by_side": [4.0, 0.25]}),
+                                 ("--gains-mixed", "0.25,4", {"mixed": [0.25, 4.0], "seed": 0})):
+        out = tmp_path / flag
+        assert main(["eval", "online-cbf", "--scenario", "swap", "--agents", "8", "--episodes", "2", flag,
+                     value, "--set", "tilt=0", "--out", str(out)]) == 0
+        result = json.loads((out / "metrics.json").read_text())
+        assert result["gains"] == setting and result["episodes"] == 2 and result["controller"] == "filter"
+        assert (out / "trajectories.png").is_file()
+    assert result["gains"] == {"mixed": [0.25, 4.0], "seed": 0}
+    capsys.readouterr()
+    assert main(["eval", "online-cbf", "--gains-mixed", "0,4", "--out", str(tmp_path / "bad")]) != 0
+    assert "--gains-mixed '0,4': both gains must be finite and > 0" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

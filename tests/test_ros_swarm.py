@@ -46,9 +46,10 @@ def test_one_agents_observation_is_the_simulators():
             np.testing.assert_allclose(obs, flat[e, i], atol=1e-6)
 
 
+@pytest.mark.parametrize("shared_k2", [None, 2.0], ids=["own-k2", "shared-k2"])
 @pytest.mark.parametrize("per_row", [False, True], ids=["gains-per-agent", "gains-per-neighbour"])
 @pytest.mark.parametrize("scenario", ["swap", "obstacles", "corridor"])
-def test_one_agents_qp_is_the_batched_filters(scenario, per_row):
+def test_one_agents_qp_is_the_batched_filters(scenario, per_row, shared_k2):
     state, _ = _state(scenario, 8, 4)
     g = torch.Generator().manual_seed(1)
     shape = (4, 8, 8 + state.obstacle_p.shape[1]) if per_row else (4, 8)
@@ -56,7 +57,7 @@ def test_one_agents_qp_is_the_batched_filters(scenario, per_row):
     k2 = 0.3 + 3.5 * torch.rand(shape, generator=g, dtype=torch.float64)
     u_nom = nominal_accelerations(state.p, state.v, state.goal, max_speed=1.0, max_accel=2.0, tilt=0.4)
     batched = filter_accelerations(state.p, state.v, u_nom, state.obstacle_p, state.obstacle_r, k1, k2,
-                                   MultiAgentFilterConfig())
+                                   MultiAgentFilterConfig(shared_k2=shared_k2))
     modified = 0
     for e in range(4):
         for i in range(8):
@@ -66,8 +67,9 @@ def test_one_agents_qp_is_the_batched_filters(scenario, per_row):
             np.testing.assert_allclose(nominal, u_nom[e, i].numpy(), atol=1e-12)
             rows = [j for j in range(k1.shape[2]) if j != i] if per_row else []  # others, then obstacles
             gains = [k[e, i, rows].numpy() if per_row else float(k[e, i]) for k in (k1, k2)]
-            out = filter_agent(p, v, nominal, *_others(state, e, i), *gains, AgentFilterConfig(),
-                               state.obstacle_p[e].numpy(), state.obstacle_r[e].numpy())
+            out = filter_agent(p, v, nominal, *_others(state, e, i), *gains,
+                               AgentFilterConfig(shared_k2=shared_k2), state.obstacle_p[e].numpy(),
+                               state.obstacle_r[e].numpy())
             if batched.fault[e].any():
                 continue  # the batched filter's hand-over rounds change the neighbours' problems
             assert out.fault is False

@@ -76,6 +76,8 @@ PARAMS = [
     Param("margin", 0.05, "m added to every contact distance", 0.0, 10.0, read_only=True),
     Param("slack_weight", 1e4, "a barrier multiplier above it is a fault", 1e-3, 1e12, read_only=True),
     Param("brake_gain", 10.0, "1/s, the fault command's velocity gain", 0.01, 1000.0, read_only=True),
+    Param("shared_k2", 0.0, "every agent's k2 instead of the tuner's (0: the tuner's); one k2 for the whole "
+          "swarm keeps every pair condition a valid HOCBF", 0.0, 100.0, read_only=True),
     Param("nominal_kp", 1.0, "PD to goal: position gain", 0.001, 100.0, read_only=True),
     Param("nominal_kd", 2.0, "PD to goal: velocity gain", 0.001, 100.0, read_only=True),
     Param("nominal_tilt", 0.4, "rad, right-hand rule: the goal error turned clockwise (online_cbf's tilt; "
@@ -107,7 +109,8 @@ class SwarmFilterNode(Node):
             raise ValueError(f"policy: the tuner works in {self.tuner.dim}-D; this node filters in the plane")
         self.config = AgentFilterConfig(agent_radius=v["agent_radius"], sensing_radius=v["sensing_radius"],
                                         max_accel=v["max_accel"], margin=v["margin"],
-                                        slack_weight=v["slack_weight"], brake_gain=v["brake_gain"])
+                                        slack_weight=v["slack_weight"], brake_gain=v["brake_gain"],
+                                        shared_k2=v["shared_k2"] or None)
         self.goal = np.asarray(v["goal"], dtype=np.float64)
         self.neighbour_timeout = v["neighbour_timeout"]
         self.own_topic = self.resolve_topic_name("odom")

@@ -9,7 +9,8 @@ plus |a|_inf <= max_accel, projected by the dual active-set solver of :mod:`robo
 (:data:`~robo.safety.c_emitter.SOLVER_C`, the same text). The gains are arguments, so a tuner can change
 them every step. Fixed-size neighbour and obstacle arrays: every loop is bounded by a constant, no heap.
 An infeasible QP or a barrier multiplier above ``slack_weight`` is a fault: the brake command
-``clamp(-brake_gain * v, +-max_accel)``, as in Python.
+``clamp(-brake_gain * v, +-max_accel)``, as in Python. A config with ``shared_k2`` emits that k2 in
+place of the argument's.
 
 :func:`emit_agent_step` adds the rest of a control step on the same computer: the gain tuner's
 observation (:func:`robo.runtime.swarm.agent_observation`), the tuner itself (the ``policy_step`` of
@@ -128,7 +129,7 @@ int {prefix}_filter(const float p[D], const float v[D], const float u_nom[D],
         bad |= obstacles[j][D] < 0.0f;
     }}
     if (bad) {{ brake(v, u_out); return {PREFIX}_BAD_INPUT; }}
-
+{shared_k2}
     for (int j = 0; j < NB; j++) {{
         float d[3] = {{0.0f, 0.0f, 0.0f}}, w[3] = {{0.0f, 0.0f, 0.0f}};
         int live = 0;
@@ -294,6 +295,8 @@ def _emit(config: AgentFilterConfig, dim: int, slots: int, obstacles: int, tol: 
         "max_accel": c_floats([config.max_accel]), "margin": c_floats([config.margin]),
         "rho": c_floats([config.slack_weight]), "brake": c_floats([config.brake_gain]),
         "tol": c_floats([tol]), "outputs": outputs,
+        "shared_k2": "" if config.shared_k2 is None else
+        f"    k2 = {c_floats([config.shared_k2])};  /* shared_k2: every agent's k2, not the tuner's */\n",
     }
     fields["step_decl"] = _STEP_DECL.format(**fields) if step else ""
     source = _SOURCE.format(**fields)

@@ -35,12 +35,19 @@ class AgentFilterConfig:
     slack_weight: float = 1e4
     brake_gain: float = 10.0
     tol: float = 1e-9
+    # Every agent's k2, whatever its tuner says (None: each agent's own). Two agents' halves of a pair
+    # condition add up to h'' + S h' + P h >= 0 with S, P the means of their k1 + k2 and k1 k2, a valid
+    # HOCBF only while S^2 >= 4 P; with one k2 for all, (S, P) stay on the line P = k2 (S - k2), where
+    # every mean keeps S^2 >= 4 P, so no choice of k1 in range can break the pair's guarantee.
+    shared_k2: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("agent_radius", "sensing_radius", "max_accel", "slack_weight", "brake_gain", "tol"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"filter: {name} must be finite and > 0, got {value}")
+        if self.shared_k2 is not None and not (math.isfinite(self.shared_k2) and self.shared_k2 > 0):
+            raise ValueError(f"filter: shared_k2 must be finite and > 0 (or unset), got {self.shared_k2}")
         if not (math.isfinite(self.margin) and self.margin >= 0):
             raise ValueError(f"filter: margin must be finite and >= 0, got {self.margin}")
 
@@ -61,6 +68,8 @@ def agent_rows(p: np.ndarray, v: np.ndarray, others_p: np.ndarray, others_v: np.
     ``others_reach``: the contact distance of each (the two radii), ``others_share``: 1/2 for an agent,
     1 for an obstacle (an obstacle's velocity is zero); gains one pair, or one per other [M].
     """
+    if config.shared_k2 is not None:
+        k2 = config.shared_k2
     k1, k2 = (np.broadcast_to(np.asarray(k, dtype=float), (len(others_p),)) for k in (k1, k2))
     dp = p[None] - others_p
     dv = v[None] - others_v

@@ -13,9 +13,12 @@ integrator, so it enters as a high-order CBF with the agent's own gains (k1, k2)
 
 For a pair of agents each takes half of the condition, 2 dp.a_i >= -c/2 with
 c = 2 |dv|^2 + (k1 + k2) h' + k1 k2 h (the two halves add up to the whole when both agents use the
-same gains); an obstacle is taken fully, 2 dp.a_i >= -c. Rows are divided by |2 dp| so they have
-unit length (the solver's tolerance and the slack are then in m/s^2). The gains are inputs per
-agent, or per agent and row (a pair of gains for each neighbour), so a tuner can set them online.
+same gains; with different gains they add up to a valid HOCBF only while the means S, P of k1 + k2
+and k1 k2 keep S^2 >= 4 P, which ``shared_k2``, one k2 for all, guarantees for any k1: see
+:class:`robo.safety.agent_qp.AgentFilterConfig`); an obstacle is taken fully, 2 dp.a_i >= -c.
+Rows are divided by |2 dp| so they have unit length (the solver's tolerance and the slack are then in
+m/s^2). The gains are inputs per agent, or per agent and row (a pair of gains for each neighbour), so
+a tuner can set them online.
 
 The QP is the projection solved by :func:`robo.safety.batched_active_set.solve_active_set` (the
 algorithm of the fast path and the emitted C), a 2-D problem padded with a zero third axis. The
@@ -78,6 +81,8 @@ def barrier_rows(p: torch.Tensor, v: torch.Tensor, obstacle_p: torch.Tensor, obs
     dist = dp.norm(dim=-1)
     h = dist**2 - reach**2
     h_dot = 2 * (dp * dv).sum(-1)
+    if config.shared_k2 is not None:  # one k2 for every agent: no pair of choices voids the pair condition
+        k2 = torch.full_like(k1, config.shared_k2)
     if k1.dim() == 2:
         k1, k2 = k1[..., None], k2[..., None]
     c = 2 * (dv * dv).sum(-1) + (k1 + k2) * h_dot + k1 * k2 * h

@@ -32,9 +32,12 @@ fault needs slack: the agent brakes). Every controller starts from the nominal P
 whose goal error is turned clockwise by the config's tilt (a right-hand rule: agents meeting head-on
 keep right; --set tilt=0 for the plain PD). The controller is that nominal one without a filter
 (--nominal), the filter with fixed gains (--gains K1,K2), the filter with the gains an exhaustive
-grid search picks on separate episodes (--grid; the grid and its episodes are in the config), or the
+grid search picks on separate episodes (--grid; the grid and its episodes are in the config), the
 filter with the gains a trained tuner sets online (--policy policy.onnx through ONNX Runtime, or
-policy.pt through torch), with statistics of the gains it chose.
+policy.pt through torch), with statistics of the gains it chose, a fixed per-neighbour schedule
+(--gains-by-side LEFT,RIGHT: by the side of the agent's way to its goal a neighbour is on), or a
+stress test of the shared pair condition (--gains-mixed LO,HI: each agent holds one of two gains in
+range, so pairs disagree, as a corrupt tuner's could).
 Writes metrics.json and trajectories.png (the first episode) into --out.
 
 examples:
@@ -42,6 +45,7 @@ examples:
   robo eval online-cbf --scenario corridor --agents 8 --gains 2,2
   robo eval online-cbf --config configs/online_cbf.yaml --scenario crossing --grid
   robo eval online-cbf --scenario corridor --policy runs/online_cbf/quick/policy.onnx
+  robo eval online-cbf --scenario corridor --agents 16 --gains-mixed 0.25,4 --set tilt=0.7
 """
 
 
@@ -54,6 +58,10 @@ def eval_arguments(p: argparse.ArgumentParser) -> None:
     which.add_argument("--gains", metavar="K1,K2", help="the filter with these fixed HOCBF gains")
     which.add_argument("--grid", action="store_true", help="the filter with the grid-searched best gains")
     which.add_argument("--nominal", action="store_true", help="the nominal controller, no filter")
+    which.add_argument("--gains-mixed", metavar="LO,HI",
+                       help="stress test: each agent holds gains LO or HI (seeded), pairs that disagree")
+    which.add_argument("--gains-by-side", metavar="LEFT,RIGHT",
+                       help="fixed per-neighbour gains: LEFT for neighbours left of the way to the goal")
     which.add_argument("--policy", metavar="P", help="the filter with a trained tuner's gains (.onnx or .pt)")
 
 

@@ -18,6 +18,7 @@ class FilterSettings:
     margin: float = 0.05         # m added to every contact distance
     slack_weight: float = 1e4    # a barrier multiplier above it is a fault
     brake_gain: float = 10.0     # 1/s, the fault command: clamp(-brake_gain * v, +-max_accel)
+    shared_k2: float | None = None  # every agent's k2 (None: its own): keeps every pair condition valid
 
 
 @dataclass
@@ -141,4 +142,4 @@ class OnlineCbfConfig:
         return MultiAgentFilterConfig(agent_radius=s.agent_radius, sensing_radius=s.sensing_radius,
                                       max_accel=s.max_accel, margin=self.filter.margin,
                                       slack_weight=self.filter.slack_weight,
-                                      brake_gain=self.filter.brake_gain)
+                                      brake_gain=self.filter.brake_gain, shared_k2=self.filter.shared_k2)

@@ -17,25 +17,44 @@ from robo.files import save_figure, write_json
 from robo.registry import Context
 from robo.tasks.online_cbf.config import OnlineCbfConfig
 from robo.tasks.online_cbf.rollout import (
+    Gains,
     Rollout,
     fixed_label,
     fixed_setting,
+    gains_by_side,
     grid_search,
     metrics,
+    mixed_gains,
     run_episodes,
 )
 from robo.tasks.online_cbf.tuner import GainTuner
 from sim.swarm import SCENARIOS
 
 
-def parse_gains(text: str) -> tuple[float, float]:
+def parse_gains(text: str, flag: str = "--gains") -> tuple[float, float]:
     try:
         k1, k2 = (float(x) for x in text.split(","))
     except ValueError:
-        raise ValueError(f"--gains {text!r}: expected two numbers K1,K2, e.g. --gains 2,2") from None
+        raise ValueError(f"{flag} {text!r}: expected two numbers, e.g. {flag} 2,2") from None
     if not (math.isfinite(k1) and math.isfinite(k2) and k1 > 0 and k2 > 0):
-        raise ValueError(f"--gains {text!r}: both gains must be finite and > 0")
+        raise ValueError(f"{flag} {text!r}: both gains must be finite and > 0")
     return k1, k2
+
+
+def _controller(args: argparse.Namespace, seed: int) -> tuple[Gains, str, dict[str, Any] | None]:
+    """The controller the flags ask for (the grid's is searched later), its label and its settings."""
+    if args.gains:
+        gains = parse_gains(args.gains)
+        return gains, f"filter {fixed_label(gains)}", fixed_setting(gains)
+    if getattr(args, "gains_mixed", None):
+        low, high = parse_gains(args.gains_mixed, "--gains-mixed")
+        return (mixed_gains(low, high, seed), f"filter, each agent's gains {low:g} or {high:g}",
+                {"mixed": [low, high], "seed": seed})
+    if getattr(args, "gains_by_side", None):
+        left, right = parse_gains(args.gains_by_side, "--gains-by-side")
+        return (gains_by_side(left, right), f"filter, gains {left:g} left / {right:g} right",
+                {"by_side": [left, right]})
+    return None, "nominal", None
 
 
 def _with_flags(config: OnlineCbfConfig, args: argparse.Namespace) -> OnlineCbfConfig:
@@ -74,7 +93,7 @@ def evaluate(config: OnlineCbfConfig, args: argparse.Namespace, ctx: Context) ->
     if getattr(args, "policy", None):
         return compare(config, args, ctx)
     config = _with_flags(config, args)
-    gains = parse_gains(args.gains) if args.gains else None
+    gains, controller, setting = _controller(args, config.seed)
     torch.set_num_threads(config.threads)
     steps = config.swarm.episode_steps
     summary: dict[str, Any] = {"scenario": config.scenario, "agents": config.agents, "seed": config.seed,
@@ -84,12 +103,14 @@ def evaluate(config: OnlineCbfConfig, args: argparse.Namespace, ctx: Context) ->
         with ctx.bar("grid search", total=total) as bar:
             gains, table = grid_search(config, progress=bar.update)
         summary["grid"] = {"episodes": config.grid.episodes, "seed": config.grid.seed, "table": table}
-    controller = "nominal" if gains is None else f"filter {fixed_label(gains)}"
+        controller, setting = f"filter {fixed_label(gains)}", fixed_setting(gains)
     with ctx.bar(controller, total=steps) as bar:
         rollout = run_episodes(config, gains, progress=bar.update)
     result = metrics(rollout, config)
-    summary.update(controller="nominal" if gains is None else "filter",
-                   gains=None if gains is None else fixed_setting(gains), **result)
+    statistics = result.pop("gains", None)  # of the gains a per-step controller set
+    summary.update(controller="nominal" if gains is None else "filter", gains=setting, **result)
+    if statistics is not None:
+        summary["gain_statistics"] = statistics
     out = Path(ctx.out) if ctx.out else Path("runs/online_cbf/eval")
     written = write_json(out / "metrics.json", summary)
     title = f"{config.scenario}, {config.agents} agents: {controller}"

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from robo.safety.batched_multi_agent import filter_accelerations
@@ -93,7 +94,7 @@ def _gain_statistics(chosen: dict[str, list[torch.Tensor]]) -> dict[str, float]:
     stats = {}
     for name, values in chosen.items():
         k = torch.cat(values)
-        q = torch.quantile(k, torch.tensor([0.05, 0.5, 0.95], dtype=k.dtype))
+        q = np.quantile(k.numpy(), [0.05, 0.5, 0.95])  # torch.quantile stops at 16M values (per-row gains)
         stats.update({f"{name}_mean": float(k.mean()), f"{name}_std": float(k.std()),
                       f"{name}_p05": float(q[0]), f"{name}_median": float(q[1]), f"{name}_p95": float(q[2])})
     return stats
@@ -117,6 +118,34 @@ def metrics(rollout: Rollout, config: OnlineCbfConfig) -> dict[str, Any]:
         "qp_fault_rate": rollout.faults / rollout.agent_steps,
         **({"gains": rollout.gains} if rollout.gains is not None else {}),
     }
+
+
+def mixed_gains(low: float, high: float, seed: int = 0) -> Tuner:
+    """Every agent holds (low, low) or (high, high), drawn once per batch of episodes (seeded): the
+    disagreement inside the gain range that a corrupt or adversarial tuner can put into a pair's shared
+    condition (the two halves then add up to no valid HOCBF: see the README)."""
+    chosen: dict[str, torch.Tensor] = {}
+
+    def tuner(state: SwarmState, sw: SwarmConfig) -> tuple[torch.Tensor, torch.Tensor]:
+        if "k" not in chosen:
+            draw = torch.rand(state.p.shape[:2], generator=torch.Generator().manual_seed(seed))
+            chosen["k"] = torch.where(draw < 0.5, low, high).to(state.p.dtype)
+        return chosen["k"], chosen["k"].clone()
+    return tuner
+
+
+def gains_by_side(left: float, right: float) -> Tuner:
+    """A fixed per-neighbour schedule: the barrier row of a neighbour on the left of the agent's way to
+    its goal gets (left, left), on the right (right, right); obstacles the larger pair."""
+    def tuner(state: SwarmState, sw: SwarmConfig) -> tuple[torch.Tensor, torch.Tensor]:
+        way = state.goal - state.p
+        others = state.p[:, None] - state.p[:, :, None]                       # [E, i, j]: j - i
+        side = way[:, :, None, 0] * others[..., 1] - way[:, :, None, 1] * others[..., 0]
+        k = torch.where(side > 0, left, right).to(state.p.dtype)
+        E, N, _ = state.p.shape
+        k = torch.cat([k, k.new_full((E, N, state.obstacle_p.shape[1]), max(left, right))], dim=2)
+        return k, k.clone()
+    return tuner
 
 
 FIXED_KEYS = ("k1", "k2", "tilt")
