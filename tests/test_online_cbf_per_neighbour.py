@@ -2,9 +2,13 @@
 row, the GNN's slot outputs follow their edges, gains chosen by side break the swap's symmetric jam
 that one pair of gains for all cannot, and the trained tuner runs the same in torch and ONNX Runtime."""
 
+import dataclasses
 import json
 import math
+import shutil
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -127,8 +131,7 @@ def test_a_per_neighbour_tuner_trains_exports_and_sets_the_same_row_gains_in_onn
         for k, torch_rows in ((k1, rows[0]), (k2, rows[1])):
             expected = torch_rows[1, i, [*others, *range(4, 4 + len(obstacles))]].numpy()
             assert k == pytest.approx(expected, abs=1e-4)
-    with pytest.raises(ValueError, match="per-neighbour tuner"):  # not on the MCU yet
-        tuner_outputs(run / "policy.onnx")
+    assert tuner_outputs(run / "policy.onnx") == (2, 4)  # own (k1, k2), then 4 slots' pairs
     assert math.isfinite(card["export"]["equivalence"]["max_abs_error"])
 
 
@@ -162,3 +165,34 @@ def test_eval_runs_the_by_side_schedule_and_the_mixed_gains_stress_test(tmp_path
     assert main(["eval", "online-cbf", "--gains-mixed", "0,4", "--out", str(tmp_path / "bad")]) != 0
     assert "--gains-mixed '0,4': both gains must be finite and > 0" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+COMMITTED = Path(__file__).resolve().parents[1] / "robo" / "policies" / "online_cbf_gnn_per_neighbour"
+
+
+@pytest.mark.qemu
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+                    reason="needs arm-none-eabi-gcc and qemu-system-arm (bash .ci/setup)")
+def test_the_per_neighbour_tuner_and_its_filter_replay_a_swap_on_the_mcu_like_python(tmp_path):
+    from robo.bench.online_cbf import mcu_step, record_swap_views
+    from robo.safety.agent_mcu import AgentView
+
+    views, settings = record_swap_views(str(COMMITTED / "policy.pt"), every=16)
+    # obstacles within sensing range: the agents-first slot order decides which rows get slot gains
+    settings = dataclasses.replace(settings, obstacle_p=np.array([[0.3, 0.2], [-1.0, 0.5]]),
+                                   obstacle_r=np.array([0.2, 0.3]))
+    rng = np.random.default_rng(2)
+    for _ in range(60):
+        p = rng.uniform(-2, 2, 2)
+        m = int(rng.integers(1, 9))
+        views.append(AgentView(p, rng.normal(size=2), p + rng.normal(size=2) * 3,
+                               p + rng.normal(size=(m, 2)) * 1.2, rng.normal(size=(m, 2))))
+    out = mcu_step(COMMITTED / "policy.onnx", views, settings, tmp_path)
+    report, run = out["vs_python"], out["run"]
+    assert run.gains.shape == (len(views), 2 + 2 * 8)
+    slots = run.gains[:, 2:].reshape(len(views), 8, 2)
+    assert float(np.abs(slots - run.gains[:, None, :2]).max()) > 0.1  # the slots' own gains are used
+    assert report["status_mismatches"] == 0, report
+    assert report["max_abs_gain_diff"] <= 1e-4, report
+    assert report["max_abs_u_diff"] <= 1e-3, report
+    assert {"0", "1"} <= set(report["codes"]), report

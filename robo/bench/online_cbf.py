@@ -175,8 +175,9 @@ def mcu_step(policy_onnx: str | Path, views: list[AgentView], settings: StepSett
     q = run_qemu(app, timeout=300)
     if q["exit_code"] != 0:
         raise RuntimeError(f"agent firmware exited with {q['exit_code']}:\n{q['output'][-2000:]}")
+    own, slots = tuner_outputs(policy_onnx)
     run = parse_agent_run(q["output"], len(views), len(views[0].p), q["ticks_per_instruction"],
-                          tuner_outputs(policy_onnx))
+                          own + 2 * slots)
     fp = info["footprint"]
     ours = footprint(Path(info["elf"]).parent, ["robo_agent.c"], 0)  # filter, observation, nominal
     return {"views": len(views), "instructions_per_step": run.summary(),
@@ -192,8 +193,6 @@ def _mcu(policy: str) -> dict[str, Any]:
     missing = [tool for tool in ("arm-none-eabi-gcc", "qemu-system-arm") if shutil.which(tool) is None]
     if missing or not onnx.is_file():
         return {"skipped": f"needs {' and '.join(missing)}" if missing else f"no {onnx}"}
-    if GainTuner(policy).per_neighbour:
-        return {"skipped": "a per-neighbour tuner: the MCU image takes one (k1, k2) per agent so far"}
     views, settings = record_swap_views(policy)
     with tempfile.TemporaryDirectory() as work:
         out = mcu_step(onnx, views, settings, work)

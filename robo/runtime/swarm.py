@@ -118,6 +118,7 @@ class SwarmTuner:
         self.per_neighbour = neighbour_slots(self.policy.card) > 0
         self.clamped = 0     # calls whose raw outputs the model put out of the card's range
         self.fallbacks = 0   # calls answered by the card's fallback (non-finite view or output)
+        self.last_outputs: list[float] = []
 
     def gains(self, obs: np.ndarray, order: list[int] | None = None, rows: int = 0) -> tuple[Any, ...]:
         """(k1, k2), or (k1, k2, tilt) from a tuner that sets the nominal's turn too. A per-neighbour
@@ -127,6 +128,7 @@ class SwarmTuner:
         self.fallbacks += step.fallback
         self.clamped += bool(step.clamped)
         out = [float(x) for x in step.action]
+        self.last_outputs = out  # every output of this call, as the card clipped them
         own = out[:self.own]
         if not self.per_neighbour:
             return tuple(own)

@@ -49,12 +49,17 @@ _HEADER = """\
 int {prefix}_filter(const float p[{dim}], const float v[{dim}], const float u_nom[{dim}],
 {pad}const float neighbours[{slots}][{edge}], const float mask[{slots}],
 {pad}const float obstacles[][{obstacle}], int n_obstacles, float k1, float k2, float u[{dim}]);
+/* The same with gains per row: k1[j], k2[j] for neighbour slot j < {slots}, then for each obstacle. */
+int {prefix}_filter_rows(const float p[{dim}], const float v[{dim}], const float u_nom[{dim}],
+{pad}const float neighbours[{slots}][{edge}], const float mask[{slots}],
+{pad}const float obstacles[][{obstacle}], int n_obstacles, const float k1[{rows}],
+{pad}const float k2[{rows}], float u[{dim}]);
 {step_decl}
 #endif
 """
 
 _STEP_DECL = """
-#define {PREFIX}_OUTPUTS {outputs}          /* the tuner's outputs: k1, k2 (and the turn, tilt, in rad) */
+#define {PREFIX}_OUTPUTS {outputs}  /* k1, k2 (and the turn, tilt, rad) (and each slot's k1, k2) */
 /* The tuner's outputs k for this agent's view (0, or 1 when the card's fallback answered). */
 int {prefix}_gains(const float p[{dim}], const float v[{dim}], const float goal[{dim}],
 {pad}const float neighbours[{slots}][{edge}], const float mask[{slots}],
@@ -62,6 +67,10 @@ int {prefix}_gains(const float p[{dim}], const float v[{dim}], const float goal[
 /* PD to the goal, its error turned by the tilt (the tuner's k[2], or the emitted constant): the nominal. */
 void {prefix}_nominal(const float p[{dim}], const float v[{dim}], const float goal[{dim}],
 {pad}const float k[{outputs}], float u[{dim}]);
+/* The filter with the gains of the tuner's outputs k (of the last {prefix}_gains call's slot order). */
+int {prefix}_filter_tuned(const float p[{dim}], const float v[{dim}], const float u_nom[{dim}],
+{pad}const float neighbours[{slots}][{edge}], const float mask[{slots}],
+{pad}const float obstacles[][{obstacle}], int n_obstacles, const float k[{outputs}], float u[{dim}]);
 /* One control step: gains, nominal command, filter. Returns the filter's code; k gets the gains. */
 int {prefix}_step(const float p[{dim}], const float v[{dim}], const float goal[{dim}],
 {pad}const float neighbours[{slots}][{edge}], const float mask[{slots}],
@@ -110,12 +119,15 @@ static int other_row(const float d[3], const float w[3], float reach, float shar
     return 1;
 }}
 
-int {prefix}_filter(const float p[D], const float v[D], const float u_nom[D],
+int {prefix}_filter_rows(const float p[D], const float v[D], const float u_nom[D],
 {pad}const float neighbours[NS][2 * D], const float mask[NS], const float obstacles[][D + 1],
-{pad}int n_obstacles, float k1, float k2, float u_out[D]) {{
-    float G[NA][3], g[NA], un[3] = {{0.0f, 0.0f, 0.0f}}, u[3], mu[3];
-    int act[3], k = 0, pass = 1, bad = !(is_finite(k1) && is_finite(k2) && k1 > 0.0f && k2 > 0.0f);
-    bad |= n_obstacles < 0 || n_obstacles > NO || (n_obstacles > 0 && !obstacles);
+{pad}int n_obstacles, const float k1[NB], const float k2[NB], float u_out[D]) {{
+    float G[NA][3], g[NA], un[3] = {{0.0f, 0.0f, 0.0f}}, u[3], mu[3], k2s[NB];
+    int act[3], k = 0, pass = 1, bad = n_obstacles < 0 || n_obstacles > NO || (n_obstacles > 0 && !obstacles);
+    for (int j = 0; j < NB; j++) {{
+        bad |= !(is_finite(k1[j]) && is_finite(k2[j]) && k1[j] > 0.0f && k2[j] > 0.0f);
+        k2s[j] = k2[j];
+    }}
     for (int i = 0; i < D; i++) {{
         bad |= !is_finite(p[i]) || !is_finite(v[i]) || !is_finite(u_nom[i]);
         un[i] = u_nom[i];
@@ -138,11 +150,11 @@ int {prefix}_filter(const float p[D], const float v[D], const float u_nom[D],
                 d[i] = p[i] - neighbours[j][i];
                 w[i] = v[i] - neighbours[j][D + i];
             }}
-            live = other_row(d, w, 2.0f * AGENT_RADIUS, 0.5f, k1, k2, G[j], &g[j]);
+            live = other_row(d, w, 2.0f * AGENT_RADIUS, 0.5f, k1[j], k2s[j], G[j], &g[j]);
         }} else if (j >= NS && j - NS < n_obstacles) {{  /* a static obstacle: all of it */
             const float *o = obstacles[j - NS];
             for (int i = 0; i < D; i++) {{ d[i] = p[i] - o[i]; w[i] = v[i]; }}
-            live = other_row(d, w, AGENT_RADIUS + o[D], 1.0f, k1, k2, G[j], &g[j]);
+            live = other_row(d, w, AGENT_RADIUS + o[D], 1.0f, k1[j], k2s[j], G[j], &g[j]);
         }}
         if (!live) {{ G[j][0] = G[j][1] = G[j][2] = 0.0f; g[j] = -1.0f; }}
     }}
@@ -165,6 +177,14 @@ int {prefix}_filter(const float p[D], const float v[D], const float u_nom[D],
     for (int i = 0; i < D; i++) u_out[i] = u[i];
     return pass ? {PREFIX}_PASS : {PREFIX}_MODIFIED;
 }}
+
+int {prefix}_filter(const float p[D], const float v[D], const float u_nom[D],
+{pad}const float neighbours[NS][2 * D], const float mask[NS], const float obstacles[][D + 1],
+{pad}int n_obstacles, float k1, float k2, float u_out[D]) {{
+    float k1r[NB], k2r[NB];
+    for (int j = 0; j < NB; j++) {{ k1r[j] = k1; k2r[j] = k2; }}
+    return {prefix}_filter_rows(p, v, u_nom, neighbours, mask, obstacles, n_obstacles, k1r, k2r, u_out);
+}}
 """
 
 _STEP_SOURCE = """
@@ -172,15 +192,19 @@ _STEP_SOURCE = """
 #include "policy.h"
 
 #define EDGE (2 * D + 2)       /* offset, relative velocity, contact distance, obstacle flag */
+#define OWN {own}                /* the agent's own outputs: k1, k2 (and tilt) */
+#define PER_NEIGHBOUR {per_neighbour}       /* 1: then each slot's k1, k2; the slots hold agents first */
 #if POLICY_OBS_SIZE != 2 * D + NS * EDGE + NS || POLICY_ACT_SIZE != {outputs}
 #error "the policy is not a tuner of this step's {slots}-slot view and {outputs} outputs"
 #endif
+static int slot_row[NS], slots_filled;  /* the last view's slots: which filter row each one holds */
 static const float MAX_SPEED = {max_speed};
 static const float KP_OVER_KD = {kp_over_kd};
 static const float KD = {kd};
 {turn_functions}
 /* Observation of robo.runtime.swarm.agent_observation: the NS nearest bodies within the sensing radius,
- * nearest first, ties in order (neighbour slots, then obstacles). */
+ * nearest first, ties in order (neighbour slots, then obstacles); with PER_NEIGHBOUR every neighbour
+ * before any obstacle (an obstacle's sort key is offset past every distance in range). */
 int {prefix}_gains(const float p[D], const float v[D], const float goal[D], const float neighbours[NS][2 * D],
 {pad}const float mask[NS], const float obstacles[][D + 1], int n_obstacles, float k[{outputs}]) {{
     static policy_state state;   /* the tuner is stateless; policy_step wants one */
@@ -194,6 +218,7 @@ int {prefix}_gains(const float p[D], const float v[D], const float goal[D], cons
         float dd = 0.0f;
         for (int i = 0; i < D; i++) dd += (q[i] - p[i]) * (q[i] - p[i]);
         if (!(dd <= SENSING_RADIUS * SENSING_RADIUS)) continue;
+        if (PER_NEIGHBOUR && j >= NS) dd += 2.0f * SENSING_RADIUS * SENSING_RADIUS;
         int at = n++;
         for (; at > 0 && dist[at - 1] > dd; at--) {{ dist[at] = dist[at - 1]; order[at] = order[at - 1]; }}
         dist[at] = dd;
@@ -207,8 +232,22 @@ int {prefix}_gains(const float p[D], const float v[D], const float goal[D], cons
         e[2 * D] = agent ? 2.0f * AGENT_RADIUS : AGENT_RADIUS + q[D];
         e[2 * D + 1] = agent ? 0.0f : 1.0f;
         obs[2 * D + NS * EDGE + s] = 1.0f;
+        slot_row[s] = j;
     }}
+    slots_filled = n < NS ? n : NS;
     return policy_step(&state, obs, k);
+}}
+
+int {prefix}_filter_tuned(const float p[D], const float v[D], const float u_nom[D],
+{pad}const float neighbours[NS][2 * D], const float mask[NS], const float obstacles[][D + 1],
+{pad}int n_obstacles, const float k[{outputs}], float u[D]) {{
+    float k1[NB], k2[NB];
+    for (int j = 0; j < NB; j++) {{ k1[j] = k[0]; k2[j] = k[1]; }}
+    for (int s = 0; PER_NEIGHBOUR && s < slots_filled; s++) {{  /* a slot's own pair for its row */
+        k1[slot_row[s]] = k[OWN + 2 * s];
+        k2[slot_row[s]] = k[OWN + 2 * s + 1];
+    }}
+    return {prefix}_filter_rows(p, v, u_nom, neighbours, mask, obstacles, n_obstacles, k1, k2, u);
 }}
 
 void {prefix}_nominal(const float p[D], const float v[D], const float goal[D], const float k[{outputs}],
@@ -231,7 +270,7 @@ int {prefix}_step(const float p[D], const float v[D], const float goal[D], const
     float un[D];
     {prefix}_gains(p, v, goal, neighbours, mask, obstacles, n_obstacles, k);
     {prefix}_nominal(p, v, goal, k, un);
-    return {prefix}_filter(p, v, un, neighbours, mask, obstacles, n_obstacles, k[0], k[1], u);
+    return {prefix}_filter_tuned(p, v, un, neighbours, mask, obstacles, n_obstacles, k, u);
 }}
 """
 
@@ -263,11 +302,13 @@ _TUNED_TURN = "    const float tc = turn_cos(k[2]), ts = turn_sin(k[2]);  /* k[2
 
 def emit_agent_step(config: AgentFilterConfig, *, max_speed: float, kp: float, kd: float, dim: int = 2,
                     slots: int = 8, obstacles: int = 0, tol: float = 1e-4, tilt: float = 0.0,
-                    outputs: int = 2, prefix: str = "robo_agent") -> dict[str, str]:
-    """The filter plus ``<prefix>_gains``, ``_nominal`` and ``_step``; link it with the ``policy.c`` of
-    ``robo codegen c`` for a tuner with ``slots`` edge slots and ``outputs`` outputs: 2 (k1, k2; the
-    nominal turns by ``tilt``, rad, :func:`robo.runtime.swarm.nominal_acceleration`) or 3 (k1, k2 and
-    the turn itself)."""
+                    outputs: int = 2, per_neighbour: bool = False,
+                    prefix: str = "robo_agent") -> dict[str, str]:
+    """The filter plus ``<prefix>_gains``, ``_nominal``, ``_filter_tuned`` and ``_step``; link it with the
+    ``policy.c`` of ``robo codegen c`` for a tuner with ``slots`` edge slots and ``outputs`` outputs of
+    its own: 2 (k1, k2; the nominal turns by ``tilt``, rad, :func:`robo.runtime.swarm.nominal_acceleration`)
+    or 3 (k1, k2 and the turn itself); a ``per_neighbour`` tuner then gives each slot's (k1, k2), for the
+    row of the body in that slot (its slots hold agents before obstacles)."""
     for name, value in (("max_speed", max_speed), ("kp", kp), ("kd", kd)):
         if not (value > 0 and value < float("inf")):
             raise ValueError(f"{name}: must be finite and > 0, got {value}")
@@ -275,11 +316,13 @@ def emit_agent_step(config: AgentFilterConfig, *, max_speed: float, kp: float, k
         raise ValueError(f"tilt: must be finite and within +-pi/2 rad, got {tilt}")
     if outputs not in (2, 3):
         raise ValueError(f"outputs: a tuner gives 2 (k1, k2) or 3 (k1, k2, tilt) values, got {outputs}")
-    return _emit(config, dim, slots, obstacles, tol, prefix, (max_speed, kp / kd, kd, tilt), outputs)
+    return _emit(config, dim, slots, obstacles, tol, prefix, (max_speed, kp / kd, kd, tilt), outputs,
+                 per_neighbour)
 
 
 def _emit(config: AgentFilterConfig, dim: int, slots: int, obstacles: int, tol: float, prefix: str,
-          step: tuple[float, float, float, float] | None, outputs: int = 2) -> dict[str, str]:
+          step: tuple[float, float, float, float] | None, outputs: int = 2,
+          per_neighbour: bool = False) -> dict[str, str]:
     if not _NAME.match(prefix):
         raise ValueError(f"prefix: {prefix!r} is not a C identifier")
     if dim not in (2, 3):
@@ -294,9 +337,10 @@ def _emit(config: AgentFilterConfig, dim: int, slots: int, obstacles: int, tol: 
         "agent_radius": c_floats([config.agent_radius]), "sensing_radius": c_floats([config.sensing_radius]),
         "max_accel": c_floats([config.max_accel]), "margin": c_floats([config.margin]),
         "rho": c_floats([config.slack_weight]), "brake": c_floats([config.brake_gain]),
-        "tol": c_floats([tol]), "outputs": outputs,
+        "tol": c_floats([tol]), "own": outputs, "outputs": outputs + 2 * slots * per_neighbour,
+        "per_neighbour": int(per_neighbour), "rows": slots + obstacles,
         "shared_k2": "" if config.shared_k2 is None else
-        f"    k2 = {c_floats([config.shared_k2])};  /* shared_k2: every agent's k2, not the tuner's */\n",
+        f"    for (int j = 0; j < NB; j++) k2s[j] = {c_floats([config.shared_k2])};  /* shared_k2 */\n",
     }
     fields["step_decl"] = _STEP_DECL.format(**fields) if step else ""
     source = _SOURCE.format(**fields)

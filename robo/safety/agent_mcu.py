@@ -52,16 +52,14 @@ class StepSettings:
     obstacle_r: np.ndarray | None = None  # [O]
 
 
-def tuner_outputs(policy_onnx: str | Path) -> int:
-    """2 for a tuner of (k1, k2), 3 for one that also sets the turn (k1, k2, tilt); refused otherwise."""
+def tuner_outputs(policy_onnx: str | Path) -> tuple[int, int]:
+    """(own, slots): own 2 for a tuner of (k1, k2), 3 for one that also sets the turn (k1, k2, tilt);
+    slots the per-neighbour (k1, k2) pairs that follow (0: none); refused otherwise."""
     from robo.runtime.swarm import neighbour_slots
     from robo.runtime.swarm import tuner_outputs as card_outputs  # runtime imports safety: not at the top
 
     card = load_card(card_path_for(policy_onnx))
-    if neighbour_slots(card):
-        raise ValueError(f"{policy_onnx}: a per-neighbour tuner; the MCU image takes one (k1, k2) per agent "
-                         f"so far")
-    return card_outputs(card, policy_onnx)
+    return card_outputs(card, policy_onnx), neighbour_slots(card)
 
 
 def _table(rows: Sequence[str], name: str, shape: str) -> str:
@@ -75,7 +73,10 @@ def _vec(a: np.ndarray) -> str:
 def assemble_agent_app(out_dir: str | Path, policy_onnx: str | Path, views: Sequence[AgentView],
                        settings: StepSettings, *, driver_dir: str | Path) -> Path:
     """Write the app folder (replacing ``out_dir``) that steps every view once and times it."""
-    outputs = tuner_outputs(policy_onnx)
+    own, per_slot = tuner_outputs(policy_onnx)
+    if per_slot and per_slot != settings.slots:
+        raise ValueError(f"{policy_onnx}: a per-neighbour tuner of {per_slot} slots; the step has "
+                         f"{settings.slots}")
     out = Path(out_dir)
     if out.exists():
         shutil.rmtree(out)
@@ -85,7 +86,7 @@ def assemble_agent_app(out_dir: str | Path, policy_onnx: str | Path, views: Sequ
     obs_r = np.zeros(0) if settings.obstacle_r is None else np.asarray(settings.obstacle_r).ravel()
     for name, text in emit_agent_step(settings.filter, max_speed=settings.max_speed, kp=settings.kp,
                                       kd=settings.kd, dim=D, slots=S, obstacles=len(obs_p),
-                                      tilt=settings.tilt, outputs=outputs).items():
+                                      tilt=settings.tilt, outputs=own, per_neighbour=per_slot > 0).items():
         write_text(out / name, text)
     shutil.copyfile(Path(driver_dir) / "agent_main.c", out / "agent_main.c")
     tables, masks = [], []
@@ -123,7 +124,7 @@ def assemble_agent_app(out_dir: str | Path, policy_onnx: str | Path, views: Sequ
 @dataclass(frozen=True)
 class AgentRun:
     codes: np.ndarray         # (n,) filter return codes
-    gains: np.ndarray         # (n, 2 or 3) float32 (k1, k2[, tilt]), bit-exact as printed
+    gains: np.ndarray         # (n, outputs) float32 (k1, k2[, tilt][, slots' k1, k2]), bit-exact as printed
     u: np.ndarray             # (n, D) float32 safe commands
     instructions: np.ndarray  # (n, 3) gains, filter, whole step; timing overhead removed
 
@@ -161,21 +162,28 @@ def parse_agent_run(output: str, cases: int, dim: int, ticks_per_instruction: fl
 
 
 def python_step(view: AgentView, tuner: Any, settings: StepSettings) -> tuple[tuple[float, ...], Any]:
-    """The same control step in Python on the float32 view: (k1, k2), or (k1, k2, tilt), of ``tuner``
-    (a :class:`robo.runtime.swarm.SwarmTuner`) and the :class:`AgentFilterResult`."""
-    from robo.runtime.swarm import agent_observation, nominal_acceleration
+    """The same control step in Python on the float32 view: every output of ``tuner`` (a
+    :class:`robo.runtime.swarm.SwarmTuner`: k1, k2[, tilt][, each slot's k1, k2]) and the
+    :class:`AgentFilterResult`."""
+    from robo.runtime.swarm import agent_observation, nominal_acceleration, slot_order
 
     p, v, goal, nbp, nbv = (np.asarray(a, np.float32).astype(float) for a in
                             (view.p, view.v, view.goal, view.neighbours_p, view.neighbours_v))
     fc = settings.filter
+    view_of = dict(sensing_radius=fc.sensing_radius, slots=settings.slots, obstacle_p=settings.obstacle_p,
+                   agents_first=tuner.per_neighbour)
     obs = agent_observation(p, v, goal, nbp, nbv, agent_radius=fc.agent_radius,
-                            sensing_radius=fc.sensing_radius, slots=settings.slots,
-                            obstacle_p=settings.obstacle_p, obstacle_r=settings.obstacle_r)
-    k = tuple(float(np.float32(x)) for x in tuner.gains(obs))  # the MCU's float32 outputs
+                            obstacle_r=settings.obstacle_r, **view_of)
+    order = slot_order(p, nbp, **view_of)
+    rows = len(nbp) + (0 if settings.obstacle_p is None else len(settings.obstacle_p))
+    k1, k2, *turn = tuner.gains(obs, order, rows)
+    k = tuple(float(np.float32(x)) for x in tuner.last_outputs)  # the MCU's float32 outputs
+    k1, k2 = (np.asarray(x, np.float32).astype(float) for x in (k1, k2))
     u_nom = nominal_acceleration(p, v, goal, max_speed=settings.max_speed, max_accel=fc.max_accel,
-                                 kp=settings.kp, kd=settings.kd, tilt=k[2] if len(k) == 3 else settings.tilt)
+                                 kp=settings.kp, kd=settings.kd, tilt=float(np.float32(turn[0])) if turn
+                                 else settings.tilt)
     u_nom = np.asarray(u_nom, np.float32).astype(float)
-    return k, filter_agent(p, v, u_nom, nbp, nbv, k[0], k[1], fc, settings.obstacle_p, settings.obstacle_r)
+    return k, filter_agent(p, v, u_nom, nbp, nbv, k1, k2, fc, settings.obstacle_p, settings.obstacle_r)
 
 
 def compare_agent_run(run: AgentRun, views: Sequence[AgentView], tuner: Any,

@@ -3,7 +3,7 @@
  * once and prints the gains and the safe command (hex bits, for exact comparison on the host), then
  * times the gains, the filter alone and the whole step of each case in instructions. agent_data.h
  * (written by robo.safety.agent_mcu) holds the cases. Output lines:
- *   ROBO agent <case> <code> <k1> <k2> [<tilt>] <u0> .. <u(D-1)>   IEEE-754 bits
+ *   ROBO agent <case> <code> <k1> <k2> [<tilt>] [<slot k1> <slot k2> ...] <u0> .. <u(D-1)>   IEEE-754 bits
  *   ROBO agentt <case> <gains ticks> <filter ticks> <step ticks>
  *   ROBO agent_timing cases=<n> empty_ticks=<t>            ticks of a call to an empty function
  *   ROBO calib instructions=<n> ticks=<t>                  known-length loop: tick/instruction ratio
@@ -53,8 +53,8 @@ int main(void)
         ticks[c][0] = (uint32_t)(t1 - t0);
         robo_agent_nominal(AGENT_P[c], AGENT_V[c], AGENT_GOAL[c], k, un);
         t0 = robo_timer_ticks();
-        robo_agent_filter(AGENT_P[c], AGENT_V[c], un, AGENT_NB[c], AGENT_MASK[c], AGENT_OBS, AGENT_N_OBS,
-                          k[0], k[1], u);
+        robo_agent_filter_tuned(AGENT_P[c], AGENT_V[c], un, AGENT_NB[c], AGENT_MASK[c], AGENT_OBS,
+                                AGENT_N_OBS, k, u);
         t1 = robo_timer_ticks();
         ticks[c][1] = (uint32_t)(t1 - t0);
         t0 = robo_timer_ticks();
