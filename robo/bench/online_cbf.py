@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import shutil
 import tempfile
 import time
@@ -28,7 +29,7 @@ from robo.safety.agent_mcu import (
 )
 from robo.safety.batched_multi_agent import filter_accelerations
 from robo.safety.multi_agent import reference_agent_qp
-from robo.tasks.online_cbf.config import OnlineCbfConfig
+from robo.tasks.online_cbf.config import FilterSettings, OnlineCbfConfig
 from robo.tasks.online_cbf.rollout import fixed_label, fixed_setting, grid_search, metrics, run_episodes
 from robo.tasks.online_cbf.tuner import GainTuner
 from sim.swarm import SCENARIOS, make_scenario, nominal_accelerations, reset, step
@@ -57,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grid-tilt", default=None, metavar="T1,T2,...",
                         help="also grid-search the fixed controllers' turn over these angles (rad), the fair "
                              "baseline of a tuner that sets the turn itself (train.tilt_range)")
+    parser.add_argument("--shared-k2", type=float, default=None, metavar="K2",
+                        help="every agent's k2 in every filter, the MCU image's too (filter.shared_k2: "
+                             "keeps each pair condition valid whatever the gains; default: each agent's own)")
 
 
 def _mid_episode(envs: int, agents: int, device: str):
@@ -108,10 +112,11 @@ def _solve_rates(device: str) -> dict[str, Any]:
 
 
 def _scenarios(names: list[str], episodes: int, agents: int, policy: str, tilt: float | None = None,
-               grid_tilt: list[float] | None = None) -> dict[str, Any]:
+               grid_tilt: list[float] | None = None, shared_k2: float | None = None) -> dict[str, Any]:
     table = {}
     for name in names:
-        config = OnlineCbfConfig(scenario=name, agents=agents, episodes=episodes)
+        config = OnlineCbfConfig(scenario=name, agents=agents, episodes=episodes,
+                                 filter=FilterSettings(shared_k2=shared_k2))
         if tilt is not None:
             config = dataclasses.replace(config, tilt=tilt)
         grid_settings = dataclasses.replace(config.grid, episodes=min(20, episodes), tilt=grid_tilt or [])
@@ -131,11 +136,12 @@ def _scenarios(names: list[str], episodes: int, agents: int, policy: str, tilt: 
     return table
 
 
-def record_swap_views(policy: str, *, agents: int = 8, every: int = 4, seed: int = 0
-                      ) -> tuple[list[AgentView], StepSettings]:
+def record_swap_views(policy: str, *, agents: int = 8, every: int = 4, seed: int = 0,
+                      shared_k2: float | None = None) -> tuple[list[AgentView], StepSettings]:
     """Every agent's view at every ``every``-th step of one swap episode under the tuner and the batched
     filter (the recorded states the MCU image replays), and the settings of that step."""
-    config = OnlineCbfConfig(scenario="swap", agents=agents, episodes=1, seed=seed)
+    config = OnlineCbfConfig(scenario="swap", agents=agents, episodes=1, seed=seed,
+                             filter=FilterSettings(shared_k2=shared_k2))
     sw, fc = config.swarm, config.filter_config()
     if agents - 1 > config.train.neighbours:
         raise ValueError(f"agents: at most {config.train.neighbours + 1} for the MCU image's neighbour slots")
@@ -188,12 +194,12 @@ def mcu_step(policy_onnx: str | Path, views: list[AgentView], settings: StepSett
             "ticks_per_instruction": q["ticks_per_instruction"], "run": run}
 
 
-def _mcu(policy: str) -> dict[str, Any]:
+def _mcu(policy: str, shared_k2: float | None = None) -> dict[str, Any]:
     onnx = Path(policy).with_suffix(".onnx")
     missing = [tool for tool in ("arm-none-eabi-gcc", "qemu-system-arm") if shutil.which(tool) is None]
     if missing or not onnx.is_file():
         return {"skipped": f"needs {' and '.join(missing)}" if missing else f"no {onnx}"}
-    views, settings = record_swap_views(policy)
+    views, settings = record_swap_views(policy, shared_k2=shared_k2)
     with tempfile.TemporaryDirectory() as work:
         out = mcu_step(onnx, views, settings, work)
     out.pop("run")
@@ -205,6 +211,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     require(args, "agents", least=2)
     if args.tilt is not None:
         check_tilt(args.tilt)
+    if args.shared_k2 is not None and not (math.isfinite(args.shared_k2) and args.shared_k2 > 0):
+        raise ValueError(f"--shared-k2 {args.shared_k2}: must be finite and > 0")
     grid_tilt = None
     if args.grid_tilt is not None:
         try:
@@ -222,7 +230,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for key, row in rates.items():
         print(f"{key:<24} {row['agent_solves_per_s']:>12.0f} agent QPs/s  x{row['x_cvxpy']:.0f} vs cvxpy",
               flush=True)
-    mcu = _mcu(args.policy)
+    mcu = _mcu(args.policy, args.shared_k2)
     if "skipped" in mcu:
         print(f"MCU step: skipped ({mcu['skipped']})", flush=True)
     else:
@@ -233,5 +241,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     episodes = 10 if args.quick else args.episodes
     return {"device": args.device, "threads": args.threads, "gains_for_rates": list(GAINS),
             "solve_rates": rates, "mcu": mcu, "policy": args.policy, "episodes": episodes,
-            "agents": args.agents, "tilt": args.tilt, "grid_tilt": grid_tilt,
-            "scenarios": _scenarios(names, episodes, args.agents, args.policy, args.tilt, grid_tilt)}
+            "agents": args.agents, "tilt": args.tilt, "grid_tilt": grid_tilt, "shared_k2": args.shared_k2,
+            "scenarios": _scenarios(names, episodes, args.agents, args.policy, args.tilt, grid_tilt,
+                                    args.shared_k2)}
