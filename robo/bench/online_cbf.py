@@ -137,11 +137,15 @@ def _scenarios(names: list[str], episodes: int, agents: int, policy: str, tilt: 
 
 
 def record_swap_views(policy: str, *, agents: int = 8, every: int = 4, seed: int = 0,
-                      shared_k2: float | None = None) -> tuple[list[AgentView], StepSettings]:
+                      shared_k2: float | None = None, tilt: float | None = None
+                      ) -> tuple[list[AgentView], StepSettings]:
     """Every agent's view at every ``every``-th step of one swap episode under the tuner and the batched
-    filter (the recorded states the MCU image replays), and the settings of that step."""
+    filter (the recorded states the MCU image replays), and the settings of that step (``tilt``: the
+    nominal's turn, default the config's)."""
     config = OnlineCbfConfig(scenario="swap", agents=agents, episodes=1, seed=seed,
                              filter=FilterSettings(shared_k2=shared_k2))
+    if tilt is not None:
+        config = dataclasses.replace(config, tilt=tilt)
     sw, fc = config.swarm, config.filter_config()
     if agents - 1 > config.train.neighbours:
         raise ValueError(f"agents: at most {config.train.neighbours + 1} for the MCU image's neighbour slots")
@@ -194,12 +198,12 @@ def mcu_step(policy_onnx: str | Path, views: list[AgentView], settings: StepSett
             "ticks_per_instruction": q["ticks_per_instruction"], "run": run}
 
 
-def _mcu(policy: str, shared_k2: float | None = None) -> dict[str, Any]:
+def _mcu(policy: str, shared_k2: float | None = None, tilt: float | None = None) -> dict[str, Any]:
     onnx = Path(policy).with_suffix(".onnx")
     missing = [tool for tool in ("arm-none-eabi-gcc", "qemu-system-arm") if shutil.which(tool) is None]
     if missing or not onnx.is_file():
         return {"skipped": f"needs {' and '.join(missing)}" if missing else f"no {onnx}"}
-    views, settings = record_swap_views(policy, shared_k2=shared_k2)
+    views, settings = record_swap_views(policy, shared_k2=shared_k2, tilt=tilt)
     with tempfile.TemporaryDirectory() as work:
         out = mcu_step(onnx, views, settings, work)
     out.pop("run")
@@ -230,7 +234,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for key, row in rates.items():
         print(f"{key:<24} {row['agent_solves_per_s']:>12.0f} agent QPs/s  x{row['x_cvxpy']:.0f} vs cvxpy",
               flush=True)
-    mcu = _mcu(args.policy, args.shared_k2)
+    mcu = _mcu(args.policy, args.shared_k2, args.tilt)
     if "skipped" in mcu:
         print(f"MCU step: skipped ({mcu['skipped']})", flush=True)
     else:
