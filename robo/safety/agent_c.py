@@ -119,14 +119,15 @@ static int other_row(const float d[3], const float w[3], float reach, float shar
     return 1;
 }}
 
-int {prefix}_filter_rows(const float p[D], const float v[D], const float u_nom[D],
-{pad}const float neighbours[NS][2 * D], const float mask[NS], const float obstacles[][D + 1],
-{pad}int n_obstacles, const float k1[NB], const float k2[NB], float u_out[D]) {{
-    float G[NA][3], g[NA], un[3] = {{0.0f, 0.0f, 0.0f}}, u[3], mu[3], k2s[NB];
+/* Row j's gains are k1[j * s1], k2[j * s2]: stride 0 gives every row the same gain without copies. */
+static int filter_core(const float p[D], const float v[D], const float u_nom[D],
+                       const float neighbours[NS][2 * D], const float mask[NS],
+                       const float obstacles[][D + 1], int n_obstacles, const float *k1, int s1,
+                       const float *k2, int s2, float u_out[D]) {{
+    float G[NA][3], g[NA], un[3] = {{0.0f, 0.0f, 0.0f}}, u[3], mu[3];
     int act[3], k = 0, pass = 1, bad = n_obstacles < 0 || n_obstacles > NO || (n_obstacles > 0 && !obstacles);
-    for (int j = 0; j < NB; j++) {{
-        bad |= !(is_finite(k1[j]) && is_finite(k2[j]) && k1[j] > 0.0f && k2[j] > 0.0f);
-        k2s[j] = k2[j];
+    for (int j = 0; j < (s1 || s2 ? NB : 1); j++) {{
+        bad |= !(is_finite(k1[j * s1]) && is_finite(k2[j * s2]) && k1[j * s1] > 0.0f && k2[j * s2] > 0.0f);
     }}
     for (int i = 0; i < D; i++) {{
         bad |= !is_finite(p[i]) || !is_finite(v[i]) || !is_finite(u_nom[i]);
@@ -150,11 +151,11 @@ int {prefix}_filter_rows(const float p[D], const float v[D], const float u_nom[D
                 d[i] = p[i] - neighbours[j][i];
                 w[i] = v[i] - neighbours[j][D + i];
             }}
-            live = other_row(d, w, 2.0f * AGENT_RADIUS, 0.5f, k1[j], k2s[j], G[j], &g[j]);
+            live = other_row(d, w, 2.0f * AGENT_RADIUS, 0.5f, k1[j * s1], k2[j * s2], G[j], &g[j]);
         }} else if (j >= NS && j - NS < n_obstacles) {{  /* a static obstacle: all of it */
             const float *o = obstacles[j - NS];
             for (int i = 0; i < D; i++) {{ d[i] = p[i] - o[i]; w[i] = v[i]; }}
-            live = other_row(d, w, AGENT_RADIUS + o[D], 1.0f, k1[j], k2s[j], G[j], &g[j]);
+            live = other_row(d, w, AGENT_RADIUS + o[D], 1.0f, k1[j * s1], k2[j * s2], G[j], &g[j]);
         }}
         if (!live) {{ G[j][0] = G[j][1] = G[j][2] = 0.0f; g[j] = -1.0f; }}
     }}
@@ -181,9 +182,13 @@ int {prefix}_filter_rows(const float p[D], const float v[D], const float u_nom[D
 int {prefix}_filter(const float p[D], const float v[D], const float u_nom[D],
 {pad}const float neighbours[NS][2 * D], const float mask[NS], const float obstacles[][D + 1],
 {pad}int n_obstacles, float k1, float k2, float u_out[D]) {{
-    float k1r[NB], k2r[NB];
-    for (int j = 0; j < NB; j++) {{ k1r[j] = k1; k2r[j] = k2; }}
-    return {prefix}_filter_rows(p, v, u_nom, neighbours, mask, obstacles, n_obstacles, k1r, k2r, u_out);
+    return filter_core(p, v, u_nom, neighbours, mask, obstacles, n_obstacles, &k1, 0, &k2, 0, u_out);
+}}
+
+int {prefix}_filter_rows(const float p[D], const float v[D], const float u_nom[D],
+{pad}const float neighbours[NS][2 * D], const float mask[NS], const float obstacles[][D + 1],
+{pad}int n_obstacles, const float k1[NB], const float k2[NB], float u_out[D]) {{
+    return filter_core(p, v, u_nom, neighbours, mask, obstacles, n_obstacles, k1, 1, k2, 1, u_out);
 }}
 """
 
@@ -241,13 +246,17 @@ int {prefix}_gains(const float p[D], const float v[D], const float goal[D], cons
 int {prefix}_filter_tuned(const float p[D], const float v[D], const float u_nom[D],
 {pad}const float neighbours[NS][2 * D], const float mask[NS], const float obstacles[][D + 1],
 {pad}int n_obstacles, const float k[{outputs}], float u[D]) {{
+#if PER_NEIGHBOUR
     float k1[NB], k2[NB];
     for (int j = 0; j < NB; j++) {{ k1[j] = k[0]; k2[j] = k[1]; }}
-    for (int s = 0; PER_NEIGHBOUR && s < slots_filled; s++) {{  /* a slot's own pair for its row */
+    for (int s = 0; s < slots_filled; s++) {{  /* a slot's own pair for its row */
         k1[slot_row[s]] = k[OWN + 2 * s];
         k2[slot_row[s]] = k[OWN + 2 * s + 1];
     }}
     return {prefix}_filter_rows(p, v, u_nom, neighbours, mask, obstacles, n_obstacles, k1, k2, u);
+#else
+    return {prefix}_filter(p, v, u_nom, neighbours, mask, obstacles, n_obstacles, k[0], k[1], u);
+#endif
 }}
 
 void {prefix}_nominal(const float p[D], const float v[D], const float goal[D], const float k[{outputs}],
@@ -340,7 +349,8 @@ def _emit(config: AgentFilterConfig, dim: int, slots: int, obstacles: int, tol: 
         "tol": c_floats([tol]), "own": outputs, "outputs": outputs + 2 * slots * per_neighbour,
         "per_neighbour": int(per_neighbour), "rows": slots + obstacles,
         "shared_k2": "" if config.shared_k2 is None else
-        f"    for (int j = 0; j < NB; j++) k2s[j] = {c_floats([config.shared_k2])};  /* shared_k2 */\n",
+        f"    static const float SHARED_K2 = {c_floats([config.shared_k2])};  /* every agent's k2 */\n"
+        "    k2 = &SHARED_K2;\n    s2 = 0;\n",
     }
     fields["step_decl"] = _STEP_DECL.format(**fields) if step else ""
     source = _SOURCE.format(**fields)
