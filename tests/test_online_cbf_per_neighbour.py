@@ -101,7 +101,7 @@ TINY = ["--set", "train.envs=2", "--set", "agents=4", "--set", "train.neighbours
         "--set", "tilt=0", "--set", "train.per_neighbour=true"]
 
 
-def test_a_per_neighbour_tuner_trains_exports_and_sets_the_same_row_gains_in_onnx_and_torch(tmp_path):
+def test_a_per_neighbour_tuner_trains_exports_and_sets_the_same_row_gains_in_onnx_and_torch(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "online-cbf", "--out", str(run), *TINY]) == 0
     card = json.loads((run / "policy.json").read_text())
@@ -132,6 +132,11 @@ def test_a_per_neighbour_tuner_trains_exports_and_sets_the_same_row_gains_in_onn
             expected = torch_rows[1, i, [*others, *range(4, 4 + len(obstacles))]].numpy()
             assert k == pytest.approx(expected, abs=1e-4)
     assert tuner_outputs(run / "policy.onnx") == (2, 4)  # own (k1, k2), then 4 slots' pairs
+    # trained with each agent's own k2: refused behind a filter that overrides it, before any episode
+    assert main(["eval", "online-cbf", "--policy", str(run / "policy.pt"), "--scenario", "swap",
+                 "--set", "filter.shared_k2=4", "--out", str(tmp_path / "shared")]) != 0
+    assert not (tmp_path / "shared").exists()
+    assert "trained with filter.shared_k2=None, evaluated with 4.0" in capsys.readouterr().err
     assert math.isfinite(card["export"]["equivalence"]["max_abs_error"])
 
 
@@ -196,3 +201,11 @@ def test_the_per_neighbour_tuner_and_its_filter_replay_a_swap_on_the_mcu_like_py
     assert report["max_abs_gain_diff"] <= 1e-4, report
     assert report["max_abs_u_diff"] <= 1e-3, report
     assert {"0", "1"} <= set(report["codes"]), report
+
+
+def test_under_a_shared_k2_the_grid_searches_k1_only():
+    from robo.tasks.online_cbf.config import FilterSettings
+
+    shared = OnlineCbfConfig(filter=FilterSettings(shared_k2=4.0))
+    assert shared.grid_k2() == [4.0] and shared.grid_points() == 3
+    assert OnlineCbfConfig().grid_points() == 9

@@ -125,6 +125,7 @@ def _scenarios(names: list[str], episodes: int, agents: int, policy: str, tilt: 
         nominal = metrics(run_episodes(config, None), config)
         fixed = {**fixed_setting(best), **metrics(run_episodes(config, best), config)}
         tuner = GainTuner(policy)
+        tuner.check_filter(shared_k2)
         gnn = {**metrics(run_episodes(config, tuner), config), "clamped_agent_steps": tuner.clamped,
                "fallback_agent_steps": tuner.fallbacks}
         table[name] = {"nominal": nominal, "best_fixed": fixed, "gnn": gnn, "grid": grid}

@@ -29,9 +29,6 @@ class GridSettings:
     episodes: int = 20           # per grid point
     seed: int = 10_000           # the search's episodes, apart from the evaluation's
 
-    def points(self) -> int:
-        return len(self.k1) * len(self.k2) * max(1, len(self.tilt))
-
 
 @dataclass
 class RewardWeights:
@@ -136,6 +133,13 @@ class OnlineCbfConfig:
                 raise ValueError(f"train.init_gains: {e}") from None
         if not (math.isfinite(t.episode_time) and t.episode_time > 0):
             raise ValueError(f"train.episode_time must be finite and > 0, got {t.episode_time}")
+
+    def grid_k2(self) -> list[float]:
+        """The k2 the grid search tries: the shared one when ``filter.shared_k2`` overrides every k2."""
+        return self.grid.k2 if self.filter.shared_k2 is None else [self.filter.shared_k2]
+
+    def grid_points(self) -> int:
+        return len(self.grid.k1) * len(self.grid_k2()) * max(1, len(self.grid.tilt))
 
     def filter_config(self) -> MultiAgentFilterConfig:
         s = self.swarm

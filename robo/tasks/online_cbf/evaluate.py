@@ -99,7 +99,7 @@ def evaluate(config: OnlineCbfConfig, args: argparse.Namespace, ctx: Context) ->
     summary: dict[str, Any] = {"scenario": config.scenario, "agents": config.agents, "seed": config.seed,
                                "dim": config.swarm.dim}
     if args.grid:
-        total = steps * config.grid.points()
+        total = steps * config.grid_points()
         with ctx.bar("grid search", total=total) as bar:
             gains, table = grid_search(config, progress=bar.update)
         summary["grid"] = {"episodes": config.grid.episodes, "seed": config.grid.seed, "table": table}
@@ -138,6 +138,7 @@ def compare(config: OnlineCbfConfig, args: argparse.Namespace, ctx: Context) -> 
     import matplotlib.pyplot as plt
 
     tuner = GainTuner(args.policy)
+    tuner.check_filter(config.filter.shared_k2)
     torch.set_num_threads(config.threads)
     base = _with_flags(config, args)
     scenarios = [args.scenario] if args.scenario else list(SCENARIOS)
@@ -149,7 +150,7 @@ def compare(config: OnlineCbfConfig, args: argparse.Namespace, ctx: Context) -> 
         for agents in counts:
             c = dataclasses.replace(base, scenario=scenario, agents=agents)
             steps = c.swarm.episode_steps
-            with ctx.bar(f"{scenario} x{agents}: grid", total=steps * c.grid.points()) as bar:
+            with ctx.bar(f"{scenario} x{agents}: grid", total=steps * c.grid_points()) as bar:
                 gains, _ = grid_search(c, progress=bar.update)
             runs = {}
             report.append(f"  {scenario}, {agents} agents (fixed gains: the grid's best)")

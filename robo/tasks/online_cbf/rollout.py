@@ -167,14 +167,15 @@ def _rank(m: dict[str, Any]) -> tuple:
 
 def grid_search(config: OnlineCbfConfig, progress: Callable[[int], None] | None = None
                 ) -> tuple[tuple[float, ...], list[dict[str, Any]]]:
-    """Every (k1, k2) of ``config.grid``, and every tilt of ``grid.tilt`` when it lists some (the fair
-    baseline of a tuner that sets the turn too), on the grid's own episodes; returns the best setting
+    """Every (k1, k2) of ``config.grid`` (k2 only the shared one under ``filter.shared_k2``), and every
+    tilt of ``grid.tilt`` when it lists some (the fair baseline of a tuner that sets the turn too), on
+    the grid's own episodes; returns the best setting
     (fewest collisions, then highest success, lowest deadlock rate, shortest makespan) and the whole
     table."""
     table = []
     for tilt in config.grid.tilt or [None]:
         for k1 in config.grid.k1:
-            for k2 in config.grid.k2:
+            for k2 in config.grid_k2():
                 fixed = (k1, k2) if tilt is None else (k1, k2, tilt)
                 run = run_episodes(config, fixed, episodes=config.grid.episodes, seed=config.grid.seed,
                                    progress=progress)

@@ -49,8 +49,17 @@ class GainTuner:
         self.path, self.neighbours, self.outputs = path, int(arch["neighbours"]), int(arch["act_dim"])
         self.dim = int(arch["node_size"]) // 2
         self.sets_tilt, self.per_neighbour = "tilt_range" in arch, bool(arch.get("per_neighbour"))
+        trained = (self.onnx.card["training"] if hasattr(self, "onnx") else meta).get("config", {})
+        self.shared_k2 = trained.get("filter", {}).get("shared_k2")  # the filter it was trained behind
         self.clamped = 0     # agent-steps whose gains the model put out of range
         self.fallbacks = 0   # agent-steps answered by the card's fallback (non-finite view or output)
+
+    def check_filter(self, shared_k2: float | None) -> None:
+        """Refuse a filter whose ``shared_k2`` is not the one the tuner was trained behind (its k2
+        outputs would be used where they were ignored in training, or the other way round)."""
+        if shared_k2 != self.shared_k2:
+            raise ValueError(f"{self.path}: trained with filter.shared_k2={self.shared_k2}, evaluated with "
+                             f"{shared_k2}: evaluate it behind the filter it was trained with")
 
     def __call__(self, state: SwarmState, config: SwarmConfig) -> tuple[torch.Tensor, ...]:
         """(k1, k2), or (k1, k2, tilt) from a tuner that turns the nominal too, for every agent of
