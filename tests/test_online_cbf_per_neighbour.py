@@ -118,6 +118,7 @@ def test_a_per_neighbour_tuner_trains_exports_and_sets_the_same_row_gains_in_onn
     # one agent's computer (the ROS filter node's numpy path) sets the same gains on the same rows
     rows = onnx(state, CONFIG)
     node = SwarmTuner(run / "policy.onnx")
+    assert node.shared_k2 is None and SwarmTuner(COMMITTED / "policy.onnx").shared_k2 == 4.0  # node checks it
     p, v, goal = (x[1].numpy() for x in (state.p, state.v, state.goal))
     obstacles = state.obstacle_p[1].numpy()
     for i in range(4):
@@ -182,7 +183,7 @@ def test_the_per_neighbour_tuner_and_its_filter_replay_a_swap_on_the_mcu_like_py
     from robo.bench.online_cbf import mcu_step, record_swap_views
     from robo.safety.agent_mcu import AgentView
 
-    views, settings = record_swap_views(str(COMMITTED / "policy.pt"), every=16)
+    views, settings = record_swap_views(str(COMMITTED / "policy.pt"), every=16, shared_k2=4.0)  # trained so
     # obstacles within sensing range: the agents-first slot order decides which rows get slot gains
     settings = dataclasses.replace(settings, obstacle_p=np.array([[0.3, 0.2], [-1.0, 0.5]]),
                                    obstacle_r=np.array([0.2, 0.3]))

@@ -111,6 +111,9 @@ class SwarmFilterNode(Node):
                                         max_accel=v["max_accel"], margin=v["margin"],
                                         slack_weight=v["slack_weight"], brake_gain=v["brake_gain"],
                                         shared_k2=v["shared_k2"] or None)
+        if self.config.shared_k2 != self.tuner.shared_k2:
+            raise ValueError(f"shared_k2: {v['shared_k2']}, but the tuner was trained with "
+                             f"filter.shared_k2={self.tuner.shared_k2} (0 stands for none)")
         self.goal = np.asarray(v["goal"], dtype=np.float64)
         self.neighbour_timeout = v["neighbour_timeout"]
         self.own_topic = self.resolve_topic_name("odom")

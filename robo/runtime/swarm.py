@@ -116,6 +116,8 @@ class SwarmTuner:
         self.own = tuner_outputs(self.policy.card, path)
         self.sets_tilt = self.own == 3
         self.per_neighbour = neighbour_slots(self.policy.card) > 0
+        # the filter's shared_k2 it was trained behind (None: each agent's own k2)
+        self.shared_k2 = self.policy.card["training"].get("config", {}).get("filter", {}).get("shared_k2")
         self.clamped = 0     # calls whose raw outputs the model put out of the card's range
         self.fallbacks = 0   # calls answered by the card's fallback (non-finite view or output)
         self.last_outputs: list[float] = []
