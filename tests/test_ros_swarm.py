@@ -4,6 +4,7 @@ simulator's observation, and four agents swapping places on a circle over real D
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 
@@ -148,8 +149,13 @@ def _odometry_positions(graph, agents: int) -> dict[int, np.ndarray]:
     return latest
 
 
+PER_NEIGHBOUR = {"policy": str(ROOT / "robo" / "policies" / "online_cbf_gnn_per_neighbour" / "policy.onnx"),
+                 "shared_k2": 4.0}  # the filter that tuner was trained behind
+
+
 @pytest.mark.ros
-def test_four_agents_swap_places_over_dds_without_a_collision(monkeypatch, tmp_path):
+@pytest.mark.parametrize("tuner", [{}, PER_NEIGHBOUR], ids=["committed-tuner", "per-neighbour-tuner"])
+def test_four_agents_swap_places_over_dds_without_a_collision(monkeypatch, tmp_path, tuner):
     from builtin_interfaces.msg import Time
     from nav_msgs.msg import Odometry
 
@@ -166,7 +172,7 @@ def test_four_agents_swap_places_over_dds_without_a_collision(monkeypatch, tmp_p
         for i, (start, goal) in enumerate(pairs):
             graph.start("swarm_agent", name=f"agent{i}", namespace=f"agent{i}",
                         params_files=[SWARM_PARAMS_FILE],
-                        parameters={"initial_position": start, "goal": goal, "agents": agents})
+                        parameters={"initial_position": start, "goal": goal, "agents": agents, **tuner})
         graph.spin_until(lambda: len(latest) == agents, 60.0, "odometry from every agent")
         goals = np.array([g for _, g in pairs])
         closest = [np.inf]
@@ -184,6 +190,8 @@ def test_four_agents_swap_places_over_dds_without_a_collision(monkeypatch, tmp_p
         values = {kv.key: kv.value for kv in filters[-1].values}
         assert int(values["solves"]) > 0 and values["neighbours"] == str(agents - 1)
         assert values["faults"] == values["stale_neighbour_steps"] == values["clamped_gains"] == "0"
+        card = json.loads(Path(tuner.get("policy", TUNER)).with_suffix(".json").read_text())
+        assert values["policy_sha256"] == card["onnx"]["sha256"]  # the tuner asked for
 
         # A fifth agent appears in the middle (2 m from everyone), then its messages turn non-finite:
         # discovered, counted, and kept where it was last seen, coming at each agent (stale).

@@ -4,7 +4,7 @@ On every message of its own ``odom`` the node builds the agent's view (its goal 
 the neighbours within ``sensing_radius``), runs the gain tuner (the card's GNN through
 :class:`robo.runtime.swarm.SwarmTuner`) for this agent's (k1, k2) (and its turn, when the card's tuner
 sets the tilt; a per-neighbour tuner also gives each neighbour in a slot its own pair, and the
-diagnostics report the least), filters the PD-to-goal acceleration
+diagnostics report the agent's own), filters the PD-to-goal acceleration
 through its own HOCBF-QP (:func:`robo.safety.agent_qp.filter_agent`: half of every pair condition) in
 the x-y plane, and publishes ``setpoint/pose`` + ``setpoint/twist`` stamped like that odometry: the
 setpoint at which the vehicle's tracker (kp, kv) produces exactly the filtered acceleration (velocity
@@ -214,7 +214,8 @@ class SwarmFilterNode(Node):
         self.counts["modified"] += out.modified
         self.counts["faults"] += out.fault
         distances = np.linalg.norm(others_p - p, axis=1)
-        self.last = dict(k1=float(np.min(k1)), k2=float(np.min(k2)), tilt=tilt, in_range=out.rows,
+        own_k1, own_k2 = self.tuner.last_outputs[:2]  # per-neighbour rows may be none at all
+        self.last = dict(k1=own_k1, k2=own_k2, tilt=tilt, in_range=out.rows,
                          min_distance=min(self.last["min_distance"], float(distances.min(initial=math.inf))))
         # The tracker's setpoint that yields exactly u: velocity setpoint v, position shifted by u / kp.
         position = np.array([*(p + out.u / self.values["tracker_kp"]), target[2]])
