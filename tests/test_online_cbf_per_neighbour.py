@@ -210,3 +210,8 @@ def test_under_a_shared_k2_the_grid_searches_k1_only():
     shared = OnlineCbfConfig(filter=FilterSettings(shared_k2=4.0))
     assert shared.grid_k2() == [4.0] and shared.grid_points() == 3
     assert OnlineCbfConfig().grid_points() == 9
+    # the gain statistics report the k2 the filter applied, not the controller's
+    short = OnlineCbfConfig(agents=4, filter=FilterSettings(shared_k2=4.0),
+                            swarm=SwarmConfig(episode_time=2.0))
+    stats = metrics(run_episodes(short, _by_side(1.0, 0.5), episodes=1), short)["gains"]
+    assert stats["k2_p05"] == stats["k2_p95"] == 4.0 and stats["k1_p05"] == 0.5 and stats["k1_p95"] == 1.0

@@ -59,7 +59,7 @@ def run_episodes(config: OnlineCbfConfig, gains: Gains, *, episodes: int | None 
                                   max_accel=sw.max_accel, kp=config.kp, kd=config.kd, tilt=tilt)
         if k is not None:
             if callable(gains):
-                _record(chosen, k, state, sw)
+                _record(chosen, k, state, sw, config.filter.shared_k2)
             out = filter_accelerations(state.p, state.v, u, state.obstacle_p, state.obstacle_r, k[0], k[1],
                                        fc)
             u = out.u
@@ -76,9 +76,12 @@ def run_episodes(config: OnlineCbfConfig, gains: Gains, *, episodes: int | None 
 
 
 def _record(chosen: dict[str, list[torch.Tensor]], k: tuple[torch.Tensor, ...], state: SwarmState,
-            sw: SwarmConfig) -> None:
-    """Append the values a tuner set for agents away from their goals: per agent, or per barrier row
-    of a neighbour within sensing range (a per-neighbour tuner's [E, N, N + O] gains)."""
+            sw: SwarmConfig, shared_k2: float | None) -> None:
+    """Append the values applied for agents away from their goals: per agent, or per barrier row of a
+    neighbour within sensing range (a per-neighbour tuner's [E, N, N + O] gains); k2 is the shared one
+    when the filter overrides the tuner's."""
+    if shared_k2 is not None:
+        k = (k[0], torch.full_like(k[1], shared_k2), *k[2:])
     away = (state.p - state.goal).norm(dim=-1) > sw.goal_tolerance
     for name, x in zip(("k1", "k2", "tilt"), k, strict=False):
         if x.dim() == 3:
