@@ -18,9 +18,17 @@ from robo.runtime.swarm import SwarmTuner, agent_observation, slot_order
 from robo.safety.agent_mcu import tuner_outputs
 from robo.tasks.online_cbf.config import OnlineCbfConfig
 from robo.tasks.online_cbf.neighbour_gains import split_outputs
-from robo.tasks.online_cbf.rollout import metrics, run_episodes
+from robo.tasks.online_cbf.rollout import gains_by_side, metrics, run_episodes
 from robo.tasks.online_cbf.tuner import GainTuner
-from sim.swarm import Scenario, SwarmConfig, SwarmState, flat_observation, make_scenario, reset
+from sim.swarm import (
+    Scenario,
+    SwarmConfig,
+    SwarmState,
+    flat_observation,
+    flat_observation_and_slots,
+    make_scenario,
+    reset,
+)
 
 CONFIG = SwarmConfig()
 
@@ -38,19 +46,23 @@ def _outputs(slots: int) -> torch.Tensor:
     return base + torch.arange(1, 3 + 2 * slots, dtype=torch.float64)
 
 
+def _slots(state: SwarmState, neighbours: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return flat_observation_and_slots(state, CONFIG, neighbours, agents_first=True)[1]
+
+
 def test_each_slots_gains_reach_the_row_of_the_neighbour_in_that_slot():
     state = _line()
-    k1, k2, tilt = split_outputs(_outputs(2), state, CONFIG, 2, sets_tilt=False, per_neighbour=True)
+    k1, k2, tilt = split_outputs(_outputs(2), False, _slots(state, 2), rows=5)
     assert tilt is None and k1.shape == k2.shape == (1, 4, 5)  # 4 agent rows, 1 obstacle row
     # agent 0: agents first, nearest first: agent 1 (1.0 m), agent 2 (2.2 m); the obstacle (2.06 m) is
     # nearer than agent 2 but gets no slot; agent 3 is out of sensing range: the agent's own gains
     assert k1[0, 0].tolist() == [1.0, 3.0, 5.0, 1.0, 1.0]
     assert k2[0, 0].tolist() == [2.0, 4.0, 6.0, 2.0, 2.0]
     # more slots than candidates: the empty slots write nowhere that matters, no neighbour loses its gain
-    k1, _, _ = split_outputs(_outputs(6), state, CONFIG, 6, sets_tilt=False, per_neighbour=True)
+    k1, _, _ = split_outputs(_outputs(6), False, _slots(state, 6), rows=5)
     assert k1[0, 0].tolist() == [1.0, 3.0, 5.0, 1.0, 7.0]
     # without per_neighbour: one pair per agent
-    k1, k2, _ = split_outputs(_outputs(0), state, CONFIG, 2, sets_tilt=False, per_neighbour=False)
+    k1, k2, _ = split_outputs(_outputs(0), False)
     assert k1.shape == (1, 4) and k1[0].tolist() == [1.0, 11.0, 21.0, 31.0]
 
 
@@ -75,23 +87,10 @@ def test_the_slot_outputs_follow_their_edges_and_the_agents_own_do_not_depend_on
         GainGNN(4, 6, K, act_dim=2, per_neighbour=True)
 
 
-def _by_side(left: float, right: float):
-    """Gains per barrier row by the neighbour's side of the agent's way to its goal (no tuner)."""
-    def tuner(state: SwarmState, sw: SwarmConfig) -> tuple[torch.Tensor, torch.Tensor]:
-        way = state.goal - state.p
-        way = way / way.norm(dim=-1, keepdim=True).clamp_min(1e-9)
-        others = torch.cat([state.p[:, None] - state.p[:, :, None],
-                            state.obstacle_p[:, None] - state.p[:, :, None]], dim=2)
-        side = way[:, :, None, 0] * others[..., 1] - way[:, :, None, 1] * others[..., 0]
-        k = torch.where(side > 0, left, right)
-        return k, k.clone()
-    return tuner
-
-
 def test_gains_chosen_by_side_get_the_swap_through_where_one_pair_of_gains_for_all_jams():
     config = OnlineCbfConfig(agents=8, tilt=0.0)  # no right-hand rule: gains are the only lever
     fixed = metrics(run_episodes(config, (4.0, 4.0), episodes=4), config)
-    sided = metrics(run_episodes(config, _by_side(4.0, 0.25), episodes=4), config)
+    sided = metrics(run_episodes(config, gains_by_side(4.0, 0.25), episodes=4), config)
     assert fixed["deadlock_rate"] == 1.0 and fixed["success_rate"] < 1.0
     assert sided["success_rate"] == 1.0 and sided["deadlock_rate"] == 0.0 and sided["collisions"] == 0
 
@@ -213,5 +212,5 @@ def test_under_a_shared_k2_the_grid_searches_k1_only():
     # the gain statistics report the k2 the filter applied, not the controller's
     short = OnlineCbfConfig(agents=4, filter=FilterSettings(shared_k2=4.0),
                             swarm=SwarmConfig(episode_time=2.0))
-    stats = metrics(run_episodes(short, _by_side(1.0, 0.5), episodes=1), short)["gains"]
+    stats = metrics(run_episodes(short, gains_by_side(1.0, 0.5), episodes=1), short)["gains"]
     assert stats["k2_p05"] == stats["k2_p95"] == 4.0 and stats["k1_p05"] == 0.5 and stats["k1_p95"] == 1.0

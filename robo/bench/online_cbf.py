@@ -124,8 +124,7 @@ def _scenarios(names: list[str], episodes: int, agents: int, policy: str, tilt: 
         best, grid = grid_search(config)
         nominal = metrics(run_episodes(config, None), config)
         fixed = {**fixed_setting(best), **metrics(run_episodes(config, best), config)}
-        tuner = GainTuner(policy)
-        tuner.check_filter(shared_k2)
+        tuner = GainTuner(policy, shared_k2)
         gnn = {**metrics(run_episodes(config, tuner), config), "clamped_agent_steps": tuner.clamped,
                "fallback_agent_steps": tuner.fallbacks}
         table[name] = {"nominal": nominal, "best_fixed": fixed, "gnn": gnn, "grid": grid}
@@ -150,7 +149,7 @@ def record_swap_views(policy: str, *, agents: int = 8, every: int = 4, seed: int
     sw, fc = config.swarm, config.filter_config()
     if agents - 1 > config.train.neighbours:
         raise ValueError(f"agents: at most {config.train.neighbours + 1} for the MCU image's neighbour slots")
-    tuner = GainTuner(policy)
+    tuner = GainTuner(policy, shared_k2)
     state = reset(make_scenario("swap", agents, 1, seed=seed, dim=sw.dim, spacing=config.spacing,
                                 jitter=config.jitter), sw)
     views = []

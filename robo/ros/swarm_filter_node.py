@@ -52,7 +52,7 @@ from robo.ros.common import (
 )
 from robo.ros.convert import odometry_to_state, setpoint_msgs
 from robo.runtime.quadrotor import Setpoint
-from robo.runtime.swarm import SwarmTuner, agent_observation, nominal_acceleration, slot_order
+from robo.runtime.swarm import SwarmTuner, agent_observation_and_slots, nominal_acceleration
 from robo.safety.agent_qp import AgentFilterConfig, filter_agent
 
 ODOMETRY_TYPE = "nav_msgs/msg/Odometry"
@@ -195,12 +195,11 @@ class SwarmFilterNode(Node):
             self.go_at = now + self.values["start_delay"]
         target = self.goal if now >= self.go_at else self.hold
         others_p, others_v = self._neighbour_states(p, now)
-        view = dict(sensing_radius=self.config.sensing_radius, slots=self.tuner.slots,
-                    agents_first=self.tuner.per_neighbour)
-        obs = agent_observation(p, v, target[:2], others_p, others_v, agent_radius=self.config.agent_radius,
-                                **view)
+        obs, order = agent_observation_and_slots(
+            p, v, target[:2], others_p, others_v, agent_radius=self.config.agent_radius,
+            sensing_radius=self.config.sensing_radius, slots=self.tuner.slots,
+            agents_first=self.tuner.per_neighbour)
         clamped, fallbacks = self.tuner.clamped, self.tuner.fallbacks
-        order = slot_order(p, others_p, **view)
         # a tuner that sets the tilt overrides nominal_tilt; a per-neighbour one gives gains per neighbour
         k1, k2, *turn = self.tuner.gains(obs, order, len(others_p))
         self.counts["clamped_gains"] += self.tuner.clamped - clamped

@@ -24,10 +24,18 @@ TASK = "online_cbf"
 
 
 def agent_observation(p: np.ndarray, v: np.ndarray, goal: np.ndarray, neighbours_p: np.ndarray,
-                      neighbours_v: np.ndarray, *, agent_radius: float, sensing_radius: float, slots: int,
-                      obstacle_p: np.ndarray | None = None, obstacle_r: np.ndarray | None = None,
-                      agents_first: bool = False) -> np.ndarray:
-    """The flat observation [D * 2 + slots * (2 D + 2) + slots] of one agent (float32).
+                      neighbours_v: np.ndarray, **view: Any) -> np.ndarray:
+    """:func:`agent_observation_and_slots` without the slots."""
+    return agent_observation_and_slots(p, v, goal, neighbours_p, neighbours_v, **view)[0]
+
+
+def agent_observation_and_slots(p: np.ndarray, v: np.ndarray, goal: np.ndarray, neighbours_p: np.ndarray,
+                                neighbours_v: np.ndarray, *, agent_radius: float, sensing_radius: float,
+                                slots: int, obstacle_p: np.ndarray | None = None,
+                                obstacle_r: np.ndarray | None = None,
+                                agents_first: bool = False) -> tuple[np.ndarray, list[int]]:
+    """The flat observation [D * 2 + slots * (2 D + 2) + slots] of one agent (float32), and which
+    neighbour (index < M) or obstacle (M + index) fills each slot (:func:`slot_order`).
 
     Neighbours and obstacles beyond ``sensing_radius`` are left out; the ``slots`` nearest of the
     rest fill the edge slots, nearest first (ties: agents before obstacles, lower index first, as
@@ -49,7 +57,7 @@ def agent_observation(p: np.ndarray, v: np.ndarray, goal: np.ndarray, neighbours
     for slot, i in enumerate(near):
         edges[slot] = [*offset[i], *rel_v[i], reach[i], flag[i]]
         mask[slot] = 1.0
-    return np.concatenate([goal - p, v, edges.ravel(), mask]).astype(np.float32)
+    return np.concatenate([goal - p, v, edges.ravel(), mask]).astype(np.float32), near
 
 
 def slot_order(p: np.ndarray, neighbours_p: np.ndarray, *, sensing_radius: float, slots: int,
@@ -90,6 +98,12 @@ def neighbour_slots(card: dict[str, Any]) -> int:
     return int(arch.get("neighbours", 0)) if arch.get("per_neighbour") else 0
 
 
+def trained_shared_k2(training: dict[str, Any]) -> float | None:
+    """The ``filter.shared_k2`` a tuner was trained behind (None: each agent's own k2), from its card's
+    (or checkpoint's) training record."""
+    return training.get("config", {}).get("filter", {}).get("shared_k2")
+
+
 def tuner_outputs(card: dict[str, Any], where: str | Path) -> int:
     """How many values the card's tuner outputs for the agent itself: 2 (k1, k2) or 3 (k1, k2, tilt),
     each followed, for a per-neighbour tuner, by edgeM.k1, edgeM.k2 per slot; anything else is refused."""
@@ -116,8 +130,7 @@ class SwarmTuner:
         self.own = tuner_outputs(self.policy.card, path)
         self.sets_tilt = self.own == 3
         self.per_neighbour = neighbour_slots(self.policy.card) > 0
-        # the filter's shared_k2 it was trained behind (None: each agent's own k2)
-        self.shared_k2 = self.policy.card["training"].get("config", {}).get("filter", {}).get("shared_k2")
+        self.shared_k2 = trained_shared_k2(self.policy.card["training"])
         self.clamped = 0     # calls whose raw outputs the model put out of the card's range
         self.fallbacks = 0   # calls answered by the card's fallback (non-finite view or output)
         self.last_outputs: list[float] = []

@@ -165,16 +165,15 @@ def python_step(view: AgentView, tuner: Any, settings: StepSettings) -> tuple[tu
     """The same control step in Python on the float32 view: every output of ``tuner`` (a
     :class:`robo.runtime.swarm.SwarmTuner`: k1, k2[, tilt][, each slot's k1, k2]) and the
     :class:`AgentFilterResult`."""
-    from robo.runtime.swarm import agent_observation, nominal_acceleration, slot_order
+    from robo.runtime.swarm import agent_observation_and_slots, nominal_acceleration
 
     p, v, goal, nbp, nbv = (np.asarray(a, np.float32).astype(float) for a in
                             (view.p, view.v, view.goal, view.neighbours_p, view.neighbours_v))
     fc = settings.filter
-    view_of = dict(sensing_radius=fc.sensing_radius, slots=settings.slots, obstacle_p=settings.obstacle_p,
-                   agents_first=tuner.per_neighbour)
-    obs = agent_observation(p, v, goal, nbp, nbv, agent_radius=fc.agent_radius,
-                            obstacle_r=settings.obstacle_r, **view_of)
-    order = slot_order(p, nbp, **view_of)
+    obs, order = agent_observation_and_slots(
+        p, v, goal, nbp, nbv, agent_radius=fc.agent_radius, sensing_radius=fc.sensing_radius,
+        slots=settings.slots, obstacle_p=settings.obstacle_p, obstacle_r=settings.obstacle_r,
+        agents_first=tuner.per_neighbour)
     rows = len(nbp) + (0 if settings.obstacle_p is None else len(settings.obstacle_p))
     k1, k2, *turn = tuner.gains(obs, order, rows)
     k = tuple(float(np.float32(x)) for x in tuner.last_outputs)  # the MCU's float32 outputs

@@ -16,14 +16,14 @@ from sim.swarm.observation import (
     edge_layout,
     flat_layout,
     flat_observation,
+    flat_observation_and_slots,
     observe,
-    slot_rows,
 )
 from sim.swarm.scenarios import SCENARIOS, Scenario, make_scenario
 
 __all__ = [
     "AGENT_LAYOUT", "EDGE_LAYOUT", "SCENARIOS", "Scenario", "SwarmConfig", "SwarmState", "agent_layout",
-    "at_goal", "edge_layout", "flat_layout", "flat_observation",
+    "at_goal", "edge_layout", "flat_layout", "flat_observation", "flat_observation_and_slots",
     "make_scenario", "nominal_accelerations", "observe", "pairwise_distances",
-    "replace_envs", "reset", "slot_rows", "step",
+    "replace_envs", "reset", "step",
 ]

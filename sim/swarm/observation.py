@@ -74,22 +74,21 @@ def _nearest(dist: torch.Tensor, neighbours: int, agents_first: bool) -> tuple[t
     return idx, mask
 
 
-def slot_rows(state: SwarmState, config: SwarmConfig, neighbours: int,
-              agents_first: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Which candidate fills each edge slot of :func:`observe`: (index [E, N, K] into the N agents then
-    the O obstacles, the order of the filter's rows; mask [E, N, K] of the filled slots)."""
-    return _nearest(_candidates(state, config)[1], neighbours, agents_first)
+def _observe(state: SwarmState, config: SwarmConfig, neighbours: int,
+             agents_first: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`observe`'s three tensors, then each slot's candidate index [E, N, K]."""
+    nodes = torch.cat([state.goal - state.p, state.v], dim=-1)
+    edges, dist = _candidates(state, config)
+    idx, mask = _nearest(dist, neighbours, agents_first)
+    edges = torch.gather(edges, 2, idx[..., None].expand(*idx.shape, edges.shape[-1]))
+    return nodes, edges * mask[..., None], mask, idx
 
 
 def observe(state: SwarmState, config: SwarmConfig, neighbours: int,
             agents_first: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(agent features [E, N, F], edge features [E, N, K, Fe], mask [E, N, K] bool), K = ``neighbours``,
     in the order of :func:`agent_layout` and :func:`edge_layout`."""
-    nodes = torch.cat([state.goal - state.p, state.v], dim=-1)
-    edges, dist = _candidates(state, config)
-    idx, mask = _nearest(dist, neighbours, agents_first)
-    edges = torch.gather(edges, 2, idx[..., None].expand(*idx.shape, edges.shape[-1]))
-    return nodes, edges * mask[..., None], mask
+    return _observe(state, config, neighbours, agents_first)[:3]
 
 
 def flat_layout(dim: int, neighbours: int) -> ObservationLayout:
@@ -104,5 +103,13 @@ def flat_layout(dim: int, neighbours: int) -> ObservationLayout:
 def flat_observation(state: SwarmState, config: SwarmConfig, neighbours: int,
                      agents_first: bool = False) -> torch.Tensor:
     """[E, N, flat_layout(dim, neighbours).size]: :func:`observe` as one vector per agent."""
-    nodes, edges, mask = observe(state, config, neighbours, agents_first)
-    return torch.cat([nodes, edges.flatten(2), mask.to(nodes.dtype)], dim=-1)
+    return flat_observation_and_slots(state, config, neighbours, agents_first)[0]
+
+
+def flat_observation_and_slots(state: SwarmState, config: SwarmConfig, neighbours: int,
+                               agents_first: bool = False
+                               ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`flat_observation` and which candidate fills each slot: (index [E, N, K] into the N agents
+    then the O obstacles, the order of the filter's rows; mask [E, N, K] of the filled slots)."""
+    nodes, edges, mask, idx = _observe(state, config, neighbours, agents_first)
+    return torch.cat([nodes, edges.flatten(2), mask.to(nodes.dtype)], dim=-1), (idx, mask)

@@ -137,8 +137,7 @@ def compare(config: OnlineCbfConfig, args: argparse.Namespace, ctx: Context) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tuner = GainTuner(args.policy)
-    tuner.check_filter(config.filter.shared_k2)
+    tuner = GainTuner(args.policy, config.filter.shared_k2)
     torch.set_num_threads(config.threads)
     base = _with_flags(config, args)
     scenarios = [args.scenario] if args.scenario else list(SCENARIOS)

@@ -34,7 +34,7 @@ from sim.swarm import (
     SwarmState,
     at_goal,
     flat_layout,
-    flat_observation,
+    flat_observation_and_slots,
     make_scenario,
     nominal_accelerations,
     replace_envs,
@@ -93,9 +93,11 @@ class SwarmGainEnv:
 
     # ----- VecEnv ----------------------------------------------------------------------------
     def observe(self) -> torch.Tensor:
+        """The view of every agent; the slots that filled it stay with ``self.state`` for :meth:`gains`."""
         t = self.config.train
-        return flat_observation(self.state, self.swarm, t.neighbours, agents_first=t.per_neighbour).reshape(
-            self.num_envs, -1).float()
+        obs, self.slots = flat_observation_and_slots(self.state, self.swarm, t.neighbours,
+                                                     agents_first=t.per_neighbour)
+        return obs.reshape(self.num_envs, -1).float()
 
     def reset(self, seed: int | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
         if seed is not None:
@@ -110,8 +112,8 @@ class SwarmGainEnv:
         dtype, t = self.state.p.dtype, self.config.train
         k = squash_gains(action.to(dtype), self.out_lo.to(dtype), self.out_hi.to(dtype)).reshape(
             self.E, self.N, self.action_size)
-        k1, k2, tilt = split_outputs(k, self.state, self.swarm, t.neighbours, t.tilt_range is not None,
-                                     t.per_neighbour)
+        k1, k2, tilt = split_outputs(k, t.tilt_range is not None, self.slots if t.per_neighbour else None,
+                                     self.N + self.state.obstacle_p.shape[1])
         return k1, k2, self.config.tilt if tilt is None else tilt
 
     def step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
@@ -161,3 +163,4 @@ class SwarmGainEnv:
         self.state = SwarmState(**data["state"])
         self.t = data["t"]
         self.episodes_started = int(data["episodes_started"])
+        self.observe()  # the slots of the restored state

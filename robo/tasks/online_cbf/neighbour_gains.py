@@ -4,31 +4,28 @@ A tuner outputs per agent (k1, k2), the tilt when it sets the nominal's turn, an
 ``per_neighbour`` one (k1, k2) pair per edge slot (:class:`robo.nets.gnn.GainGNN`). The filter
 (:func:`robo.safety.batched_multi_agent.filter_accelerations`) takes gains per agent [E, N] or per
 row [E, N, N + O] (agents, then obstacles). A slot's pair goes to the row of the neighbour that fills
-the slot (:func:`sim.swarm.slot_rows`, the order the tuner saw: a per-neighbour tuner's slots hold
-the agents in range first, then obstacles); rows without a slot keep the agent's own pair.
+the slot (the slots of :func:`sim.swarm.flat_observation_and_slots` that gave the tuner its view: a
+per-neighbour tuner's slots hold the agents in range first, then obstacles); rows without a slot keep
+the agent's own pair.
 """
 
 from __future__ import annotations
 
 import torch
 
-from sim.swarm import SwarmConfig, SwarmState, slot_rows
 
-
-def split_outputs(out: torch.Tensor, state: SwarmState, config: SwarmConfig, neighbours: int,
-                  sets_tilt: bool, per_neighbour: bool
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+def split_outputs(out: torch.Tensor, sets_tilt: bool, slots: tuple[torch.Tensor, torch.Tensor] | None = None,
+                  rows: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """(k1, k2, tilt or None) from the tuner's squashed outputs ``out`` [E, N, outputs]: k1 and k2
-    [E, N], or [E, N, N + O] per row when ``per_neighbour``; tilt [E, N]."""
+    [E, N], or with ``slots`` (each slot's row index and mask, [E, N, K]) [E, N, rows] per row; tilt
+    [E, N]."""
     base = 2 + sets_tilt
     k1, k2 = out[..., 0], out[..., 1]
     tilt = out[..., 2] if sets_tilt else None
-    if per_neighbour:
-        E, N, _ = out.shape
-        rows = N + state.obstacle_p.shape[1]
-        idx, mask = slot_rows(state, config, neighbours, agents_first=True)
-        slots = out[..., base:].reshape(E, N, neighbours, 2)
-        k1, k2 = (_rows(k, slots[..., i], idx, mask, rows) for i, k in enumerate((k1, k2)))
+    if slots is not None:
+        idx, mask = slots
+        pairs = out[..., base:].reshape(*idx.shape, 2)
+        k1, k2 = (_rows(k, pairs[..., i], idx, mask, rows) for i, k in enumerate((k1, k2)))
     return k1, k2, tilt
 
 

@@ -83,14 +83,13 @@ def _record(chosen: dict[str, list[torch.Tensor]], k: tuple[torch.Tensor, ...], 
     if shared_k2 is not None:
         k = (k[0], torch.full_like(k[1], shared_k2), *k[2:])
     away = (state.p - state.goal).norm(dim=-1) > sw.goal_tolerance
+    in_range = None
+    if k[0].dim() == 3:  # rows of the neighbours and obstacles the agent senses
+        to_obstacles = (state.p[:, :, None] - state.obstacle_p[:, None]).norm(dim=-1)
+        dist = torch.cat([pairwise_distances(state.p), to_obstacles], dim=2)
+        in_range = (dist <= sw.sensing_radius) & away[..., None]
     for name, x in zip(("k1", "k2", "tilt"), k, strict=False):
-        if x.dim() == 3:
-            to_obstacles = (state.p[:, :, None] - state.obstacle_p[:, None]).norm(dim=-1)
-            dist = torch.cat([pairwise_distances(state.p), to_obstacles], dim=2)
-            x = x[(dist <= sw.sensing_radius) & away[..., None]]
-        else:
-            x = x[away]
-        chosen.setdefault(name, []).append(x)
+        chosen.setdefault(name, []).append(x[in_range] if x.dim() == 3 else x[away])
 
 
 def _gain_statistics(chosen: dict[str, list[torch.Tensor]]) -> dict[str, float]:

@@ -18,13 +18,19 @@ import torch
 
 from robo.nets.gnn import output_range
 from robo.tasks.online_cbf.neighbour_gains import split_outputs
-from sim.swarm import SwarmConfig, SwarmState, flat_observation
+from sim.swarm import SwarmConfig, SwarmState, flat_observation_and_slots
 
 TASK = "online_cbf"
 
 
 class GainTuner:
-    def __init__(self, path: str | Path):
+    """``shared_k2``: the filter's (``filter.shared_k2``) the tuner will run behind; a tuner trained
+    behind another one is refused (its k2 outputs would be applied where training ignored them, or the
+    other way round)."""
+
+    def __init__(self, path: str | Path, shared_k2: float | None = None):
+        from robo.runtime.swarm import trained_shared_k2
+
         path = Path(path)
         if path.suffix == ".onnx":
             from robo.runtime.policy import OnnxPolicy
@@ -49,17 +55,12 @@ class GainTuner:
         self.path, self.neighbours, self.outputs = path, int(arch["neighbours"]), int(arch["act_dim"])
         self.dim = int(arch["node_size"]) // 2
         self.sets_tilt, self.per_neighbour = "tilt_range" in arch, bool(arch.get("per_neighbour"))
-        trained = (self.onnx.card["training"] if hasattr(self, "onnx") else meta).get("config", {})
-        self.shared_k2 = trained.get("filter", {}).get("shared_k2")  # the filter it was trained behind
+        trained = trained_shared_k2(self.onnx.card["training"] if hasattr(self, "onnx") else meta)
+        if shared_k2 != trained:
+            raise ValueError(f"{path}: trained with filter.shared_k2={trained}, evaluated with {shared_k2}: "
+                             f"evaluate it behind the filter it was trained with")
         self.clamped = 0     # agent-steps whose gains the model put out of range
         self.fallbacks = 0   # agent-steps answered by the card's fallback (non-finite view or output)
-
-    def check_filter(self, shared_k2: float | None) -> None:
-        """Refuse a filter whose ``shared_k2`` is not the one the tuner was trained behind (its k2
-        outputs would be used where they were ignored in training, or the other way round)."""
-        if shared_k2 != self.shared_k2:
-            raise ValueError(f"{self.path}: trained with filter.shared_k2={self.shared_k2}, evaluated with "
-                             f"{shared_k2}: evaluate it behind the filter it was trained with")
 
     def __call__(self, state: SwarmState, config: SwarmConfig) -> tuple[torch.Tensor, ...]:
         """(k1, k2), or (k1, k2, tilt) from a tuner that turns the nominal too, for every agent of
@@ -68,8 +69,9 @@ class GainTuner:
             raise ValueError(f"{self.path}: the tuner was trained in {self.dim}-D, the swarm is "
                              f"{config.dim}-D")
         E, N, _ = state.p.shape
-        obs = flat_observation(state, config, self.neighbours, agents_first=self.per_neighbour).reshape(
-            E * N, -1).float()
+        obs, slots = flat_observation_and_slots(state, config, self.neighbours,
+                                                agents_first=self.per_neighbour)
+        obs = obs.reshape(E * N, -1).float()
         if hasattr(self, "onnx"):
             steps = [self.onnx.step(row) for row in obs.numpy()]
             self.fallbacks += sum(s.fallback for s in steps)
@@ -84,6 +86,6 @@ class GainTuner:
             self.clamped += int(((raw < self.lo) | (raw > self.hi)).any(dim=1).sum())
             gains = torch.maximum(torch.minimum(raw, self.hi), self.lo)
         gains = gains.to(state.p.dtype).reshape(E, N, self.outputs)
-        k1, k2, tilt = split_outputs(gains, state, config, self.neighbours, self.sets_tilt,
-                                     self.per_neighbour)
+        k1, k2, tilt = split_outputs(gains, self.sets_tilt, slots if self.per_neighbour else None,
+                                     N + state.obstacle_p.shape[1])
         return (k1, k2) if tilt is None else (k1, k2, tilt)
