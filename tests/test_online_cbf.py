@@ -172,7 +172,8 @@ def test_cli_eval_writes_metrics_and_trajectories(tmp_path, capsys):
     assert main([*args, "--gains", "2,2"]) == 0
     m = json.loads((out / "metrics.json").read_text())
     assert m["scenario"] == "corridor" and m["agents"] == 4 and m["episodes"] == 2
-    assert m["gains"] == {"k1": 2.0, "k2": 2.0}
+    assert m["gains"] == {"k1": 2.0, "k2": 2.0}  # fixed gains keep their k2 under the shared one
+    assert m["filter"]["shared_k2"] == 4.0 and m["tilt"] == 0.4  # the settings that produced the numbers
     keys = ("success_rate", "collisions", "min_distance_m", "deadlock_rate", "makespan_s", "qp_fault_rate")
     assert all(key in m for key in keys)
     assert (out / "trajectories.png").stat().st_size > 1000

@@ -102,14 +102,15 @@ TINY = ["--set", "train.envs=2", "--set", "agents=4", "--set", "train.neighbours
 
 def test_a_per_neighbour_tuner_trains_exports_and_sets_the_same_row_gains_in_onnx_and_torch(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", "online-cbf", "--out", str(run), *TINY]) == 0
+    # trained with each agent's own k2 (not the default shared one)
+    assert main(["train", "online-cbf", "--out", str(run), *TINY, "--set", "filter.shared_k2=null"]) == 0
     card = json.loads((run / "policy.json").read_text())
     names = [entry["name"] for entry in card["action"]["layout"]]
     assert names[:4] == ["k1", "k2", "edge0.k1", "edge0.k2"] and len(names) == 2 + 2 * 4
     assert card["action"]["clip"] == [0.25, 4.0] and len(card["action"]["fallback"]) == len(names)
     assert card["training"]["arch"]["per_neighbour"] is True
     state = reset(make_scenario("corridor", 4, 2, seed=1), CONFIG)
-    onnx, torch_ = GainTuner(run / "policy.onnx"), GainTuner(run / "policy.pt")
+    onnx, torch_ = GainTuner(run / "policy.onnx", None), GainTuner(run / "policy.pt", None)
     for a, b in zip(onnx(state, CONFIG), torch_(state, CONFIG), strict=True):
         assert a.shape == b.shape == (2, 4, 4 + state.obstacle_p.shape[1])
         assert torch.allclose(a, b, atol=1e-4)
@@ -132,11 +133,13 @@ def test_a_per_neighbour_tuner_trains_exports_and_sets_the_same_row_gains_in_onn
             expected = torch_rows[1, i, [*others, *range(4, 4 + len(obstacles))]].numpy()
             assert k == pytest.approx(expected, abs=1e-4)
     assert tuner_outputs(run / "policy.onnx") == (2, 4)  # own (k1, k2), then 4 slots' pairs
-    # trained with each agent's own k2: refused behind a filter that overrides it, before any episode
+    # trained with each agent's own k2: refused behind the default filter, which overrides it, before
+    # any episode, with the setting that runs it
     assert main(["eval", "online-cbf", "--policy", str(run / "policy.pt"), "--scenario", "swap",
-                 "--set", "filter.shared_k2=4", "--out", str(tmp_path / "shared")]) != 0
+                 "--out", str(tmp_path / "shared")]) != 0
     assert not (tmp_path / "shared").exists()
-    assert "trained with filter.shared_k2=None, evaluated with 4.0" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "trained with filter.shared_k2=None, evaluated with 4.0" in err and "shared_k2=null)" in err
     assert math.isfinite(card["export"]["equivalence"]["max_abs_error"])
 
 
@@ -203,14 +206,18 @@ def test_the_per_neighbour_tuner_and_its_filter_replay_a_swap_on_the_mcu_like_py
     assert {"0", "1"} <= set(report["codes"]), report
 
 
-def test_under_a_shared_k2_the_grid_searches_k1_only():
+def test_the_shared_k2_is_the_default_for_tuners_and_fixed_gains_keep_their_own():
     from robo.tasks.online_cbf.config import FilterSettings
 
-    shared = OnlineCbfConfig(filter=FilterSettings(shared_k2=4.0))
-    assert shared.grid_k2() == [4.0] and shared.grid_points() == 3
-    assert OnlineCbfConfig().grid_points() == 9
+    assert OnlineCbfConfig().filter.shared_k2 == 4.0 and OnlineCbfConfig().grid_points() == 9
+    # one pair for every agent cannot disagree within a pair: it runs with its own k2, shared or not
+    shared = OnlineCbfConfig(agents=4, swarm=SwarmConfig(episode_time=4.0))
+    own = dataclasses.replace(shared, filter=FilterSettings(shared_k2=None))
+    final = {name: run_episodes(c, gains, episodes=2).final.p
+             for name, c, gains in (("shared", shared, (2.0, 1.0)), ("own", own, (2.0, 1.0)),
+                                    ("k2=4", own, (2.0, 4.0)))}
+    assert torch.equal(final["shared"], final["own"]) and not torch.equal(final["own"], final["k2=4"])
     # the gain statistics report the k2 the filter applied, not the controller's
-    short = OnlineCbfConfig(agents=4, filter=FilterSettings(shared_k2=4.0),
-                            swarm=SwarmConfig(episode_time=2.0))
+    short = OnlineCbfConfig(agents=4, swarm=SwarmConfig(episode_time=2.0))
     stats = metrics(run_episodes(short, gains_by_side(1.0, 0.5), episodes=1), short)["gains"]
     assert stats["k2_p05"] == stats["k2_p95"] == 4.0 and stats["k1_p05"] == 0.5 and stats["k1_p95"] == 1.0

@@ -150,8 +150,8 @@ def test_a_tilt_tuner_trains_exports_and_runs_alike_in_every_runtime(tmp_path, c
     assert [e["name"] for e in card["action"]["layout"]] == ["k1", "k2", "tilt"]
     assert card["action"]["fallback"] == [0.25, 0.25, 0.4]
     state = reset(make_scenario("swap", 4, 1, seed=2), SwarmConfig())
-    by_torch = GainTuner(run / "policy.pt")(state, SwarmConfig())
-    by_ort = GainTuner(run / "policy.onnx")(state, SwarmConfig())
+    by_torch = GainTuner(run / "policy.pt", 4.0)(state, SwarmConfig())
+    by_ort = GainTuner(run / "policy.onnx", 4.0)(state, SwarmConfig())
     assert len(by_torch) == len(by_ort) == 3
     for a, b in zip(by_torch, by_ort, strict=True):
         assert torch.allclose(a, b, atol=1e-5)

@@ -11,7 +11,7 @@ from robo.cli import main
 from robo.nets.policy import MLPPolicy, save_policy
 from robo.tasks.online_cbf.config import OnlineCbfConfig, TrainSettings
 from robo.tasks.online_cbf.gain_env import SwarmGainEnv
-from robo.tasks.online_cbf.tuner import GainTuner
+from robo.tasks.online_cbf.tuner import AS_TRAINED, GainTuner
 
 
 def _env(**train) -> SwarmGainEnv:
@@ -87,9 +87,9 @@ def test_train_resumes_and_exports_a_tuner_that_eval_runs_the_same_in_onnx_and_t
 def test_the_tuner_refuses_what_is_not_a_tuner(tmp_path):
     save_policy(tmp_path / "mlp.pt", MLPPolicy(4, 2, (8,)), {"task": "pendulum"})
     with pytest.raises(ValueError, match="not an online_cbf gain tuner"):
-        GainTuner(tmp_path / "mlp.pt")
+        GainTuner(tmp_path / "mlp.pt", AS_TRAINED)
     with pytest.raises(ValueError, match=r"expected a \.onnx"):
-        GainTuner(tmp_path / "policy.txt")
+        GainTuner(tmp_path / "policy.txt", AS_TRAINED)
 
 
 def test_bad_training_settings_name_the_key():

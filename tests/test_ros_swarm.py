@@ -149,8 +149,7 @@ def _odometry_positions(graph, agents: int) -> dict[int, np.ndarray]:
     return latest
 
 
-PER_NEIGHBOUR = {"policy": str(ROOT / "robo" / "policies" / "online_cbf_gnn_per_neighbour" / "policy.onnx"),
-                 "shared_k2": 4.0}  # the filter that tuner was trained behind
+PER_NEIGHBOUR = {"policy": str(ROOT / "robo" / "policies" / "online_cbf_gnn_per_neighbour" / "policy.onnx")}
 
 
 @pytest.mark.ros

@@ -31,7 +31,7 @@ from robo.safety.batched_multi_agent import filter_accelerations
 from robo.safety.multi_agent import reference_agent_qp
 from robo.tasks.online_cbf.config import FilterSettings, OnlineCbfConfig
 from robo.tasks.online_cbf.rollout import fixed_label, fixed_setting, grid_search, metrics, run_episodes
-from robo.tasks.online_cbf.tuner import GainTuner
+from robo.tasks.online_cbf.tuner import AS_TRAINED, GainTuner
 from sim.swarm import SCENARIOS, make_scenario, nominal_accelerations, reset, step
 from sim.swarm.nominal import check_tilt
 
@@ -59,8 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also grid-search the fixed controllers' turn over these angles (rad), the fair "
                              "baseline of a tuner that sets the turn itself (train.tilt_range)")
     parser.add_argument("--shared-k2", type=float, default=None, metavar="K2",
-                        help="every agent's k2 in every filter, the MCU image's too (filter.shared_k2: "
-                             "keeps each pair condition valid whatever the gains; default: each agent's own)")
+                        help="every agent's k2 under the tuner, the MCU image's too (filter.shared_k2: keeps "
+                             "each pair condition valid whatever the gains; 0: each agent's own; default: "
+                             "the one the tuner was trained behind, the only one it is run behind)")
 
 
 def _mid_episode(envs: int, agents: int, device: str):
@@ -75,7 +76,7 @@ def _mid_episode(envs: int, agents: int, device: str):
 
 
 def _solve_rates(device: str) -> dict[str, Any]:
-    fc = OnlineCbfConfig().filter_config()
+    fc = OnlineCbfConfig().filter_config(uniform_gains=True)  # GAINS for every agent
     sync = torch.cuda.synchronize if device.startswith("cuda") else None
     out: dict[str, Any] = {}
     for envs, agents in ((1, 8), (16, 8), (256, 8), (64, 32)):
@@ -137,19 +138,19 @@ def _scenarios(names: list[str], episodes: int, agents: int, policy: str, tilt: 
 
 
 def record_swap_views(policy: str, *, agents: int = 8, every: int = 4, seed: int = 0,
-                      shared_k2: float | None = None, tilt: float | None = None
+                      shared_k2: float | str | None = AS_TRAINED, tilt: float | None = None
                       ) -> tuple[list[AgentView], StepSettings]:
     """Every agent's view at every ``every``-th step of one swap episode under the tuner and the batched
     filter (the recorded states the MCU image replays), and the settings of that step (``tilt``: the
-    nominal's turn, default the config's)."""
+    nominal's turn, default the config's; ``shared_k2``: default the one the tuner was trained behind)."""
+    tuner = GainTuner(policy, shared_k2)
     config = OnlineCbfConfig(scenario="swap", agents=agents, episodes=1, seed=seed,
-                             filter=FilterSettings(shared_k2=shared_k2))
+                             filter=FilterSettings(shared_k2=tuner.shared_k2))
     if tilt is not None:
         config = dataclasses.replace(config, tilt=tilt)
     sw, fc = config.swarm, config.filter_config()
     if agents - 1 > config.train.neighbours:
         raise ValueError(f"agents: at most {config.train.neighbours + 1} for the MCU image's neighbour slots")
-    tuner = GainTuner(policy, shared_k2)
     state = reset(make_scenario("swap", agents, 1, seed=seed, dim=sw.dim, spacing=config.spacing,
                                 jitter=config.jitter), sw)
     views = []
@@ -215,8 +216,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     require(args, "agents", least=2)
     if args.tilt is not None:
         check_tilt(args.tilt)
-    if args.shared_k2 is not None and not (math.isfinite(args.shared_k2) and args.shared_k2 > 0):
-        raise ValueError(f"--shared-k2 {args.shared_k2}: must be finite and > 0")
+    if args.shared_k2 is not None and not (math.isfinite(args.shared_k2) and args.shared_k2 >= 0):
+        raise ValueError(f"--shared-k2 {args.shared_k2}: must be finite and > 0 (0: each agent's own)")
     grid_tilt = None
     if args.grid_tilt is not None:
         try:
@@ -230,6 +231,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"--scenarios: unknown {unknown or names} (known: {', '.join(SCENARIOS)})")
     if not Path(args.policy).is_file():
         raise ValueError(f"--policy: no file {args.policy}")
+    tuner = GainTuner(args.policy, AS_TRAINED if args.shared_k2 is None else args.shared_k2 or None)
+    args.shared_k2 = tuner.shared_k2
     rates = _solve_rates(args.device)
     for key, row in rates.items():
         print(f"{key:<24} {row['agent_solves_per_s']:>12.0f} agent QPs/s  x{row['x_cvxpy']:.0f} vs cvxpy",

@@ -5,8 +5,9 @@ the neighbours within ``sensing_radius``), runs the gain tuner (the card's GNN t
 :class:`robo.runtime.swarm.SwarmTuner`) for this agent's (k1, k2) (and its turn, when the card's tuner
 sets the tilt; a per-neighbour tuner also gives each neighbour in a slot its own pair, and the
 diagnostics report the agent's own), filters the PD-to-goal acceleration
-through its own HOCBF-QP (:func:`robo.safety.agent_qp.filter_agent`: half of every pair condition) in
-the x-y plane, and publishes ``setpoint/pose`` + ``setpoint/twist`` stamped like that odometry: the
+through its own HOCBF-QP (:func:`robo.safety.agent_qp.filter_agent`: half of every pair condition;
+the k2 the card's tuner was trained behind, ``filter.shared_k2``, replaces its k2 output) in the x-y
+plane, and publishes ``setpoint/pose`` + ``setpoint/twist`` stamped like that odometry: the
 setpoint at which the vehicle's tracker (kp, kv) produces exactly the filtered acceleration (velocity
 setpoint = the current velocity, position setpoint shifted by a / kp), altitude held at the goal's.
 
@@ -76,8 +77,6 @@ PARAMS = [
     Param("margin", 0.05, "m added to every contact distance", 0.0, 10.0, read_only=True),
     Param("slack_weight", 1e4, "a barrier multiplier above it is a fault", 1e-3, 1e12, read_only=True),
     Param("brake_gain", 10.0, "1/s, the fault command's velocity gain", 0.01, 1000.0, read_only=True),
-    Param("shared_k2", 0.0, "every agent's k2 instead of the tuner's (0: the tuner's); one k2 for the whole "
-          "swarm keeps every pair condition a valid HOCBF", 0.0, 100.0, read_only=True),
     Param("nominal_kp", 1.0, "PD to goal: position gain", 0.001, 100.0, read_only=True),
     Param("nominal_kd", 2.0, "PD to goal: velocity gain", 0.001, 100.0, read_only=True),
     Param("nominal_tilt", 0.4, "rad, right-hand rule: the goal error turned clockwise (online_cbf's tilt; "
@@ -110,10 +109,7 @@ class SwarmFilterNode(Node):
         self.config = AgentFilterConfig(agent_radius=v["agent_radius"], sensing_radius=v["sensing_radius"],
                                         max_accel=v["max_accel"], margin=v["margin"],
                                         slack_weight=v["slack_weight"], brake_gain=v["brake_gain"],
-                                        shared_k2=v["shared_k2"] or None)
-        if self.config.shared_k2 != self.tuner.shared_k2:
-            raise ValueError(f"shared_k2: {v['shared_k2']}, but the tuner was trained with "
-                             f"filter.shared_k2={self.tuner.shared_k2} (0 stands for none)")
+                                        shared_k2=self.tuner.shared_k2)  # the filter it was trained behind
         self.goal = np.asarray(v["goal"], dtype=np.float64)
         self.neighbour_timeout = v["neighbour_timeout"]
         self.own_topic = self.resolve_topic_name("odom")

@@ -14,10 +14,12 @@ from robo.registry import Stage, Task
 TRAIN_DESCRIPTION = """\
 Train the GNN gain tuner with PPO, every agent of every episode one sample (parameter sharing): the
 action is the agent's HOCBF gains (k1, k2), Gaussian in a pre-squash space, mapped by a scaled sigmoid
-into [train.k_min, train.k_max]; the reward is progress, time, success, deadlock, slack and
-collisions (train.reward). Episode e plays train.scenarios[e % len]. Writes into the run folder:
-checkpoint.pt (--resume continues it), TensorBoard scalars, learning_curve.csv/.png, metrics.json,
-policy.pt and its ONNX export policy.onnx + policy.json (the card: max neighbours, gain range).
+into [train.k_min, train.k_max] (behind filter.shared_k2, 4 by default, the filter replaces every k2 by
+that one, so the k2 output is unused: see robo eval online-cbf --help); the reward is progress, time,
+success, deadlock, slack and collisions (train.reward). Episode e plays train.scenarios[e % len].
+Writes into the run folder: checkpoint.pt (--resume continues it), TensorBoard scalars,
+learning_curve.csv/.png, metrics.json, policy.pt and its ONNX export policy.onnx + policy.json (the
+card: max neighbours, gain range, the filter it was trained behind).
 
 examples:
   robo train online-cbf --config configs/online_cbf_quick.yaml --out runs/online_cbf/quick
@@ -37,7 +39,11 @@ filter with the gains a trained tuner sets online (--policy policy.onnx through 
 policy.pt through torch), with statistics of the gains it chose, a fixed per-neighbour schedule
 (--gains-by-side LEFT,RIGHT: by the side of the agent's way to its goal a neighbour is on), or a
 stress test of the shared pair condition (--gains-mixed LO,HI: each agent holds one of two gains in
-range, so pairs disagree, as a corrupt tuner's could).
+range, so pairs disagree, as a corrupt tuner's could). Under every controller that sets gains per
+agent or per neighbour (a tuner, --gains-by-side, --gains-mixed) each agent's k2 is the config's
+filter.shared_k2, 4 by default: gains that disagree within a pair then keep its condition valid
+(--set filter.shared_k2=null gives each agent its own k2; a tuner is run only behind the k2 it was
+trained with). Fixed gains are one pair for all agents and keep their k2.
 Writes metrics.json and trajectories.png (the first episode) into --out.
 
 examples:
@@ -45,7 +51,7 @@ examples:
   robo eval online-cbf --scenario corridor --agents 8 --gains 2,2
   robo eval online-cbf --config configs/online_cbf.yaml --scenario crossing --grid
   robo eval online-cbf --scenario corridor --policy runs/online_cbf/quick/policy.onnx
-  robo eval online-cbf --scenario corridor --agents 16 --gains-mixed 0.25,4 --set tilt=0.7
+  robo eval online-cbf --scenario corridor --agents 16 --gains-mixed 0.25,4 --set filter.shared_k2=null
 """
 
 

@@ -18,7 +18,10 @@ class FilterSettings:
     margin: float = 0.05         # m added to every contact distance
     slack_weight: float = 1e4    # a barrier multiplier above it is a fault
     brake_gain: float = 10.0     # 1/s, the fault command: clamp(-brake_gain * v, +-max_accel)
-    shared_k2: float | None = None  # every agent's k2 (None: its own): keeps every pair condition valid
+    # Every agent's k2 under a tuner (None: its own). Two agents whose gains disagree can void their pair
+    # condition (README, "gains that disagree"); one k2 for all keeps it valid for any k1. Fixed gains
+    # are one pair for every agent, valid by themselves, and run with their own k2.
+    shared_k2: float | None = 4.0
 
 
 @dataclass
@@ -134,16 +137,15 @@ class OnlineCbfConfig:
         if not (math.isfinite(t.episode_time) and t.episode_time > 0):
             raise ValueError(f"train.episode_time must be finite and > 0, got {t.episode_time}")
 
-    def grid_k2(self) -> list[float]:
-        """The k2 the grid search tries: the shared one when ``filter.shared_k2`` overrides every k2."""
-        return self.grid.k2 if self.filter.shared_k2 is None else [self.filter.shared_k2]
-
     def grid_points(self) -> int:
-        return len(self.grid.k1) * len(self.grid_k2()) * max(1, len(self.grid.tilt))
+        return len(self.grid.k1) * len(self.grid.k2) * max(1, len(self.grid.tilt))
 
-    def filter_config(self) -> MultiAgentFilterConfig:
+    def filter_config(self, *, uniform_gains: bool = False) -> MultiAgentFilterConfig:
+        """The batched filter's settings; ``uniform_gains`` (one fixed pair for every agent) leaves each
+        agent its k2: such pairs never disagree, and the grid searches k2 too."""
         s = self.swarm
         return MultiAgentFilterConfig(agent_radius=s.agent_radius, sensing_radius=s.sensing_radius,
                                       max_accel=s.max_accel, margin=self.filter.margin,
                                       slack_weight=self.filter.slack_weight,
-                                      brake_gain=self.filter.brake_gain, shared_k2=self.filter.shared_k2)
+                                      brake_gain=self.filter.brake_gain,
+                                      shared_k2=None if uniform_gains else self.filter.shared_k2)

@@ -97,7 +97,8 @@ def evaluate(config: OnlineCbfConfig, args: argparse.Namespace, ctx: Context) ->
     torch.set_num_threads(config.threads)
     steps = config.swarm.episode_steps
     summary: dict[str, Any] = {"scenario": config.scenario, "agents": config.agents, "seed": config.seed,
-                               "dim": config.swarm.dim}
+                               "dim": config.swarm.dim, "tilt": config.tilt,
+                               "filter": dataclasses.asdict(config.filter)}
     if args.grid:
         total = steps * config.grid_points()
         with ctx.bar("grid search", total=total) as bar:
@@ -167,7 +168,8 @@ def compare(config: OnlineCbfConfig, args: argparse.Namespace, ctx: Context) -> 
                                       ax=axes[len(runs) - 1])
         fig.tight_layout()
         figures[scenario] = fig
-    summary = {"policy": str(tuner.path), "episodes": base.episodes, "seed": base.seed,
+    summary = {"policy": str(tuner.path), "episodes": base.episodes, "seed": base.seed, "tilt": base.tilt,
+               "filter": dataclasses.asdict(base.filter),
                "grid": {"k1": base.grid.k1, "k2": base.grid.k2, "tilt": base.grid.tilt,
                         "episodes": base.grid.episodes, "seed": base.grid.seed},
                "tuner_clamped_agent_steps": tuner.clamped, "tuner_fallback_agent_steps": tuner.fallbacks,

@@ -3,7 +3,9 @@
 A controller is the nominal PD (``gains=None``), the filter with fixed gains (k1, k2), or the filter
 with the gains a tuner sets every step (a callable ``tuner(state, swarm_config) -> (k1, k2)``, each
 [E, N] or per barrier row [E, N, N + O], or ``(k1, k2, tilt)`` for a tuner that also turns each
-agent's nominal; otherwise every agent turns by the config's tilt). All episodes run as one batch;
+agent's nominal; otherwise every agent turns by the config's tilt). ``filter.shared_k2`` replaces the
+k2 of a tuner, not of fixed gains (one pair for all agents cannot disagree within a pair). All episodes
+run as one batch;
 they stop when every episode has all its agents at their goals, or at the horizon.
 """
 
@@ -49,7 +51,7 @@ def run_episodes(config: OnlineCbfConfig, gains: Gains, *, episodes: int | None 
     scenario = make_scenario(config.scenario, config.agents, episodes, seed=seed, dim=sw.dim,
                              spacing=config.spacing, jitter=config.jitter, obstacles=config.obstacles)
     state = reset(scenario, sw)
-    fc = config.filter_config()
+    fc = config.filter_config(uniform_gains=gains is not None and not callable(gains))
     faults, agent_steps, paths = 0, 0, [state.p[0]]
     chosen: dict[str, list[torch.Tensor]] = {}
     for _ in range(sw.episode_steps):
@@ -169,15 +171,14 @@ def _rank(m: dict[str, Any]) -> tuple:
 
 def grid_search(config: OnlineCbfConfig, progress: Callable[[int], None] | None = None
                 ) -> tuple[tuple[float, ...], list[dict[str, Any]]]:
-    """Every (k1, k2) of ``config.grid`` (k2 only the shared one under ``filter.shared_k2``), and every
-    tilt of ``grid.tilt`` when it lists some (the fair baseline of a tuner that sets the turn too), on
-    the grid's own episodes; returns the best setting
-    (fewest collisions, then highest success, lowest deadlock rate, shortest makespan) and the whole
-    table."""
+    """Every (k1, k2) of ``config.grid`` (uniform gains: each runs with its own k2, whatever
+    ``filter.shared_k2``), and every tilt of ``grid.tilt`` when it lists some (the fair baseline of a
+    tuner that sets the turn too), on the grid's own episodes; returns the best setting (fewest
+    collisions, then highest success, lowest deadlock rate, shortest makespan) and the whole table."""
     table = []
     for tilt in config.grid.tilt or [None]:
         for k1 in config.grid.k1:
-            for k2 in config.grid_k2():
+            for k2 in config.grid.k2:
                 fixed = (k1, k2) if tilt is None else (k1, k2, tilt)
                 run = run_episodes(config, fixed, episodes=config.grid.episodes, seed=config.grid.seed,
                                    progress=progress)

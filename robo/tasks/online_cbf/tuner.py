@@ -23,12 +23,15 @@ from sim.swarm import SwarmConfig, SwarmState, flat_observation_and_slots
 TASK = "online_cbf"
 
 
+AS_TRAINED = "as trained"  # GainTuner(path, AS_TRAINED): behind the filter.shared_k2 its card names
+
+
 class GainTuner:
     """``shared_k2``: the filter's (``filter.shared_k2``) the tuner will run behind; a tuner trained
     behind another one is refused (its k2 outputs would be applied where training ignored them, or the
-    other way round)."""
+    other way round). ``AS_TRAINED`` takes the one it was trained behind (``self.shared_k2``)."""
 
-    def __init__(self, path: str | Path, shared_k2: float | None = None):
+    def __init__(self, path: str | Path, shared_k2: float | str | None):
         from robo.runtime.swarm import trained_shared_k2
 
         path = Path(path)
@@ -55,10 +58,12 @@ class GainTuner:
         self.path, self.neighbours, self.outputs = path, int(arch["neighbours"]), int(arch["act_dim"])
         self.dim = int(arch["node_size"]) // 2
         self.sets_tilt, self.per_neighbour = "tilt_range" in arch, bool(arch.get("per_neighbour"))
-        trained = trained_shared_k2(self.onnx.card["training"] if hasattr(self, "onnx") else meta)
-        if shared_k2 != trained:
-            raise ValueError(f"{path}: trained with filter.shared_k2={trained}, evaluated with {shared_k2}: "
-                             f"evaluate it behind the filter it was trained with")
+        self.shared_k2 = trained_shared_k2(self.onnx.card["training"] if hasattr(self, "onnx") else meta)
+        if shared_k2 not in (AS_TRAINED, self.shared_k2):
+            as_set = "null" if self.shared_k2 is None else self.shared_k2
+            raise ValueError(f"{path}: trained with filter.shared_k2={self.shared_k2}, evaluated with "
+                             f"{shared_k2}: evaluate it behind the filter it was trained with "
+                             f"(--set filter.shared_k2={as_set})")
         self.clamped = 0     # agent-steps whose gains the model put out of range
         self.fallbacks = 0   # agent-steps answered by the card's fallback (non-finite view or output)
 
