@@ -120,6 +120,8 @@ SWEEP = [  # argv (OUT: the output path), what the one error line must say
     (["bench", "online-cbf", "--threads", "0"], "--threads must be >= 1, got 0"),
     (["bench", "online-cbf", "--tilt", "nan"], "tilt must be finite and within +-1.5 rad"),
     (["bench", "online-cbf", "--shared-k2", "-1"], "--shared-k2 -1.0: must be finite and > 0"),
+    (["bench", "online-cbf", "--shared-k2", "2"],
+     "online_cbf_gnn/policy.pt: trained with filter.shared_k2=4.0, evaluated with 2.0"),
     (["eval", "online-cbf", "--gains", "2,2", "--set", "filter.shared_k2=0"],
      "filter: shared_k2 must be finite and > 0 (or unset), got 0.0"),
     (["bench", "online-cbf", "--grid-tilt", "0.4,x"], "--grid-tilt '0.4,x': comma-separated angles in rad"),

@@ -62,8 +62,8 @@ class GainTuner:
         if shared_k2 not in (AS_TRAINED, self.shared_k2):
             as_set = "null" if self.shared_k2 is None else self.shared_k2
             raise ValueError(f"{path}: trained with filter.shared_k2={self.shared_k2}, evaluated with "
-                             f"{shared_k2}: evaluate it behind the filter it was trained with "
-                             f"(--set filter.shared_k2={as_set})")
+                             f"{shared_k2}: run it behind the filter it was trained with "
+                             f"(filter.shared_k2={as_set})")
         self.clamped = 0     # agent-steps whose gains the model put out of range
         self.fallbacks = 0   # agent-steps answered by the card's fallback (non-finite view or output)
 
