@@ -190,6 +190,12 @@ def test_bad_parameter_values_are_rejected(tmp_path):
         bad = g.start("policy", name="bad_policy", parameters={"setpoint_timeout": -2.0})
         assert bad.wait(timeout=30) == 1
         assert "setpoint_timeout" in g.log("bad_policy")
+        # A misspelt name, which rclpy ignores without a word, is named with the one it resembles.
+        g.start("policy", name="typo_policy", parameters={"state_timout": 0.2})
+        warning = "parameter 'state_timout' is set but no node here has it, so it is ignored; did you mean " \
+                  "'state_timeout'?"
+        g.spin_until(lambda: warning in g.log("typo_policy"), 30, "the warning about the misspelt name")
+        assert "is set but no node here has it" not in g.log("policy")  # the params file's names all exist
     finally:
         g.close()
 

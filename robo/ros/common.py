@@ -3,6 +3,7 @@ reporting, diagnostics, and a ``main`` that spins one SingleThreadedExecutor and
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import signal
@@ -112,6 +113,23 @@ def declare(node: Node, params: Sequence[Param], apply: Callable[[dict[str, Any]
     return values
 
 
+def undeclared_parameters(nodes: Sequence[Node]) -> list[str]:
+    """One line for every parameter given to these nodes (params file, ``-p``, launch) that none of them
+    declares, naming the closest declared one: rclpy ignores such a value without a word, so a misspelt
+    name would leave its parameter at the default unseen. All nodes of a process count together,
+    because launch hands one parameter dict to every node of a composed process."""
+    declared = sorted({name for node in nodes for name in node._parameters})
+    given = {name for node in nodes for name in getattr(node, "_parameter_overrides", {})}
+    lines = []
+    for name in sorted(given - set(declared)):
+        if name.startswith("qos_overrides."):  # rclpy's own QoS override parameters
+            continue
+        close = difflib.get_close_matches(name, declared, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        lines.append(f"parameter {name!r} is set but no node here has it, so it is ignored{hint}")
+    return lines
+
+
 def one_of(*choices: str) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         return "" if value in choices else f"{value!r} is not one of {', '.join(choices)}"
@@ -206,6 +224,8 @@ def main_for(factories: Callable[[], Node] | Sequence[Callable[[], Node]],
     except KeyboardInterrupt:  # Ctrl-C while starting (ros2 launch forwards it): no traceback
         rclpy.try_shutdown()
         return 0
+    for line in undeclared_parameters(nodes):
+        nodes[0].get_logger().warning(line)
     executor = SingleThreadedExecutor()
     for node in nodes:
         executor.add_node(node)
