@@ -5,8 +5,7 @@ with the gains a tuner sets every step (a callable ``tuner(state, swarm_config) 
 [E, N] or per barrier row [E, N, N + O], or ``(k1, k2, tilt)`` for a tuner that also turns each
 agent's nominal; otherwise every agent turns by the config's tilt). ``filter.shared_k2`` replaces the
 k2 of a tuner, not of fixed gains (one pair for all agents cannot disagree within a pair). All episodes
-run as one batch;
-they stop when every episode has all its agents at their goals, or at the horizon.
+run as one batch; they stop when every episode has all its agents at their goals, or at the horizon.
 """
 
 from __future__ import annotations
