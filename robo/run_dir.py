@@ -6,7 +6,9 @@ Every task opens its run folder through :meth:`RunDir.open`, so the rules are th
   ``run.json`` (what kind of run, the command, package versions) before any work starts;
 * ``--resume`` needs a folder of the same kind, and refuses a config that differs from the stored one,
   naming the keys (``config.yaml`` must keep saying what trained the run); keys that change how a run
-  is executed but not what it computes (threads, a Ray address) may be listed as ``may_change``;
+  is executed but not what it computes (threads, a Ray address) may be listed as ``may_change``; a key
+  the stored config lacks (added since the run began) compares by its default, or, where that default
+  has changed since, by the value the schema's ``PREDATED`` mapping says such a run used;
 * a resumed run first deletes the temporary files a killed process left behind;
 * JSON (strict: NaN -> null), CSV and PNG files are written atomically (:mod:`robo.files`);
 * TensorBoard scalars go under ``tensorboard/<stage>`` (:meth:`RunDir.scalars`).
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from robo import files
-from robo.config import ConfigError, dump_yaml, flatten, load_config, to_dict
+from robo.config import ConfigError, dump_yaml, flatten, load_config, read_yaml, to_dict
 
 CONFIG = "config.yaml"
 RUN_INFO = "run.json"
@@ -77,11 +79,16 @@ class RunDir:
             found = json.loads(info.read_text()).get("kind")
             if found != kind:
                 raise OSError(f"--resume: {self.path} holds a {found} run, not a {kind} run")
-        # Read back through the schema, so keys added since the run began compare by their defaults.
+        # Read back through the schema, so keys added since the run began compare by their defaults...
         try:
             old = flatten(to_dict(load_config(type(config), stored)))
+            written = flatten(read_yaml(stored))
         except ConfigError as exc:
             raise ValueError(f"--resume: {self.path} holds no {kind} run ({exc})") from None
+        # ...unless the default changed after the key was added: then a run without it used the old one.
+        for key, value in getattr(type(config), "PREDATED", {}).items():
+            if key not in written:
+                old[key] = value
         now = flatten(to_dict(config))
         changed = [k for k in sorted(old.keys() | now.keys())
                    if k not in may_change and old.get(k) != now.get(k)]

@@ -131,3 +131,22 @@ def test_resume_of_a_folder_holding_another_kind_of_config_is_one_line(tmp_path)
     (tmp_path / "config.yaml").write_text("agents: 8\n")  # e.g. a committed policy folder, no run.json
     with pytest.raises(ValueError, match=r"^--resume: .* holds no demo run \(unknown config key 'agents'"):
         RunDir.open(tmp_path, Cfg(), kind="demo", resume=True)
+
+
+def test_a_key_whose_default_changed_compares_by_what_a_run_without_it_used(tmp_path):
+    import dataclasses
+
+    from robo.tasks.online_cbf.config import FilterSettings, OnlineCbfConfig
+
+    # a run begun before filter.shared_k2 existed: its config.yaml has no such key
+    RunDir.open(tmp_path, OnlineCbfConfig(), kind="online_cbf", resume=False)
+    text = (tmp_path / "config.yaml").read_text()
+    (tmp_path / "config.yaml").write_text(text.replace("  shared_k2: 4.0\n", ""))
+    assert "shared_k2" not in (tmp_path / "config.yaml").read_text()
+    with pytest.raises(ValueError, match=r"in filter\.shared_k2 \(None -> 4\.0\);"):
+        RunDir.check_resumable(tmp_path, OnlineCbfConfig(), kind="online_cbf")
+    own = dataclasses.replace(OnlineCbfConfig(), filter=FilterSettings(shared_k2=None))
+    RunDir.check_resumable(tmp_path, own, kind="online_cbf")  # what it trained with: resumes
+    # a run that wrote the key compares by what it wrote
+    RunDir.open(tmp_path / "new", OnlineCbfConfig(), kind="online_cbf", resume=False)
+    RunDir.check_resumable(tmp_path / "new", OnlineCbfConfig(), kind="online_cbf")

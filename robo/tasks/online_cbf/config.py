@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from robo.nets.gnn import output_range, unsquash_gains
 from robo.rl.on_policy_runner import OnPolicyConfig
@@ -72,6 +73,10 @@ class TrainSettings:
 
 @dataclass
 class OnlineCbfConfig:
+    # What a run whose config.yaml lacks a key used, where that key's default changed after it was added
+    # (robo.run_dir): runs begun before filter.shared_k2 existed gave each agent its own k2.
+    PREDATED: ClassVar[dict[str, Any]] = {"filter.shared_k2": None}
+
     scenario: str = "swap"
     agents: int = 8
     episodes: int = 100
