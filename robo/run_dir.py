@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from robo import files
-from robo.config import ConfigError, dump_yaml, flatten, load_config, read_yaml, to_dict
+from robo.config import ConfigError, dump_yaml, flatten, from_dict, read_yaml, to_dict
 
 CONFIG = "config.yaml"
 RUN_INFO = "run.json"
@@ -81,13 +81,14 @@ class RunDir:
                 raise OSError(f"--resume: {self.path} holds a {found} run, not a {kind} run")
         # Read back through the schema, so keys added since the run began compare by their defaults...
         try:
-            old = flatten(to_dict(load_config(type(config), stored)))
-            written = flatten(read_yaml(stored))
+            written = read_yaml(stored)
+            old = flatten(to_dict(from_dict(type(config), written)))
         except ConfigError as exc:
             raise ValueError(f"--resume: {self.path} holds no {kind} run ({exc})") from None
         # ...unless the default changed after the key was added: then a run without it used the old one.
+        present = flatten(written)
         for key, value in getattr(type(config), "PREDATED", {}).items():
-            if key not in written:
+            if key not in present:
                 old[key] = value
         now = flatten(to_dict(config))
         changed = [k for k in sorted(old.keys() | now.keys())
