@@ -118,7 +118,8 @@ def test_a_per_neighbour_tuner_trains_exports_and_sets_the_same_row_gains_in_onn
     # one agent's computer (the ROS filter node's numpy path) sets the same gains on the same rows
     rows = onnx(state, CONFIG)
     node = SwarmTuner(run / "policy.onnx")
-    assert node.shared_k2 is None and SwarmTuner(COMMITTED / "policy.onnx").shared_k2 == 4.0  # node checks it
+    # the k2 the ROS node filters with, read from the card
+    assert node.shared_k2 is None and SwarmTuner(COMMITTED / "policy.onnx").shared_k2 == 4.0
     p, v, goal = (x[1].numpy() for x in (state.p, state.v, state.goal))
     obstacles = state.obstacle_p[1].numpy()
     for i in range(4):
