@@ -30,8 +30,10 @@ from robo.safety.agent_mcu import (
 from robo.safety.batched_multi_agent import filter_accelerations
 from robo.safety.multi_agent import reference_agent_qp
 from robo.tasks.online_cbf.config import FilterSettings, OnlineCbfConfig
+from robo.tasks.online_cbf.evaluate import parse_yield_gains
 from robo.tasks.online_cbf.rollout import fixed_label, fixed_setting, grid_search, metrics, run_episodes
 from robo.tasks.online_cbf.tuner import AS_TRAINED, GainTuner
+from robo.tasks.online_cbf.yield_rule import yield_tuner
 from sim.swarm import SCENARIOS, make_scenario, nominal_accelerations, reset, step
 from sim.swarm.nominal import check_tilt
 
@@ -62,6 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="every agent's k2 under the tuner, the MCU image's too (filter.shared_k2: keeps "
                              "each pair condition valid whatever the gains; 0: each agent's own; default: "
                              "the one the tuner was trained behind, the only one it is run behind)")
+    parser.add_argument("--yield-rule", default=None, metavar="LOW,HIGH",
+                        help="also run the yield rule with these gains on the same episodes (what "
+                             "train.imitate starts PPO from: robo eval online-cbf --gains-yield)")
 
 
 def _mid_episode(envs: int, agents: int, device: str):
@@ -113,7 +118,8 @@ def _solve_rates(device: str) -> dict[str, Any]:
 
 
 def _scenarios(names: list[str], episodes: int, agents: int, policy: str, tilt: float | None = None,
-               grid_tilt: list[float] | None = None, shared_k2: float | None = None) -> dict[str, Any]:
+               grid_tilt: list[float] | None = None, shared_k2: float | None = None,
+               rule: tuple[float, float] | None = None) -> dict[str, Any]:
     table = {}
     for name in names:
         config = OnlineCbfConfig(scenario=name, agents=agents, episodes=episodes,
@@ -129,9 +135,14 @@ def _scenarios(names: list[str], episodes: int, agents: int, policy: str, tilt: 
         gnn = {**metrics(run_episodes(config, tuner), config), "clamped_agent_steps": tuner.clamped,
                "fallback_agent_steps": tuner.fallbacks}
         table[name] = {"nominal": nominal, "best_fixed": fixed, "gnn": gnn, "grid": grid}
+        rows = [(f"best fixed {fixed_label(best)}", fixed), ("GNN tuner", gnn)]
+        if rule is not None:
+            table[name]["yield_rule"] = {"gains": list(rule),
+                                         **metrics(run_episodes(config, yield_tuner(*rule)), config)}
+            rows.append((f"yield rule {rule[0]:g} / {rule[1]:g}", table[name]["yield_rule"]))
         print(f"{name:<10} nominal: success {nominal['success_rate']:.0%} collisions {nominal['collisions']}",
               flush=True)
-        for label, row in ((f"best fixed {fixed_label(best)}", fixed), ("GNN tuner", gnn)):
+        for label, row in rows:
             print(f"{'':<10} {label}: success {row['success_rate']:.0%} collisions {row['collisions']} "
                   f"deadlocks {row['deadlock_rate']:.0%} makespan {row['makespan_s']}", flush=True)
     return table
@@ -224,6 +235,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             grid_tilt = [check_tilt(float(x)) for x in args.grid_tilt.split(",")]
         except ValueError as e:
             raise ValueError(f"--grid-tilt {args.grid_tilt!r}: comma-separated angles in rad ({e})") from None
+    rule = None
+    if args.yield_rule is not None:
+        rule = parse_yield_gains(args.yield_rule, "--yield-rule")
     torch.set_num_threads(args.threads)
     names = [n for n in args.scenarios.split(",") if n]
     unknown = [n for n in names if n not in SCENARIOS]
@@ -249,5 +263,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {"device": args.device, "threads": args.threads, "gains_for_rates": list(GAINS),
             "solve_rates": rates, "mcu": mcu, "policy": args.policy, "episodes": episodes,
             "agents": args.agents, "tilt": args.tilt, "grid_tilt": grid_tilt, "shared_k2": args.shared_k2,
+            "yield_rule": None if rule is None else list(rule),
             "scenarios": _scenarios(names, episodes, args.agents, args.policy, args.tilt, grid_tilt,
-                                    args.shared_k2)}
+                                    args.shared_k2, rule)}

@@ -37,11 +37,13 @@ keep right; --set tilt=0 for the plain PD). The controller is that nominal one w
 grid search picks on separate episodes (--grid; the grid and its episodes are in the config), the
 filter with the gains a trained tuner sets online (--policy policy.onnx through ONNX Runtime, or
 policy.pt through torch), with statistics of the gains it chose, a fixed per-neighbour schedule
-(--gains-by-side LEFT,RIGHT: by the side of the agent's way to its goal a neighbour is on), or a
+(--gains-by-side LEFT,RIGHT: by the side of the agent's way to its goal a neighbour is on), the yield
+rule (--gains-yield LOW,HIGH: an agent heading +x holds neighbours coming toward -x to LOW, every other
+row to HIGH, so one direction gives way; what train.imitate starts PPO from), or a
 stress test of the shared pair condition (--gains-mixed LO,HI: each agent holds one of two gains in
 range, so pairs disagree, as a corrupt tuner's could). Under every controller that sets gains per
-agent or per neighbour (a tuner, --gains-by-side, --gains-mixed) each agent's k2 is the config's
-filter.shared_k2, 4 by default: gains that disagree within a pair then keep its condition valid
+agent or per neighbour (a tuner, --gains-by-side, --gains-yield, --gains-mixed) each agent's k2 is
+the config's filter.shared_k2, 4 by default: gains that disagree within a pair then keep its condition valid
 (--set filter.shared_k2=null gives each agent its own k2; a tuner is run only behind the k2 it was
 trained with). Fixed gains are one pair for all agents and keep their k2.
 Writes metrics.json and trajectories.png (the first episode) into --out.
@@ -51,6 +53,7 @@ examples:
   robo eval online-cbf --scenario corridor --agents 8 --gains 2,2
   robo eval online-cbf --config configs/online_cbf.yaml --scenario crossing --grid
   robo eval online-cbf --scenario corridor --policy runs/online_cbf/quick/policy.onnx
+  robo eval online-cbf --scenario corridor --set tilt=0 --gains-yield 0.35,3.9
   robo eval online-cbf --scenario corridor --agents 16 --gains-mixed 0.25,4 --set filter.shared_k2=null
 """
 
@@ -68,6 +71,8 @@ def eval_arguments(p: argparse.ArgumentParser) -> None:
                        help="stress test: each agent holds gains LO or HI (seeded), pairs that disagree")
     which.add_argument("--gains-by-side", metavar="LEFT,RIGHT",
                        help="fixed per-neighbour gains: LEFT for neighbours left of the way to the goal")
+    which.add_argument("--gains-yield", metavar="LOW,HIGH",
+                       help="the yield rule: agents heading +x hold neighbours moving -x to LOW, else HIGH")
     which.add_argument("--policy", metavar="P", help="the filter with a trained tuner's gains (.onnx or .pt)")
 
 

@@ -64,6 +64,9 @@ class TrainSettings:
     tilt_range: list[float] | None = None  # rad: the tuner also sets each agent's right-hand-rule turn
     init_gains: list[float] | None = None  # (k1, k2) the untrained tuner starts at (default: mid-range)
     per_neighbour: bool = False  # also a (k1, k2) per edge slot, for that neighbour's barrier row
+    imitate: list[float] | None = None  # [low, high]: first imitate the yield rule (warm_start.py)
+    imitate_steps: int = 1200    # steps of the training environment under the rule (the demonstrations)
+    imitate_epochs: int = 5      # passes of the actor and critic over them
     episode_time: float = 30.0   # s, the training episodes' horizon
     seed: int = 1_000_000        # training scenarios, apart from evaluation (0) and grid search (10000)
     reward: RewardWeights = field(default_factory=RewardWeights)
@@ -139,6 +142,19 @@ class OnlineCbfConfig:
                 unsquash_gains(t.init_gains, *output_range(t.k_min, t.k_max, None))
             except ValueError as e:
                 raise ValueError(f"train.init_gains: {e}") from None
+        if t.imitate is not None:
+            if not t.per_neighbour or t.tilt_range is not None:
+                raise ValueError("train.imitate: the yield rule sets per-neighbour gains only: needs "
+                                 "train.per_neighbour=true and no train.tilt_range")
+            if len(t.imitate) != 2 or not t.imitate[0] < t.imitate[1]:
+                raise ValueError(f"train.imitate: need [low, high] gains with low < high, got {t.imitate}")
+            try:
+                unsquash_gains(t.imitate, *output_range(t.k_min, t.k_max, None))
+            except ValueError as e:
+                raise ValueError(f"train.imitate: {e}") from None
+            for name in ("imitate_steps", "imitate_epochs"):
+                if getattr(t, name) < 1:
+                    raise ValueError(f"train.{name} must be >= 1, got {getattr(t, name)}")
         if not (math.isfinite(t.episode_time) and t.episode_time > 0):
             raise ValueError(f"train.episode_time must be finite and > 0, got {t.episode_time}")
 

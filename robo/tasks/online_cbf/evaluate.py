@@ -28,6 +28,7 @@ from robo.tasks.online_cbf.rollout import (
     run_episodes,
 )
 from robo.tasks.online_cbf.tuner import GainTuner
+from robo.tasks.online_cbf.yield_rule import yield_tuner
 from sim.swarm import SCENARIOS
 
 
@@ -39,6 +40,13 @@ def parse_gains(text: str, flag: str = "--gains") -> tuple[float, float]:
     if not (math.isfinite(k1) and math.isfinite(k2) and k1 > 0 and k2 > 0):
         raise ValueError(f"{flag} {text!r}: both gains must be finite and > 0")
     return k1, k2
+
+
+def parse_yield_gains(text: str, flag: str) -> tuple[float, float]:
+    low, high = parse_gains(text, flag)
+    if not low < high:
+        raise ValueError(f"{flag} {text!r}: LOW must be below HIGH (LOW: the rows that give way)")
+    return low, high
 
 
 def _controller(args: argparse.Namespace, seed: int) -> tuple[Gains, str, dict[str, Any] | None]:
@@ -54,6 +62,9 @@ def _controller(args: argparse.Namespace, seed: int) -> tuple[Gains, str, dict[s
         left, right = parse_gains(args.gains_by_side, "--gains-by-side")
         return (gains_by_side(left, right), f"filter, gains {left:g} left / {right:g} right",
                 {"by_side": [left, right]})
+    if getattr(args, "gains_yield", None):
+        low, high = parse_yield_gains(args.gains_yield, "--gains-yield")
+        return (yield_tuner(low, high), f"filter, yield rule {low:g} / {high:g}", {"yield": [low, high]})
     return None, "nominal", None
 
 

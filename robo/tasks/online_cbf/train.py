@@ -11,6 +11,7 @@ with card (``policy.onnx`` + ``policy.json``: the gains k1, k2 themselves).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from sim.swarm import edge_layout, flat_layout
 
 TASK = "online_cbf"
 CHECKPOINT = "checkpoint.pt"
+IMITATION = "imitation.json"  # train.imitate: the warm start's losses and the rule's own episodes
 
 
 def policy_meta(config: OnlineCbfConfig, run: Path) -> dict[str, Any]:
@@ -73,6 +75,11 @@ def train(config: OnlineCbfConfig, args: argparse.Namespace, ctx: Context) -> st
     runner = OnPolicyRunner(env, t.ppo, t.runner, seed=config.seed, checkpoint=run / CHECKPOINT, model=model)
     if ctx.resume and (run / CHECKPOINT).is_file():
         runner.load(run / CHECKPOINT)
+    elif t.imitate is not None:  # a fresh run: demonstrations first (a resumed one has them in its weights)
+        from robo.tasks.online_cbf.warm_start import imitate
+
+        with ctx.bar("online-cbf imitating the yield rule", t.imitate_steps * env.num_envs) as bar:
+            run.write_json(IMITATION, imitate(runner.model, config, runner.generator, progress=bar.update))
     per_iteration = t.runner.num_steps * env.num_envs
     first, started = runner.iteration, time.perf_counter()
     scalars = run.scalars("train")
@@ -94,6 +101,8 @@ def train(config: OnlineCbfConfig, args: argparse.Namespace, ctx: Context) -> st
     write_learning_curve(run, history)
     last = history[-1]
     summary = {key: last.get(key) for key in ("mean_return", "episode_success", "episode_deadlock")}
+    if (run / IMITATION).is_file():
+        summary["imitation"] = json.loads((run / IMITATION).read_text())
     summary.update(iterations=runner.iteration, agent_steps=last["env_steps"], threads=config.threads,
                    session_started_at_iteration=first, session_wall_seconds=seconds)
     run.write_json("metrics.json", summary)

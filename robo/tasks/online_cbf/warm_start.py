@@ -1,0 +1,108 @@
+"""PPO bootstrapped by demonstrations: the tuner first imitates the yield rule (``train.imitate``).
+
+PPO from a random tuner never found a rule that lets two groups through the tilt-0 corridor (the
+README's runs): the reward only comes once every agent of one group has given way for many seconds
+together, which Gaussian exploration per agent and step does not stumble on. The yield rule
+(:mod:`robo.tasks.online_cbf.yield_rule`) does get through. So, before PPO, the environment is rolled
+under the rule for ``train.imitate_steps`` steps; the actor's mean (pre-squash) is fitted by MSE to the
+rule's outputs on every visited view, and the critic to the discounted returns the rule earned there
+(so PPO's first advantages are not the noise of an untrained critic). PPO then improves on the rule
+with the same reward as ever. Both stages run on the environment's own seeded training episodes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from robo.nets.gnn import GNNActorCritic, unsquash_gains
+from robo.rl.checkpoint import NonFiniteLoss
+from robo.tasks.online_cbf.config import OnlineCbfConfig
+from robo.tasks.online_cbf.gain_env import SwarmGainEnv
+from robo.tasks.online_cbf.yield_rule import yield_outputs
+
+BATCH = 4096
+LEARNING_RATE = 1e-3
+
+
+def _pre_squash(outputs: torch.Tensor, low: float, high: float, k_min: float, k_max: float) -> torch.Tensor:
+    """The rule's two gain values as the actor's pre-squash outputs (what its Gaussian's mean must be)."""
+    a_low, a_high = unsquash_gains([low, high], [k_min] * 2, [k_max] * 2)
+    return torch.where(outputs < (low + high) / 2, a_low, a_high)
+
+
+@torch.no_grad()
+def _demonstrations(config: OnlineCbfConfig, steps: int, progress: Callable[[int], None] | None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, float]]:
+    """(views [S, obs], pre-squash rule outputs [S, act], discounted returns [S], the rule's episodes)
+    from ``steps`` steps of the training environment under the rule; returns are kept only where the
+    rest of the rollout covers the discount's horizon."""
+    t = config.train
+    low, high = t.imitate
+    env = SwarmGainEnv(config)
+    obs, _ = env.reset(seed=config.seed)
+    views, targets, rewards, dones = [], [], [], []
+    for _ in range(steps):
+        out = yield_outputs(obs.double(), config.swarm.dim, t.neighbours, low, high)
+        action = _pre_squash(out, low, high, t.k_min, t.k_max)
+        views.append(obs)
+        targets.append(action.float())
+        obs, reward, terminated, truncated, _ = env.step(action)
+        rewards.append(reward)
+        dones.append(terminated | truncated)
+        if progress is not None:
+            progress(env.num_envs)
+    gamma = t.ppo.gamma
+    returns = torch.zeros(steps, env.num_envs)
+    running = torch.zeros(env.num_envs)
+    for i in reversed(range(steps)):
+        running = rewards[i] + gamma * running * (~dones[i])
+        returns[i] = running
+    horizon = min(steps - 1, math.ceil(math.log(0.01) / math.log(gamma)))  # the tail's weight below 1 %
+    ended = env.take_finished()
+    episodes = {key: sum(e[key] for e in ended) / max(len(ended), 1) for key in ("success", "deadlock")}
+    episodes["episodes"] = float(len(ended))
+    keep = steps - horizon
+    return (torch.stack(views).flatten(0, 1), torch.stack(targets).flatten(0, 1),
+            returns[:keep].flatten(), {**episodes, "value_rows": float(keep * env.num_envs)})
+
+
+def imitate(model: GNNActorCritic, config: OnlineCbfConfig, generator: torch.Generator,
+            progress: Callable[[int], None] | None = None) -> dict[str, float]:
+    """Fit ``model``'s actor mean to the yield rule and its critic to the rule's returns, in place;
+    returns the losses before and after, and how the rule's own training episodes ended."""
+    t = config.train
+    views, targets, returns, stats = _demonstrations(config, t.imitate_steps, progress)
+    value_views = views[:len(returns)]
+    params = [*model.actor.parameters(), *model.critic.parameters()]
+    optimizer = torch.optim.Adam(params, lr=LEARNING_RATE)
+
+    def losses(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        actor = (model.actor(views[rows]) - targets[rows]).pow(2).mean()
+        value_rows = rows[rows < len(returns)]
+        critic = (model.critic(value_views[value_rows]).squeeze(-1) - returns[value_rows]).pow(2).mean()
+        return actor, critic
+
+    with torch.no_grad():
+        probe = torch.randperm(len(views), generator=generator)[:BATCH]
+        before = [float(x) for x in losses(probe)]
+    for _ in range(t.imitate_epochs):
+        order = torch.randperm(len(views), generator=generator)
+        for start in range(0, len(views), BATCH):
+            actor, critic = losses(order[start:start + BATCH])
+            loss = actor + critic
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise NonFiniteLoss(f"imitation of the yield rule: loss {value}; nothing was saved")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+    with torch.no_grad():
+        after = [float(x) for x in losses(probe)]
+    return {"imitate_actor_mse_before": before[0], "imitate_actor_mse": after[0],
+            "imitate_critic_mse_before": before[1], "imitate_critic_mse": after[1],
+            "rule_episode_success": stats["success"], "rule_episode_deadlock": stats["deadlock"],
+            "rule_episodes": stats["episodes"], "samples": float(len(views))}
