@@ -124,6 +124,10 @@ SWEEP = [  # argv (OUT: the output path), what the one error line must say
      "online_cbf_gnn/policy.pt: trained with filter.shared_k2=4.0, evaluated with 2.0"),
     (["eval", "online-cbf", "--gains", "2,2", "--set", "filter.shared_k2=0"],
      "filter: shared_k2 must be finite and > 0 (or unset), got 0.0"),
+    (["bench", "online-cbf", "--yield-rule", "3.9,0.35"], "--yield-rule '3.9,0.35': LOW must be below HIGH"),
+    (["bench", "online-cbf", "--yield-rule", "0.35"], "--yield-rule '0.35': expected two numbers"),
+    (["train", "online-cbf", "--set", "train.imitate=[0.35, 3.9]", "--out", "OUT"],
+     "train.imitate: the yield rule sets per-neighbour gains only"),
     (["bench", "online-cbf", "--grid-tilt", "0.4,x"], "--grid-tilt '0.4,x': comma-separated angles in rad"),
     (["bench", "online-cbf", "--grid-tilt", "0.4,2"], "--grid-tilt '0.4,2': comma-separated angles in rad "
                                                        "(tilt must be finite and within +-1.5 rad"),

@@ -9,7 +9,7 @@ import torch
 
 from robo.cli import main
 from robo.nets.policy import MLPPolicy, save_policy
-from robo.tasks.online_cbf.config import OnlineCbfConfig, TrainSettings
+from robo.tasks.online_cbf.config import OnlineCbfConfig, RewardWeights, TrainSettings
 from robo.tasks.online_cbf.gain_env import SwarmGainEnv
 from robo.tasks.online_cbf.tuner import AS_TRAINED, GainTuner
 
@@ -50,6 +50,19 @@ def test_progress_is_rewarded_and_the_state_dict_resumes_exactly():
 TINY = ["--set", "train.envs=2", "--set", "agents=4", "--set", "train.neighbours=4",
         "--set", "train.hidden=8", "--set", "train.runner.num_steps=8",
         "--set", "train.runner.checkpoint_interval=1"]
+
+
+def test_a_team_share_gives_every_agent_of_an_episode_its_mean_reward():
+    action = torch.full((8, 2), 0.5)
+    own, team = _env(), _env(reward=RewardWeights(team=1.0))
+    own.reset(seed=1)
+    team.reset(seed=1)
+    for _ in range(40):  # 2 s: the agents meet, and their filters treat them differently
+        r_own, r_team = own.step(action)[1].reshape(2, 4), team.step(action)[1].reshape(2, 4)
+    assert float(r_own.std(dim=1).max()) > 1e-4  # agents earn differently on their own
+    assert torch.allclose(r_team, r_own.mean(dim=1, keepdim=True).expand(2, 4))
+    with pytest.raises(ValueError, match=r"train\.reward\.team must be in \[0, 1\]"):
+        OnlineCbfConfig(train=TrainSettings(reward=RewardWeights(team=1.5)))
 
 
 def test_train_resumes_and_exports_a_tuner_that_eval_runs_the_same_in_onnx_and_torch(tmp_path, capsys):

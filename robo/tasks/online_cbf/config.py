@@ -42,6 +42,7 @@ class RewardWeights:
     deadlock: float = 5.0        # once, when an agent becomes deadlocked
     slack: float = 0.05          # per step an agent's QP needs slack (a fault: it brakes)
     collision: float = 10.0      # per contact onset an agent is part of
+    team: float = 0.0            # share of the episode's mean reward in each agent's (1: all the team's)
 
 
 def _tuner_ppo() -> PPOConfig:
@@ -66,7 +67,7 @@ class TrainSettings:
     per_neighbour: bool = False  # also a (k1, k2) per edge slot, for that neighbour's barrier row
     imitate: list[float] | None = None  # [low, high]: first imitate the yield rule (warm_start.py)
     imitate_steps: int = 1200    # steps of the training environment under the rule (the demonstrations)
-    imitate_epochs: int = 5      # passes of the actor and critic over them
+    imitate_epochs: int = 40     # passes of the actor and critic over them (5 left the corridor jammed)
     episode_time: float = 30.0   # s, the training episodes' horizon
     seed: int = 1_000_000        # training scenarios, apart from evaluation (0) and grid search (10000)
     reward: RewardWeights = field(default_factory=RewardWeights)
@@ -142,6 +143,8 @@ class OnlineCbfConfig:
                 unsquash_gains(t.init_gains, *output_range(t.k_min, t.k_max, None))
             except ValueError as e:
                 raise ValueError(f"train.init_gains: {e}") from None
+        if not 0.0 <= t.reward.team <= 1.0:
+            raise ValueError(f"train.reward.team must be in [0, 1], got {t.reward.team}")
         if t.imitate is not None:
             if not t.per_neighbour or t.tilt_range is not None:
                 raise ValueError("train.imitate: the yield rule sets per-neighbour gains only: needs "

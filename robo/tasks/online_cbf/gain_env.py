@@ -9,7 +9,8 @@ slot's (k1, k2), through :func:`robo.nets.gnn.squash_gains` and
 nominal PD command goes through the decentralised filter with those gains; the swarm steps.
 Per-agent reward (weights in :class:`RewardWeights`): progress toward the goal, a time cost while
 away from it, a deadlock penalty at the onset, a slack (fault) penalty, a collision penalty, and a
-shared success bonus when every agent of the episode arrived with no collision. An episode
+shared success bonus when every agent of the episode arrived with no collision; ``reward.team`` mixes
+the episode's mean into every agent's (so an agent that gives way is not the one that pays for it). An episode
 terminates when every agent is at its goal and is truncated at ``train.episode_time`` (a deadlock
 does not end it: agents that stalled may still get through, as they do in the evaluation); its rows
 are then reset with the next seeded scenario (same step).
@@ -134,6 +135,8 @@ class SwarmGainEnv:
         all_there = there.all(dim=1)
         success = all_there & (new.collisions == 0)
         reward = reward + w.success * success[:, None]
+        # who gives way loses time for the others' gain: with a team share the episode's mean pays it back
+        reward = (1.0 - w.team) * reward + w.team * reward.mean(dim=1, keepdim=True)
         terminated = all_there
         truncated = ~terminated & (self.t >= sw.episode_steps)
         self.state = new

@@ -78,7 +78,8 @@ def train(config: OnlineCbfConfig, args: argparse.Namespace, ctx: Context) -> st
     elif t.imitate is not None:  # a fresh run: demonstrations first (a resumed one has them in its weights)
         from robo.tasks.online_cbf.warm_start import imitate
 
-        with ctx.bar("online-cbf imitating the yield rule", t.imitate_steps * env.num_envs) as bar:
+        rows = t.imitate_steps * env.num_envs * (1 + t.imitate_epochs)  # collected, then fitted per epoch
+        with ctx.bar("online-cbf imitating the yield rule", rows) as bar:
             run.write_json(IMITATION, imitate(runner.model, config, runner.generator, progress=bar.update))
     per_iteration = t.runner.num_steps * env.num_envs
     first, started = runner.iteration, time.perf_counter()

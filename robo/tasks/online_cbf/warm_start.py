@@ -72,7 +72,9 @@ def _demonstrations(config: OnlineCbfConfig, steps: int, progress: Callable[[int
 def imitate(model: GNNActorCritic, config: OnlineCbfConfig, generator: torch.Generator,
             progress: Callable[[int], None] | None = None) -> dict[str, float]:
     """Fit ``model``'s actor mean to the yield rule and its critic to the rule's returns, in place;
-    returns the losses before and after, and how the rule's own training episodes ended."""
+    returns the losses before and after, and how the rule's own training episodes ended. ``progress``
+    counts the demonstrations' rows as they are collected, then once more per epoch as they are fitted
+    (``train.imitate_steps * num_envs * (1 + train.imitate_epochs)`` in all)."""
     t = config.train
     views, targets, returns, stats = _demonstrations(config, t.imitate_steps, progress)
     value_views = views[:len(returns)]
@@ -91,7 +93,8 @@ def imitate(model: GNNActorCritic, config: OnlineCbfConfig, generator: torch.Gen
     for _ in range(t.imitate_epochs):
         order = torch.randperm(len(views), generator=generator)
         for start in range(0, len(views), BATCH):
-            actor, critic = losses(order[start:start + BATCH])
+            rows = order[start:start + BATCH]
+            actor, critic = losses(rows)
             loss = actor + critic
             value = float(loss.detach())
             if not math.isfinite(value):
@@ -100,6 +103,8 @@ def imitate(model: GNNActorCritic, config: OnlineCbfConfig, generator: torch.Gen
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
+            if progress is not None:
+                progress(len(rows))
     with torch.no_grad():
         after = [float(x) for x in losses(probe)]
     return {"imitate_actor_mse_before": before[0], "imitate_actor_mse": after[0],
