@@ -16,7 +16,12 @@ Train the GNN gain tuner with PPO, every agent of every episode one sample (para
 action is the agent's HOCBF gains (k1, k2), Gaussian in a pre-squash space, mapped by a scaled sigmoid
 into [train.k_min, train.k_max] (behind filter.shared_k2, 4 by default, the filter replaces every k2 by
 that one, so the k2 output is unused: see robo eval online-cbf --help); the reward is progress, time,
-success, deadlock, slack and collisions (train.reward). Episode e plays train.scenarios[e % len].
+success, deadlock, slack and collisions (train.reward; train.reward.team=1 gives every agent its
+episode's mean, so an agent that gives way does not pay for it). Episode e plays
+train.scenarios[e % len]. A per-neighbour tuner (train.per_neighbour=true) can start from
+demonstrations: with train.imitate=[LOW, HIGH] the run first rolls the yield rule (robo eval
+online-cbf --gains-yield LOW,HIGH) and fits the actor to its gains and the critic to its returns, once,
+then PPO goes on from there (imitation.json in the run folder).
 Writes into the run folder: checkpoint.pt (--resume continues it), TensorBoard scalars,
 learning_curve.csv/.png, metrics.json, policy.pt and its ONNX export policy.onnx + policy.json (the
 card: max neighbours, gain range, the filter it was trained behind).
@@ -24,6 +29,9 @@ card: max neighbours, gain range, the filter it was trained behind).
 examples:
   robo train online-cbf --config configs/online_cbf_quick.yaml --out runs/online_cbf/quick
   robo train online-cbf --config configs/online_cbf.yaml --out runs/online_cbf/a --resume
+  robo train online-cbf --config configs/online_cbf_quick.yaml --set tilt=0 --set train.per_neighbour=true \\
+      --set "train.imitate=[0.35, 3.9]" --set train.reward.team=1 --set train.reward.deadlock=50 \\
+      --set train.runner.init_std=0.3 --set train.envs=32 --set train.runner.iterations=200
 """
 
 EVAL_DESCRIPTION = """\
