@@ -6,8 +6,10 @@ together, which Gaussian exploration per agent and step does not stumble on. The
 (:mod:`robo.tasks.online_cbf.yield_rule`) does get through. So, before PPO, the environment is rolled
 under the rule for ``train.imitate_steps`` steps; the actor's mean (pre-squash) is fitted by MSE to the
 rule's outputs on every visited view, and the critic to the discounted returns the rule earned there
-(so PPO's first advantages are not the noise of an untrained critic). PPO then improves on the rule
-with the same reward as ever. Both stages run on the environment's own seeded training episodes.
+(so PPO's first advantages are not the noise of an untrained critic). PPO then goes on with the run's
+reward; on per-agent rewards it undoes the rule (who gives way pays for the others' progress), which
+``train.reward.team`` prevents (the README's table). Both stages run on the environment's own seeded
+training episodes.
 """
 
 from __future__ import annotations
@@ -64,9 +66,8 @@ def _demonstrations(config: OnlineCbfConfig, steps: int, progress: Callable[[int
     ended = env.take_finished()
     episodes = {key: sum(e[key] for e in ended) / max(len(ended), 1) for key in ("success", "deadlock")}
     episodes["episodes"] = float(len(ended))
-    keep = steps - horizon
     return (torch.stack(views).flatten(0, 1), torch.stack(targets).flatten(0, 1),
-            returns[:keep].flatten(), {**episodes, "value_rows": float(keep * env.num_envs)})
+            returns[:steps - horizon].flatten(), episodes)
 
 
 def imitate(model: GNNActorCritic, config: OnlineCbfConfig, generator: torch.Generator,
