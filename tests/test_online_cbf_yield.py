@@ -5,6 +5,7 @@ it."""
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -97,3 +98,15 @@ def test_imitation_settings_are_checked_before_anything_runs():
         OnlineCbfConfig(train=TrainSettings(per_neighbour=True, imitate=[0.25, 3.9]))
     with pytest.raises(ValueError, match=r"train\.imitate_steps must be >= 1"):
         OnlineCbfConfig(train=TrainSettings(per_neighbour=True, imitate=[0.35, 3.9], imitate_steps=0))
+
+
+def test_the_bench_runs_the_rule_on_the_scenario_table_beside_the_tuner():
+    from robo.bench.online_cbf import _scenarios
+
+    policy = Path(__file__).resolve().parents[1] / "robo/policies/online_cbf_gnn_per_neighbour/policy.pt"
+    # the right-hand rule on: every controller's episodes end early (this checks the table, not the scores)
+    table = _scenarios(["swap"], 2, 4, str(policy), tilt=0.4, shared_k2=4.0, rule=(LOW, HIGH))["swap"]
+    rule = table["yield_rule"]
+    assert rule["episodes"] == table["gnn"]["episodes"] == 2 and rule["collisions"] == 0
+    assert rule["gains"]["k1_p05"] >= LOW and rule["gains"]["k1_p95"] == pytest.approx(HIGH)  # the rule's
+    assert "yield_rule" not in _scenarios(["swap"], 1, 2, str(policy), tilt=0.4, shared_k2=4.0)["swap"]

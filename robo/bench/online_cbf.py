@@ -137,8 +137,7 @@ def _scenarios(names: list[str], episodes: int, agents: int, policy: str, tilt: 
         table[name] = {"nominal": nominal, "best_fixed": fixed, "gnn": gnn, "grid": grid}
         rows = [(f"best fixed {fixed_label(best)}", fixed), ("GNN tuner", gnn)]
         if rule is not None:
-            table[name]["yield_rule"] = {"gains": list(rule),
-                                         **metrics(run_episodes(config, yield_tuner(*rule)), config)}
+            table[name]["yield_rule"] = metrics(run_episodes(config, yield_tuner(*rule)), config)
             rows.append((f"yield rule {rule[0]:g} / {rule[1]:g}", table[name]["yield_rule"]))
         print(f"{name:<10} nominal: success {nominal['success_rate']:.0%} collisions {nominal['collisions']}",
               flush=True)

@@ -21,6 +21,7 @@ import torch
 
 from robo.nets.gnn import GNNActorCritic, unsquash_gains
 from robo.rl.checkpoint import NonFiniteLoss
+from robo.rl.rollout_storage import RolloutStorage
 from robo.tasks.online_cbf.config import OnlineCbfConfig
 from robo.tasks.online_cbf.gain_env import SwarmGainEnv
 from robo.tasks.online_cbf.yield_rule import yield_outputs
@@ -29,45 +30,34 @@ BATCH = 4096
 LEARNING_RATE = 1e-3
 
 
-def _pre_squash(outputs: torch.Tensor, low: float, high: float, k_min: float, k_max: float) -> torch.Tensor:
-    """The rule's two gain values as the actor's pre-squash outputs (what its Gaussian's mean must be)."""
-    a_low, a_high = unsquash_gains([low, high], [k_min] * 2, [k_max] * 2)
-    return torch.where(outputs < (low + high) / 2, a_low, a_high)
-
-
 @torch.no_grad()
 def _demonstrations(config: OnlineCbfConfig, steps: int, progress: Callable[[int], None] | None
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, float]]:
-    """(views [S, obs], pre-squash rule outputs [S, act], discounted returns [S], the rule's episodes)
-    from ``steps`` steps of the training environment under the rule; returns are kept only where the
-    rest of the rollout covers the discount's horizon."""
+    """(views [S, obs], the rule's outputs in the actor's pre-squash space [S, act], discounted returns
+    [S'], the rule's episodes) from ``steps`` steps of the training environment under the rule; returns
+    are kept only for the first S' views, whose rest of the rollout covers the discount's horizon."""
     t = config.train
-    low, high = t.imitate
+    # the rule places two values; placing their pre-squash images gives the actor's targets directly
+    low, high = unsquash_gains(t.imitate, [t.k_min] * 2, [t.k_max] * 2)
     env = SwarmGainEnv(config)
     obs, _ = env.reset(seed=config.seed)
-    views, targets, rewards, dones = [], [], [], []
+    rollout = RolloutStorage(steps, env.num_envs, env.observation_size, env.action_size)
+    zeros = torch.zeros(env.num_envs)
     for _ in range(steps):
-        out = yield_outputs(obs.double(), config.swarm.dim, t.neighbours, low, high)
-        action = _pre_squash(out, low, high, t.k_min, t.k_max)
-        views.append(obs)
-        targets.append(action.float())
-        obs, reward, terminated, truncated, _ = env.step(action)
-        rewards.append(reward)
-        dones.append(terminated | truncated)
+        action = yield_outputs(obs.double(), config.swarm.dim, t.neighbours, low, high).float()
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        # no critic yet: values 0 and lambda 1 make GAE's return the plain discounted return
+        rollout.add(obs, action, zeros, zeros, reward, terminated, truncated, zeros)
+        obs = next_obs
         if progress is not None:
             progress(env.num_envs)
-    gamma = t.ppo.gamma
-    returns = torch.zeros(steps, env.num_envs)
-    running = torch.zeros(env.num_envs)
-    for i in reversed(range(steps)):
-        running = rewards[i] + gamma * running * (~dones[i])
-        returns[i] = running
-    horizon = min(steps - 1, math.ceil(math.log(0.01) / math.log(gamma)))  # the tail's weight below 1 %
+    rollout.compute_returns(zeros, t.ppo.gamma, lam=1.0)
+    horizon = min(steps - 1, math.ceil(math.log(0.01) / math.log(t.ppo.gamma)))  # tail weight below 1 %
     ended = env.take_finished()
     episodes = {key: sum(e[key] for e in ended) / max(len(ended), 1) for key in ("success", "deadlock")}
     episodes["episodes"] = float(len(ended))
-    return (torch.stack(views).flatten(0, 1), torch.stack(targets).flatten(0, 1),
-            returns[:steps - horizon].flatten(), episodes)
+    return (rollout.obs.flatten(0, 1), rollout.actions.flatten(0, 1),
+            rollout.returns[:steps - horizon].flatten(), episodes)
 
 
 def imitate(model: GNNActorCritic, config: OnlineCbfConfig, generator: torch.Generator,
